@@ -1,0 +1,57 @@
+"""The pixel module: decode DICOM/PNG/JPEG into the pixel contract and letterbox it for the model.
+
+Shared by the torch-free service, the PACS bridge (header checks) and training, so it depends only
+on numpy, pydicom (and its decoder plugins) and Pillow. See docs/contracts.md and docs/imaging.md.
+"""
+
+from app.imaging.decode import DEFAULT_MAX_PIXELS, decode_bytes, decode_path
+from app.imaging.dicom_header import check_dicom_header, read_dicom
+from app.imaging.errors import (
+    ERROR_CODES,
+    CorruptImageError,
+    ImageTooLargeError,
+    ImagingError,
+    InvalidDicomError,
+    MultiFrameError,
+    NotAnImageError,
+    NotChestError,
+    UnsupportedMediaTypeError,
+    UnsupportedPhotometricError,
+    UnsupportedTransferSyntaxError,
+    UnsupportedViewError,
+)
+from app.imaging.geometry import Letterbox, letterbox, resize
+from app.imaging.info import DecodedImage, ImageInfo
+from app.imaging.preprocessing import IMAGENET_MEAN, IMAGENET_STD, PreprocessingSpec, normalise, preprocess
+from app.imaging.privacy import quiet_pydicom_value_messages
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ERROR_CODES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "CorruptImageError",
+    "DecodedImage",
+    "ImageInfo",
+    "ImageTooLargeError",
+    "ImagingError",
+    "InvalidDicomError",
+    "Letterbox",
+    "MultiFrameError",
+    "NotAnImageError",
+    "NotChestError",
+    "PreprocessingSpec",
+    "UnsupportedMediaTypeError",
+    "UnsupportedPhotometricError",
+    "UnsupportedTransferSyntaxError",
+    "UnsupportedViewError",
+    "check_dicom_header",
+    "decode_bytes",
+    "decode_path",
+    "letterbox",
+    "normalise",
+    "preprocess",
+    "quiet_pydicom_value_messages",
+    "read_dicom",
+    "resize",
+]

@@ -1,0 +1,29 @@
+"""MeDSLIP model: configuration, registry, dual-stream network, segmentation head, text encoder."""
+
+from training.model.checkpoint import load_checkpoint, model_from_state, save_checkpoint
+from training.model.config import ModelConfig
+from training.model.medslip import MeDSLIP, MeDSLIPOutput
+from training.model.registry import create_model, get_model_config, list_models, register_model
+from training.model.resnet import ResNetTrunk
+from training.model.segmentation import SEGMENTATION_STRUCTURES, SegmentationHead, SegmentationModel
+from training.model.text_encoder import TextEncoder, build_query_books, load_descriptions
+
+__all__ = [
+    "SEGMENTATION_STRUCTURES",
+    "MeDSLIP",
+    "MeDSLIPOutput",
+    "ModelConfig",
+    "ResNetTrunk",
+    "SegmentationHead",
+    "SegmentationModel",
+    "TextEncoder",
+    "build_query_books",
+    "create_model",
+    "get_model_config",
+    "list_models",
+    "load_checkpoint",
+    "load_descriptions",
+    "model_from_state",
+    "register_model",
+    "save_checkpoint",
+]

@@ -1,0 +1,230 @@
+"""Dynamic batcher: many concurrent requests -> few model calls (after BentoML's dispatcher).
+
+Requests wait in a bounded asyncio queue (a `stat` lane served first). A batch is released when it
+holds `max_batch_size` requests or the oldest has waited `max_delay_ms`; with `eager` on, it is also
+released at once when no other request is still being decoded (nobody is about to join, so waiting
+would only add latency). The model call runs in a worker thread so the event loop keeps accepting.
+An exception fails only that batch's requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from app.errors import DeadlineExceededError, InferenceFailedError, QueueFullError, ShuttingDownError
+from app.metrics import ServiceMetrics
+
+logger = logging.getLogger(__name__)
+
+PayloadT = TypeVar("PayloadT")
+ResultT = TypeVar("ResultT")
+
+
+def bucket_size(count: int, buckets: Sequence[int]) -> int:
+    """Smallest bucket holding `count` items (buckets sorted ascending); the largest if none does."""
+    for size in buckets:
+        if size >= count:
+            return size
+    return buckets[-1]
+
+
+def pad_batch(batch: np.ndarray, size: int) -> np.ndarray:
+    """Zero-pad the leading axis of (n, ...) up to (size, ...), so the runtime sees a warmed-up shape."""
+    if batch.shape[0] >= size:
+        return batch
+    padding = np.zeros((size - batch.shape[0], *batch.shape[1:]), dtype=batch.dtype)
+    return np.concatenate([batch, padding], axis=0)
+
+
+@dataclass(frozen=True)
+class BatchResult(Generic[ResultT]):
+    """One request's share of a batch plus how it was served."""
+
+    value: ResultT
+    batch_size: int
+    queue_s: float
+    infer_s: float
+
+
+@dataclass
+class _Pending(Generic[PayloadT, ResultT]):
+    payload: PayloadT
+    future: asyncio.Future[BatchResult[ResultT]]
+    enqueued: float
+    deadline: float | None
+    priority: str
+    dequeued: float = field(default=0.0)
+
+
+class Batcher(Generic[PayloadT, ResultT]):
+    """Collects payloads; calls `process(list[payload]) -> list[result]` in `executor`, a batch at a time."""
+
+    def __init__(
+        self,
+        process: Callable[[list[PayloadT]], list[ResultT]],
+        *,
+        executor: Executor,
+        metrics: ServiceMetrics,
+        max_batch_size: int,
+        max_delay_s: float,
+        max_queue_size: int,
+        retry_after_s: int,
+        eager: bool = True,
+    ) -> None:
+        self._process = process
+        self._executor = executor
+        self._metrics = metrics
+        self._max_batch = max_batch_size
+        self._max_delay = max_delay_s
+        self._max_queue = max_queue_size
+        self._retry_after = retry_after_s
+        self._eager = eager
+        self._incoming = 0
+        self._stat: deque[_Pending[PayloadT, ResultT]] = deque()
+        self._routine: deque[_Pending[PayloadT, ResultT]] = deque()
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        return len(self._stat) + len(self._routine)
+
+    def expect(self) -> None:
+        """A request started decoding and will probably submit soon: worth waiting for."""
+        self._incoming += 1
+
+    def unexpect(self) -> None:
+        """The announced request submitted or failed; re-check whether the batch should go."""
+        self._incoming = max(0, self._incoming - 1)
+        self._wakeup.set()
+
+    def start(self) -> None:
+        """Start the dispatcher task on the running loop."""
+        self._task = asyncio.get_running_loop().create_task(self._dispatch_forever(), name="medslip-batcher")
+
+    async def close(self) -> None:
+        """Refuse new work, run everything already queued (reason "drain"), then stop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def submit(
+        self, payload: PayloadT, *, priority: str = "routine", deadline: float | None = None
+    ) -> BatchResult[ResultT]:
+        """Queue `payload`; `deadline` is a time.monotonic() instant after which the caller gets 504."""
+        if self._closing:
+            self._metrics.rejections.labels(reason="shutting_down").inc()
+            raise ShuttingDownError("the service is draining; retry on another replica")
+        if self.depth >= self._max_queue:
+            self._metrics.rejections.labels(reason="queue_full").inc()
+            raise QueueFullError(
+                f"{self.depth} requests already queued", headers={"Retry-After": str(self._retry_after)}
+            )
+        now = time.monotonic()
+        if deadline is not None and deadline <= now:
+            self._metrics.rejections.labels(reason="deadline_exceeded").inc()
+            raise DeadlineExceededError("the deadline passed before the request was queued")
+        future: asyncio.Future[BatchResult[ResultT]] = asyncio.get_running_loop().create_future()
+        pending = _Pending(payload, future, now, deadline, priority)
+        (self._stat if priority == "stat" else self._routine).append(pending)
+        self._metrics.queue_depth.set(self.depth)
+        self._wakeup.set()
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            self._forget(pending)
+            future.cancel()  # the dispatcher skips or discards it
+            self._metrics.rejections.labels(reason="deadline_exceeded").inc()
+            raise DeadlineExceededError("no result before the request's deadline") from None
+
+    def _forget(self, pending: _Pending[PayloadT, ResultT]) -> None:
+        for lane in (self._stat, self._routine):
+            with contextlib.suppress(ValueError):
+                lane.remove(pending)
+        self._metrics.queue_depth.set(self.depth)
+
+    def _oldest_enqueued(self) -> float:
+        return min(lane[0].enqueued for lane in (self._stat, self._routine) if lane)
+
+    async def _wait_for_batch(self) -> str:
+        """Sleep until a batch should be released; returns the reason (full, timeout, idle, drain)."""
+        while self.depth < self._max_batch and not self._closing:
+            if self._eager and self._incoming == 0:
+                return "idle"
+            remaining = self._oldest_enqueued() + self._max_delay - time.monotonic()
+            if remaining <= 0:
+                return "timeout"
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return "timeout"
+        return "full" if self.depth >= self._max_batch else "drain"
+
+    def _take(self) -> list[_Pending[PayloadT, ResultT]]:
+        taken: list[_Pending[PayloadT, ResultT]] = []
+        now = time.monotonic()
+        for lane in (self._stat, self._routine):
+            while lane and len(taken) < self._max_batch:
+                pending = lane.popleft()
+                pending.dequeued = now
+                taken.append(pending)
+        self._metrics.queue_depth.set(self.depth)
+        return taken
+
+    async def _dispatch_forever(self) -> None:
+        while True:
+            if self.depth == 0:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            reason = await self._wait_for_batch()
+            if self.depth == 0:
+                continue
+            live = [p for p in self._take() if not p.future.done()]
+            if live:
+                await self._run_batch(live, reason)
+
+    async def _run_batch(self, batch: list[_Pending[PayloadT, ResultT]], reason: str) -> None:
+        self._metrics.batches.labels(reason=reason).inc()
+        self._metrics.batch_size.observe(len(batch))
+        for pending in batch:
+            self._metrics.queue_wait.labels(priority=pending.priority).observe(
+                pending.dequeued - pending.enqueued
+            )
+        start = time.perf_counter()
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._process, [p.payload for p in batch]
+            )
+            if len(results) != len(batch):
+                raise RuntimeError(f"batch function returned {len(results)} results for {len(batch)} inputs")
+        except Exception as exc:  # one failing batch must not stop the dispatcher
+            logger.error("batch failed", extra={"batch_size": len(batch), "error_type": type(exc).__name__})
+            error = InferenceFailedError(f"the model failed on this request's batch ({type(exc).__name__})")
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+            return
+        infer_s = time.perf_counter() - start
+        self._metrics.stage_duration.labels(stage="infer").observe(infer_s)
+        for pending, value in zip(batch, results, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(
+                    BatchResult(value, len(batch), pending.dequeued - pending.enqueued, infer_s)
+                )

@@ -1,0 +1,367 @@
+"""`medslip-bench`: latency and throughput of the service over HTTP vs the same bundle in-process.
+
+Why both: the service's value is batching under load, its cost is overhead at low load. We measure
+p50/p95/p99 latency, throughput and mean batch size at several concurrencies (closed loop: each of
+`c` clients sends its next request when the previous answer arrives), with batching on and off, and
+the bare model time (ONNX Runtime in-process; PyTorch eager when a checkpoint is given) on the same
+real images from ../shared/data. Results go to JSON and a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import logging
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+
+from app.bundle import load_bundle
+from app.imaging import decode_bytes, preprocess
+from app.runtime import OrtImageModel
+from app.settings import REPO_ROOT
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LEVELS = (1, 4, 16, 64)
+BATCHING_ON = {
+    "MEDSLIP_MAX_BATCH_SIZE": "8",
+    "MEDSLIP_BATCH_BUCKETS": "[1,2,4,8]",
+    "MEDSLIP_MAX_DELAY_MS": "5",
+}
+BATCHING_OFF = {"MEDSLIP_MAX_BATCH_SIZE": "1", "MEDSLIP_BATCH_BUCKETS": "[1]", "MEDSLIP_MAX_DELAY_MS": "0"}
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    """p50/p95/p99/mean of a list of milliseconds (nearest-rank on the sorted samples)."""
+    ordered = sorted(samples_ms)
+
+    def rank(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, int(np.ceil(q * len(ordered))) - 1))]
+
+    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "mean": statistics.fmean(ordered)}
+
+
+def shared_data_dir() -> Path:
+    env = os.environ.get("MEDSLIP_SHARED_DATA")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+
+
+def load_images(data_dir: Path, count: int) -> list[tuple[bytes, str]]:
+    """Frontal JPEG chest films from covid-chestxray plus the chest DICOMs: (bytes, media type)."""
+    images: list[tuple[bytes, str]] = []
+    for path in sorted((data_dir / "dicom").glob("*.dcm")):
+        if not path.name.startswith("wg04_RG2"):  # the hip films are refused by design
+            images.append((path.read_bytes(), "application/dicom"))
+    with (data_dir / "covid-chestxray" / "manifest.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if len(images) >= count:
+                break
+            if row["view"] in {"PA", "AP"}:
+                images.append(((data_dir / "covid-chestxray" / row["image"]).read_bytes(), "image/jpeg"))
+    if not images:
+        raise SystemExit(f"no images found under {data_dir}")
+    return images[:count]
+
+
+def time_calls(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Milliseconds of `repeats` calls after one untimed warm-up call."""
+    fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return samples
+
+
+def bench_in_process(
+    model_dir: Path, images: list[tuple[bytes, str]], repeats: int, threads: int
+) -> dict[str, Any]:
+    """Bare ONNX Runtime at batch 1, and decode+preprocess+model in-process (no HTTP, no queue)."""
+    bundle = load_bundle(model_dir)
+    runner = OrtImageModel(bundle, device="auto", intra_op_threads=threads)
+    size = bundle.image_size
+    tensors = [preprocess(decode_bytes(data, media).pixels, size=size)[0][None] for data, media in images]
+
+    def bare(index: list[int]) -> None:
+        runner.run(tensors[index[0] % len(tensors)], bundle.pathology_queries, bundle.anatomy_queries)
+        index[0] += 1
+
+    def pipeline(index: list[int]) -> None:
+        data, media = images[index[0] % len(images)]
+        tensor = preprocess(decode_bytes(data, media).pixels, size=size)[0][None]  # (1, 3, S, S)
+        runner.run(tensor, bundle.pathology_queries, bundle.anatomy_queries)
+        index[0] += 1
+
+    counter_a, counter_b = [0], [0]
+    return {
+        "provider": runner.provider,
+        "onnxruntime_bare_ms": percentiles(time_calls(lambda: bare(counter_a), repeats)),
+        "in_process_pipeline_ms": percentiles(time_calls(lambda: pipeline(counter_b), repeats)),
+    }
+
+
+def bench_torch_eager(
+    checkpoint: Path, model_dir: Path, images: list[tuple[bytes, str]], repeats: int
+) -> dict[str, Any]:
+    """PyTorch eager forward of the same weights at batch 1 (torch is imported only here)."""
+    import torch  # noqa: PLC0415  (the service never imports torch; the benchmark may)
+
+    from training.model.checkpoint import load_checkpoint  # noqa: PLC0415
+
+    model, _ = load_checkpoint(checkpoint)
+    size = load_bundle(model_dir).image_size
+    tensors = [torch.from_numpy(preprocess(decode_bytes(d, m).pixels, size=size)[0][None]) for d, m in images]
+    index = [0]
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(tensors[index[0] % len(tensors)])
+        index[0] += 1
+
+    return {
+        "torch_eager_ms": percentiles(time_calls(forward, repeats)),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+async def drive_level(
+    url: str, endpoint: str, images: list[tuple[bytes, str]], concurrency: int, total: int
+) -> dict[str, Any]:
+    """Closed loop at `concurrency`: returns latency percentiles, throughput and mean batch size."""
+    latencies: list[float] = []
+    batch_sizes: list[int] = []
+    errors: dict[str, int] = {}
+    counter = iter(range(total))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120.0, limits=limits) as client:
+
+        async def worker() -> None:
+            for i in counter:
+                data, media = images[i % len(images)]
+                start = time.perf_counter()
+                response = await client.post(endpoint, content=data, headers={"Content-Type": media})
+                elapsed = (time.perf_counter() - start) * 1000.0
+                if response.status_code == 200:
+                    latencies.append(elapsed)
+                    batch_sizes.append(int(response.json()["batch_size"]))
+                else:
+                    errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
+
+        wall_start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - wall_start
+    return {
+        "concurrency": concurrency,
+        "requests": total,
+        "ok": len(latencies),
+        "errors": errors,
+        "latency_ms": percentiles(latencies) if latencies else None,
+        "throughput_rps": len(latencies) / wall,
+        "mean_batch_size": statistics.fmean(batch_sizes or [0]),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def spawn_server(
+    model_dir: Path, env_overrides: dict[str, str], threads: int
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start medslip-serve on a free loopback port and wait (bounded) until it is ready."""
+    port = free_port()
+    env = {
+        **os.environ,
+        **env_overrides,
+        "MEDSLIP_LOG_LEVEL": "WARNING",
+        "MEDSLIP_INTRA_OP_THREADS": str(threads),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "app.main",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--model-dir",
+        str(model_dir),
+    ]
+    process = subprocess.Popen(
+        command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        if process.poll() is not None:
+            raise SystemExit(f"medslip-serve exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=1.0).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise SystemExit("medslip-serve did not become ready in 60 s")
+
+
+def run_http(url: str, args: argparse.Namespace, images: list[tuple[bytes, str]]) -> list[dict[str, Any]]:
+    levels = []
+    for concurrency in args.concurrency:
+        total = max(args.requests, 4 * concurrency)
+        logger.info("http level", extra={"concurrency": concurrency, "requests": total})
+        levels.append(asyncio.run(drive_level(url, args.endpoint, images, concurrency, total)))
+    return levels
+
+
+def overhead(server_levels: list[dict[str, Any]], reference_ms: float) -> float | None:
+    level_one = next((lv for lv in server_levels if lv["concurrency"] == 1 and lv["latency_ms"]), None)
+    if level_one is None or reference_ms <= 0:
+        return None
+    return (level_one["latency_ms"]["p50"] - reference_ms) / reference_ms * 100.0
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The report: environment, in-process reference and one table per server configuration."""
+    lines = [
+        f"# Service benchmark: {result['label']}",
+        "",
+        f"Measured {result['created']} on {result['machine']} with `{result['command']}`.",
+        "",
+        f"Images: {result['images']} real chest X-rays from ../shared/data (DICOM and JPEG), endpoint "
+        f"`{result['endpoint']}`, closed loop.",
+        "",
+    ]
+    ref = result["in_process"]
+    lines += [
+        "## In-process reference (batch 1)",
+        "",
+        "| what | p50 ms | p95 ms | p99 ms |",
+        "|---|---|---|---|",
+    ]
+    rows = [
+        ("ONNX Runtime, model only", ref["onnxruntime_bare_ms"]),
+        ("decode + preprocess + ONNX Runtime", ref["in_process_pipeline_ms"]),
+    ]
+    if "torch_eager_ms" in ref:
+        rows.append(("PyTorch eager (same weights, MeDSLIP forward)", ref["torch_eager_ms"]))
+    for name, stats in rows:
+        lines.append(f"| {name} | {stats['p50']:.2f} | {stats['p95']:.2f} | {stats['p99']:.2f} |")
+    lines += ["", f"Provider: {ref['provider']}.", ""]
+    for config in result["servers"]:
+        lines += [
+            f"## Over HTTP: {config['name']}",
+            "",
+            "| concurrency | p50 ms | p95 ms | p99 ms | throughput req/s | mean batch | errors |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for level in config["levels"]:
+            lat = level["latency_ms"] or {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+            lines.append(
+                f"| {level['concurrency']} | {lat['p50']:.2f} | {lat['p95']:.2f} | {lat['p99']:.2f} | "
+                f"{level['throughput_rps']:.1f} | {level['mean_batch_size']:.2f} | {level['errors'] or '-'} |"
+            )
+        for key, text in (
+            ("overhead_vs_pipeline_pct", "decode+preprocess+model in-process"),
+            ("overhead_vs_model_pct", "bare model"),
+        ):
+            if config.get(key) is not None:
+                lines.append(f"\nServer overhead at concurrency 1 over {text} (p50): {config[key]:.1f} %.")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medslip-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model-dir", type=Path, required=True, help="bundle to measure (in-process and spawned)"
+    )
+    parser.add_argument(
+        "--url", help="measure this running service instead of spawning batching on/off servers"
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, help="PyTorch checkpoint of the same weights (eager reference)"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="../shared/data (default: MEDSLIP_SHARED_DATA)"
+    )
+    parser.add_argument("--images", type=int, default=24)
+    parser.add_argument(
+        "--requests", type=int, default=64, help="requests per level (at least 4 x concurrency)"
+    )
+    parser.add_argument("--repeats", type=int, default=50, help="timed in-process calls")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=list(DEFAULT_LEVELS))
+    parser.add_argument("--endpoint", default="/classify")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = default)")
+    parser.add_argument("--label", default="model bundle")
+    parser.add_argument("--out-json", type=Path, default=REPO_ROOT / "docs" / "bench" / "service.json")
+    parser.add_argument("--out-md", type=Path, default=REPO_ROOT / "docs" / "bench" / "service.md")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    images = load_images(args.data_dir or shared_data_dir(), args.images)
+    reference = bench_in_process(args.model_dir, images, args.repeats, args.threads)
+    if args.checkpoint:
+        reference.update(bench_torch_eager(args.checkpoint, args.model_dir, images, args.repeats))
+    servers: list[dict[str, Any]] = []
+    if args.url:
+        servers.append({"name": f"running service {args.url}", "levels": run_http(args.url, args, images)})
+    else:
+        for name, env in (
+            ("batching on (max_batch_size 8, max_delay 5 ms)", BATCHING_ON),
+            ("batching off (max_batch_size 1)", BATCHING_OFF),
+        ):
+            process, url = spawn_server(args.model_dir, env, args.threads)
+            try:
+                servers.append({"name": name, "levels": run_http(url, args, images)})
+            finally:
+                process.terminate()
+                process.wait(timeout=60)
+    for config in servers:
+        config["overhead_vs_pipeline_pct"] = overhead(
+            config["levels"], reference["in_process_pipeline_ms"]["p50"]
+        )
+        config["overhead_vs_model_pct"] = overhead(config["levels"], reference["onnxruntime_bare_ms"]["p50"])
+    command = "medslip-bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    result = {
+        "label": args.label,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, onnxruntime {ort.__version__}",
+        "images": len(images),
+        "endpoint": args.endpoint,
+        "in_process": reference,
+        "servers": servers,
+    }
+    args.out_json.parent.mkdir(parents=True, exist_ok=True)
+    args.out_json.write_text(json.dumps(result, indent=2))
+    args.out_md.parent.mkdir(parents=True, exist_ok=True)
+    args.out_md.write_text(markdown(result))
+    sys.stdout.write(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""HTTP client of the inference service: the bridge's only way to reach the model.
+
+Transient failures (network, timeouts, 429, 5xx) are retried with backoff and the same
+Idempotency-Key, so a retried request never makes the service do or record the work twice.
+A 4xx problem+json answer is a refusal for good (e.g. `not_chest`) and is not retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from app.bridge.identifiers import idempotency_key
+from app.bridge.retry import Backoff
+
+logger = logging.getLogger(__name__)
+
+ROUTES = ("classify", "ground", "segment")
+ANATOMY_STRUCTURES = ("right_lung", "left_lung", "heart", "right_clavicle", "left_clavicle")
+_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class ServiceRefusedError(Exception):
+    """The service answered 4xx: this instance will never be accepted (code from problem+json)."""
+
+    def __init__(self, status: int, code: str, route: str) -> None:
+        super().__init__(f"{route} refused with HTTP {status}: {code}")
+        self.status = status
+        self.code = code
+        self.route = route
+
+
+class ServiceUnavailableError(Exception):
+    """All immediate retries failed; the dispatcher will try again later or dead-letter."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """The three service answers for one image, verbatim (the SR must carry the service's scores)."""
+
+    classify: dict[str, Any]
+    ground: dict[str, Any]
+    segment: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"classify": self.classify, "ground": self.ground, "segment": self.segment}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> InferenceResult:
+        return cls(classify=raw["classify"], ground=raw["ground"], segment=raw["segment"])
+
+    @property
+    def model(self) -> ModelInfo:
+        model = self.classify.get("model", {})
+        return ModelInfo(
+            str(model.get("name", "")), str(model.get("version", "")), str(model.get("sha256", ""))
+        )
+
+
+class InferenceClient:
+    """Calls /classify, /ground and /segment for one DICOM instance."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_seconds: float = 60.0,
+        retries: int = 3,
+        backoff: Backoff | None = None,
+        model_name: str = "medslip-cxr",
+        model_version: str = "",
+        api_key: str = "",
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=timeout_seconds, transport=transport
+        )
+        self._retries = retries
+        self._backoff = backoff or Backoff()
+        self._model_name = model_name
+        self._model_version = model_version
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._client.close()
+
+    def model_version(self) -> str:
+        """Version that goes into idempotency keys: configured, else read once from OIP model metadata."""
+        if not self._model_version:
+            try:
+                response = self._request("GET", f"/v2/models/{self._model_name}", route="model")
+            except ServiceRefusedError as exc:  # e.g. 404 unknown_model: a config problem, not the image's
+                raise ServiceUnavailableError(f"model metadata: {exc.code}") from exc
+            versions = response.json().get("versions") or []
+            if not versions:
+                raise ServiceUnavailableError("model metadata lists no version")
+            self._model_version = str(versions[0])
+        return self._model_version
+
+    def infer(
+        self, dicom: bytes, sop_instance_uid: str, findings: Sequence[str], max_grounded: int
+    ) -> InferenceResult:
+        """Scores for every finding, heatmaps + finding sites for the top ones, organ masks."""
+        version = self.model_version()
+        params: list[tuple[str, str]] = [("findings", name) for name in findings]
+        classify = self._post_dicom("classify", dicom, sop_instance_uid, version, params)
+        ranked = sorted(classify.get("findings", []), key=lambda f: float(f.get("score", 0.0)), reverse=True)
+        grounded = [str(f["name"]) for f in ranked[:max_grounded]]
+        ground: dict[str, Any] = {"findings": []}
+        if grounded:
+            ground = self._post_dicom(
+                "ground", dicom, sop_instance_uid, version, [("findings", name) for name in grounded]
+            )
+        segment = self._post_dicom(
+            "segment", dicom, sop_instance_uid, version, [("anatomy", name) for name in ANATOMY_STRUCTURES]
+        )
+        return InferenceResult(classify=classify, ground=ground, segment=segment)
+
+    def _post_dicom(
+        self, route: str, dicom: bytes, sop_instance_uid: str, version: str, params: list[tuple[str, str]]
+    ) -> dict[str, Any]:
+        headers = {
+            "Content-Type": "application/dicom",
+            "Accept": "application/json",
+            "Idempotency-Key": idempotency_key(sop_instance_uid, version, route),
+        }
+        response = self._request(
+            "POST", f"/{route}", route=route, content=dicom, headers=headers, params=params
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    def _request(self, method: str, path: str, *, route: str, **kwargs: Any) -> httpx.Response:
+        """One logical call: retried on transient failures, raised as refusal on a 4xx answer."""
+        last_problem = "no attempt"
+        for attempt in range(self._retries + 1):
+            retry_after: float | None = None
+            try:
+                response = self._client.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                last_problem = type(exc).__name__
+            else:
+                if response.is_success:
+                    return response
+                if response.status_code not in _RETRYABLE_STATUS:
+                    raise ServiceRefusedError(response.status_code, _problem_code(response), route)
+                last_problem = f"HTTP {response.status_code}"
+                retry_after = _retry_after_seconds(response)
+            if attempt < self._retries:
+                delay = self._backoff.delay(attempt, retry_after)
+                logger.warning(
+                    "service call failed, retrying",
+                    extra={"route": route, "attempt": attempt + 1, "problem": last_problem, "delay_s": delay},
+                )
+                self._sleep(delay)
+        raise ServiceUnavailableError(f"{route}: {last_problem} after {self._retries + 1} attempts")
+
+
+def _problem_code(response: httpx.Response) -> str:
+    """The stable `code` of a problem+json body, else a generic one from the status."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"http_{response.status_code}"
+    if isinstance(body, dict) and isinstance(body.get("code"), str):
+        return str(body["code"])
+    return f"http_{response.status_code}"
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # HTTP-date form: fall back to our own backoff

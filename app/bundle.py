@@ -1,0 +1,204 @@
+"""Load and verify a model bundle (docs/contracts.md, "Bundle"), and find the default one in model_store/.
+
+Why verify: a half-copied or edited bundle must fail loudly at start-up, not serve wrong scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+TEXT_ENCODERS_DIR = "text-encoders"
+SCHEMA_VERSION = 1
+
+
+class BundleError(RuntimeError):
+    """The bundle is missing, malformed or does not match its checksums."""
+
+
+@dataclass(frozen=True)
+class TextEncoderBundle:
+    """Where the text-encoder graph and tokenizer live, and what they produce."""
+
+    root: Path
+    name: str
+    version: str
+    dim: int
+    max_length: int
+
+    @property
+    def graph_path(self) -> Path:
+        return self.root / "text_encoder.onnx"
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.root / "tokenizer.json"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified image-model bundle: graph path, query books, names and operating points."""
+
+    root: Path
+    metadata: dict[str, Any]
+    name: str
+    version: str
+    sha256: str
+    image_size: int
+    pathology_names: tuple[str, ...]
+    anatomy_names: tuple[str, ...]
+    pathology_queries: np.ndarray  # (Qp, T)
+    anatomy_queries: np.ndarray  # (Qa, T)
+    thresholds: dict[str, float]
+    default_threshold: float
+    findings_reported: tuple[str, ...]
+    structures: tuple[str, ...]
+    segmentation_threshold: float
+    text_encoder: TextEncoderBundle | None
+
+    @property
+    def graph_path(self) -> Path:
+        return self.root / str(self.metadata["graphs"]["image_model"]["file"])
+
+    def threshold_for(self, name: str) -> float:
+        """Operating point of a built-in finding, else the bundle's default threshold."""
+        return self.thresholds.get(name, self.default_threshold)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks so large graphs do not double memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise BundleError(f"{path.name} missing in {path.parent}") from exc
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path} is not valid JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise BundleError(f"{path} must hold a JSON object")
+    return data
+
+
+def _verify_files(root: Path, files: dict[str, str]) -> None:
+    for rel, expected in files.items():
+        path = root / rel
+        if not path.is_file():
+            raise BundleError(f"bundle file {rel} listed in metadata.json is missing")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise BundleError(
+                f"sha256 mismatch for {rel}: metadata says {expected[:12]}..., file is {actual[:12]}..."
+            )
+
+
+def _load_text_encoder(root: Path, entry: dict[str, Any], verify: bool) -> TextEncoderBundle:
+    te_root = (root / str(entry["dir"])).resolve()
+    meta = _read_json(te_root / "metadata.json")
+    if verify:
+        _verify_files(te_root, dict(meta.get("files", {})))
+        if entry.get("sha256") and sha256_file(te_root / "text_encoder.onnx") != entry["sha256"]:
+            raise BundleError("text_encoder.onnx does not match the sha256 the image bundle expects")
+    return TextEncoderBundle(
+        root=te_root,
+        name=str(meta["name"]),
+        version=str(meta["version"]),
+        dim=int(meta["dim"]),
+        max_length=int(meta.get("max_length", entry.get("max_length", 64))),
+    )
+
+
+def _book(root: Path, section: dict[str, Any], label: str) -> tuple[tuple[str, ...], np.ndarray]:
+    names = tuple(str(n) for n in section["names"])
+    book = np.load(root / str(section["embeddings_file"]), allow_pickle=False).astype(np.float32)
+    if book.ndim != 2 or book.shape[0] != len(names):
+        raise BundleError(f"{label} book has shape {book.shape}, expected ({len(names)}, T)")
+    return names, book
+
+
+def load_bundle(root: Path, *, verify: bool = True) -> Bundle:
+    """Read metadata.json, check schema and checksums, load both query books and the text-encoder entry."""
+    root = root.resolve()
+    meta = _read_json(root / "metadata.json")
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise BundleError(f"unsupported bundle schema_version {meta.get('schema_version')!r}")
+    try:
+        if verify:
+            _verify_files(root, dict(meta["files"]))
+        pathology_names, pathology_book = _book(root, meta["pathology"], "pathology")
+        anatomy_names, anatomy_book = _book(root, meta["anatomy"], "anatomy")
+        if pathology_book.shape[1] != anatomy_book.shape[1]:
+            raise BundleError("pathology and anatomy books differ in embedding width")
+        te_entry = meta.get("text_encoder")
+        text_encoder = _load_text_encoder(root, te_entry, verify) if te_entry else None
+        if text_encoder and text_encoder.dim != pathology_book.shape[1]:
+            raise BundleError(f"text encoder dim {text_encoder.dim} != book width {pathology_book.shape[1]}")
+        seg = meta.get("segmentation", {})
+        graph_file = root / str(meta["graphs"]["image_model"]["file"])
+        bundle = Bundle(
+            root=root,
+            metadata=meta,
+            name=str(meta["name"]),
+            version=str(meta["version"]),
+            sha256=str(meta["files"].get(graph_file.name) or sha256_file(graph_file)),
+            image_size=int(meta["preprocessing"]["image_size"]),
+            pathology_names=pathology_names,
+            anatomy_names=anatomy_names,
+            pathology_queries=pathology_book,
+            anatomy_queries=anatomy_book,
+            thresholds={k: float(v["threshold"]) for k, v in meta.get("operating_points", {}).items()},
+            default_threshold=float(meta.get("default_threshold", 0.5)),
+            findings_reported=tuple(meta.get("findings_reported") or pathology_names),
+            structures=tuple(seg.get("structures", ())),
+            segmentation_threshold=float(seg.get("threshold", 0.5)),
+            text_encoder=text_encoder,
+        )
+    except KeyError as exc:
+        raise BundleError(f"metadata.json lacks required key {exc}") from exc
+    logger.info("bundle loaded", extra={"model": bundle.name, "version": bundle.version})
+    return bundle
+
+
+def _version_key(version: str) -> tuple[tuple[int, str], ...]:
+    """Order versions numerically where they are numbers ("1.10.0" > "1.9.2")."""
+    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in re.split(r"[.\-+]", version))
+
+
+def resolve_default_bundle(store: Path, name: str | None = None, version: str | None = None) -> Path:
+    """The bundle to serve: model `name` (or the single image-model name) at `version` (or the highest)."""
+    if not store.is_dir():
+        raise BundleError(f"model store {store} does not exist")
+    names = sorted(
+        p.name
+        for p in store.iterdir()
+        if p.is_dir() and p.name != TEXT_ENCODERS_DIR and not p.name.startswith(".")
+    )
+    if name is None:
+        if len(names) != 1:
+            raise BundleError(f"model store holds {len(names)} model names {names}; set MEDSLIP_MODEL_NAME")
+        name = names[0]
+    model_dir = store / name
+    versions = (
+        [p.name for p in model_dir.iterdir() if (p / "metadata.json").is_file()] if model_dir.is_dir() else []
+    )
+    if not versions:
+        raise BundleError(f"no bundle versions for model {name!r} in {store}")
+    chosen = version or max(versions, key=_version_key)
+    if chosen not in versions:
+        raise BundleError(f"version {chosen!r} of {name!r} not found (have {sorted(versions)})")
+    return model_dir / chosen

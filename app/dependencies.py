@@ -1,0 +1,135 @@
+"""FastAPI dependencies shared by the routes: settings, the ready service, auth, request options, body.
+
+Why dependencies: each route declares what it needs with `Annotated[...]` and stays a few lines long.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+from starlette.datastructures import UploadFile
+
+from app.errors import (
+    InvalidParameterError,
+    MissingFileError,
+    ModelNotReadyError,
+    UnauthorizedError,
+    UnsupportedMediaTypeError,
+)
+from app.metrics import ServiceMetrics
+from app.service import InferenceService, RequestOptions
+from app.settings import Settings
+
+RAW_MEDIA_TYPES = frozenset({"application/dicom", "image/png", "image/jpeg"})
+MULTIPART = "multipart/form-data"
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    metrics: ServiceMetrics = request.app.state.metrics
+    return metrics
+
+
+def get_service(request: Request) -> InferenceService:
+    """The loaded and warmed-up service, else 503 model_not_ready."""
+    service: InferenceService | None = getattr(request.app.state, "service", None)
+    if service is None or not request.app.state.ready:
+        raise ModelNotReadyError("the model is still loading or warming up", headers={"Retry-After": "5"})
+    return service
+
+
+def require_api_key(
+    settings: Annotated[Settings, Depends(get_settings)],
+    x_api_key: Annotated[
+        str | None, Header(description="API key (when the service is configured with keys)")
+    ] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """Constant-time check of X-API-Key or `Authorization: Bearer <key>` against every configured key."""
+    if not settings.api_keys:
+        return
+    presented = x_api_key
+    if presented is None and authorization and authorization.lower().startswith("bearer "):
+        presented = authorization[7:].strip()
+    candidate = (presented or "").encode()
+    matched = False
+    for key in settings.api_keys:  # no early exit: time does not depend on which key matched
+        matched |= hmac.compare_digest(candidate, key.get_secret_value().encode())
+    if not presented or not matched:
+        raise UnauthorizedError(
+            "send a valid key in X-API-Key or Authorization: Bearer", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+def request_options(
+    settings: Annotated[Settings, Depends(get_settings)],
+    *,
+    findings: Annotated[
+        list[str],
+        Query(
+            description="Finding to report (repeatable): a built-in name or free text (custom).",
+            examples=["effusion", "patchy opacity in the left lower lobe"],
+        ),
+    ] = [],  # noqa: B006 (FastAPI idiom)
+    anatomy: Annotated[
+        list[str],
+        Query(
+            description="Structure to segment (repeatable): right_lung, left_lung, heart, right_clavicle, "
+            "left_clavicle (patient's side)."
+        ),
+    ] = [],  # noqa: B006
+    allow_lateral: Annotated[bool, Query(description="Accept lateral views (LL/RL/LATERAL).")] = False,
+    rle: Annotated[bool, Query(description="Add COCO RLE to each mask.")] = False,
+    x_priority: Annotated[str | None, Header(description="`stat` jumps the batching queue.")] = None,
+    x_deadline_ms: Annotated[float | None, Header(description="Give up (504) after this many ms.")] = None,
+) -> RequestOptions:
+    budget_ms = x_deadline_ms if x_deadline_ms is not None else settings.default_deadline_ms
+    if budget_ms is not None and budget_ms <= 0:
+        raise InvalidParameterError("X-Deadline-Ms must be a positive number of milliseconds")
+    priority = "stat" if (x_priority or "").strip().lower() == "stat" else "routine"
+    return RequestOptions(
+        findings=tuple(findings),
+        anatomy=tuple(anatomy),
+        allow_lateral=allow_lateral,
+        rle=rle,
+        priority=priority,
+        deadline=None if budget_ms is None else time.monotonic() + budget_ms / 1000.0,
+    )
+
+
+@dataclass(frozen=True)
+class ImageUpload:
+    data: bytes
+    media_type: str | None  # None: let the decoder sniff (multipart parts sent as octet-stream)
+
+
+async def image_upload(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> ImageUpload:
+    """The image from multipart field `file` or a raw application/dicom | image/png | image/jpeg body."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == MULTIPART:
+        form = await request.form(max_files=1, max_fields=8, max_part_size=settings.max_upload_bytes)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise MissingFileError("multipart body has no `file` part")
+        data = await upload.read()
+        part_type = (upload.content_type or "").split(";")[0].strip().lower()
+        await form.close()
+        resolved: str | None = part_type if part_type in RAW_MEDIA_TYPES else None
+    elif media_type in RAW_MEDIA_TYPES:
+        data = await request.body()
+        resolved = media_type
+    else:
+        raise UnsupportedMediaTypeError(
+            "send multipart/form-data (field `file`) or a body of application/dicom, image/png or image/jpeg"
+        )
+    if not data:
+        raise MissingFileError("the image is empty")
+    return ImageUpload(data, resolved)

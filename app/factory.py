@@ -1,0 +1,134 @@
+"""`create_app(settings)`: the FastAPI application and its model lifecycle (lifespan).
+
+Start-up reads and verifies the bundle synchronously (a broken bundle fails the start), then builds
+the ONNX Runtime session and warms up every batch bucket in the background: /health/live answers at
+once, /health/ready and the inference routes answer 503 until warm-up is done. Shutdown drains the
+batching queue before the worker pool goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from app.bundle import Bundle, load_bundle, resolve_default_bundle
+from app.errors import install_problem_handlers
+from app.metrics import ServiceMetrics
+from app.middleware import RequestContextMiddleware
+from app.routes import inference, operations
+from app.runtime import ImageModelRunner, OrtImageModel, warm_up
+from app.service import InferenceService
+from app.settings import Settings
+from app.textquery import TextQueryEncoder
+
+logger = logging.getLogger(__name__)
+
+RunnerFactory = Callable[[Bundle, Settings], ImageModelRunner]
+
+DESCRIPTION = (
+    "MeDSLIP chest X-ray inference: finding scores, anatomy-localised heatmaps and masks from DICOM, PNG "
+    "or JPEG. Research software, NOT a medical device. Errors are RFC 9457 problem+json with a stable "
+    "`code`."
+)
+
+
+def default_runner(bundle: Bundle, settings: Settings) -> ImageModelRunner:
+    """ONNX Runtime on the configured device."""
+    return OrtImageModel(bundle, device=settings.device, intra_op_threads=settings.intra_op_threads)
+
+
+def bundle_dir(settings: Settings) -> Path:
+    """The configured bundle directory, or the default one resolved in the model store."""
+    if settings.model_dir is not None:
+        return settings.model_dir
+    return resolve_default_bundle(settings.model_store, settings.model_name, settings.model_version)
+
+
+async def _bring_up(
+    app: FastAPI,
+    bundle: Bundle,
+    settings: Settings,
+    runner_factory: RunnerFactory,
+    executor: ThreadPoolExecutor,
+) -> None:
+    """Build runtime + text encoder, warm every bucket, start the batcher, then mark ready."""
+    metrics: ServiceMetrics = app.state.metrics
+    try:
+        runner = await asyncio.to_thread(runner_factory, bundle, settings)
+        text_encoder = None
+        if bundle.text_encoder is not None:
+            text_encoder = await asyncio.to_thread(
+                TextQueryEncoder,
+                bundle.text_encoder,
+                cache_size=settings.text_cache_size,
+                intra_op_threads=settings.intra_op_threads,
+            )
+        await asyncio.to_thread(warm_up, runner, bundle, settings.effective_buckets())
+        service = InferenceService(
+            bundle, runner, text_encoder=text_encoder, settings=settings, metrics=metrics, executor=executor
+        )
+        service.batcher.start()
+        app.state.service = service
+        metrics.model_info.info(
+            {
+                "name": bundle.name,
+                "version": bundle.version,
+                "sha256": bundle.sha256,
+                "provider": runner.provider,
+            }
+        )
+        metrics.model_ready.set(1)
+        app.state.ready = True
+        logger.info(
+            "ready", extra={"model": bundle.name, "version": bundle.version, "provider": runner.provider}
+        )
+    except Exception as exc:
+        app.state.load_error = type(exc).__name__
+        logger.error("model bring-up failed", extra={"error_type": type(exc).__name__, "error": str(exc)})
+
+
+def create_app(settings: Settings, *, runner_factory: RunnerFactory | None = None) -> FastAPI:
+    """Build the app; `runner_factory` lets tests replace ONNX Runtime with a double."""
+    factory = runner_factory or default_runner
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        bundle = await asyncio.to_thread(load_bundle, bundle_dir(settings), verify=settings.verify_checksums)
+        executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="medslip-worker")
+        bring_up = asyncio.create_task(_bring_up(app, bundle, settings, factory, executor))
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            app.state.metrics.model_ready.set(0)
+            if not bring_up.done():
+                bring_up.cancel()
+            service: InferenceService | None = app.state.service
+            if service is not None:
+                await service.batcher.close()
+            executor.shutdown(wait=True, cancel_futures=True)
+            logger.info("stopped")
+
+    app = FastAPI(
+        title="MeDSLIP inference service", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
+    app.state.settings = settings
+    app.state.metrics = ServiceMetrics()
+    app.state.service = None
+    app.state.ready = False
+    app.state.load_error = None
+    install_problem_handlers(app)
+    app.include_router(operations.router)
+    app.include_router(inference.router)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=app.state.metrics,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    return app

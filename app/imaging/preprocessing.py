@@ -1,0 +1,129 @@
+"""From decoded [0, 1] pixels to the model input tensor, described by a serialisable spec.
+
+The same ``PreprocessingSpec`` is written into a bundle's ``metadata.json`` by the exporter and read
+back by the service, so training, export and serving cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.imaging.geometry import Letterbox, letterbox
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PreprocessingSpec", "normalise", "preprocess"]
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def normalise(
+    pixels_01: np.ndarray,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+) -> np.ndarray:
+    """Replicate a gray (H, W) image in [0, 1] to 3 channels and standardise each channel.
+
+    ImageNet statistics because the image trunk was pre-trained on ImageNet RGB images.
+    """
+    if pixels_01.ndim != 2:
+        raise ValueError(f"expected a 2-D (H, W) array, got shape {pixels_01.shape}")
+    gray = pixels_01.astype(np.float32, copy=False)  # (H, W)
+    mean_c = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)  # (3, 1, 1)
+    std_c = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
+    return ((gray[None, :, :] - mean_c) / std_c).astype(np.float32)  # (3, H, W)
+
+
+def preprocess(
+    pixels: np.ndarray,
+    size: int = 224,
+    *,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+    pad_value: float = 0.0,
+) -> tuple[np.ndarray, Letterbox]:
+    """Letterbox a (H, W) [0, 1] image to ``size`` and normalise it: returns ((3, size, size), box)."""
+    canvas, box = letterbox(pixels, size, pad_value=pad_value)  # (size, size)
+    return normalise(canvas, mean, std), box  # (3, size, size)
+
+
+@dataclass(frozen=True)
+class PreprocessingSpec:
+    """The ``preprocessing`` block of a bundle's metadata.json (see docs/contracts.md)."""
+
+    image_size: int = 224
+    resize: str = "letterbox"
+    pad_value: float = 0.0
+    value_range: tuple[float, float] = (0.0, 1.0)
+    channels: int = 3
+    layout: str = "NCHW"
+    dtype: str = "float32"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        """Refuse specs this module cannot honour, so a bundle is rejected at load, not per request."""
+        problems = []
+        if self.image_size < 1:
+            problems.append(f"image_size must be positive, got {self.image_size}")
+        if self.resize != "letterbox":
+            problems.append(f"resize must be 'letterbox', got {self.resize!r}")
+        if tuple(self.value_range) != (0.0, 1.0):
+            problems.append(f"value_range must be [0.0, 1.0], got {list(self.value_range)}")
+        if self.channels != 3:
+            problems.append(f"channels must be 3, got {self.channels}")
+        if self.layout != "NCHW":
+            problems.append(f"layout must be 'NCHW', got {self.layout!r}")
+        if self.dtype != "float32":
+            problems.append(f"dtype must be 'float32', got {self.dtype!r}")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            problems.append("mean and std must have 3 values each")
+        elif min(self.std) <= 0:
+            problems.append("std values must be positive")
+        if problems:
+            raise ValueError("unsupported preprocessing spec: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, exactly the keys of the metadata ``preprocessing`` block."""
+        return {
+            "image_size": self.image_size,
+            "resize": self.resize,
+            "pad_value": self.pad_value,
+            "value_range": [float(v) for v in self.value_range],
+            "channels": self.channels,
+            "layout": self.layout,
+            "dtype": self.dtype,
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessingSpec:
+        """Parse a metadata ``preprocessing`` block; missing keys take the defaults, unknown keys fail."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown preprocessing keys: {unknown}")
+        defaults = cls()
+        mean = tuple(float(v) for v in data.get("mean", defaults.mean))
+        std = tuple(float(v) for v in data.get("std", defaults.std))
+        value_range = tuple(float(v) for v in data.get("value_range", defaults.value_range))
+        if len(mean) != 3 or len(std) != 3 or len(value_range) != 2:
+            raise ValueError("unsupported preprocessing spec: mean/std need 3 values, value_range 2")
+        return cls(
+            image_size=int(data.get("image_size", defaults.image_size)),
+            resize=str(data.get("resize", defaults.resize)),
+            pad_value=float(data.get("pad_value", defaults.pad_value)),
+            value_range=(value_range[0], value_range[1]),
+            channels=int(data.get("channels", defaults.channels)),
+            layout=str(data.get("layout", defaults.layout)),
+            dtype=str(data.get("dtype", defaults.dtype)),
+            mean=(mean[0], mean[1], mean[2]),
+            std=(std[0], std[1], std[2]),
+        )
+
+    def apply(self, pixels: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """Preprocess a (H, W) [0, 1] image exactly as this spec says: ((3, S, S), box)."""
+        return preprocess(pixels, self.image_size, mean=self.mean, std=self.std, pad_value=self.pad_value)

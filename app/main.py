@@ -1,0 +1,52 @@
+"""`medslip-serve [--host H] [--port P] [--model-dir DIR]`: run the inference service under uvicorn.
+
+With no arguments it serves the default bundle in model_store/ (or MEDSLIP_MODEL_DIR). SIGTERM stops
+accepting connections, lets in-flight requests finish (MEDSLIP_DRAIN_TIMEOUT_S) and drains the queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from app.factory import create_app
+from app.logging_setup import configure_logging
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medslip-serve", description=__doc__)
+    parser.add_argument("--host", help="bind address (default MEDSLIP_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default MEDSLIP_PORT or 8000)")
+    parser.add_argument("--model-dir", type=Path, help="bundle directory (default: newest in model_store/)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        k: v
+        for k, v in {"host": args.host, "port": args.port, "model_dir": args.model_dir}.items()
+        if v is not None
+    }
+    settings = Settings(**overrides)
+    configure_logging(settings.log_format, settings.log_level)
+    logger.info("starting", extra={"host": settings.host, "port": settings.port})
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
+        access_log=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""HTTP routes: inference (/classify, /ground, /segment) and operations (health, OIP, metrics)."""

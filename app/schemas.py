@@ -1,0 +1,128 @@
+"""Response models of the HTTP API (issue 4). Field names are a contract: extend, never rename."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ModelRef(BaseModel):
+    name: str = Field(examples=["medslip-cxr"])
+    version: str = Field(examples=["1.0.0"])
+    sha256: str = Field(description="sha256 of image_model.onnx")
+    provider: str = Field(description="ONNX Runtime execution provider that ran the model")
+
+
+class InputInfo(BaseModel):
+    format: str = Field(examples=["dicom"])
+    rows: int
+    columns: int
+    photometric: str = Field(examples=["MONOCHROME2"])
+    view_position: str | None = Field(None, examples=["PA"])
+    transfer_syntax: str | None = Field(None, description="Transfer syntax UID (DICOM only)")
+    transfer_syntax_name: str | None = None
+    steps: list[str] = Field(default_factory=list, description="Every pixel and preprocessing step applied")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Timing(BaseModel):
+    queue: float = Field(description="ms waiting in the batching queue")
+    decode: float = Field(description="ms decoding and preprocessing (and encoding free-text findings)")
+    infer: float = Field(description="ms of the batch's model call")
+    post: float = Field(description="ms postprocessing (maps, masks, PNG encoding)")
+
+
+class ResponseBase(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    model: ModelRef
+    input: InputInfo
+    timing_ms: Timing
+    batch_size: int = Field(description="Real requests in the batch this one ran in")
+    request_id: str | None = None
+
+
+class FindingScore(BaseModel):
+    name: str = Field(examples=["effusion"])
+    score: float = Field(ge=0.0, le=1.0)
+    threshold: float
+    positive: bool
+    custom: bool = Field(description="True for a free-text finding scored through the text encoder")
+
+
+class ClassifyResponse(ResponseBase):
+    findings: list[FindingScore]
+
+
+class Heatmap(BaseModel):
+    png_base64: str = Field(description="8-bit grayscale PNG, original image size, 255 = strongest")
+    width: int
+    height: int
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+class AnatomyScore(BaseModel):
+    name: str = Field(examples=["right_lower_lung"])
+    score: float
+
+
+class GroundedFinding(FindingScore):
+    heatmap: Heatmap
+    peak: Point
+    box: list[int] | None = Field(description="[x0, y0, x1, y1], x1/y1 exclusive, original pixels")
+    anatomy: list[AnatomyScore] = Field(description="Regions where the finding lies, best first")
+
+
+class GroundResponse(ResponseBase):
+    findings: list[GroundedFinding]
+
+
+class Rle(BaseModel):
+    size: list[int] = Field(description="[height, width]")
+    counts: list[int] = Field(description="Uncompressed COCO RLE, column-major, starting with zeros")
+
+
+class Mask(BaseModel):
+    name: str
+    kind: Literal["finding", "anatomy"]
+    png_base64: str
+    width: int
+    height: int
+    area_fraction: float
+    box: list[int] | None
+    rle: Rle | None = None
+
+
+class SegmentResponse(ResponseBase):
+    masks: list[Mask]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with a stable `code`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str = Field(examples=["invalid_dicom"])
+    request_id: str | None = None
+    instance: str | None = None
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {"application/problem+json": {}}, "description": text}
+    for status, text in {
+        400: "Bad request (missing_file, invalid_parameter)",
+        401: "unauthorized",
+        413: "payload_too_large, image_too_large",
+        415: "unsupported_media_type",
+        422: "invalid_dicom, unsupported_transfer_syntax, unsupported_view, unknown_name, ...",
+        503: "queue_full (with Retry-After), model_not_ready, shutting_down",
+        504: "deadline_exceeded",
+    }.items()
+}

@@ -1,0 +1,346 @@
+"""The inference pipeline behind the routes: decode -> (text) -> batch -> postprocess -> response dict.
+
+Why a class apart from the routes: routes stay thin (HTTP in, JSON out) and this is testable with a
+test-double runner. CPU-heavy steps run in the worker pool so the event loop keeps accepting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from app.batching import Batcher, bucket_size, pad_batch
+from app.bundle import Bundle
+from app.errors import InvalidParameterError, TextEncoderUnavailableError, UnknownNameError
+from app.imaging import DecodedImage, Letterbox, decode_bytes, preprocess
+from app.metrics import ServiceMetrics
+from app.postprocess import finding_mask, grounding, mask_payload, segmentation_mask
+from app.runtime import ImageModelRunner
+from app.settings import Settings
+from app.textquery import TextQueryEncoder
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """What the client asked for, already parsed from query parameters and headers."""
+
+    findings: tuple[str, ...] = ()
+    anatomy: tuple[str, ...] = ()
+    allow_lateral: bool = False
+    rle: bool = False
+    priority: str = "routine"
+    deadline: float | None = None  # time.monotonic() instant
+
+
+@dataclass(frozen=True)
+class FindingRef:
+    """A requested finding: a built-in query index, or a free-text query (custom)."""
+
+    name: str
+    index: int | None
+    threshold: float
+
+    @property
+    def custom(self) -> bool:
+        return self.index is None
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    image: np.ndarray  # (3, S, S)
+    custom_queries: np.ndarray  # (Qc, T)
+
+
+@dataclass(frozen=True)
+class ItemOutputs:
+    """One image's outputs; pathology rows = built-in book then this request's custom queries."""
+
+    pathology_probs: np.ndarray  # (Qp + Qc,)
+    pathology_maps: np.ndarray  # (Qp + Qc, G, G)
+    anatomy_probs: np.ndarray  # (Qa,)
+    anatomy_maps: np.ndarray  # (Qa, G, G)
+    segmentation_logits: np.ndarray  # (K, S, S)
+
+
+@dataclass(frozen=True)
+class Inference:
+    decoded: DecodedImage
+    box: Letterbox
+    outputs: ItemOutputs
+    findings: list[FindingRef]
+    timing_ms: dict[str, float]
+    batch_size: int
+
+
+def _normalise_name(name: str) -> str:
+    return "_".join(name.strip().lower().replace("-", " ").split())
+
+
+class InferenceService:
+    """Owns the batcher and the per-request pipeline for one loaded bundle."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        runner: ImageModelRunner,
+        *,
+        text_encoder: TextQueryEncoder | None,
+        settings: Settings,
+        metrics: ServiceMetrics,
+        executor: ThreadPoolExecutor,
+    ) -> None:
+        self.bundle = bundle
+        self.runner = runner
+        self.text_encoder = text_encoder
+        self._settings = settings
+        self._metrics = metrics
+        self._executor = executor
+        self._buckets = settings.effective_buckets()
+        self._pathology_index = {n: i for i, n in enumerate(bundle.pathology_names)}
+        preprocessing = bundle.metadata.get("preprocessing", {})
+        self._mean = tuple(float(v) for v in preprocessing.get("mean", (0.485, 0.456, 0.406)))
+        self._std = tuple(float(v) for v in preprocessing.get("std", (0.229, 0.224, 0.225)))
+        self.batcher: Batcher[BatchItem, ItemOutputs] = Batcher(
+            self._run_batch,
+            executor=executor,
+            metrics=metrics,
+            max_batch_size=settings.max_batch_size,
+            max_delay_s=settings.max_delay_ms / 1000.0,
+            max_queue_size=settings.max_queue_size,
+            retry_after_s=settings.retry_after_s,
+            eager=settings.eager_release,
+        )
+
+    # --- the batch function (worker thread) -----------------------------------------------------
+    def _run_batch(self, items: list[BatchItem]) -> list[ItemOutputs]:
+        """Stack, pad to a bucket, append every item's custom queries to the book, run, split per item."""
+        images = np.stack([item.image for item in items])  # (n, 3, S, S)
+        padded = pad_batch(images, bucket_size(len(items), self._buckets))  # (bucket, 3, S, S)
+        customs = [item.custom_queries for item in items]
+        queries = np.concatenate([self.bundle.pathology_queries, *customs], axis=0)  # (Qp + sum Qc, T)
+        out = self.runner.run(padded, queries, self.bundle.anatomy_queries)
+        book = self.bundle.pathology_queries.shape[0]
+        results: list[ItemOutputs] = []
+        offset = book
+        for i, custom in enumerate(customs):
+            rows = np.r_[0:book, offset : offset + custom.shape[0]]
+            offset += custom.shape[0]
+            results.append(
+                ItemOutputs(
+                    out.pathology_probs[i, rows],
+                    out.pathology_maps[i, rows],
+                    out.anatomy_probs[i],
+                    out.anatomy_maps[i],
+                    out.segmentation_logits[i],
+                )
+            )
+        return results
+
+    # --- request parsing ------------------------------------------------------------------------
+    def resolve_findings(self, requested: tuple[str, ...]) -> list[FindingRef]:
+        """Map requested names to built-in queries; anything else is free text for the text encoder."""
+        names = requested or self.bundle.findings_reported
+        refs: list[FindingRef] = []
+        custom_count = 0
+        for raw in dict.fromkeys(names):
+            key = _normalise_name(raw)
+            if key in self._pathology_index:
+                refs.append(FindingRef(key, self._pathology_index[key], self.bundle.threshold_for(key)))
+                continue
+            text = raw.strip()
+            if not text:
+                raise InvalidParameterError("an empty finding name was given")
+            if len(text) > self._settings.max_finding_text_chars:
+                raise InvalidParameterError(
+                    f"free-text finding longer than {self._settings.max_finding_text_chars} characters"
+                )
+            if self.text_encoder is None:
+                raise TextEncoderUnavailableError(
+                    "this bundle has no text encoder; use built-in finding names (see /v2/models/{name})"
+                )
+            custom_count += 1
+            if custom_count > self._settings.max_custom_findings:
+                raise InvalidParameterError(
+                    f"at most {self._settings.max_custom_findings} free-text findings"
+                )
+            refs.append(FindingRef(text, None, self.bundle.default_threshold))
+        return refs
+
+    def resolve_structures(self, requested: tuple[str, ...]) -> list[tuple[str, int]]:
+        """Validate anatomy structure names against the segmentation head's structures."""
+        index = {n: i for i, n in enumerate(self.bundle.structures)}
+        resolved: list[tuple[str, int]] = []
+        for raw in dict.fromkeys(requested):
+            key = _normalise_name(raw)
+            if key not in index:
+                raise UnknownNameError(
+                    f"unknown anatomy structure; known: {', '.join(self.bundle.structures)}"
+                )
+            resolved.append((key, index[key]))
+        return resolved
+
+    # --- pipeline -------------------------------------------------------------------------------
+    async def _in_pool(self, stage: str, fn: Callable[[], T]) -> tuple[T, float]:
+        start = time.perf_counter()
+        result = await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        elapsed = time.perf_counter() - start
+        self._metrics.stage_duration.labels(stage=stage).observe(elapsed)
+        return result, elapsed * 1000.0
+
+    def _decode(
+        self, data: bytes, media_type: str | None, allow_lateral: bool
+    ) -> tuple[DecodedImage, np.ndarray, Letterbox]:
+        decoded = decode_bytes(
+            data,
+            media_type,
+            max_pixels=self._settings.max_pixels,
+            allow_lateral=allow_lateral or self._settings.allow_lateral,
+        )
+        info = decoded.info
+        self._metrics.record_input(info.format, info.transfer_syntax, info.photometric)
+        tensor, box = preprocess(decoded.pixels, size=self.bundle.image_size, mean=self._mean, std=self._std)  # type: ignore[arg-type]
+        return decoded, tensor, box
+
+    def _encode_custom(self, findings: list[FindingRef]) -> np.ndarray:
+        texts = [f.name for f in findings if f.custom]
+        width = self.bundle.pathology_queries.shape[1]
+        if not texts or self.text_encoder is None:
+            return np.zeros((0, width), dtype=np.float32)
+        return self.text_encoder.encode(texts)  # (Qc, T)
+
+    async def infer(
+        self, data: bytes, media_type: str | None, options: RequestOptions, findings: list[FindingRef]
+    ) -> Inference:
+        """Decode, queue for a batch and wait; raises ImagingError / ServiceError subclasses."""
+        self.batcher.expect()
+        try:
+            (decoded, tensor, box), decode_ms = await self._in_pool(
+                "decode", lambda: self._decode(data, media_type, options.allow_lateral)
+            )
+            custom, text_ms = await self._in_pool("text", lambda: self._encode_custom(findings))
+        finally:
+            self.batcher.unexpect()
+        result = await self.batcher.submit(
+            BatchItem(tensor, custom), priority=options.priority, deadline=options.deadline
+        )
+        timing = {
+            "queue": result.queue_s * 1000.0,
+            "decode": decode_ms + text_ms,
+            "infer": result.infer_s * 1000.0,
+            "post": 0.0,
+        }
+        return Inference(decoded, box, result.value, findings, timing, result.batch_size)
+
+    def _scores(self, inference: Inference) -> list[dict[str, Any]]:
+        probs = inference.outputs.pathology_probs
+        book = self.bundle.pathology_queries.shape[0]
+        scores: list[dict[str, Any]] = []
+        custom_row = book
+        for ref in inference.findings:
+            row = ref.index if ref.index is not None else custom_row
+            if ref.index is None:
+                custom_row += 1
+            score = float(np.clip(probs[row], 0.0, 1.0))
+            scores.append(
+                {
+                    "name": ref.name,
+                    "score": round(score, 6),
+                    "threshold": ref.threshold,
+                    "positive": score >= ref.threshold,
+                    "custom": ref.custom,
+                    "_row": row,
+                }
+            )
+        return scores
+
+    def _ground(self, inference: Inference) -> list[dict[str, Any]]:
+        out = inference.outputs
+        grounded = []
+        for entry in self._scores(inference):
+            row = entry.pop("_row")
+            entry.update(
+                grounding(
+                    out.pathology_maps[row],
+                    inference.box,
+                    anatomy_maps=out.anatomy_maps,
+                    anatomy_probs=out.anatomy_probs,
+                    anatomy_names=self.bundle.anatomy_names,
+                    top_k=self._settings.anatomy_top_k,
+                )
+            )
+            grounded.append(entry)
+        return grounded
+
+    def _segment(
+        self, inference: Inference, structures: list[tuple[str, int]], rle: bool
+    ) -> list[dict[str, Any]]:
+        out = inference.outputs
+        masks = []
+        for entry in self._scores(inference):
+            mask = finding_mask(out.pathology_maps[entry["_row"]], inference.box)
+            masks.append(mask_payload(entry["name"], "finding", mask, with_rle=rle))
+        for name, k in structures:
+            mask = segmentation_mask(
+                out.segmentation_logits[k], inference.box, self.bundle.segmentation_threshold
+            )
+            masks.append(mask_payload(name, "anatomy", mask, with_rle=rle))
+        return masks
+
+    def envelope(self, inference: Inference, post_ms: float) -> dict[str, Any]:
+        """The fields every response carries: model, input, timing_ms, batch_size."""
+        info = inference.decoded.info
+        timing = dict(inference.timing_ms, post=post_ms)
+        return {
+            "model": {
+                "name": self.bundle.name,
+                "version": self.bundle.version,
+                "sha256": self.bundle.sha256,
+                "provider": self.runner.provider,
+            },
+            "input": {
+                "format": info.format,
+                "rows": info.rows,
+                "columns": info.columns,
+                "photometric": info.photometric,
+                "view_position": info.view_position,
+                "transfer_syntax": info.transfer_syntax,
+                "transfer_syntax_name": getattr(info, "transfer_syntax_name", None),
+                "steps": [*info.steps, f"letterbox to {self.bundle.image_size}", "imagenet normalise"],
+                "warnings": list(info.warnings),
+            },
+            "timing_ms": {k: round(v, 3) for k, v in timing.items()},
+            "batch_size": inference.batch_size,
+        }
+
+    async def classify(self, data: bytes, media_type: str | None, options: RequestOptions) -> dict[str, Any]:
+        inference = await self.infer(data, media_type, options, self.resolve_findings(options.findings))
+        findings, post_ms = await self._in_pool("post", lambda: self._scores(inference))
+        for entry in findings:
+            entry.pop("_row")
+        return {"findings": findings, **self.envelope(inference, post_ms)}
+
+    async def ground(self, data: bytes, media_type: str | None, options: RequestOptions) -> dict[str, Any]:
+        inference = await self.infer(data, media_type, options, self.resolve_findings(options.findings))
+        findings, post_ms = await self._in_pool("post", lambda: self._ground(inference))
+        return {"findings": findings, **self.envelope(inference, post_ms)}
+
+    async def segment(self, data: bytes, media_type: str | None, options: RequestOptions) -> dict[str, Any]:
+        structures = self.resolve_structures(options.anatomy)
+        findings = self.resolve_findings(options.findings) if options.findings else []
+        if not structures and not findings:
+            raise InvalidParameterError("ask for at least one `anatomy` structure or `findings` name")
+        inference = await self.infer(data, media_type, options, findings)
+        masks, post_ms = await self._in_pool(
+            "post", lambda: self._segment(inference, structures, options.rle)
+        )
+        return {"masks": masks, **self.envelope(inference, post_ms)}

@@ -1,0 +1,126 @@
+"""Tiny in-memory DICOM / PNG / JPEG fixtures, built in code so the tests are hermetic."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from io import BytesIO
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+
+# Identifying values planted in fixtures; no error message or log line may ever contain them.
+PATIENT_NAME = "Doe^Jane"
+PATIENT_ID = "PID-4711-XYZ"
+PATIENT_BIRTH_DATE = "19450311"
+STUDY_UID = "1.2.826.0.1.3680043.8.498.4711"
+SERIES_UID = "1.2.826.0.1.3680043.8.498.4712"
+SOP_INSTANCE_UID = "1.2.826.0.1.3680043.8.498.4713"
+IDENTIFYING_VALUES = (
+    "Doe",
+    "Jane",
+    PATIENT_ID,
+    PATIENT_BIRTH_DATE,
+    STUDY_UID,
+    SERIES_UID,
+    SOP_INSTANCE_UID,
+)
+
+
+def make_dataset(
+    pixels: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int | None = None,
+    transfer_syntax: str = ExplicitVRLittleEndian,
+    **elements: Any,
+) -> Dataset:
+    """A single-frame image dataset (with patient identity) around ``pixels`` (H, W) or (H, W, 3).
+
+    The pixel dtype decides BitsAllocated and PixelRepresentation; extra keyword arguments are set
+    as DICOM elements by keyword (e.g. ``WindowCenter=100``) and override the defaults.
+    """
+    dataset = Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = UID(transfer_syntax)
+    dataset.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    dataset.file_meta.MediaStorageSOPInstanceUID = UID(SOP_INSTANCE_UID)
+    dataset.SOPClassUID = SecondaryCaptureImageStorage
+    dataset.SOPInstanceUID = SOP_INSTANCE_UID
+    dataset.StudyInstanceUID = STUDY_UID
+    dataset.SeriesInstanceUID = SERIES_UID
+    dataset.PatientName = PATIENT_NAME
+    dataset.PatientID = PATIENT_ID
+    dataset.PatientBirthDate = PATIENT_BIRTH_DATE
+    dataset.Modality = "DX"
+    dataset.BodyPartExamined = "CHEST"
+    dataset.ViewPosition = "PA"
+    bits_allocated = pixels.dtype.itemsize * 8
+    dataset.Rows, dataset.Columns = int(pixels.shape[0]), int(pixels.shape[1])
+    dataset.SamplesPerPixel = 3 if pixels.ndim == 3 else 1
+    if pixels.ndim == 3:
+        dataset.PlanarConfiguration = 0
+    dataset.PhotometricInterpretation = photometric
+    dataset.BitsAllocated = bits_allocated
+    dataset.BitsStored = bits_stored or bits_allocated
+    dataset.HighBit = dataset.BitsStored - 1
+    dataset.PixelRepresentation = 1 if np.issubdtype(pixels.dtype, np.signedinteger) else 0
+    big_endian = transfer_syntax == ExplicitVRBigEndian
+    native = pixels.astype(pixels.dtype.newbyteorder(">" if big_endian else "<")).tobytes()
+    uid = UID(transfer_syntax)
+    if uid.is_transfer_syntax and uid.is_compressed:
+        # Not a valid codestream: enough for header-level tests (refused before decoding).
+        dataset.PixelData = encapsulate([native])
+        dataset["PixelData"].VR = "OB"
+    else:
+        dataset.PixelData = native
+    for keyword, value in elements.items():
+        setattr(dataset, keyword, value)
+    return dataset
+
+
+def dicom_bytes(dataset: Dataset, *, preamble: bool = True) -> bytes:
+    """Serialise a dataset as a Part 10 file, or as a bare dataset (no preamble, no file meta)."""
+    buffer = BytesIO()
+    transfer_syntax = UID(dataset.file_meta.TransferSyntaxUID)
+    if preamble and not transfer_syntax.is_transfer_syntax:  # private: the writer needs the encoding
+        dataset.save_as(buffer, enforce_file_format=True, implicit_vr=False, little_endian=True)
+    elif preamble:
+        dataset.save_as(buffer, enforce_file_format=True)
+    else:
+        bare = dataset.copy()
+        del bare.file_meta
+        bare.save_as(buffer, implicit_vr=transfer_syntax.is_implicit_VR, little_endian=True)
+    return buffer.getvalue()
+
+
+def raster_bytes(array: np.ndarray, fmt: str = "PNG", **save_options: Any) -> bytes:
+    """Encode an array (uint8 gray/RGB/RGBA or uint16 gray) with Pillow."""
+    buffer = BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt, **save_options)
+    return buffer.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR declares ``width x height`` but which carries almost no pixel data.
+
+    Decoding it would allocate the declared size; the refusal must come from the header alone.
+    """
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
+    idat = zlib.compress(b"\x00" * 16)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def gradient(height: int = 16, width: int = 16, maximum: int = 255, dtype: type = np.uint16) -> np.ndarray:
+    """A left-to-right ramp from 0 to ``maximum``: simple to reason about after any LUT."""
+    row = np.linspace(0, maximum, width).round()
+    return np.tile(row, (height, 1)).astype(dtype)  # (H, W)

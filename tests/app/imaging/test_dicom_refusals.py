@@ -1,0 +1,162 @@
+"""Every DICOM refusal: the right stable code, decided from the header where possible, no patient data."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import JPEGBaseline8Bit
+
+from app.imaging import ImagingError, check_dicom_header, decode_bytes
+from tests.app.imaging.factory import IDENTIFYING_VALUES, dicom_bytes, gradient, make_dataset
+
+
+def _refusal(data: bytes, **options: object) -> ImagingError:
+    with pytest.raises(ImagingError) as caught:
+        decode_bytes(data, **options)  # type: ignore[arg-type]
+    return caught.value
+
+
+def _without_pixels() -> Dataset:
+    """A non-image object (like an SR): identity and UIDs, but no image module at all."""
+    dataset = make_dataset(gradient())
+    for keyword in ("PixelData", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit"):
+        delattr(dataset, keyword)
+    return dataset
+
+
+def _colour_rgb() -> Dataset:
+    rgb = np.zeros((16, 16, 3), dtype=np.uint8)
+    rgb[..., 0] = 200  # red
+    rgb[..., 2] = np.arange(16, dtype=np.uint8) * 10
+    return make_dataset(rgb, photometric="RGB")
+
+
+def _truncated() -> bytes:
+    data = dicom_bytes(make_dataset(gradient(64, 64)))
+    return data[: len(data) - 4000]
+
+
+def test_file_cut_before_its_pixel_data_is_corrupt_not_a_non_image() -> None:
+    data = dicom_bytes(make_dataset(gradient(64, 64)))
+    cut = data.index(b"\xe0\x7f\x10\x00")  # the (7FE0,0010) Pixel Data tag
+    assert _refusal(data[:cut]).code == "corrupt_image"
+
+
+def _huge_header() -> Dataset:
+    dataset = make_dataset(gradient())
+    dataset.Rows, dataset.Columns = 60_000, 60_000  # 3.6e9 pixels declared, 512 bytes present
+    return dataset
+
+
+def _private_transfer_syntax() -> Dataset:
+    return make_dataset(gradient(), transfer_syntax="1.2.826.0.1.3680043.8.498.99")  # a private UID
+
+
+REFUSALS = {
+    "multi_frame": lambda: dicom_bytes(make_dataset(gradient(), NumberOfFrames=2)),
+    "not_an_image": lambda: dicom_bytes(_without_pixels()),
+    "unsupported_photometric": lambda: dicom_bytes(_colour_rgb()),
+    "corrupt_image": _truncated,
+    "image_too_large": lambda: dicom_bytes(_huge_header()),
+    "unsupported_view": lambda: dicom_bytes(make_dataset(gradient(), ViewPosition="LL")),
+    "not_chest": lambda: dicom_bytes(make_dataset(gradient(), BodyPartExamined="KNEE")),
+    "unsupported_transfer_syntax": lambda: dicom_bytes(_private_transfer_syntax()),
+    "invalid_dicom": lambda: b"\x00" * 128 + b"DICM" + b"\xff" * 64,
+}
+
+
+@pytest.mark.parametrize("code", sorted(REFUSALS))
+def test_refusal_code(code: str) -> None:
+    assert _refusal(REFUSALS[code]()).code == code
+
+
+@pytest.mark.parametrize("code", sorted(REFUSALS))
+def test_refusals_never_leak_patient_data(code: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    error = _refusal(REFUSALS[code]())
+
+    exposed = " ".join([str(error), error.detail, repr(error.args), caplog.text])
+    for value in IDENTIFYING_VALUES:
+        assert value not in exposed
+
+
+def test_oversized_header_is_refused_without_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def must_not_decode(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("pixels were decoded for an oversized image")
+
+    monkeypatch.setattr("app.imaging.decode.render_dicom", must_not_decode)
+    error = _refusal(dicom_bytes(make_dataset(gradient(), Rows=5000, Columns=5000)), max_pixels=1_000_000)
+    assert error.code == "image_too_large"
+
+
+@pytest.mark.parametrize("view", ["LL", "RL", "LATERAL", "LAT", "lat"])
+def test_lateral_views_refused_unless_allowed(view: str) -> None:
+    data = dicom_bytes(make_dataset(gradient(), ViewPosition=view))
+    assert _refusal(data).code == "unsupported_view"
+
+    image = decode_bytes(data, allow_lateral=True)
+    assert image.info.view_position == view.upper()
+    assert any("lateral view" in warning for warning in image.info.warnings)
+
+
+def test_lateral_view_from_view_code_sequence() -> None:
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "R-10236", "SRT", "left lateral"
+    dataset = make_dataset(gradient(), ViewCodeSequence=[code])
+    del dataset.ViewPosition
+    assert _refusal(dicom_bytes(dataset)).code == "unsupported_view"
+
+
+@pytest.mark.parametrize("view", ["PA", "AP", "LLD"])
+def test_frontal_and_decubitus_views_accepted(view: str) -> None:
+    image = decode_bytes(dicom_bytes(make_dataset(gradient(), ViewPosition=view)))
+    assert image.info.view_position == view
+
+
+@pytest.mark.parametrize("body_part", ["HIP", "PELVIS", "KNEE", "HAND", "SKULL", "L HAND", "LSPINE"])
+def test_non_chest_body_parts_refused(body_part: str) -> None:
+    data = dicom_bytes(make_dataset(gradient(), BodyPartExamined=body_part))
+    assert _refusal(data).code == "not_chest"
+    assert decode_bytes(data, check_body_part=False).info.body_part == body_part
+
+
+@pytest.mark.parametrize("body_part", ["CHEST", "THORAX", "", "PORTABLE", "CHEST ABDOMEN"])
+def test_chest_empty_and_unknown_body_parts_accepted(body_part: str) -> None:
+    image = decode_bytes(dicom_bytes(make_dataset(gradient(), BodyPartExamined=body_part)))
+    assert image.pixels.shape == (16, 16)
+
+
+def test_missing_decoder_is_unsupported_transfer_syntax() -> None:
+    """A known syntax whose pixels nobody here decodes (MPEG2 video) is named, not crashed on."""
+    dataset = make_dataset(gradient(), transfer_syntax="1.2.840.10008.1.2.4.100")
+    error = _refusal(dicom_bytes(dataset))
+    assert error.code == "unsupported_transfer_syntax"
+    assert "MPEG2" in error.detail
+
+
+def test_damaged_compressed_stream_is_corrupt_image() -> None:
+    dataset = make_dataset(gradient(dtype=np.uint8), transfer_syntax=JPEGBaseline8Bit)
+    dataset.PixelData = encapsulate([b"\xff\xd8\xff\xe0 not a JPEG stream"])
+    assert _refusal(dicom_bytes(dataset)).code == "corrupt_image"
+
+
+def test_declared_dicom_that_is_garbage_is_invalid_dicom() -> None:
+    assert _refusal(b"hello world" * 30, media_type="application/dicom").code == "invalid_dicom"
+
+
+def test_undeclared_garbage_is_unsupported_media_type() -> None:
+    assert _refusal(b"hello world" * 30).code == "unsupported_media_type"
+
+
+def test_check_dicom_header_works_on_a_header_only_dataset() -> None:
+    """The bridge vets objects at C-STORE time without decoding pixels."""
+    info = check_dicom_header(make_dataset(gradient(), ViewPosition="AP"))
+    assert (info.rows, info.columns, info.view_position) == (16, 16, "AP")
+    assert info.steps == []
+    with pytest.raises(ImagingError) as caught:
+        check_dicom_header(make_dataset(gradient(), BodyPartExamined="PELVIS"))
+    assert caught.value.code == "not_chest"

@@ -1,0 +1,117 @@
+"""The service under concurrency: batching observed, overload 503 + recovery, isolated failure, deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+from fastapi import FastAPI
+
+from app.bundle import Bundle
+from app.runtime import ModelOutputs, OrtImageModel
+from app.settings import Settings
+from tests.app.conftest import dicom_bytes, png_bytes, running_app
+
+HEADERS = {"Content-Type": "image/png"}
+
+
+class ControlledRunner(OrtImageModel):
+    """The real tiny model plus test knobs: a per-run delay and a one-shot failure (after warm-up)."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        super().__init__(bundle, intra_op_threads=1)
+        self.delay_s = 0.0
+        self.fail_next = threading.Event()
+        self.calls = 0
+
+    def run(self, images: np.ndarray, pathology_queries: np.ndarray, anatomy_queries: np.ndarray) -> ModelOutputs:
+        self.calls += 1
+        if self.fail_next.is_set():
+            self.fail_next.clear()
+            raise RuntimeError("injected device failure")
+        time.sleep(self.delay_s)
+        return super().run(images, pathology_queries, anatomy_queries)
+
+
+def controlled(holder: list[ControlledRunner]) -> Callable[[Bundle, Settings], ControlledRunner]:
+    def factory(bundle: Bundle, settings: Settings) -> ControlledRunner:
+        holder.append(ControlledRunner(bundle))
+        return holder[-1]
+
+    return factory
+
+
+async def test_concurrent_requests_are_batched(make_app: Callable[..., FastAPI]) -> None:
+    app = make_app(max_batch_size=8, max_delay_ms=100.0, worker_threads=4)
+    async with running_app(app) as client:
+        images = [png_bytes(seed=i) for i in range(12)]
+        responses = await asyncio.gather(*(client.post("/classify", content=b, headers=HEADERS) for b in images))
+        assert all(r.status_code == 200 for r in responses)
+        sizes = [r.json()["batch_size"] for r in responses]
+        assert max(sizes) > 1
+        registry = app.state.metrics.registry
+        count = registry.get_sample_value("medslip_batch_size_count")
+        total = registry.get_sample_value("medslip_batch_size_sum")
+        assert total == 12 and count is not None and count < 12  # fewer model calls than requests
+        # Scores of a batched image equal its solo scores (padding and stacking do not leak between items).
+        solo = await client.post("/classify", content=images[0], headers=HEADERS)
+        assert solo.json()["findings"] == responses[0].json()["findings"]
+
+
+async def test_overload_gets_503_retry_after_and_recovers(make_app: Callable[..., FastAPI]) -> None:
+    runners: list[ControlledRunner] = []
+    app = make_app(controlled(runners), max_batch_size=1, batch_buckets=[1], max_queue_size=2, retry_after_s=3)
+    async with running_app(app) as client:
+        runners[0].delay_s = 0.15
+        responses = await asyncio.gather(*(client.post("/classify", content=png_bytes(), headers=HEADERS)
+                                           for _ in range(10)))
+        statuses = [r.status_code for r in responses]
+        refused = [r for r in responses if r.status_code == 503]
+        assert refused and 200 in statuses and set(statuses) <= {200, 503}
+        assert all(r.json()["code"] == "queue_full" and r.headers["retry-after"] == "3" for r in refused)
+        runners[0].delay_s = 0.0
+        assert (await client.get("/health/ready")).status_code == 200
+        after = await asyncio.gather(*(client.post("/classify", content=png_bytes(), headers=HEADERS)
+                                       for _ in range(2)))
+        assert [r.status_code for r in after] == [200, 200]
+        assert app.state.metrics.registry.get_sample_value("medslip_queue_depth") == 0
+
+
+async def test_failing_batch_is_isolated(make_app: Callable[..., FastAPI]) -> None:
+    runners: list[ControlledRunner] = []
+    async with running_app(make_app(controlled(runners))) as client:
+        runners[0].fail_next.set()
+        failed = await client.post("/classify", content=png_bytes(), headers=HEADERS)
+        assert failed.status_code == 500
+        problem = failed.json()
+        assert problem["code"] == "inference_failed" and "RuntimeError" in problem["detail"]
+        ok = await client.post("/ground", content=png_bytes(), headers=HEADERS)
+        assert ok.status_code == 200
+        assert (await client.get("/health/ready")).status_code == 200
+
+
+async def test_deadline_header_gives_504(make_app: Callable[..., FastAPI]) -> None:
+    runners: list[ControlledRunner] = []
+    async with running_app(make_app(controlled(runners), max_batch_size=1, batch_buckets=[1])) as client:
+        runners[0].delay_s = 0.3
+        slow = asyncio.create_task(client.post("/classify", content=png_bytes(), headers=HEADERS))
+        await asyncio.sleep(0.05)
+        late = await client.post("/classify", content=png_bytes(), headers={**HEADERS, "X-Deadline-Ms": "50"})
+        assert late.status_code == 504 and late.json()["code"] == "deadline_exceeded"
+        assert (await slow).status_code == 200
+        runners[0].delay_s = 0.0
+        in_time = await client.post("/classify", content=dicom_bytes(), headers={"Content-Type": "application/dicom",
+                                                                                "X-Deadline-Ms": "5000"})
+        assert in_time.status_code == 200
+
+
+async def test_stat_priority_lane_is_labelled(make_app: Callable[..., FastAPI]) -> None:
+    app = make_app()
+    async with running_app(app) as client:
+        response = await client.post("/classify", content=png_bytes(), headers={**HEADERS, "X-Priority": "stat"})
+        assert response.status_code == 200
+        registry = app.state.metrics.registry
+        assert registry.get_sample_value("medslip_queue_wait_seconds_count", {"priority": "stat"}) == 1

@@ -1,0 +1,47 @@
+"""ONNX Runtime wrapper (providers, warm-up, shapes) and the free-text query encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.bundle import load_bundle
+from app.runtime import CPU, CUDA, OrtImageModel, select_providers, warm_up
+from app.textquery import TextQueryEncoder
+
+
+def test_select_providers() -> None:
+    assert select_providers("auto", [CUDA, CPU]) == [CUDA, CPU]
+    assert select_providers("auto", [CPU]) == [CPU]
+    assert select_providers("cpu", [CUDA, CPU]) == [CPU]
+    with pytest.raises(RuntimeError, match="CUDAExecutionProvider"):
+        select_providers("cuda", [CPU])
+
+
+def test_runner_shapes_and_warm_up(tiny_bundle: Path) -> None:
+    bundle = load_bundle(tiny_bundle)
+    runner = OrtImageModel(bundle, device="cpu", intra_op_threads=1)
+    assert runner.provider == CPU
+    images = np.zeros((3, 3, 64, 64), np.float32)  # (B, 3, S, S)
+    extra = np.concatenate([bundle.pathology_queries, bundle.pathology_queries[:2]])  # (77, T)
+    out = runner.run(images, extra, bundle.anatomy_queries)
+    assert out.pathology_probs.shape == (3, 77) and out.pathology_maps.shape == (3, 77, 8, 8)
+    assert out.anatomy_probs.shape == (3, 51) and out.segmentation_logits.shape == (3, 5, 64, 64)
+    assert np.allclose(out.pathology_maps.sum(axis=(2, 3)), 1.0, atol=1e-4)  # softmax attention
+    assert sorted(warm_up(runner, bundle, [1, 2, 4])) == [1, 2, 4]
+
+
+def test_text_encoder_matches_book_and_caches(tiny_bundle: Path) -> None:
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.text_encoder is not None
+    encoder = TextQueryEncoder(bundle.text_encoder, cache_size=2, intra_op_threads=1)
+    index = bundle.pathology_names.index("effusion")
+    vectors = encoder.encode(["Effusion", "left lower lobe", "Effusion"])  # (3, T)
+    assert vectors.shape == (3, 16)
+    assert np.allclose(vectors[0], bundle.pathology_queries[index], atol=1e-5)  # same function as the book
+    assert np.allclose(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    encoder.encode(["a", "b", "c"])  # evicts: the cache keeps at most two texts
+    assert encoder._cached("Effusion") is None and encoder._cached("c") is not None

@@ -1,0 +1,130 @@
+"""Service-shaped answers built in code, so builder and dispatcher tests need no running service."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+MODEL = {"name": "medslip-cxr", "version": "0.0.1-test", "sha256": "0" * 64}
+FINDINGS = [("effusion", 0.81, True), ("pneumonia", 0.34, False), ("cardiomegaly", 0.62, True)]
+STRUCTURES = ["right_lung", "left_lung", "heart", "right_clavicle", "left_clavicle"]
+
+
+def png_base64(array: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def fake_inference(width: int, height: int) -> dict[str, Any]:
+    """classify / ground / segment answers in the issue-4 response shape for an image of this size."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    blob = np.exp(
+        -(((xx - width * 0.3) / (width * 0.15)) ** 2 + ((yy - height * 0.6) / (height * 0.15)) ** 2)
+    )
+    heat = np.round(blob * 255).astype(np.uint8)  # (H, W)
+    classify = {
+        "findings": [
+            {"name": n, "score": s, "threshold": 0.5, "positive": p, "custom": False} for n, s, p in FINDINGS
+        ],
+        "model": MODEL,
+        "batch_size": 1,
+    }
+    ground = {
+        "findings": [
+            {
+                "name": n,
+                "score": s,
+                "threshold": 0.5,
+                "positive": p,
+                "custom": False,
+                "heatmap": {"png_base64": png_base64(heat), "width": width, "height": height},
+                "peak": [int(width * 0.3), int(height * 0.6)],
+                "box": [0, 0, width // 2, height // 2],
+                "anatomy": [{"name": "right lower lobe", "score": 0.7}, {"name": "left lung", "score": 0.2}],
+            }
+            for n, s, p in FINDINGS[:2]
+        ],
+        "model": MODEL,
+    }
+    masks = []
+    for index, name in enumerate(STRUCTURES):
+        mask = np.zeros((height, width), np.uint8)
+        mask[height // 4 : height // 2 + index * 2, width // 6 : width // 2] = 255
+        masks.append(
+            {
+                "name": name,
+                "kind": "anatomy",
+                "png_base64": png_base64(mask),
+                "width": width,
+                "height": height,
+                "area_fraction": float((mask > 0).mean()),
+                "box": [width // 6, height // 4, width // 2, height // 2],
+            }
+        )
+    return {"classify": classify, "ground": ground, "segment": {"masks": masks, "model": MODEL}}
+
+
+def make_chest_dicom(
+    *,
+    view: str | None = "PA",
+    study_uid: str | None = None,
+    sop_uid: str | None = None,
+    rows: int = 64,
+    columns: int = 64,
+    sop_class_uid: str = "1.2.840.10008.5.1.4.1.1.1.1",  # DX for presentation
+    patient_name: str = "Doe^Jane",
+    patient_id: str = "PID-0001-TEST",
+) -> bytes:
+    """A small, valid DX Part 10 file (explicit VR LE) with a smooth synthetic 'chest'."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    sop_uid = sop_uid or generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class_uid
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientName = patient_name
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "F"
+    ds.StudyDate = "20240102"
+    ds.StudyTime = "101010"
+    ds.StudyID = "1"
+    ds.AccessionNumber = "ACC123456789"
+    ds.ReferringPhysicianName = ""
+    ds.Modality = "DX"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.BodyPartExamined = "CHEST"
+    if view is not None:
+        ds.ViewPosition = view
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.PatientOrientation = ["L", "F"]
+    ds.Manufacturer = "test"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = rows
+    ds.Columns = columns
+    ds.BitsAllocated = 8
+    ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    yy, xx = np.mgrid[0:rows, 0:columns]
+    pixels = (128 + 100 * np.sin(xx / 7.0) * np.cos(yy / 9.0)).astype(np.uint8)  # (rows, columns)
+    ds.PixelData = pixels.tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()

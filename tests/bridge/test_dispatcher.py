@@ -1,0 +1,201 @@
+"""Dispatcher: stability window, frontal selection, refusals, retries to dead letter, resume after restart."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import pydicom
+import pytest
+
+from app.bridge.dispatcher import INFERENCE_FILE, Dispatcher, DispatchPolicy
+from app.bridge.egress import Egress, EgressStatus
+from app.bridge.journal import InstanceState
+from app.bridge.metrics import BridgeMetrics
+from app.bridge.retry import Backoff
+from app.bridge.service_client import InferenceClient
+from app.bridge.spool import InstanceHeader, Spool
+from tests.bridge.fakes import fake_inference, make_chest_dicom
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeService:
+    """httpx transport answering like the inference service; counts calls per route."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        self.fail_with: int | None = None
+        self.refuse_code: str | None = None
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        route = request.url.path.strip("/").split("/")[0]
+        self.calls[route] = self.calls.get(route, 0) + 1
+        if route == "v2":
+            return httpx.Response(200, json={"name": "tiny", "versions": ["0.0.1"]})
+        if self.refuse_code:
+            return httpx.Response(422, json={"code": self.refuse_code})
+        if self.fail_with:
+            return httpx.Response(self.fail_with, json={"code": "boom"})
+        return httpx.Response(200, json=fake_inference(64, 64)[route])
+
+
+class FakePacs:
+    """Egress destination that records what it got and can fail on demand."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.failing = False
+
+    def send(self, datasets: Sequence[pydicom.Dataset]) -> EgressStatus:
+        self.batches.append([str(ds.SOPInstanceUID) for ds in datasets])
+        return {str(ds.SOPInstanceUID): ("cstore_status_42752" if self.failing else None) for ds in datasets}
+
+
+def _dispatcher(
+    tmp_path: Path, service: FakeService, pacs: FakePacs, clock: Clock, **policy: object
+) -> Dispatcher:
+    spool = Spool(tmp_path / "spool", clock=clock)
+    client = InferenceClient(
+        "http://service", retries=0, transport=httpx.MockTransport(service), sleep=lambda s: None
+    )
+    settings = {"stable_seconds": 5.0, "max_attempts": 3, "backoff": Backoff(1.0, 8.0, jitter=lambda: 1.0)}
+    settings.update(policy)
+    return Dispatcher(
+        spool,
+        client,
+        Egress([pacs]),
+        BridgeMetrics(spool.depth),
+        DispatchPolicy(**settings),
+        clock=clock,  # type: ignore[arg-type]
+    )
+
+
+def _receive(dispatcher: Dispatcher, **kwargs: object) -> str:
+    data = make_chest_dicom(**kwargs)  # type: ignore[arg-type]
+    return dispatcher.spool.store(data, InstanceHeader.from_bytes(data), ingress="test")[1]
+
+
+def _state(dispatcher: Dispatcher, key: str) -> InstanceState:
+    return dispatcher.spool.journal.load(key).state
+
+
+def test_study_waits_for_stability_then_goes_out_in_one_batch(tmp_path: Path) -> None:
+    clock, service, pacs = Clock(), FakeService(), FakePacs()
+    dispatcher = _dispatcher(tmp_path, service, pacs, clock)
+    first = _receive(dispatcher, study_uid="1.2.3", view="PA")
+    clock.now += 4
+    second = _receive(dispatcher, study_uid="1.2.3", view="AP")
+    clock.now += 4  # 8 s after the first, 4 s after the second: not stable yet
+    assert dispatcher.run_once() == 0
+    assert service.calls == {}
+    clock.now += 1.5
+    dispatcher.run_once()
+    assert _state(dispatcher, first) is _state(dispatcher, second) is InstanceState.DONE
+    assert len(pacs.batches) == 1  # one association for the study
+    assert (
+        len(pacs.batches[0]) == 2 * 4
+    )  # per image: SR, SEG and a heatmap for each of the 2 grounded findings
+    assert not dispatcher.spool.instance_path(first).exists()  # released after done
+
+
+def test_laterals_are_skipped_and_recorded_without_calling_the_service(tmp_path: Path) -> None:
+    clock, service, pacs = Clock(), FakeService(), FakePacs()
+    dispatcher = _dispatcher(tmp_path, service, pacs, clock, stable_seconds=0)
+    lateral = _receive(dispatcher, view="LL")
+    dispatcher.run_once()
+    record = dispatcher.spool.journal.load(lateral)
+    assert record.state is InstanceState.SKIPPED and record.reason == "lateral_view"
+    assert service.calls == {} and pacs.batches == []
+
+
+def test_refusal_is_final_and_never_retried(tmp_path: Path) -> None:
+    clock, service, pacs = Clock(), FakeService(), FakePacs()
+    service.refuse_code = "not_chest"
+    dispatcher = _dispatcher(tmp_path, service, pacs, clock, stable_seconds=0)
+    key = _receive(dispatcher)
+    dispatcher.run_once()
+    clock.now += 100
+    dispatcher.run_once()
+    record = dispatcher.spool.journal.load(key)
+    assert record.state is InstanceState.REFUSED and record.reason == "not_chest"
+    assert service.calls["classify"] == 1
+
+
+def test_service_outage_backs_off_then_dead_letters_with_reason(tmp_path: Path) -> None:
+    clock, service, pacs = Clock(), FakeService(), FakePacs()
+    service.fail_with = 503
+    dispatcher = _dispatcher(tmp_path, service, pacs, clock, stable_seconds=0)
+    key = _receive(dispatcher)
+    dispatcher.run_once()
+    record = dispatcher.spool.journal.load(key)
+    assert (record.state, record.attempts, record.next_attempt_at) == (
+        InstanceState.RECEIVED,
+        1,
+        clock.now + 1.0,
+    )
+    dispatcher.run_once()  # not due yet
+    assert service.calls["classify"] == 1
+    clock.now += 1.0
+    dispatcher.run_once()
+    assert dispatcher.spool.journal.load(key).next_attempt_at == clock.now + 2.0  # doubled
+    clock.now += 2.0
+    dispatcher.run_once()
+    record = dispatcher.spool.journal.load(key)
+    assert record.state is InstanceState.DEAD_LETTER and record.attempts == 3
+    reason = json.loads((dispatcher.spool.dead_letter_dir / key / "reason.json").read_text())
+    assert reason["reason"] == "inference: classify: HTTP 503 after 1 attempts"
+    assert service.calls["classify"] == 3
+
+
+def test_failed_egress_is_retried_without_new_inference(tmp_path: Path) -> None:
+    clock, service, pacs = Clock(), FakeService(), FakePacs()
+    pacs.failing = True
+    dispatcher = _dispatcher(tmp_path, service, pacs, clock, stable_seconds=0)
+    key = _receive(dispatcher)
+    dispatcher.run_once()
+    assert _state(dispatcher, key) is InstanceState.BUILT
+    pacs.failing = False
+    clock.now += 1.0
+    dispatcher.run_once()
+    assert _state(dispatcher, key) is InstanceState.DONE
+    assert service.calls["classify"] == 1
+    assert (
+        pacs.batches[0] == pacs.batches[1]
+    )  # same objects, same UIDs: the PACS overwrites, never duplicates
+
+
+def test_restart_resumes_from_the_journal_exactly_once(tmp_path: Path) -> None:
+    clock, service, pacs = Clock(), FakeService(), FakePacs()
+    dispatcher = _dispatcher(tmp_path, service, pacs, clock, stable_seconds=0)
+    key = _receive(dispatcher)
+    # Simulate a crash right after the service answered: inference saved, nothing built or sent.
+    inference = {route: fake_inference(64, 64)[route] for route in ("classify", "ground", "segment")}
+    dispatcher.spool.write_result(key, INFERENCE_FILE, json.dumps(inference).encode())
+    dispatcher.spool.journal.transition(dispatcher.spool.journal.load(key), InstanceState.INFERRED)
+    restarted = _dispatcher(tmp_path, service, pacs, clock, stable_seconds=0)
+    restarted.run_once()
+    restarted.run_once()
+    record = restarted.spool.journal.load(key)
+    assert record.state is InstanceState.DONE
+    assert "classify" not in service.calls  # not inferred twice
+    assert [h["state"] for h in record.history] == ["inferred", "built", "done"]
+    assert len(pacs.batches) == 1
+
+
+@pytest.mark.parametrize("view", [None, "PA"])
+def test_unknown_or_frontal_views_are_inferred(tmp_path: Path, view: str | None) -> None:
+    clock, service, pacs = Clock(), FakeService(), FakePacs()
+    dispatcher = _dispatcher(tmp_path, service, pacs, clock, stable_seconds=0, max_heatmaps=0)
+    key = _receive(dispatcher, view=view)
+    dispatcher.run_once()
+    assert _state(dispatcher, key) is InstanceState.DONE
+    assert len(pacs.batches[0]) == 2  # SR + SEG

@@ -1,0 +1,98 @@
+"""Service calls: retries with backoff on transient failures, one idempotency key, refusals not retried."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.bridge.identifiers import idempotency_key
+from app.bridge.retry import Backoff
+from app.bridge.service_client import InferenceClient, ServiceRefusedError, ServiceUnavailableError
+from tests.bridge.fakes import fake_inference
+from tests.bridge.loopback import CannedResponse, scripted_server
+
+ANSWERS = fake_inference(8, 8)
+META = CannedResponse(200, {"name": "tiny", "versions": ["7.1"]})
+
+
+def _client(url: str, delays: list[float], retries: int = 3) -> InferenceClient:
+    backoff = Backoff(base_seconds=0.5, max_seconds=4.0, jitter=lambda: 1.0)  # jitter pinned: nominal*1.0
+    return InferenceClient(url, retries=retries, backoff=backoff, model_name="tiny", sleep=delays.append)
+
+
+def _ok(route: str) -> CannedResponse:
+    return CannedResponse(200, ANSWERS[route])
+
+
+def test_transient_failures_are_retried_with_backoff_and_the_same_idempotency_key() -> None:
+    unavailable = CannedResponse(503, {"code": "queue_full"})
+    script = {
+        "/v2/models": [META],
+        "/classify": [unavailable, unavailable, _ok("classify")],
+        "/ground": [_ok("ground")],
+        "/segment": [_ok("segment")],
+    }
+    delays: list[float] = []
+    with scripted_server(script) as server:
+        client = _client(server.url, delays)
+        result = client.infer(b"DICM", "1.2.3.4", findings=["effusion"], max_grounded=2)
+        client.close()
+    assert result.classify["findings"] == ANSWERS["classify"]["findings"]
+    assert delays == [0.5, 1.0]  # base 0.5 * 2**n, jitter factor (0.5 + 0.5 * 1.0) = 1
+    classify_calls = [r for r in server.requests if r.path.startswith("/classify")]
+    assert len(classify_calls) == 3
+    keys = {r.headers["Idempotency-Key"] for r in classify_calls}
+    assert keys == {idempotency_key("1.2.3.4", "7.1", "classify")}
+    assert "1.2.3.4" not in next(iter(keys))  # the UID never travels in clear
+    assert classify_calls[0].headers["Content-Type"] == "application/dicom"
+    assert "findings=effusion" in classify_calls[0].path
+    ground = next(r for r in server.requests if r.path.startswith("/ground"))
+    assert ground.headers["Idempotency-Key"] != next(iter(keys))  # one key per route
+    # the two highest-scoring findings are grounded
+    assert "findings=effusion" in ground.path and "findings=cardiomegaly" in ground.path
+
+
+def test_refusal_is_not_retried_and_keeps_the_problem_code() -> None:
+    script = {"/v2/models": [META], "/classify": [CannedResponse(422, {"code": "not_chest", "status": 422})]}
+    delays: list[float] = []
+    with scripted_server(script) as server:
+        client = _client(server.url, delays)
+        with pytest.raises(ServiceRefusedError) as refusal:
+            client.infer(b"DICM", "1.2.3.4", findings=[], max_grounded=1)
+    assert refusal.value.code == "not_chest" and refusal.value.status == 422
+    assert delays == []
+    assert len([r for r in server.requests if r.path.startswith("/classify")]) == 1
+
+
+def test_gives_up_after_retries_and_honours_retry_after() -> None:
+    script = {"/v2/models": [META], "/classify": [CannedResponse(503, {}, {"Retry-After": "3"})]}
+    delays: list[float] = []
+    with scripted_server(script) as server:
+        client = _client(server.url, delays, retries=2)
+        with pytest.raises(ServiceUnavailableError, match="HTTP 503 after 3 attempts"):
+            client.infer(b"DICM", "1.2.3.4", findings=[], max_grounded=1)
+    assert delays == [3.0, 3.0]  # Retry-After (3 s) is longer than our 0.5 s and 1 s
+
+
+def test_unreachable_service_is_unavailable_not_refused() -> None:
+    delays: list[float] = []
+    client = _client("http://127.0.0.1:9", delays, retries=1)  # discard port: connection refused
+    with pytest.raises(ServiceUnavailableError):
+        client.infer(b"DICM", "1.2.3.4", findings=[], max_grounded=1)
+    assert len(delays) == 1
+
+
+def test_unknown_model_name_is_a_configuration_problem_not_a_refusal() -> None:
+    script: dict[str, Any] = {"/v2/models": [CannedResponse(404, {"code": "unknown_model"})]}
+    with scripted_server(script) as server:
+        client = _client(server.url, [])
+        with pytest.raises(ServiceUnavailableError, match="unknown_model"):
+            client.model_version()
+
+
+def test_backoff_is_capped_and_jittered_within_half_to_full() -> None:
+    backoff = Backoff(base_seconds=1.0, max_seconds=10.0, jitter=lambda: 0.0)
+    assert [backoff.delay(n) for n in range(6)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    full = Backoff(base_seconds=1.0, max_seconds=10.0, jitter=lambda: 0.999999)
+    assert full.delay(10) == pytest.approx(10.0, rel=1e-5)

@@ -1,0 +1,30 @@
+"""Kermany label templates parse to the findings their label states, and nothing placed by invention."""
+
+import pytest
+
+from training.model.entities import ANATOMY, PATHOLOGY
+from training.reports import kermany_report, parse_report
+
+
+def _present(text: str) -> set[str]:
+    return set(parse_report(text).present_pathologies())
+
+
+def test_templates_parse_to_their_label() -> None:
+    assert _present(kermany_report("Normal")) == {"clear"}
+    normal = parse_report(kermany_report("Normal"))
+    for name in ("consolidation", "effusion", "pneumothorax"):
+        assert normal.pathology[PATHOLOGY.index(name)] == 0
+    assert {"consolidation", "pneumonia"} <= _present(kermany_report("Bacterial"))
+    assert {"opacity", "pneumonia"} <= _present(kermany_report("viral-other"))
+
+
+def test_bacterial_template_invents_no_lobe_or_side() -> None:
+    labels = parse_report(kermany_report("Bacterial"))
+    placed = {ANATOMY[i] for i in range(len(ANATOMY)) if labels.anatomy[i] == 1}
+    assert placed == {"unspecified"}
+
+
+def test_unknown_label_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown Kermany label"):
+        kermany_report("Tuberculosis")

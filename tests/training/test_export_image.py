@@ -1,0 +1,117 @@
+"""Image-model export: contract I/O, ONNX Runtime parity with PyTorch, complete verified bundle."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training.bundle import IMAGE_BUNDLE_KEYS, bundle_problems, write_metadata
+from training.export import export_bundle, load_models, main, operating_points, text_encoder_entry
+from training.export_graph import OUTPUT_NAMES, ImageModelGraph
+from training.onnx_tools import cpu_session, run_session
+
+from .tiny_models import IMAGE_SIZE, TEXT_DIM, tiny_model, write_tiny_checkpoints
+
+REPORT = {
+    "split": "val", "n_images": 4, "evaluated": {"kind": "checkpoint"},
+    "classification": {"all": {
+        "pneumonia": {"n_pos": 3, "n_neg": 1, "auroc": 0.67, "max_f1": 0.86, "threshold": 0.42,
+                      "target_sensitivity": 0.9, "threshold_at_target_sensitivity": 0.3},
+        "effusion": {"n_pos": 0, "n_neg": 4, "auroc": None, "max_f1": None, "threshold": None},
+    }},
+}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    folder = tmp_path_factory.mktemp("export")
+    checkpoint, seg_checkpoint = write_tiny_checkpoints(folder)
+    report = folder / "report.json"
+    report.write_text(json.dumps(REPORT))
+    store = folder / "model_store"
+    code = main(["--checkpoint", str(checkpoint), "--seg-checkpoint", str(seg_checkpoint), "--name", "tiny",
+                 "--version", "0.0.1", "--out", str(store), "--eval-report", str(report)])
+    assert code == 0
+    return store / "tiny" / "0.0.1", checkpoint, seg_checkpoint
+
+
+def test_bundle_has_every_contract_key_and_verifies(exported: tuple[Path, Path, Path]) -> None:
+    bundle, _, _ = exported
+    assert bundle_problems(bundle) == []
+    metadata = json.loads((bundle / "metadata.json").read_text())
+    assert set(IMAGE_BUNDLE_KEYS) <= set(metadata)
+    assert sorted(metadata["files"]) == ["MODEL_CARD.md", "anatomy_queries.npy", "image_model.onnx",
+                                         "pathology_queries.npy"]
+    assert metadata["graphs"]["image_model"]["outputs"]["pathology_maps"] == ["B", "Qp", 4, 4]
+    assert metadata["segmentation"]["structures"][0] == "right_lung"
+    assert metadata["preprocessing"]["image_size"] == IMAGE_SIZE
+    assert metadata["operating_points"] == {"pneumonia": {
+        "threshold": 0.42, "source": "max-F1 on val (3 pos / 1 neg)", "auroc": 0.67,
+        "target_sensitivity": 0.9, "threshold_at_target_sensitivity": 0.3}}
+    assert np.load(bundle / "pathology_queries.npy").shape == (75, TEXT_DIM)
+    assert "pneumonia" in (bundle / "MODEL_CARD.md").read_text()
+
+
+def test_onnx_matches_torch_for_other_batch_sizes_and_query_counts(exported: tuple[Path, Path, Path]) -> None:
+    bundle, checkpoint, seg_checkpoint = exported
+    metadata = json.loads((bundle / "metadata.json").read_text())
+    assert all(v <= 1e-4 for k, v in metadata["graphs"]["image_model"]["parity_max_abs_diff"].items()
+               if k != "segmentation_logits")
+    graph = ImageModelGraph(*load_models(checkpoint, seg_checkpoint))
+    session = cpu_session(bundle / "image_model.onnx")
+    assert [o.name for o in session.get_outputs()] == list(OUTPUT_NAMES)
+    generator = torch.Generator().manual_seed(1)
+    for batch, n_queries in ((1, 1), (3, 9)):
+        image = torch.randn(batch, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
+        queries = torch.nn.functional.normalize(torch.randn(n_queries + 2, TEXT_DIM, generator=generator), dim=-1)
+        pathology, anatomy = queries[:n_queries], queries[n_queries:]  # (Qp, T), (2, T)
+        with torch.no_grad():
+            expected = graph(image, pathology, anatomy)
+        actual = run_session(session, {"image": image.numpy(), "pathology_queries": pathology.numpy(),
+                                       "anatomy_queries": anatomy.numpy()})
+        assert actual["pathology_probs"].shape == (batch, n_queries)
+        assert actual["anatomy_maps"].shape == (batch, 2, 4, 4)
+        assert actual["segmentation_logits"].shape == (batch, 5, IMAGE_SIZE, IMAGE_SIZE)
+        for name, reference in zip(OUTPUT_NAMES, expected, strict=True):
+            np.testing.assert_allclose(actual[name], reference.numpy(), atol=1e-4, rtol=0, err_msg=name)
+
+
+def test_a_version_is_never_overwritten(exported: tuple[Path, Path, Path]) -> None:
+    bundle, checkpoint, _ = exported
+    with pytest.raises(FileExistsError):
+        export_bundle(checkpoint=checkpoint, seg_checkpoint=None, name="tiny", version="0.0.1",
+                      store=bundle.parent.parent)
+
+
+def test_fp16_export_keeps_float32_io_and_records_drift(exported: tuple[Path, Path, Path]) -> None:
+    bundle, checkpoint, _ = exported
+    fp16 = export_bundle(checkpoint=checkpoint, seg_checkpoint=None, name="tiny", version="0.0.1-fp16",
+                         store=bundle.parent.parent, fp16=True)
+    metadata = json.loads((fp16 / "metadata.json").read_text())
+    graph = metadata["graphs"]["image_model"]
+    assert graph["precision"] == "fp16" and metadata["segmentation"]["structures"] == []
+    assert 0.0 < graph["parity_max_abs_diff"]["pathology_probs"] < 1e-2
+    session = cpu_session(fp16 / "image_model.onnx")
+    assert {i.type for i in session.get_inputs()} == {"tensor(float)"}
+    outputs = run_session(session, {"image": np.zeros((1, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32),
+                                    "pathology_queries": np.load(fp16 / "pathology_queries.npy"),
+                                    "anatomy_queries": np.load(fp16 / "anatomy_queries.npy")})
+    assert outputs["pathology_probs"].dtype == np.float32
+    assert outputs["segmentation_logits"].shape == (1, 0, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def test_text_encoder_of_another_width_is_refused(tmp_path: Path) -> None:
+    encoder_dir = tmp_path / "text-encoders" / "other" / "1"
+    encoder_dir.mkdir(parents=True)
+    (encoder_dir / "text_encoder.onnx").write_bytes(b"graph")
+    write_metadata(encoder_dir, {"schema_version": 1, "name": "other", "version": "1", "dim": 384,
+                                 "max_length": 64, "pooling": "mean", "normalize": True})
+    with pytest.raises(ValueError, match="does not match"):
+        text_encoder_entry(encoder_dir, tmp_path / "tiny" / "1", tiny_model())
+
+
+def test_operating_points_skip_findings_without_a_threshold() -> None:
+    assert list(operating_points(REPORT)) == ["pneumonia"]
+    assert operating_points(None) == {}

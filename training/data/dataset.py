@@ -1,0 +1,154 @@
+"""Datasets over manifest records: pretraining (report labels), classification, segmentation.
+
+Images are decoded with `app.imaging.decode_path`, the service's own decoder, so training never sees a
+pixel path the service would not. Report labels are parsed once per distinct report text when the
+dataset is built (reports repeat: kermany templates, multi-image studies) and kept as int8 arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from app.imaging import decode_path
+from training.data.manifest import ManifestRecord
+from training.reports import parse_report
+
+logger = logging.getLogger(__name__)
+
+Sample = dict[str, torch.Tensor]
+
+
+class PairTransform(Protocol):
+    """What TrainTransform and EvalTransform share: (H, W) [0,1] (+ masks) -> (3, S, S) (+ masks)."""
+
+    def set_random_state(self, seed: int | Sequence[int]) -> None: ...
+
+    def __call__(
+        self, image: np.ndarray, masks: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+def load_pixels(path: str) -> np.ndarray:
+    """(H, W) float32 in [0, 1] through the service's decoder (laterals allowed: the reader filters)."""
+    return decode_path(path, allow_lateral=True).pixels
+
+
+def load_mask(path: str) -> np.ndarray:
+    """(H, W) float32 0/1 from a binary mask image."""
+    return (decode_path(path, allow_lateral=True).pixels >= 0.5).astype(np.float32)
+
+
+class _RecordDataset(Dataset[Sample]):
+    """Shared part: records, transform, and per-sample seeding from (seed, epoch, index)."""
+
+    def __init__(self, records: Sequence[ManifestRecord], transform: PairTransform, seed: int = 0) -> None:
+        if not records:
+            raise ValueError("dataset built from zero manifest records")
+        self.records = list(records)
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """New augmentation draws each epoch while staying reproducible."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _transform(self, index: int, image: np.ndarray,
+                   masks: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray | None]:
+        self.transform.set_random_state((self.seed, self.epoch, index))
+        pixels, out_masks = self.transform(image, masks)
+        return torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)), out_masks
+
+
+class PretrainDataset(_RecordDataset):
+    """Image + report labels: `matrix` (51, 75), `pathology_labels` (75,), `anatomy_labels` (51,)."""
+
+    def __init__(self, records: Sequence[ManifestRecord], transform: PairTransform, seed: int = 0) -> None:
+        kept = [record for record in records if record.report]
+        if len(kept) < len(records):
+            logger.info("pretraining drops %d records without report text", len(records) - len(kept))
+        super().__init__(kept, transform, seed)
+        parsed: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for record in self.records:
+            text = record.report or ""
+            if text not in parsed:
+                labels = parse_report(text)
+                parsed[text] = (labels.matrix, labels.pathology, labels.anatomy)
+        self._labels = [parsed[record.report or ""] for record in self.records]
+        logger.info("parsed %d distinct reports for %d images", len(parsed), len(self.records))
+
+    def __getitem__(self, index: int) -> Sample:
+        record = self.records[index]
+        image, _ = self._transform(index, load_pixels(record.image))
+        matrix, pathology, anatomy = self._labels[index]
+        return {
+            "image": image,  # (3, S, S)
+            "matrix": torch.from_numpy(matrix.astype(np.int64)),  # (51, 75)
+            "pathology_labels": torch.from_numpy(pathology.astype(np.int64)),  # (75,)
+            "anatomy_labels": torch.from_numpy(anatomy.astype(np.int64)),  # (51,)
+        }
+
+
+class ClassificationDataset(_RecordDataset):
+    """Image + `labels` (L,) float 0/1 and `label_mask` (L,) 1 where the record has that label."""
+
+    def __init__(self, records: Sequence[ManifestRecord], label_names: Sequence[str],
+                 transform: PairTransform, seed: int = 0) -> None:
+        kept = [record for record in records if record.labels and set(label_names) & set(record.labels)]
+        super().__init__(kept, transform, seed)
+        self.label_names = list(label_names)
+
+    def __getitem__(self, index: int) -> Sample:
+        record = self.records[index]
+        image, _ = self._transform(index, load_pixels(record.image))
+        known = record.labels or {}
+        labels = [float(known.get(name, 0)) for name in self.label_names]
+        mask = [float(name in known) for name in self.label_names]
+        return {"image": image, "labels": torch.tensor(labels), "label_mask": torch.tensor(mask)}  # (L,)
+
+
+class SegmentationDataset(_RecordDataset):
+    """Image + per-structure masks; structures a record lacks get `mask_valid` 0 (no loss there).
+
+    `lungs` is the union-of-lungs target: from the record's own `lungs` mask (covid-chestxray ships one
+    mask for both lungs, which cannot be split into sides honestly) or the union of its left/right masks.
+    """
+
+    LUNGS = "lungs"
+
+    def __init__(self, records: Sequence[ManifestRecord], structures: Sequence[str],
+                 transform: PairTransform, seed: int = 0) -> None:
+        kept = [record for record in records if record.masks]
+        super().__init__(kept, transform, seed)
+        self.structures = list(structures)
+
+    def __getitem__(self, index: int) -> Sample:
+        record = self.records[index]
+        pixels = load_pixels(record.image)
+        available = record.masks or {}
+        names = [*self.structures, self.LUNGS]
+        stacked = np.stack([
+            load_mask(available[name]) if name in available else np.zeros_like(pixels) for name in names
+        ])  # (K + 1, H, W)
+        valid = [name in available for name in names]
+        if not valid[-1] and "right_lung" in available and "left_lung" in available:
+            stacked[-1] = np.maximum(stacked[names.index("right_lung")], stacked[names.index("left_lung")])
+            valid[-1] = True
+        image, masks = self._transform(index, pixels, stacked)
+        assert masks is not None  # masks in -> masks out
+        return {
+            "image": image,  # (3, S, S)
+            "masks": torch.from_numpy(np.ascontiguousarray(masks[:-1])),  # (K, S, S)
+            "mask_valid": torch.tensor(valid[:-1], dtype=torch.float32),  # (K,)
+            "lungs": torch.from_numpy(np.ascontiguousarray(masks[-1])),  # (S, S)
+            "lungs_valid": torch.tensor(float(valid[-1])),  # ()
+        }

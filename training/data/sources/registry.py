@@ -1,0 +1,56 @@
+"""Turn a config's source spec (kind + path) into manifest records."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from training.data.manifest import ManifestRecord, read_manifest
+from training.data.sources.covid import FRONTAL_VIEWS, read_covid_chestxray
+from training.data.sources.jsrt import read_jsrt_scr
+from training.data.sources.kermany import read_kermany_pediatric
+from training.data.sources.mimic import read_mimic_cxr
+
+SHARED_PLACEHOLDER = "{shared}"
+
+
+def shared_data_dir() -> Path:
+    """MEDSLIP_SHARED_DATA, else `../shared/data` beside the repository (as the tests resolve it)."""
+    env = os.environ.get("MEDSLIP_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def expand_path(path: str) -> Path:
+    """Expand the `{shared}` placeholder so configs need no machine-specific absolute paths."""
+    return Path(path.replace(SHARED_PLACEHOLDER, str(shared_data_dir()))).expanduser()
+
+
+def load_source(kind: str, path: str, *, frontal_only: bool = True, max_records: int = 0) -> list[ManifestRecord]:
+    """Records of one source; `max_records` keeps the first N of EACH split (smoke runs, tests)."""
+    root = expand_path(path)
+    if kind == "covid":
+        records = read_covid_chestxray(root, frontal_only=frontal_only)
+    elif kind == "kermany":
+        records = read_kermany_pediatric(root)
+    elif kind == "jsrt":
+        records = read_jsrt_scr(root)
+    elif kind == "mimic":
+        records = read_mimic_cxr(root, frontal_only=frontal_only)
+    elif kind == "manifest":
+        records = read_manifest(root)
+        if frontal_only:
+            records = [r for r in records if r.view.upper() not in {"L", "LL", "RL", "LATERAL", "LAT"}]
+    else:
+        raise ValueError(f"unknown source kind {kind!r}")
+    if max_records <= 0:
+        return records
+    kept: list[ManifestRecord] = []
+    per_split: dict[str, int] = {}
+    for record in records:
+        if per_split.get(record.split, 0) < max_records:
+            per_split[record.split] = per_split.get(record.split, 0) + 1
+            kept.append(record)
+    return kept
+
+
+__all__ = ["FRONTAL_VIEWS", "expand_path", "load_source", "shared_data_dir"]

@@ -1,0 +1,252 @@
+"""`medslip-export --checkpoint CKPT [--seg-checkpoint CKPT] --name N --version V --out model_store`.
+
+Writes `model_store/<name>/<version>/`: the single-file `image_model.onnx` (checked, and compared with
+PyTorch before it is accepted), the two query books, MODEL_CARD.md and `metadata.json` with the sha256
+of every file, so the service can serve it without importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.imaging.preprocessing import PreprocessingSpec
+from training.bundle import SCHEMA_VERSION, read_metadata, sha256_file, verify_bundle, write_metadata
+from training.config_io import config_to_dict
+from training.export_graph import ImageModelGraph, export_image_graph, measure_parity, require_fp32_parity
+from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel, load_checkpoint
+from training.model.entities import ANATOMY, CXR14_TO_PATHOLOGY, PATHOLOGY, anatomy_query_texts
+from training.model.text_encoder import load_descriptions, pathology_query_texts
+from training.model_card import render_model_card
+from training.quantize import convert_to_fp16
+
+logger = logging.getLogger(__name__)
+
+GRAPH_FILE = "image_model.onnx"
+PATHOLOGY_BOOK_FILE = "pathology_queries.npy"
+ANATOMY_BOOK_FILE = "anatomy_queries.npy"
+CARD_FILE = "MODEL_CARD.md"
+#: Findings the service reports by default when no evaluation names more (CXR14 classes + pneumonia).
+DEFAULT_FINDINGS: tuple[str, ...] = tuple(dict.fromkeys([*CXR14_TO_PATHOLOGY.values(), "pneumonia"]))
+
+
+def load_models(checkpoint: Path, seg_checkpoint: Path | None) -> tuple[MeDSLIP, SegmentationModel | None]:
+    """The MeDSLIP model and, optionally, the segmentation model of a `medslip-finetune-seg` checkpoint.
+
+    When the segmentation trunk equals the MeDSLIP trunk (frozen-trunk fine-tuning) the same module is
+    used for both, so the graph stores its weights once.
+    """
+    model, _ = load_checkpoint(checkpoint)
+    if seg_checkpoint is None:
+        return model, None
+    seg_base, extra = load_checkpoint(seg_checkpoint)
+    if "segmentation_head" not in extra or "segmentation" not in extra:
+        raise ValueError(f"{seg_checkpoint.name} is not a segmentation checkpoint (no segmentation_head)")
+    settings = extra["segmentation"]
+    main_trunk, seg_trunk = model.res_features.state_dict(), seg_base.res_features.state_dict()
+    shared = main_trunk.keys() == seg_trunk.keys() and all(
+        torch.equal(main_trunk[key], seg_trunk[key]) for key in main_trunk
+    )
+    trunk = model.res_features if shared else seg_base.res_features
+    logger.info("segmentation trunk %s the MeDSLIP trunk", "is shared with" if shared else "differs from")
+    if list(settings["structures"]) != list(SEGMENTATION_STRUCTURES):
+        raise ValueError(f"segmentation structures {settings['structures']} differ from the contract's order")
+    segmentation = SegmentationModel(
+        trunk,
+        num_structures=len(settings["structures"]),
+        decoder_channels=tuple(settings["decoder_channels"]),
+    )
+    segmentation.head.load_state_dict(extra["segmentation_head"])
+    return model, segmentation.eval()
+
+
+def text_encoder_entry(
+    text_encoder_dir: Path | None, bundle_dir: Path, model: MeDSLIP
+) -> dict[str, Any] | None:
+    """The metadata `text_encoder` block; refuses an encoder whose width or pooling differs from the one
+    the model's books were built with (free-text queries would then be meaningless)."""
+    if text_encoder_dir is None:
+        logger.warning("no --text-encoder-dir: the bundle cannot embed free-text queries")
+        return None
+    encoder = read_metadata(text_encoder_dir)
+    config = model.config
+    if encoder["dim"] != config.text_dim or encoder["pooling"] != config.text_pooling:
+        raise ValueError(
+            f"text encoder (dim {encoder['dim']}, {encoder['pooling']}) does not match the model "
+            f"(dim {config.text_dim}, {config.text_pooling})"
+        )
+    return {
+        "name": encoder["name"],
+        "dir": Path(os.path.relpath(text_encoder_dir.resolve(), bundle_dir.resolve())).as_posix(),
+        "version": encoder["version"],
+        "dim": encoder["dim"],
+        "max_length": encoder["max_length"],
+        "pooling": encoder["pooling"],
+        "normalize": encoder["normalize"],
+        "sha256": encoder["files"]["text_encoder.onnx"],
+    }
+
+
+def operating_points(report: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Max-F1 thresholds (and the target-sensitivity ones) of the pooled evaluation, per finding."""
+    if report is None:
+        return {}
+    pooled = report.get("classification", {}).get("all", {})
+    split = report.get("split", "?")
+    points: dict[str, dict[str, Any]] = {}
+    for name, m in pooled.items():
+        if m.get("threshold") is None:
+            continue
+        points[name] = {
+            "threshold": m["threshold"],
+            "source": f"max-F1 on {split} ({m['n_pos']} pos / {m['n_neg']} neg)",
+            "auroc": m.get("auroc"),
+            "target_sensitivity": m.get("target_sensitivity"),
+            "threshold_at_target_sensitivity": m.get("threshold_at_target_sensitivity"),
+        }
+    return points
+
+
+def graph_io(model: MeDSLIP, num_structures: int) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """Symbolic I/O shapes of the graph, as metadata lists them."""
+    config = model.config
+    size, grid, dim = config.image_size, config.grid_size, config.text_dim
+    inputs: dict[str, list[Any]] = {
+        "image": ["B", 3, size, size], "pathology_queries": ["Qp", dim], "anatomy_queries": ["Qa", dim],
+    }
+    outputs: dict[str, list[Any]] = {
+        "pathology_probs": ["B", "Qp"], "pathology_maps": ["B", "Qp", grid, grid],
+        "anatomy_probs": ["B", "Qa"], "anatomy_maps": ["B", "Qa", grid, grid],
+        "segmentation_logits": ["B", num_structures, size, size],
+    }
+    return inputs, outputs
+
+
+def build_metadata(
+    *, name: str, version: str, model: MeDSLIP, segmentation: SegmentationModel | None, precision: str,
+    parity: dict[str, float], text_encoder: dict[str, Any] | None, report: dict[str, Any] | None,
+    training_data: dict[str, Any],
+) -> dict[str, Any]:
+    """Every metadata.json key of docs/contracts.md except `files` (added by `write_metadata`)."""
+    structures = [] if segmentation is None else list(SEGMENTATION_STRUCTURES)
+    inputs, outputs = graph_io(model, len(structures))
+    points = operating_points(report)
+    findings = [n for n in PATHOLOGY if n in points or n in DEFAULT_FINDINGS]
+    metrics: dict[str, Any] = {}
+    if report is not None:
+        sections = ("classification", "grounding", "segmentation")
+        metrics = {key: report[key] for key in sections if key in report}
+        evaluated = report.get("evaluated", {}).get("kind", "?")
+        metrics["source"] = f"medslip-eval of the {evaluated} on the {report.get('split')} split, " \
+                            f"{report.get('n_images')} images"
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "version": version,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "description": "MeDSLIP dual-stream chest X-ray model: zero-shot finding probabilities and "
+                       "attention heat maps for any text query, anatomy grounding, anatomy segmentation.",
+        "intended_use": "research only; not a medical device",
+        "architecture": config_to_dict(model.config),
+        "preprocessing": PreprocessingSpec(image_size=model.config.image_size).to_dict(),
+        "graphs": {"image_model": {"file": GRAPH_FILE, "inputs": inputs, "outputs": outputs,
+                                   "precision": precision, "io_dtype": "float32",
+                                   "parity_max_abs_diff": parity}},
+        "text_encoder": text_encoder,
+        "pathology": {"names": list(PATHOLOGY), "query_texts": pathology_query_texts(load_descriptions()),
+                      "embeddings_file": PATHOLOGY_BOOK_FILE},
+        "anatomy": {"names": list(ANATOMY), "query_texts": anatomy_query_texts(),
+                    "embeddings_file": ANATOMY_BOOK_FILE},
+        "operating_points": points,
+        "default_threshold": 0.5,
+        "findings_reported": findings,
+        "segmentation": {"structures": structures, "threshold": 0.5},
+        "training_data": training_data,
+        "metrics": metrics,
+    }
+
+
+def export_bundle(
+    *, checkpoint: Path, seg_checkpoint: Path | None, name: str, version: str, store: Path,
+    text_encoder_dir: Path | None = None, fp16: bool = False, eval_report: Path | None = None,
+) -> Path:
+    """Export, verify and write `<store>/<name>/<version>/`; returns the bundle folder.
+
+    The bundle is assembled in a scratch folder beside it and moved into place only once complete, so a
+    failed export never leaves a half-written version the service could pick up.
+    """
+    model, segmentation = load_models(checkpoint, seg_checkpoint)
+    graph = ImageModelGraph(model, segmentation)
+    report = json.loads(eval_report.read_text(encoding="utf-8")) if eval_report else None
+    bundle_dir = store / name / version
+    if bundle_dir.exists():
+        raise FileExistsError(f"{bundle_dir} exists; versions are immutable, choose a new --version")
+    bundle_dir.parent.mkdir(parents=True, exist_ok=True)
+    text_encoder = text_encoder_entry(text_encoder_dir, bundle_dir, model)
+
+    with tempfile.TemporaryDirectory(dir=bundle_dir.parent, prefix=f".{version}-") as scratch:
+        work = Path(scratch)
+        fp32_path = export_image_graph(graph, work / "fp32.onnx")
+        parity = measure_parity(graph, fp32_path)
+        require_fp32_parity(parity)
+        final_path, precision = fp32_path, "fp32"
+        if fp16:
+            final_path, precision = convert_to_fp16(fp32_path, work / "fp16.onnx"), "fp16"
+            parity = measure_parity(graph, final_path)  # drift of the shipped graph, recorded not enforced
+            logger.info("fp16 drift vs torch fp32: %s", {k: f"{v:.2e}" for k, v in parity.items()})
+        staged = work / "bundle"
+        staged.mkdir()
+        shutil.move(final_path, staged / GRAPH_FILE)
+        np.save(staged / PATHOLOGY_BOOK_FILE, model.pathology_book.detach().numpy().astype(np.float32))
+        np.save(staged / ANATOMY_BOOK_FILE, model.anatomy_book.detach().numpy().astype(np.float32))
+        training_data = {"checkpoint": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint)}
+        if seg_checkpoint is not None:
+            training_data["seg_checkpoint"] = seg_checkpoint.name
+            training_data["seg_checkpoint_sha256"] = sha256_file(seg_checkpoint)
+        metadata = build_metadata(
+            name=name, version=version, model=model, segmentation=segmentation, precision=precision,
+            parity=parity, text_encoder=text_encoder, report=report, training_data=training_data,
+        )
+        (staged / CARD_FILE).write_text(render_model_card(metadata), encoding="utf-8")
+        write_metadata(staged, metadata)
+        verify_bundle(staged)
+        staged.rename(bundle_dir)
+    logger.info("bundle %s/%s written to %s", name, version, bundle_dir)
+    return bundle_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Export a bundle; prints its folder and the sha256 of image_model.onnx on stdout."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checkpoint", required=True, type=Path, help="MeDSLIP checkpoint (.pt)")
+    parser.add_argument("--seg-checkpoint", type=Path, default=None, help="medslip-finetune-seg checkpoint")
+    parser.add_argument("--name", default="medslip-cxr")
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--out", type=Path, default=Path("model_store"), help="model store root")
+    parser.add_argument("--text-encoder-dir", type=Path, default=None,
+                        help="text-encoder bundle, e.g. model_store/text-encoders/all-minilm-l6-v2/1")
+    parser.add_argument("--fp16", action="store_true", help="fp16 weights, float32 graph I/O")
+    parser.add_argument("--eval-report", type=Path, default=None, help="report.json of medslip-eval")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    bundle_dir = export_bundle(
+        checkpoint=args.checkpoint, seg_checkpoint=args.seg_checkpoint, name=args.name, version=args.version,
+        store=args.out, text_encoder_dir=args.text_encoder_dir, fp16=args.fp16, eval_report=args.eval_report,
+    )
+    sys.stdout.write(f"{bundle_dir} {sha256_file(bundle_dir / GRAPH_FILE)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""The image graph the service runs: MeDSLIP (+ optional segmentation) with the contract's exact I/O,
+its ONNX export and the ONNX Runtime vs PyTorch parity check every export must pass."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.model import MeDSLIP, SegmentationModel
+from training.onnx_tools import cpu_session, export_to_onnx, max_abs_diff, run_session
+
+logger = logging.getLogger(__name__)
+
+INPUT_NAMES: tuple[str, ...] = ("image", "pathology_queries", "anatomy_queries")
+OUTPUT_NAMES: tuple[str, ...] = (
+    "pathology_probs", "pathology_maps", "anatomy_probs", "anatomy_maps", "segmentation_logits",
+)
+#: Outputs the contract's fp32 parity (<= 1e-4) is enforced on; segmentation logits are reported only,
+#: because unbounded logits of a deep decoder legitimately drift more than probabilities do.
+PARITY_OUTPUTS: tuple[str, ...] = ("pathology_probs", "pathology_maps", "anatomy_probs", "anatomy_maps")
+FP32_TOLERANCE = 1e-4
+
+
+class ImageModelGraph(nn.Module):
+    """Wraps a trained model so its forward is exactly `image_model.onnx` (docs/contracts.md).
+
+    Without a segmentation model the graph still has `segmentation_logits`, with K = 0 structures, so
+    the service never has to special-case the graph's signature (the metadata lists no structures).
+    """
+
+    def __init__(self, model: MeDSLIP, segmentation: SegmentationModel | None = None) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.segmentation = segmentation.eval() if segmentation is not None else None
+
+    @property
+    def num_structures(self) -> int:
+        """K: channels of `segmentation_logits`."""
+        if self.segmentation is None:
+            return 0
+        return int(self.segmentation.head.classifier.out_channels)
+
+    def forward(
+        self, image: torch.Tensor, pathology_queries: torch.Tensor, anatomy_queries: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """image (B, 3, S, S), queries (Qp, T) / (Qa, T) -> the five contract outputs."""
+        out = self.model(image, pathology_queries, anatomy_queries)
+        pathology_probs = out.pathology_logits.softmax(dim=-1)[..., 1]  # (B, Qp)
+        anatomy_probs = out.anatomy_logits.softmax(dim=-1)[..., 1]  # (B, Qa)
+        if self.segmentation is not None:
+            segmentation_logits = self.segmentation(image)  # (B, K, S, S)
+        else:
+            batch, _, height, width = image.shape
+            segmentation_logits = image.new_zeros((batch, 0, height, width))  # (B, 0, S, S)
+        return pathology_probs, out.pathology_maps, anatomy_probs, out.anatomy_maps, segmentation_logits
+
+
+def export_image_graph(graph: ImageModelGraph, path: Path) -> Path:
+    """Export with a dynamic batch axis and dynamic query counts; image size stays fixed (the bundle's
+    preprocessing promises it)."""
+    config = graph.model.config
+    batch, n_pathology, n_anatomy = torch.export.Dim("batch"), torch.export.Dim("Qp"), torch.export.Dim("Qa")
+    generator = torch.Generator().manual_seed(0)
+    example = (
+        torch.randn(2, 3, config.image_size, config.image_size, generator=generator),
+        graph.model.pathology_book.detach().clone(),  # (75, T)
+        graph.model.anatomy_book.detach().clone(),  # (51, T)
+    )
+    return export_to_onnx(
+        graph,
+        example,
+        path,
+        input_names=INPUT_NAMES,
+        output_names=OUTPUT_NAMES,
+        dynamic_shapes={"image": {0: batch}, "pathology_queries": {0: n_pathology},
+                        "anatomy_queries": {0: n_anatomy}},
+    )
+
+
+def _random_queries(count: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+    queries = torch.randn(count, dim, generator=generator)  # (Q, T)
+    return torch.nn.functional.normalize(queries, dim=-1)  # like sentence embeddings
+
+
+def measure_parity(
+    graph: ImageModelGraph,
+    onnx_path: Path,
+    batches: Iterable[int] = (1, 3),
+    query_counts: Iterable[tuple[int, int] | None] = (None, (7, 3)),
+    seed: int = 0,
+) -> dict[str, float]:
+    """Max |ORT - torch| per output over every (batch, query count) case; `None` = the built-in books.
+
+    Different batch sizes and query counts from the export example prove the dynamic axes work.
+    """
+    config = graph.model.config
+    session = cpu_session(onnx_path)
+    generator = torch.Generator().manual_seed(seed)
+    worst = dict.fromkeys(OUTPUT_NAMES, 0.0)
+    for batch in batches:
+        for counts in query_counts:
+            image = torch.randn(batch, 3, config.image_size, config.image_size, generator=generator)
+            if counts is None:
+                pathology, anatomy = graph.model.pathology_book, graph.model.anatomy_book
+            else:
+                pathology = _random_queries(counts[0], config.text_dim, generator)
+                anatomy = _random_queries(counts[1], config.text_dim, generator)
+            with torch.no_grad():
+                expected = graph(image, pathology, anatomy)
+            feeds = {"image": image.numpy(), "pathology_queries": pathology.numpy().astype(np.float32),
+                     "anatomy_queries": anatomy.numpy().astype(np.float32)}
+            actual = run_session(session, feeds)
+            for name, reference in zip(OUTPUT_NAMES, expected, strict=True):
+                worst[name] = max(worst[name], max_abs_diff(actual[name], reference.numpy()))
+    logger.info("ORT vs torch max abs diff: %s", {k: f"{v:.2e}" for k, v in worst.items()})
+    return worst
+
+
+def require_fp32_parity(diffs: dict[str, float]) -> None:
+    """Refuse an fp32 graph that does not reproduce the torch model within FP32_TOLERANCE."""
+    failing = {name: diffs[name] for name in PARITY_OUTPUTS if diffs[name] > FP32_TOLERANCE}
+    if failing:
+        raise RuntimeError(f"ONNX graph differs from torch beyond {FP32_TOLERANCE}: {failing}")

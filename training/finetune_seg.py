@@ -1,0 +1,149 @@
+"""`medslip-finetune-seg --config FILE --init CKPT`: anatomy segmentation on the pretrained trunk.
+
+`SegmentationModel` (U-Net decoder on the MeDSLIP trunk) learns the 5 structures of JSRT/SCR with
+Dice + BCE per structure. covid-chestxray ships ONE mask covering both lungs: splitting it by the image
+midline would teach wrong sides (the mediastinum is not centred, rotated films), so those images train
+only a `lungs` union target: the soft union 1 - (1 - p_right)(1 - p_left) of the two lung channels, while
+their per-structure channels have loss mask 0 (`mask_valid`). JSRT images train both.
+
+With `task.freeze_trunk: true` (default) the pretrained trunk is unchanged, so one trunk serves both the
+MeDSLIP heads and the segmentation head in the exported bundle. The final output
+`segmentation_final.pt` is a regular model checkpoint (`model` = the MeDSLIP state with the trunk used,
+`model_config`) plus `segmentation_head` (state) and `segmentation` (structures, decoder settings).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.config_io import config_from_dict, config_to_dict
+from training.data.dataset import Sample, SegmentationDataset
+from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel, load_checkpoint, save_checkpoint
+from training.trainer.config import TrainConfig
+from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed
+from training.trainer.loop import Trainer
+from training.trainer.setup import base_parser, check_image_size, configure_logging, load_records, prepare_run, transforms
+
+logger = logging.getLogger(__name__)
+
+SEGMENTATION_CHECKPOINT = "segmentation_final.pt"
+
+
+@dataclass
+class SegmentationTaskConfig:
+    freeze_trunk: bool = True  # keep the pretrained trunk (one trunk for MeDSLIP + segmentation in the bundle)
+    decoder_channels: tuple[int, int, int, int] = (256, 128, 64, 32)  # U-Net decoder widths
+    dice_weight: float = 1.0  # weight of the soft Dice terms
+    bce_weight: float = 1.0  # weight of the BCE terms
+    lungs_weight: float = 1.0  # weight of the lungs-union terms (covid-chestxray single lung mask)
+
+
+def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - Dice per (sample, channel) over the spatial dims: (B, K, H, W) -> (B, K)."""
+    intersection = (probs * target).sum(dim=(-2, -1))
+    denominator = probs.sum(dim=(-2, -1)) + target.sum(dim=(-2, -1))
+    return 1.0 - (2.0 * intersection + 1.0) / (denominator + 1.0)
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+class SegmentationTask:
+    """Batch -> (B, K, S, S) logits -> masked Dice + BCE per structure and on the lungs union."""
+
+    def __init__(self, task: SegmentationTaskConfig) -> None:
+        self.task = task
+        self.right = SEGMENTATION_STRUCTURES.index("right_lung")
+        self.left = SEGMENTATION_STRUCTURES.index("left_lung")
+
+    def losses(self, model: nn.Module, batch: Sample, *, training: bool) -> dict[str, torch.Tensor]:
+        logits = model(batch["image"]).float()  # (B, K, S, S)
+        masks, valid = batch["masks"], batch["mask_valid"]  # (B, K, S, S), (B, K)
+        bce = F.binary_cross_entropy_with_logits(logits, masks, reduction="none").mean(dim=(-2, -1))  # (B, K)
+        probs = logits.sigmoid()
+        dice = soft_dice_loss(probs, masks)  # (B, K)
+        # Union of the two lung channels vs the single lungs mask (valid on every image that has one).
+        union = 1.0 - (1.0 - probs[:, self.right]) * (1.0 - probs[:, self.left])  # (B, S, S)
+        union = union.clamp(1e-6, 1.0 - 1e-6)
+        lungs, lungs_valid = batch["lungs"], batch["lungs_valid"]  # (B, S, S), (B,)
+        lungs_bce = F.binary_cross_entropy(union, lungs, reduction="none").mean(dim=(-2, -1))  # (B,)
+        lungs_dice = soft_dice_loss(union.unsqueeze(1), lungs.unsqueeze(1)).squeeze(1)  # (B,)
+        terms = {
+            "bce": _masked_mean(bce, valid),
+            "dice": _masked_mean(dice, valid),
+            "lungs_bce": _masked_mean(lungs_bce, lungs_valid),
+            "lungs_dice": _masked_mean(lungs_dice, lungs_valid),
+        }
+        task = self.task
+        terms["total"] = (task.bce_weight * terms["bce"] + task.dice_weight * terms["dice"]
+                          + task.lungs_weight * (task.bce_weight * terms["lungs_bce"]
+                                                 + task.dice_weight * terms["lungs_dice"]))
+        return terms
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing random to restore."""
+
+
+def build_trainer(config: TrainConfig, init: MeDSLIP,
+                  info: DistInfo | None = None) -> tuple[Trainer, SegmentationModel, SegmentationTaskConfig]:
+    """Trainer for a SegmentationModel on `init`'s trunk."""
+    task_config = config_from_dict(SegmentationTaskConfig, config.task)
+    check_image_size(init.config.image_size, config.data)
+    model = SegmentationModel(init.res_features, decoder_channels=task_config.decoder_channels,
+                              freeze_trunk=task_config.freeze_trunk)
+    train_records, val_records = load_records(config.data)
+    train_transform, eval_transform = transforms(config.data)
+    structures = list(SEGMENTATION_STRUCTURES)
+    seed = config.run.seed
+    train_set = SegmentationDataset(train_records, structures, train_transform, seed=seed)
+    val_set = SegmentationDataset(val_records, structures, eval_transform, seed=seed) if val_records else None
+    trainer = Trainer(model, SegmentationTask(task_config), train_set, val_set, config,
+                      model_config=config_to_dict(init.config), info=info)
+    return trainer, model, task_config
+
+
+def save_segmentation_checkpoint(path: Path, init: MeDSLIP, model: SegmentationModel,
+                                 task: SegmentationTaskConfig) -> None:
+    """MeDSLIP checkpoint (trunk = the one the head was trained on) + head state + its settings."""
+    init.res_features.load_state_dict(model.trunk.state_dict())
+    save_checkpoint(
+        path, init,
+        segmentation_head={name: tensor.detach().cpu() for name, tensor in model.head.state_dict().items()},
+        segmentation={"structures": list(SEGMENTATION_STRUCTURES), "threshold": 0.5,
+                      "decoder_channels": list(task.decoder_channels), "freeze_trunk": task.freeze_trunk},
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point (torchrun-compatible)."""
+    args = base_parser(__doc__ or "", init_required=True).parse_args(argv)
+    config = prepare_run(args)
+    info = init_distributed("cuda" if config.run.device != "cpu" and torch.cuda.is_available() else "cpu")
+    configure_logging(info)
+    try:
+        init, _ = load_checkpoint(args.init)
+        trainer, model, task_config = build_trainer(config, init, info)
+        if args.resume is not None:
+            trainer.resume(args.resume)
+        trainer.fit()
+        if trainer.info.is_main:
+            save_segmentation_checkpoint(Path(config.run.out_dir) / SEGMENTATION_CHECKPOINT, init,
+                                         model.cpu(), task_config)
+    finally:
+        cleanup_distributed()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

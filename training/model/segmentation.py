@@ -1,0 +1,113 @@
+"""Anatomy segmentation on top of the (pre-trained) MeDSLIP trunk: a small U-Net style decoder.
+
+The trunk's stage outputs (stem, layer1, layer2, layer3) are the encoder; the decoder upsamples layer3
+back to the input size with skip connections, so lung/heart/clavicle outlines keep full resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.model.resnet import ResNetTrunk
+
+#: Output channel order (patient's side); sigmoid per structure (clavicles overlap the lungs).
+SEGMENTATION_STRUCTURES: tuple[str, ...] = (
+    "right_lung",
+    "left_lung",
+    "heart",
+    "right_clavicle",
+    "left_clavicle",
+)
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class UpBlock(nn.Module):
+    """Upsample to the skip's resolution, concatenate the skip, refine with two 3x3 convolutions."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.refine = nn.Sequential(
+            *_conv_bn_relu(in_channels + skip_channels, out_channels),
+            *_conv_bn_relu(out_channels, out_channels),
+        )
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """x (B, Cin, h, w), skip (B, Cs, H, W) -> (B, Cout, H, W)."""
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.refine(torch.cat([x, skip], dim=1))
+
+
+class SegmentationHead(nn.Module):
+    """U-Net decoder over trunk stages (stem, layer1, layer2, layer3) -> K logits at input resolution."""
+
+    def __init__(
+        self,
+        trunk_channels: Sequence[int],
+        num_structures: int = len(SEGMENTATION_STRUCTURES),
+        decoder_channels: Sequence[int] = (256, 128, 64, 32),
+    ) -> None:
+        super().__init__()
+        if len(trunk_channels) != 4 or len(decoder_channels) != 4:
+            raise ValueError("expected 4 trunk stages (stem, layer1..3) and 4 decoder widths")
+        stem, layer1, layer2, layer3 = trunk_channels
+        width8, width4, width2, width1 = decoder_channels
+        self.up_to_8 = UpBlock(layer3, layer2, width8)  # stride 16 -> 8
+        self.up_to_4 = UpBlock(width8, layer1, width4)  # 8 -> 4
+        self.up_to_2 = UpBlock(width4, stem, width2)  # 4 -> 2
+        self.full_resolution = nn.Sequential(*_conv_bn_relu(width2, width1))
+        self.classifier = nn.Conv2d(width1, num_structures, kernel_size=1)
+
+    def forward(self, stages: Sequence[torch.Tensor], output_size: tuple[int, int]) -> torch.Tensor:
+        """stages [(B, Ci, S/2^k, S/2^k)] stem..layer3 -> logits (B, K, *output_size)."""
+        stem, layer1, layer2, layer3 = stages
+        x = self.up_to_8(layer3, layer2)  # (B, w8, S/8, S/8)
+        x = self.up_to_4(x, layer1)  # (B, w4, S/4, S/4)
+        x = self.up_to_2(x, stem)  # (B, w2, S/2, S/2)
+        x = F.interpolate(x, size=output_size, mode="bilinear", align_corners=False)  # (B, w2, S, S)
+        return self.classifier(self.full_resolution(x))  # (B, K, S, S)
+
+
+class SegmentationModel(nn.Module):
+    """Trunk (shared with, or copied from, a MeDSLIP model) + `SegmentationHead`.
+
+    With `freeze_trunk` the trunk gets no gradients and stays in eval mode (BatchNorm statistics of the
+    pre-trained trunk are kept), so only the decoder is fine-tuned.
+    """
+
+    def __init__(
+        self,
+        trunk: ResNetTrunk,
+        num_structures: int = len(SEGMENTATION_STRUCTURES),
+        decoder_channels: Sequence[int] = (256, 128, 64, 32),
+        freeze_trunk: bool = False,
+    ) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.head = SegmentationHead(trunk.stage_channels, num_structures, decoder_channels)
+        self.freeze_trunk = freeze_trunk
+        if freeze_trunk:
+            self.trunk.requires_grad_(False)
+            self.trunk.eval()
+
+    def train(self, mode: bool = True) -> SegmentationModel:
+        """Like nn.Module.train, but a frozen trunk stays in eval mode."""
+        super().train(mode)
+        if self.freeze_trunk:
+            self.trunk.eval()
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, S, S) normalised -> logits (B, K, S, S) in `SEGMENTATION_STRUCTURES` order."""
+        stages = self.trunk.forward_stages(images)
+        return self.head(stages, (images.shape[-2], images.shape[-1]))

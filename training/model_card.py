@@ -1,0 +1,92 @@
+"""MODEL_CARD.md of an image bundle, rendered from its metadata so the card never disagrees with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
+
+
+def _classification_table(metrics: dict[str, Any]) -> list[str]:
+    rows = ["| data | finding | n+ | n- | AUROC | max-F1 | threshold |", "|---|---|---|---|---|---|---|"]
+    for source, findings in metrics.get("classification", {}).items():
+        for name, m in findings.items():
+            rows.append(
+                f"| {source} | {name} | {m.get('n_pos')} | {m.get('n_neg')} | {_figure(m.get('auroc'))} "
+                f"| {_figure(m.get('max_f1'))} | {_figure(m.get('threshold'))} |"
+            )
+    return rows if len(rows) > 2 else ["No classification evaluation was attached to this export."]
+
+
+def _grounding_table(metrics: dict[str, Any]) -> list[str]:
+    rows = ["| query | region | n | pointing game | IoU | Dice | CNR |", "|---|---|---|---|---|---|---|"]
+    for query, m in metrics.get("grounding", {}).get("anatomy", {}).items():
+        rows.append(f"| {query} | {m.get('region')} | {m.get('n')} | {_figure(m.get('pointing_game'))} "
+                    f"| {_figure(m.get('iou'))} | {_figure(m.get('dice'))} | {_figure(m.get('cnr'))} |")
+    return rows if len(rows) > 2 else ["No grounding evaluation was attached to this export."]
+
+
+def _segmentation_table(metrics: dict[str, Any]) -> list[str]:
+    rows = ["| structure | n | Dice | IoU |", "|---|---|---|---|"]
+    for name, m in metrics.get("segmentation", {}).items():
+        rows.append(f"| {name} | {m.get('n')} | {_figure(m.get('dice'))} | {_figure(m.get('iou'))} |")
+    return rows if len(rows) > 2 else ["No segmentation evaluation was attached to this export."]
+
+
+def render_model_card(metadata: dict[str, Any]) -> str:
+    """Markdown card: identity, intended use, I/O, preprocessing, measured figures, limitations."""
+    architecture = metadata["architecture"]
+    graph = metadata["graphs"]["image_model"]
+    metrics = metadata.get("metrics") or {}
+    structures = metadata["segmentation"]["structures"]
+    lines = [
+        f"# {metadata['name']} {metadata['version']}",
+        "",
+        metadata["description"],
+        "",
+        "## Intended use",
+        "",
+        f"**{metadata['intended_use']}.** Outputs are research signals, not diagnoses; they must not be",
+        "used for clinical decisions.",
+        "",
+        "## Model",
+        "",
+        f"- Architecture: MeDSLIP dual-stream, trunk `{architecture['trunk']}`, {architecture['n_layers']} "
+        f"decoder layers per stream, d_model {architecture['d_model']}, "
+        f"input {architecture['image_size']} px.",
+        f"- Text encoder: `{architecture['text_encoder']}` ({architecture['text_pooling']} pooling, "
+        f"dim {architecture['text_dim']}).",
+        f"- Graph: `{graph['file']}`, precision {graph['precision']}; ONNX Runtime vs PyTorch max abs "
+        f"difference: " + ", ".join(f"{k} {v:.1e}" for k, v in graph["parity_max_abs_diff"].items()) + ".",
+        "- Segmentation structures: "
+        + (", ".join(structures) if structures else "none (no segmentation head)") + ".",
+        "",
+        "## Preprocessing",
+        "",
+        "Letterbox to a square (longer side scaled, black padding), gray replicated to 3 channels, ImageNet",
+        f"mean/std normalisation: `{metadata['preprocessing']}`.",
+        "",
+        "## Evaluation",
+        "",
+        f"Source: {metrics.get('source', 'no evaluation report attached')}.",
+        "",
+        *_classification_table(metrics),
+        "",
+        *_grounding_table(metrics),
+        "",
+        *_segmentation_table(metrics),
+        "",
+        "## Training data",
+        "",
+        f"`{metadata['training_data']}`",
+        "",
+        "## Limitations",
+        "",
+        "- Evaluated on small public sets only; figures with few positives or negatives are unreliable.",
+        "- Frontal chest radiographs only; lateral views and other body parts are out of scope.",
+        "- Heat maps are attention weights, not segmentations; they can highlight the wrong region.",
+        "",
+    ]
+    return "\n".join(lines)

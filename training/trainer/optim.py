@@ -1,0 +1,64 @@
+"""AdamW with released hyper-parameters and a step-based linear-warm-up cosine schedule."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from training.trainer.config import OptimSection, ScheduleSection
+
+#: Parameter-name fragments that never get weight decay: embeddings and learned query books.
+_NO_DECAY_NAME_PARTS = ("embedding", "book", "pos_embed", "query_embed")
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:
+    """Two groups: decayed weights, and norms/biases/embeddings (1-d tensors or embedding names) undecayed.
+
+    Decaying a norm's gain or a bias only pulls it towards 0 with no regularising benefit (BERT/CLIP
+    practice); the same for embedding tables, whose rows see few gradient updates.
+    """
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        if parameter.ndim <= 1 or any(part in name for part in _NO_DECAY_NAME_PARTS):
+            no_decay.append(parameter)
+        else:
+            decay.append(parameter)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: nn.Module, config: OptimSection) -> torch.optim.AdamW:
+    """AdamW over `parameter_groups`."""
+    return torch.optim.AdamW(
+        parameter_groups(model, config.weight_decay), lr=config.lr, betas=config.betas, eps=config.eps
+    )
+
+
+def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
+    """LR multiplier at optimizer step `step`: linear 0->1 over warm-up, then cosine 1->min_lr_ratio."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    decay_steps = max(total_steps - warmup_steps, 1)
+    progress = min((step - warmup_steps) / decay_steps, 1.0)
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def warmup_steps(config: ScheduleSection, steps_per_epoch: int) -> int:
+    """`warmup_steps`, or `warmup_epochs` converted with the run's steps per epoch."""
+    return config.warmup_steps or round(config.warmup_epochs * steps_per_epoch)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: ScheduleSection, total_steps: int,
+                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step LambdaLR (stepped after every optimizer step, so warm-up is in steps, not epochs)."""
+    warmup = warmup_steps(config, steps_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine_factor(step, warmup, total_steps, config.min_lr_ratio)
+    )

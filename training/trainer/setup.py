@@ -1,0 +1,83 @@
+"""Run set-up shared by `medslip-train` and the fine-tuning commands: config, logging, seeds, data."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from training.data.augment import EvalTransform, TrainTransform
+from training.data.dataset import PairTransform
+from training.data.manifest import ManifestRecord, filter_split
+from training.data.sources.registry import load_source
+from training.trainer.config import DataSection, TrainConfig, load_config
+from training.trainer.distributed import DistInfo
+from training.trainer.state import seed_everything
+
+logger = logging.getLogger(__name__)
+
+
+def base_parser(description: str, *, init_required: bool = False) -> argparse.ArgumentParser:
+    """--config, --resume, --override (and --init for fine-tuning)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", required=True, type=Path, help="YAML training configuration")
+    parser.add_argument("--resume", type=Path, default=None, help="training checkpoint to continue from")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="set a config field, e.g. optim.lr=3e-4 (repeatable)")
+    if init_required:
+        parser.add_argument("--init", required=True, type=Path, help="pretrained MeDSLIP checkpoint")
+    return parser
+
+
+def configure_logging(info: DistInfo) -> None:
+    """INFO on rank 0, WARNING elsewhere (one readable log per job)."""
+    logging.basicConfig(level=logging.INFO if info.is_main else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def prepare_run(args: argparse.Namespace) -> TrainConfig:
+    """Load the config, apply overrides, set threads and seeds."""
+    config = load_config(args.config, args.override)
+    if config.run.threads > 0:
+        torch.set_num_threads(config.run.threads)
+    seed_everything(config.run.seed)
+    return config
+
+
+def load_records(data: DataSection) -> tuple[list[ManifestRecord], list[ManifestRecord]]:
+    """(train, val) records of every configured source, in config order."""
+    records: list[ManifestRecord] = []
+    for spec in data.sources:
+        records.extend(load_source(spec.kind, spec.path, frontal_only=data.frontal_only,
+                                   max_records=spec.max_records))
+    train, val = filter_split(records, "train"), filter_split(records, "val")
+    logger.info("data: %d train / %d val records from %d sources", len(train), len(val), len(data.sources))
+    return train, val
+
+
+def transforms(data: DataSection) -> tuple[PairTransform, PairTransform]:
+    """(train, eval) transforms; `augment: false` trains on the eval letterbox."""
+    evaluation = EvalTransform(data.image_size)
+    if not data.augment:
+        return evaluation, evaluation
+    return TrainTransform(data.image_size, crop_scale=data.crop_scale, num_ops=data.randaug_ops,
+                          magnitude=data.randaug_magnitude), evaluation
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (attributes such as query books live there)."""
+    inner = getattr(model, "module", model)
+    return inner if isinstance(inner, nn.Module) else model
+
+
+def check_image_size(model_size: int, data: DataSection) -> None:
+    """Refuse a data/model resolution mismatch before any image is decoded."""
+    if model_size != data.image_size:
+        raise ValueError(f"model image_size {model_size} != data.image_size {data.image_size}")
+
+
+RunMain = Callable[[Sequence[str] | None], int]

@@ -68,6 +68,7 @@ def export_image_graph(graph: ImageModelGraph, path: Path) -> Path:
     generator = torch.Generator().manual_seed(0)
     example = (
         torch.randn(2, 3, config.image_size, config.image_size, generator=generator),
+        # Clones: passing the buffers themselves makes torch.export treat the query counts as constants.
         graph.model.pathology_book.detach().clone(),  # (75, T)
         graph.model.anatomy_book.detach().clone(),  # (51, T)
     )

@@ -23,6 +23,7 @@ from training.model.entities import PATHOLOGY
 from training.trainer.config import TrainConfig
 from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed
 from training.trainer.loop import Trainer
+from training.trainer.state import seed_everything
 from training.trainer.setup import (
     base_parser,
     check_image_size,
@@ -77,6 +78,7 @@ class ClassificationTask:
 
 def build_trainer(config: TrainConfig, init: MeDSLIP, info: DistInfo | None = None) -> Trainer:
     """Trainer fine-tuning `init` on the configured labels."""
+    seed_everything(config.run.seed)
     task_config = config_from_dict(ClassificationTaskConfig, config.task)
     check_image_size(init.config.image_size, config.data)
     train_records, val_records = load_records(config.data)

@@ -29,6 +29,7 @@ from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel, 
 from training.trainer.config import TrainConfig
 from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed
 from training.trainer.loop import Trainer
+from training.trainer.state import seed_everything
 from training.trainer.setup import base_parser, check_image_size, configure_logging, load_records, prepare_run, transforms
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class SegmentationTask:
 def build_trainer(config: TrainConfig, init: MeDSLIP,
                   info: DistInfo | None = None) -> tuple[Trainer, SegmentationModel, SegmentationTaskConfig]:
     """Trainer for a SegmentationModel on `init`'s trunk."""
+    seed_everything(config.run.seed)
     task_config = config_from_dict(SegmentationTaskConfig, config.task)
     check_image_size(init.config.image_size, config.data)
     model = SegmentationModel(init.res_features, decoder_channels=task_config.decoder_channels,

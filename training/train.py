@@ -20,6 +20,7 @@ from training.model import MeDSLIP, TextEncoder, build_query_books, create_model
 from training.trainer.config import TrainConfig
 from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed
 from training.trainer.loop import Trainer, resolve_device
+from training.trainer.state import seed_everything
 from training.trainer.setup import (
     base_parser,
     check_image_size,
@@ -76,6 +77,7 @@ def build_model(config: TrainConfig) -> MeDSLIP:
 def build_trainer(config: TrainConfig, info: DistInfo | None = None) -> Trainer:
     """Everything `main` does except running: used by tests and the benchmark too."""
     info = info or DistInfo()
+    seed_everything(config.run.seed)  # same initial weights on every rank and every run
     model = build_model(config)
     check_image_size(model.config.image_size, config.data)
     train_records, val_records = load_records(config.data)

@@ -99,9 +99,8 @@ class Journal:
         """Move a record to `state` (with field changes) and persist it before returning."""
         now = self._clock()
         updated = dataclasses.replace(record, state=state, updated_at=now, **changes)
-        updated.history = [
-            *record.history,
-            {"state": state.value, "time": now, "reason": changes.get("reason")},
-        ]
+        event = "retry_scheduled" if state is record.state else "entered"
+        step = {"state": state.value, "event": event, "time": now, "reason": changes.get("reason")}
+        updated.history = [*record.history, step]
         self.save(updated)
         return updated

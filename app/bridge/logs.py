@@ -47,5 +47,5 @@ def configure_logging(level: str = "INFO") -> None:
     # Library warnings can quote header values (highdicom warns with the patient's name): never log them.
     logging.captureWarnings(True)
     logging.getLogger("py.warnings").setLevel(logging.CRITICAL)
-    for noisy in ("pynetdicom", "uvicorn.access", "httpx", "httpcore", "highdicom", "pydicom"):
+    for noisy in ("pynetdicom", "uvicorn.access", "httpx", "httpcore", "highdicom", "pydicom", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

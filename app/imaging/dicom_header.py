@@ -60,7 +60,7 @@ _NOT_CHEST_TERMS = frozenset(
         "SSPINE", "STERNUM", "TIBIA", "TMJ", "TOE", "TSPINE", "ULNA", "WRIST", "ZYGOMA",
     }
 )  # fmt: skip
-_CHEST_TERMS = frozenset({"CHEST", "THORAX", "LUNG", "LUNGS", "THORACIC"})
+_CHEST_TERMS = frozenset({"CHEST", "THORAX", "LUNG", "LUNGS"})
 _IDENTIFYING_KEYWORDS = (
     "SOPClassUID",
     "Modality",
@@ -69,7 +69,7 @@ _IDENTIFYING_KEYWORDS = (
     "StudyInstanceUID",
     "SeriesInstanceUID",
 )
-_PROJECTION_MODALITIES = frozenset({"CR", "DX", "RG", "DR", "OT", "SC", "PX"})
+_PROJECTION_MODALITIES = frozenset({"CR", "DX", "RG", "DR", "OT", "SC"})
 
 
 def read_dicom(data: bytes) -> Dataset:
@@ -103,7 +103,7 @@ def _ensure_transfer_syntax(dataset: Dataset) -> UID:
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     if uid:
         return UID(str(uid))
-    if dataset["PixelData"].is_undefined_length:
+    if "PixelData" in dataset and dataset["PixelData"].is_undefined_length:
         raise UnsupportedTransferSyntaxError("compressed pixel data without a transfer syntax in the header")
     implicit_vr, little_endian = dataset.original_encoding
     if not little_endian:
@@ -187,6 +187,20 @@ def _check_body_part(body_part: str | None) -> None:
         raise NotChestError(f"Body Part Examined names {', '.join(named)}, not the chest")
 
 
+def _check_pixel_data_present(dataset: Dataset) -> None:
+    """No Pixel Data: a truncated image file when the image header is there, else a non-image object."""
+    if "PixelData" in dataset:
+        return
+    if "Rows" in dataset and "Columns" in dataset:
+        raise CorruptImageError(
+            "the header describes an image (Rows, Columns) but the pixel data are missing: "
+            "the file is probably truncated"
+        )
+    has_float = "FloatPixelData" in dataset or "DoubleFloatPixelData" in dataset
+    kind = " (only float pixel data)" if has_float else ""
+    raise NotAnImageError(f"the DICOM object has no integer pixel data{kind}; it is not an image")
+
+
 def _positive_int(dataset: Dataset, keyword: str) -> int:
     value = dataset.get(keyword)
     try:
@@ -204,21 +218,17 @@ def check_dicom_header(
     max_pixels: int = 50_000_000,
     allow_lateral: bool = False,
     check_body_part: bool = True,
+    pixel_data_read: bool = True,
 ) -> ImageInfo:
     """Refuse what the header alone rules out; return the image facts for a decode.
 
-    Order: no pixels (truncated when Rows/Columns are there), multi-frame, size, colour model, transfer syntax, body part, view. Raises an
+    Order: pixel data, multi-frame, size, colour model, transfer syntax, body part, view. Raises an
     ``ImagingError`` subclass; on success ``info.steps`` is empty and ``info.warnings`` holds the
-    assumptions made.
+    assumptions made. Pass ``pixel_data_read=False`` for a dataset read with
+    ``stop_before_pixels=True`` (the bridge's C-STORE check): absent pixel data is then expected.
     """
-    if "PixelData" not in dataset and "Rows" in dataset and "Columns" in dataset:
-        raise CorruptImageError(
-            "the header describes an image (Rows, Columns) but has no pixel data: the file is probably truncated"
-        )
-    if "PixelData" not in dataset:
-        has_float = "FloatPixelData" in dataset or "DoubleFloatPixelData" in dataset
-        kind = " (only float pixel data)" if has_float else ""
-        raise NotAnImageError(f"the DICOM object has no integer pixel data{kind}; it is not an image")
+    if pixel_data_read:
+        _check_pixel_data_present(dataset)
     frames_value = dataset.get("NumberOfFrames", 1)
     try:
         frames = int(frames_value) if frames_value not in (None, "") else 1

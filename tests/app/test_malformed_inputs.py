@@ -56,7 +56,10 @@ def _multi_frame() -> bytes:
 
 def _structured_report() -> bytes:
     ds = dicom_dataset()
-    del ds.PixelData
+    for keyword in ("PixelData", "Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation",
+                    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation"):
+        delattr(ds, keyword)  # an SR has no Image Pixel module at all
+    ds.Modality = "SR"
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
     return dicom_bytes(ds)
 

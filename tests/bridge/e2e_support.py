@@ -110,7 +110,7 @@ class Orthanc:
     def study_instances(self, study_uid: str) -> list[dict[str, Any]]:
         """QIDO-RS (DICOMweb plugin): the study's instances as DICOM JSON."""
         response = self.client.get(f"/dicom-web/studies/{study_uid}/instances")
-        if response.status_code == 204 or response.status_code == 404:
+        if response.status_code in {204, 404}:
             return []
         response.raise_for_status()
         return list(response.json())

@@ -166,11 +166,12 @@ def test_failed_egress_is_retried_without_new_inference(tmp_path: Path) -> None:
     pacs.failing = False
     clock.now += 1.0
     dispatcher.run_once()
-    assert _state(dispatcher, key) is InstanceState.DONE
+    record = dispatcher.spool.journal.load(key)
+    assert record.state is InstanceState.DONE
+    assert [h["event"] for h in record.history] == ["entered", "entered", "retry_scheduled", "entered"]
     assert service.calls["classify"] == 1
-    assert (
-        pacs.batches[0] == pacs.batches[1]
-    )  # same objects, same UIDs: the PACS overwrites, never duplicates
+    # same objects, same UIDs: the PACS overwrites, never duplicates
+    assert pacs.batches[0] == pacs.batches[1]
 
 
 def test_restart_resumes_from_the_journal_exactly_once(tmp_path: Path) -> None:
@@ -187,7 +188,11 @@ def test_restart_resumes_from_the_journal_exactly_once(tmp_path: Path) -> None:
     record = restarted.spool.journal.load(key)
     assert record.state is InstanceState.DONE
     assert "classify" not in service.calls  # not inferred twice
-    assert [h["state"] for h in record.history] == ["inferred", "built", "done"]
+    assert [(h["state"], h["event"]) for h in record.history] == [
+        ("inferred", "entered"),
+        ("built", "entered"),
+        ("done", "entered"),
+    ]
     assert len(pacs.batches) == 1
 
 

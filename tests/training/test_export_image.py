@@ -85,6 +85,7 @@ def test_a_version_is_never_overwritten(exported: tuple[Path, Path, Path]) -> No
                       store=bundle.parent.parent)
 
 
+@pytest.mark.slow
 def test_fp16_export_keeps_float32_io_and_records_drift(exported: tuple[Path, Path, Path]) -> None:
     bundle, checkpoint, _ = exported
     fp16 = export_bundle(checkpoint=checkpoint, seg_checkpoint=None, name="tiny", version="0.0.1-fp16",

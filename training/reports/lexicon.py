@@ -8,9 +8,11 @@ producing a label that no query ever sees.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from training.model.entities import ANATOMY, PATHOLOGY
@@ -56,21 +58,21 @@ class Compound:
 
 @dataclass(frozen=True)
 class Lexicon:
-    """All phrase tables, keyed by tuples of lemmas."""
+    """All phrase tables, keyed by tuples of lemmas (read-only views: the lexicon is shared)."""
 
-    lemmas: dict[str, str]
-    findings: dict[Phrase, str | None]
-    regions: dict[str, Region]
-    region_phrases: dict[Phrase, str]
-    anatomy: dict[Phrase, tuple[str, ...]]
+    lemmas: Mapping[str, str]
+    findings: Mapping[Phrase, str | None]
+    regions: Mapping[str, Region]
+    region_phrases: Mapping[Phrase, str]
+    anatomy: Mapping[Phrase, tuple[str, ...]]
     #: region phrases (value: region name) and fixed anatomy phrases (value: anatomies) in one table, so
     #: that the longest match decides between "right atrium" (fixed) and "right" + "atrium".
-    places: dict[Phrase, str | tuple[str, ...]]
-    sides: dict[str, str]
+    places: Mapping[Phrase, str | tuple[str, ...]]
+    sides: Mapping[str, str]
     side_glue: frozenset[str]
-    default_anatomy: dict[str, tuple[str, ...]]
-    default_region: dict[str, str]
-    triggers: dict[Phrase, str]
+    default_anatomy: Mapping[str, tuple[str, ...]]
+    default_region: Mapping[str, str]
+    triggers: Mapping[Phrase, str]
     breaks: frozenset[Phrase]
     compounds: tuple[Compound, ...]
     known_words: frozenset[str]
@@ -139,17 +141,17 @@ def build_lexicon(raw: dict[str, Any]) -> Lexicon:
     known = {word for table in (findings, region_phrases, anatomy, triggers) for p in table for word in p}
     known |= set(lemmas.values())
     return Lexicon(
-        lemmas=lemmas,
-        findings=findings,
-        regions=regions,
-        region_phrases=region_phrases,
-        anatomy=anatomy,
-        places={**region_phrases, **anatomy},
-        sides=_public(raw["sides"]),
+        lemmas=MappingProxyType(lemmas),
+        findings=MappingProxyType(findings),
+        regions=MappingProxyType(regions),
+        region_phrases=MappingProxyType(region_phrases),
+        anatomy=MappingProxyType(anatomy),
+        places=MappingProxyType({**region_phrases, **anatomy}),
+        sides=MappingProxyType(_public(raw["sides"])),
         side_glue=frozenset(raw["side_glue"]),
-        default_anatomy=default_anatomy,
-        default_region=default_region,
-        triggers=triggers,
+        default_anatomy=MappingProxyType(default_anatomy),
+        default_region=MappingProxyType(default_region),
+        triggers=MappingProxyType(triggers),
         breaks=frozenset(_phrase(b) for b in raw["breaks"]),
         compounds=tuple(compounds),
         known_words=frozenset(known),

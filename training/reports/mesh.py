@@ -7,9 +7,11 @@ one is only a probable negative. The map (`mesh_map.json`) is data so that each 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from training.model.entities import PATHOLOGY
@@ -22,8 +24,8 @@ NORMAL_TAG = "normal"
 class MeshMap:
     """Scoring labels (groups of parser entities) and the tag lookup table."""
 
-    labels: dict[str, tuple[str, ...]]
-    terms: dict[str, str | None]
+    labels: Mapping[str, tuple[str, ...]]
+    terms: Mapping[str, str | None]
     unscored_reports: frozenset[str]
 
     def label_of(self, tag: str) -> tuple[bool, str | None]:
@@ -55,7 +57,8 @@ def build_mesh_map(raw: dict[str, Any]) -> MeshMap:
     bad = sorted(k for k, v in terms.items() if v is not None and v not in labels)
     if bad:
         raise ValueError(f"mesh_map.json terms map to unknown labels: {bad}")
-    return MeshMap(labels=labels, terms=terms, unscored_reports=frozenset(raw["unscored_reports"]))
+    return MeshMap(labels=MappingProxyType(labels), terms=MappingProxyType(terms),
+                   unscored_reports=frozenset(raw["unscored_reports"]))
 
 
 @lru_cache(maxsize=1)

@@ -9,22 +9,29 @@ from torch import nn
 
 from training.trainer.config import OptimSection, ScheduleSection
 
-#: Parameter-name fragments that never get weight decay: embeddings and learned query books.
-_NO_DECAY_NAME_PARTS = ("embedding", "book", "pos_embed", "query_embed")
+#: Parameter-name fragments of learned embeddings that are not nn.Embedding modules.
+_NO_DECAY_NAME_PARTS = ("pos_embed", "query_embed", "cls_token")
+_NO_DECAY_MODULES = (nn.Embedding, nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:
-    """Two groups: decayed weights, and norms/biases/embeddings (1-d tensors or embedding names) undecayed.
+    """Two groups: decayed weights, and norms/biases/embeddings undecayed.
 
     Decaying a norm's gain or a bias only pulls it towards 0 with no regularising benefit (BERT/CLIP
-    practice); the same for embedding tables, whose rows see few gradient updates.
+    practice); the same for embedding tables, whose rows see few gradient updates. Linear projections
+    that happen to be *named* "embedding" (MeDSLIP's pathology_embedding_layer) are ordinary weights.
     """
+    no_decay_ids: set[int] = set()
+    for module in model.modules():
+        if isinstance(module, _NO_DECAY_MODULES):
+            no_decay_ids.update(id(p) for p in module.parameters(recurse=False))
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        if parameter.ndim <= 1 or any(part in name for part in _NO_DECAY_NAME_PARTS):
+        if (id(parameter) in no_decay_ids or parameter.ndim <= 1
+                or any(part in name for part in _NO_DECAY_NAME_PARTS)):
             no_decay.append(parameter)
         else:
             decay.append(parameter)

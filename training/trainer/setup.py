@@ -16,7 +16,6 @@ from training.data.manifest import ManifestRecord, filter_split
 from training.data.sources.registry import load_source
 from training.trainer.config import DataSection, TrainConfig, load_config
 from training.trainer.distributed import DistInfo
-from training.trainer.state import seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +39,10 @@ def configure_logging(info: DistInfo) -> None:
 
 
 def prepare_run(args: argparse.Namespace) -> TrainConfig:
-    """Load the config, apply overrides, set threads and seeds."""
+    """Load the config, apply overrides, set torch threads (seeding happens in each build_trainer)."""
     config = load_config(args.config, args.override)
     if config.run.threads > 0:
         torch.set_num_threads(config.run.threads)
-    seed_everything(config.run.seed)
     return config
 
 

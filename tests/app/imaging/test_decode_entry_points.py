@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,3 +83,11 @@ def test_quiet_pydicom_value_messages_stops_values_being_quoted() -> None:
 
     quiet_pydicom_value_messages()
     assert not any(bad_uid in message for message in _warnings_when_reading_uid(data))
+
+
+def test_importing_the_module_pulls_in_no_heavy_framework() -> None:
+    """The torch-free service and the bridge import this module: it must not drag torch or ORT in."""
+    heavy = "('torch', 'onnxruntime', 'onnx')"
+    probe = f"import sys, app.imaging; print(sorted(m for m in {heavy} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

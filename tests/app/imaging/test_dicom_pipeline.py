@@ -186,3 +186,14 @@ def test_header_facts_and_missing_view_warning() -> None:
     assert image.info.modality == "CR"
     assert image.info.body_part == "THORAX"
     assert image.info.transfer_syntax_name == "Explicit VR Little Endian"
+
+
+def test_modality_lut_sequence_is_applied() -> None:
+    item = Dataset()
+    item.add_new(0x00283002, "US", [256, 0, 16])  # LUT Descriptor
+    item.ModalityLUTType = "OD"
+    item.add_new(0x00283006, "US", [(255 - v) * 10 for v in range(256)])  # reverses the ramp
+    image = decode_bytes(dicom_bytes(make_dataset(gradient(maximum=255), ModalityLUTSequence=[item])))
+
+    assert image.pixels[0, 0] == pytest.approx(1.0) and image.pixels[0, -1] == pytest.approx(0.0)
+    assert image.info.steps[0] == "modality_lut:sequence"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from io import BytesIO
 
 import numpy as np
 import pytest
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit
@@ -117,7 +119,9 @@ def test_frontal_and_decubitus_views_accepted(view: str) -> None:
     assert image.info.view_position == view
 
 
-@pytest.mark.parametrize("body_part", ["HIP", "PELVIS", "KNEE", "HAND", "SKULL", "L HAND", "LSPINE"])
+@pytest.mark.parametrize(
+    "body_part", ["HIP", "PELVIS", "KNEE", "HAND", "SKULL", "L HAND", "LSPINE", "THORACIC SPINE"]
+)
 def test_non_chest_body_parts_refused(body_part: str) -> None:
     data = dicom_bytes(make_dataset(gradient(), BodyPartExamined=body_part))
     assert _refusal(data).code == "not_chest"
@@ -152,11 +156,28 @@ def test_undeclared_garbage_is_unsupported_media_type() -> None:
     assert _refusal(b"hello world" * 30).code == "unsupported_media_type"
 
 
-def test_check_dicom_header_works_on_a_header_only_dataset() -> None:
-    """The bridge vets objects at C-STORE time without decoding pixels."""
-    info = check_dicom_header(make_dataset(gradient(), ViewPosition="AP"))
+def _header_only(dataset: Dataset) -> Dataset:
+    return dcmread(BytesIO(dicom_bytes(dataset)), stop_before_pixels=True)
+
+
+def test_check_dicom_header_vets_a_header_read_without_pixels() -> None:
+    """The bridge vets objects at C-STORE time with stop_before_pixels, never decoding them."""
+    info = check_dicom_header(
+        _header_only(make_dataset(gradient(), ViewPosition="AP")), pixel_data_read=False
+    )
     assert (info.rows, info.columns, info.view_position) == (16, 16, "AP")
     assert info.steps == []
+    for elements, code in (
+        ({"BodyPartExamined": "PELVIS"}, "not_chest"),
+        ({"ViewPosition": "LL"}, "unsupported_view"),
+        ({"NumberOfFrames": 3}, "multi_frame"),
+    ):
+        with pytest.raises(ImagingError) as caught:
+            check_dicom_header(_header_only(make_dataset(gradient(), **elements)), pixel_data_read=False)
+        assert caught.value.code == code
+
+
+def test_check_dicom_header_expects_pixels_by_default() -> None:
     with pytest.raises(ImagingError) as caught:
-        check_dicom_header(make_dataset(gradient(), BodyPartExamined="PELVIS"))
-    assert caught.value.code == "not_chest"
+        check_dicom_header(_header_only(make_dataset(gradient())))
+    assert caught.value.code == "corrupt_image"

@@ -61,6 +61,8 @@ def test_but_ends_the_negation_scope() -> None:
     assert finding(labels, "effusion") == 0
     assert finding(labels, "pneumothorax") == 1
     assert cell(labels, "left_pleural", "pneumothorax") == 1
+    new_clause = parse_report("No pneumothorax and there is a small right effusion.")
+    assert finding(new_clause, "pneumothorax") == 0 and cell(new_clause, "right_pleural", "effusion") == 1
 
 
 def test_uncertainty_policy_is_a_parameter() -> None:
@@ -98,6 +100,9 @@ def test_bilateral_phrases_set_both_sides() -> None:
     assert cell(bibasilar, "lung_bases", "atelectasis") == 1
     both = parse_report("Right and left lower lobe opacities.")
     assert cell(both, "lower_left_lobe", "opacity") == 1 and cell(both, "lower_right_lobe", "opacity") == 1
+    two_lobes = parse_report("Opacities in the left upper and lower lobes.")
+    assert cell(two_lobes, "upper_left_lobe", "opacity") == 1
+    assert cell(two_lobes, "lower_left_lobe", "opacity") == 1
 
 
 def test_costophrenic_and_fixed_side_anatomy() -> None:

@@ -1,0 +1,56 @@
+"""PNG figures of an evaluation: ROC curves and heat-map overlays.
+
+Uses matplotlib's object API (`Figure` + Agg canvas) rather than pyplot: no global figure state and no
+GUI backend is touched, so it is safe in servers, tests and headless CI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from numpy.typing import NDArray
+from sklearn.metrics import roc_curve
+
+
+def plot_roc_curves(
+    curves: Mapping[str, tuple[NDArray[np.int64], NDArray[np.float64]]], title: str, path: Path
+) -> Path:
+    """One ROC curve per finding (name -> (labels 0/1, scores)); findings with one class are skipped."""
+    figure = Figure(figsize=(5, 5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for name, (labels, scores) in curves.items():
+        if labels.min() == labels.max():
+            continue
+        fpr, tpr, _ = roc_curve(labels, scores)
+        area = float(np.trapezoid(tpr, fpr))
+        axes.plot(fpr, tpr, label=f"{name} (AUROC {area:.3f}, n={labels.size})")
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+    axes.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    axes.legend(loc="lower right", fontsize="small")
+    figure.savefig(path)
+    return path
+
+
+def plot_overlay(
+    image: NDArray[np.float32], heatmap: NDArray[np.float32], region: NDArray[np.bool_] | None,
+    title: str, path: Path,
+) -> Path:
+    """Gray image with a semi-transparent min-max normalised heat map and the region's outline."""
+    figure = Figure(figsize=(4, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+    low, high = float(heatmap.min()), float(heatmap.max())
+    normalised = (heatmap - low) / (high - low) if high > low else np.zeros_like(heatmap)
+    axes.imshow(normalised, cmap="jet", alpha=0.4, vmin=0.0, vmax=1.0)
+    if region is not None and region.any():
+        axes.contour(region.astype(np.float32), levels=[0.5], colors="white", linewidths=1.0)
+    axes.set_title(title, fontsize="small")
+    axes.set_axis_off()
+    figure.savefig(path, bbox_inches="tight")
+    return path

@@ -125,16 +125,13 @@ class Batcher(Generic[PayloadT, ResultT]):
     ) -> BatchResult[ResultT]:
         """Queue `payload`; `deadline` is a time.monotonic() instant after which the caller gets 504."""
         if self._closing:
-            self._metrics.rejections.labels(reason="shutting_down").inc()
             raise ShuttingDownError("the service is draining; retry on another replica")
         if self.depth >= self._max_queue:
-            self._metrics.rejections.labels(reason="queue_full").inc()
             raise QueueFullError(
                 f"{self.depth} requests already queued", headers={"Retry-After": str(self._retry_after)}
             )
         now = time.monotonic()
         if deadline is not None and deadline <= now:
-            self._metrics.rejections.labels(reason="deadline_exceeded").inc()
             raise DeadlineExceededError("the deadline passed before the request was queued")
         future: asyncio.Future[BatchResult[ResultT]] = asyncio.get_running_loop().create_future()
         pending = _Pending(payload, future, now, deadline, priority)
@@ -147,7 +144,6 @@ class Batcher(Generic[PayloadT, ResultT]):
         except TimeoutError:
             self._forget(pending)
             future.cancel()  # the dispatcher skips or discards it
-            self._metrics.rejections.labels(reason="deadline_exceeded").inc()
             raise DeadlineExceededError("no result before the request's deadline") from None
 
     def _forget(self, pending: _Pending[PayloadT, ResultT]) -> None:

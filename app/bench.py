@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import platform
+import shlex
 import socket
 import statistics
 import subprocess
@@ -261,6 +262,15 @@ def markdown(result: dict[str, Any]) -> str:
         f"`{result['endpoint']}`, closed loop.",
         "",
     ]
+    lines += [
+        f"Load average of the host when the run started: {result['load_average']} (shared machine: absolute "
+        "figures are noisy; compare rows of the same run).",
+        "",
+        "Server overhead = HTTP latency at concurrency 1 minus the in-process time on the same image "
+        "sequence (same decode + preprocess + model, no HTTP, no queue, no JSON). Throughput is "
+        "requests/s over the wall time of the level; mean batch is the `batch_size` the service reported.",
+        "",
+    ]
     ref = result["in_process"]
     lines += [
         "## In-process reference (batch 1)",
@@ -337,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    load_at_start = [round(v, 2) for v in os.getloadavg()]
     images = load_images(args.data_dir or shared_data_dir(), args.images)
     calls = max(args.requests, 4)  # as many as the concurrency-1 HTTP run sends
     reference = bench_in_process(args.model_dir, images, calls, args.threads)
@@ -359,12 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     for config in servers:
         config["overhead_vs_pipeline"] = overhead(config["levels"], reference["in_process_pipeline_ms"])
         config["overhead_vs_model"] = overhead(config["levels"], reference["onnxruntime_bare_ms"])
-    command = "medslip-bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = shlex.join(["medslip-bench", *(argv if argv is not None else sys.argv[1:])])
     result = {
         "label": args.label,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, onnxruntime {ort.__version__}",
+        "load_average": load_at_start,
         "images": len(images),
         "endpoint": args.endpoint,
         "in_process": reference,

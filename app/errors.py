@@ -123,8 +123,16 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
+def _count_rejection(request: Request, code: str) -> None:
+    """Every refused request lands in medslip_rejections_total{reason=code}, here and only here."""
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.rejections.labels(reason=code).inc()
+
+
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
+    _count_rejection(request, exc.code)
     if exc.status >= 500:
         logger.warning("request failed", extra={"code": exc.code, "status": exc.status})
     return problem_response(
@@ -137,11 +145,13 @@ async def _imaging_error(request: Request, exc: Exception) -> JSONResponse:
     code = str(getattr(exc, "code", "corrupt_image"))
     detail = str(getattr(exc, "detail", "")) or code.replace("_", " ")
     status = IMAGING_STATUS.get(code, 422)
+    _count_rejection(request, code)
     return problem_response(status, code, "Image refused", detail, instance=request.url.path)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    _count_rejection(request, "invalid_request")
     # Why: only locations and messages, never the submitted values (they could carry patient data).
     errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()]
     return problem_response(
@@ -158,6 +168,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
     code = codes.get(exc.status_code, f"http_{exc.status_code}")
+    _count_rejection(request, code)
     return problem_response(
         exc.status_code,
         code,

@@ -99,7 +99,6 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self._limit:
-                    self._metrics.rejections.labels(reason="payload_too_large").inc()
                     raise PayloadTooLargeError(f"body larger than {self._limit} bytes")
             return message
 

@@ -51,7 +51,64 @@ class FindingScore(BaseModel):
     custom: bool = Field(description="True for a free-text finding scored through the text encoder")
 
 
+_ENVELOPE_EXAMPLE: dict[str, Any] = {
+    "model": {
+        "name": "medslip-cxr",
+        "version": "1.0.0",
+        "sha256": "3f1c...e9",
+        "provider": "CPUExecutionProvider",
+    },
+    "input": {
+        "format": "dicom",
+        "rows": 2048,
+        "columns": 2500,
+        "photometric": "MONOCHROME1",
+        "view_position": "PA",
+        "transfer_syntax": "1.2.840.10008.1.2.4.90",
+        "transfer_syntax_name": "JPEG 2000 Image Compression (Lossless Only)",
+        "steps": [
+            "modality LUT",
+            "VOI window",
+            "invert MONOCHROME1",
+            "letterbox to 224",
+            "imagenet normalise",
+        ],
+        "warnings": [],
+    },
+    "timing_ms": {"queue": 1.2, "decode": 38.5, "infer": 61.0, "post": 0.2},
+    "batch_size": 3,
+    "request_id": "5b0c6f3e2a5d4e0f9d1c2b3a4f5e6d7c",
+}
+
+
 class ClassifyResponse(ResponseBase):
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "findings": [
+                        {
+                            "name": "effusion",
+                            "score": 0.81,
+                            "threshold": 0.5,
+                            "positive": True,
+                            "custom": False,
+                        },
+                        {
+                            "name": "patchy opacity in the left lower lobe",
+                            "score": 0.34,
+                            "threshold": 0.5,
+                            "positive": False,
+                            "custom": True,
+                        },
+                    ],
+                    **_ENVELOPE_EXAMPLE,
+                }
+            ]
+        },
+    )
+
     findings: list[FindingScore]
 
 
@@ -79,6 +136,33 @@ class GroundedFinding(FindingScore):
 
 
 class GroundResponse(ResponseBase):
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "findings": [
+                        {
+                            "name": "effusion",
+                            "score": 0.81,
+                            "threshold": 0.5,
+                            "positive": True,
+                            "custom": False,
+                            "heatmap": {"png_base64": "iVBORw0KGgo...", "width": 2500, "height": 2048},
+                            "peak": {"x": 1890, "y": 1610},
+                            "box": [1650, 1400, 2210, 1820],
+                            "anatomy": [
+                                {"name": "left_costophrenic", "score": 0.41},
+                                {"name": "left_lower_lung", "score": 0.37},
+                            ],
+                        }
+                    ],
+                    **_ENVELOPE_EXAMPLE,
+                }
+            ]
+        },
+    )
+
     findings: list[GroundedFinding]
 
 
@@ -99,6 +183,29 @@ class Mask(BaseModel):
 
 
 class SegmentResponse(ResponseBase):
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "masks": [
+                        {
+                            "name": "left_lung",
+                            "kind": "anatomy",
+                            "png_base64": "iVBORw0KGgo...",
+                            "width": 2500,
+                            "height": 2048,
+                            "area_fraction": 0.142,
+                            "box": [1320, 310, 2240, 1790],
+                            "rle": {"size": [2048, 2500], "counts": [640000, 312, 1736]},
+                        }
+                    ],
+                    **_ENVELOPE_EXAMPLE,
+                }
+            ]
+        },
+    )
+
     masks: list[Mask]
 
 

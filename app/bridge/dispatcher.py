@@ -24,7 +24,7 @@ from app.bridge.metrics import BridgeMetrics
 from app.bridge.results import build_results
 from app.bridge.retry import Backoff
 from app.bridge.service_client import InferenceClient, ServiceRefusedError, ServiceUnavailableError
-from app.bridge.spool import Spool
+from app.bridge.spool import InstanceHeader, Spool
 from app.bridge.views import classify_view, group_by_study, is_stable, wants_inference
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Dispatcher:
 
     def run_once(self) -> int:
         """One pass over the spool; returns the number of state changes made."""
-        pending = [record for record in self.spool.journal.load_all() if not record.state.terminal]
+        pending = self.spool.journal.load_pending()
         now = self._clock()
         changes = 0
         for records in group_by_study(pending).values():
@@ -91,7 +91,11 @@ class Dispatcher:
         for record in records:
             if record.next_attempt_at > self._clock():
                 continue
-            advanced = self._advance(record)
+            try:
+                advanced = self._advance(record)
+            except Exception as exc:  # e.g. spool file gone: count it against this instance only
+                logger.exception("instance step failed", extra=_log_fields(record))
+                advanced = self._retry_later(record, "internal", type(exc).__name__)
             changes += advanced.state is not record.state
             if advanced.state is InstanceState.BUILT:
                 ready.append(advanced)
@@ -112,9 +116,7 @@ class Dispatcher:
 
     def _infer(self, record: InstanceRecord) -> InstanceRecord:
         data = self.spool.instance_path(record.key).read_bytes()
-        sop_uid = str(
-            pydicom.dcmread(self.spool.instance_path(record.key), stop_before_pixels=True).SOPInstanceUID
-        )
+        sop_uid = InstanceHeader.from_bytes(data).sop_instance_uid
         started = time.perf_counter()
         try:
             result = self.client.infer(data, sop_uid, self.policy.findings, self.policy.max_heatmaps)

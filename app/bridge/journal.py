@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from app.bridge.durable import atomic_write
+from app.bridge.durable import atomic_write, fsync_directory
 
 logger = logging.getLogger(__name__)
 
@@ -66,29 +67,65 @@ class InstanceRecord:
 
 
 class Journal:
-    """Reads and atomically rewrites the per-instance state files."""
+    """Reads and atomically rewrites the per-instance state files.
+
+    Entries of finished instances move to `finished/`, so that the dispatcher's scan and the
+    spool-depth gauge only read the pending ones, while duplicates are still recognised.
+    """
 
     def __init__(self, directory: Path, tmp_dir: Path, clock: Any = time.time) -> None:
         self.directory = directory
+        self.finished_dir = directory / "finished"
         self.tmp_dir = tmp_dir
         self._clock = clock
-        directory.mkdir(parents=True, exist_ok=True)
+        self.finished_dir.mkdir(parents=True, exist_ok=True)
 
     def path(self, key: str) -> Path:
-        return self.directory / f"{key}.json"
+        """Where the entry lives now: pending, else finished."""
+        pending = self.directory / f"{key}.json"
+        return pending if pending.exists() else self.finished_dir / f"{key}.json"
 
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
 
     def save(self, record: InstanceRecord) -> None:
-        atomic_write(self.path(record.key), record.to_json(), self.tmp_dir)
+        """Persist the record; a final state is written in place first, then renamed to finished/.
+
+        Written-then-renamed means a crash in between leaves a *final* entry among the pending ones
+        (skipped by the dispatcher, archived by `archive_finished`), never a stale non-final one.
+        """
+        pending = self.directory / f"{record.key}.json"
+        atomic_write(pending, record.to_json(), self.tmp_dir)
+        if record.state.terminal:
+            os.replace(pending, self.finished_dir / pending.name)
+            fsync_directory(self.finished_dir)
 
     def load(self, key: str) -> InstanceRecord:
         return InstanceRecord.from_json(self.path(key).read_bytes())
 
+    def load_pending(self) -> list[InstanceRecord]:
+        """Entries not yet final: what the dispatcher works on and the spool depth counts."""
+        return [r for r in self._load_dir(self.directory) if not r.state.terminal]
+
     def load_all(self) -> list[InstanceRecord]:
+        """Every entry, pending and finished (for audits and tests)."""
+        return sorted(
+            self._load_dir(self.directory) + self._load_dir(self.finished_dir), key=lambda r: r.received_at
+        )
+
+    def archive_finished(self) -> int:
+        """Move final entries left among the pending ones by a crash; returns how many."""
+        moved = 0
+        for record in self._load_dir(self.directory):
+            if record.state.terminal:
+                os.replace(self.directory / f"{record.key}.json", self.finished_dir / f"{record.key}.json")
+                moved += 1
+        return moved
+
+    @staticmethod
+    def _load_dir(directory: Path) -> list[InstanceRecord]:
         records = []
-        for path in sorted(self.directory.glob("*.json")):
+        for path in sorted(directory.glob("*.json")):
             try:
                 records.append(InstanceRecord.from_json(path.read_bytes()))
             except (ValueError, TypeError, KeyError):

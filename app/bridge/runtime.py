@@ -34,7 +34,7 @@ def build_egress(settings: BridgeSettings) -> Egress:
             StowEgress(
                 settings.dicomweb_url,
                 username=settings.dicomweb_username,
-                password=settings.dicomweb_password,
+                password=settings.dicomweb_password.get_secret_value(),
             )
         )
     return Egress(destinations)

@@ -40,13 +40,6 @@ class ServiceUnavailableError(Exception):
 
 
 @dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    version: str
-    sha256: str
-
-
-@dataclass(frozen=True)
 class InferenceResult:
     """The three service answers for one image, verbatim (the SR must carry the service's scores)."""
 
@@ -60,13 +53,6 @@ class InferenceResult:
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> InferenceResult:
         return cls(classify=raw["classify"], ground=raw["ground"], segment=raw["segment"])
-
-    @property
-    def model(self) -> ModelInfo:
-        model = self.classify.get("model", {})
-        return ModelInfo(
-            str(model.get("name", "")), str(model.get("version", "")), str(model.get("sha256", ""))
-        )
 
 
 class InferenceClient:

@@ -19,7 +19,7 @@ class BridgeSettings(BaseSettings):
     dicom_host: str = Field("0.0.0.0", description="Interface the C-STORE SCP listens on.")
     dicom_port: int = Field(11112, ge=0, le=65535)
     http_host: str = Field("0.0.0.0", description="Interface of the STOW-RS / health / metrics server.")
-    http_port: int = Field(8042, ge=0, le=65535)
+    http_port: int = Field(8090, ge=0, le=65535, description="8042 is Orthanc's default; avoided.")
     max_stow_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest accepted STOW-RS body.")
 
     # --- spool / dispatch --------------------------------------------------------------------
@@ -57,11 +57,10 @@ class BridgeSettings(BaseSettings):
         "", description="DICOMweb base URL for STOW-RS egress, e.g. http://pacs/dicom-web."
     )
     dicomweb_username: str = ""
-    dicomweb_password: str = ""
+    dicomweb_password: SecretStr = SecretStr("")
 
     # --- results / logging -------------------------------------------------------------------
     manufacturer: str = "MeDSLIP research"
-    institution_name: str = ""
     log_level: str = "INFO"
     log_hash_key: str = Field(
         "medslip-bridge",

@@ -120,6 +120,7 @@ class Spool:
         """
         for leftover in self.tmp_dir.glob("*.part"):
             leftover.unlink(missing_ok=True)
+        self.journal.archive_finished()
         adopted = 0
         for path in sorted(self.instances_dir.glob("*.dcm")):
             key = path.stem
@@ -191,4 +192,4 @@ class Spool:
 
     def depth(self) -> int:
         """Instances waiting for or under processing (the spool-depth gauge)."""
-        return sum(1 for record in self.journal.load_all() if not record.state.terminal)
+        return len(self.journal.load_pending())

@@ -13,10 +13,12 @@ from types import MappingProxyType
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, get_decoder
 from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
 
+from app.imaging.codestream import codestream_size
 from app.imaging.colour import gray_from_rgb
 from app.imaging.errors import CorruptImageError, InvalidDicomError
 from app.imaging.info import ImageInfo
@@ -37,6 +39,22 @@ _FAST_PLUGINS: Mapping[str, str] = MappingProxyType(
 )
 
 
+def _check_codestream_size(dataset: Dataset, info: ImageInfo) -> None:
+    """Refuse a compressed frame whose own header disagrees with Rows x Columns, before any codec
+    allocates what it declares (a small DICOM header around a huge codestream is a bomb)."""
+    try:
+        frame = next(generate_frames(dataset.PixelData, number_of_frames=1))
+    except Exception as exc:  # malformed encapsulation (items, delimiters) on untrusted input
+        logger.debug("encapsulated frame unreadable: %s", type(exc).__name__)
+        raise CorruptImageError("the encapsulated pixel data are malformed") from None
+    declared = codestream_size(frame, dataset.file_meta.TransferSyntaxUID)
+    if declared is not None and declared != (info.rows, info.columns):
+        raise CorruptImageError(
+            f"the compressed stream declares {declared[0]} x {declared[1]} pixels, "
+            f"the header {info.rows} x {info.columns}"
+        )
+
+
 def _decode_stored_values(dataset: Dataset, info: ImageInfo) -> np.ndarray:
     """Decompress the single frame (as RGB for YBR colour data).
 
@@ -45,6 +63,8 @@ def _decode_stored_values(dataset: Dataset, info: ImageInfo) -> np.ndarray:
     tried first where one is known to give identical pixels; pydicom's own order is the fallback.
     """
     transfer_syntax = dataset.file_meta.TransferSyntaxUID
+    if transfer_syntax.is_encapsulated:
+        _check_codestream_size(dataset, info)
     decoder = get_decoder(transfer_syntax)
     preferred = _FAST_PLUGINS.get(transfer_syntax)
     attempts = [preferred, ""] if preferred is not None and preferred in decoder.available_plugins else [""]

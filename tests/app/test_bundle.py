@@ -19,14 +19,16 @@ def test_tiny_bundle_loads_and_follows_contract(tiny_bundle: Path) -> None:
     assert bundle.structures == ("right_lung", "left_lung", "heart", "right_clavicle", "left_clavicle")
     assert bundle.threshold_for("pneumonia") == 0.42 and bundle.threshold_for("effusion") == 0.5
     assert bundle.text_encoder is not None and bundle.text_encoder.dim == 16
-    assert bundle.sha256 == json.loads((tiny_bundle / "metadata.json").read_text())["files"]["image_model.onnx"]
+    assert (
+        bundle.sha256 == json.loads((tiny_bundle / "metadata.json").read_text())["files"]["image_model.onnx"]
+    )
 
 
 def test_checksum_mismatch_is_refused(tmp_path: Path) -> None:
     root = build_tiny_bundle(tmp_path)
     with (root / "pathology_queries.npy").open("ab") as handle:
         handle.write(b"\0")
-    with pytest.raises(BundleError, match="sha256 mismatch for pathology_queries.npy"):
+    with pytest.raises(BundleError, match=r"sha256 mismatch for pathology_queries\.npy"):
         load_bundle(root)
     assert load_bundle(root, verify=False).name == "tiny-cxr"
 
@@ -34,7 +36,7 @@ def test_checksum_mismatch_is_refused(tmp_path: Path) -> None:
 def test_missing_file_and_bad_schema(tmp_path: Path) -> None:
     root = build_tiny_bundle(tmp_path)
     (root / "MODEL_CARD.md").unlink()
-    with pytest.raises(BundleError, match="MODEL_CARD.md"):
+    with pytest.raises(BundleError, match=r"MODEL_CARD\.md"):
         load_bundle(root)
     meta = json.loads((root / "metadata.json").read_text())
     (root / "metadata.json").write_text(json.dumps({**meta, "schema_version": 99}))
@@ -72,7 +74,11 @@ async def test_bundle_without_text_encoder_refuses_free_text(tmp_path: Path) -> 
     assert load_bundle(root).text_encoder is None
     async with running_app(create_app(Settings(model_dir=root, intra_op_threads=1))) as client:
         headers = {"Content-Type": "image/png"}
-        builtin = await client.post("/classify", params={"findings": "edema"}, content=png_bytes(), headers=headers)
+        builtin = await client.post(
+            "/classify", params={"findings": "edema"}, content=png_bytes(), headers=headers
+        )
         assert builtin.status_code == 200
-        free = await client.post("/classify", params={"findings": "hazy base"}, content=png_bytes(), headers=headers)
+        free = await client.post(
+            "/classify", params={"findings": "hazy base"}, content=png_bytes(), headers=headers
+        )
         assert free.status_code == 422 and free.json()["code"] == "text_encoder_unavailable"

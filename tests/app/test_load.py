@@ -27,7 +27,9 @@ class ControlledRunner(OrtImageModel):
         self.fail_next = threading.Event()
         self.calls = 0
 
-    def run(self, images: np.ndarray, pathology_queries: np.ndarray, anatomy_queries: np.ndarray) -> ModelOutputs:
+    def run(
+        self, images: np.ndarray, pathology_queries: np.ndarray, anatomy_queries: np.ndarray
+    ) -> ModelOutputs:
         self.calls += 1
         if self.fail_next.is_set():
             self.fail_next.clear()
@@ -48,7 +50,9 @@ async def test_concurrent_requests_are_batched(make_app: Callable[..., FastAPI])
     app = make_app(max_batch_size=8, max_delay_ms=100.0, worker_threads=4)
     async with running_app(app) as client:
         images = [png_bytes(seed=i) for i in range(12)]
-        responses = await asyncio.gather(*(client.post("/classify", content=b, headers=HEADERS) for b in images))
+        responses = await asyncio.gather(
+            *(client.post("/classify", content=b, headers=HEADERS) for b in images)
+        )
         assert all(r.status_code == 200 for r in responses)
         sizes = [r.json()["batch_size"] for r in responses]
         assert max(sizes) > 1
@@ -63,19 +67,25 @@ async def test_concurrent_requests_are_batched(make_app: Callable[..., FastAPI])
 
 async def test_overload_gets_503_retry_after_and_recovers(make_app: Callable[..., FastAPI]) -> None:
     runners: list[ControlledRunner] = []
-    app = make_app(controlled(runners), max_batch_size=1, batch_buckets=[1], max_queue_size=2, retry_after_s=3)
+    app = make_app(
+        controlled(runners), max_batch_size=1, batch_buckets=[1], max_queue_size=2, retry_after_s=3
+    )
     async with running_app(app) as client:
         runners[0].delay_s = 0.15
-        responses = await asyncio.gather(*(client.post("/classify", content=png_bytes(), headers=HEADERS)
-                                           for _ in range(10)))
+        responses = await asyncio.gather(
+            *(client.post("/classify", content=png_bytes(), headers=HEADERS) for _ in range(10))
+        )
         statuses = [r.status_code for r in responses]
         refused = [r for r in responses if r.status_code == 503]
         assert refused and 200 in statuses and set(statuses) <= {200, 503}
         assert all(r.json()["code"] == "queue_full" and r.headers["retry-after"] == "3" for r in refused)
+        registry = app.state.metrics.registry
+        assert registry.get_sample_value("medslip_rejections_total", {"reason": "queue_full"}) == len(refused)
         runners[0].delay_s = 0.0
         assert (await client.get("/health/ready")).status_code == 200
-        after = await asyncio.gather(*(client.post("/classify", content=png_bytes(), headers=HEADERS)
-                                       for _ in range(2)))
+        after = await asyncio.gather(
+            *(client.post("/classify", content=png_bytes(), headers=HEADERS) for _ in range(2))
+        )
         assert [r.status_code for r in after] == [200, 200]
         assert app.state.metrics.registry.get_sample_value("medslip_queue_depth") == 0
 
@@ -103,15 +113,20 @@ async def test_deadline_header_gives_504(make_app: Callable[..., FastAPI]) -> No
         assert late.status_code == 504 and late.json()["code"] == "deadline_exceeded"
         assert (await slow).status_code == 200
         runners[0].delay_s = 0.0
-        in_time = await client.post("/classify", content=dicom_bytes(), headers={"Content-Type": "application/dicom",
-                                                                                "X-Deadline-Ms": "5000"})
+        in_time = await client.post(
+            "/classify",
+            content=dicom_bytes(),
+            headers={"Content-Type": "application/dicom", "X-Deadline-Ms": "5000"},
+        )
         assert in_time.status_code == 200
 
 
 async def test_stat_priority_lane_is_labelled(make_app: Callable[..., FastAPI]) -> None:
     app = make_app()
     async with running_app(app) as client:
-        response = await client.post("/classify", content=png_bytes(), headers={**HEADERS, "X-Priority": "stat"})
+        response = await client.post(
+            "/classify", content=png_bytes(), headers={**HEADERS, "X-Priority": "stat"}
+        )
         assert response.status_code == 200
         registry = app.state.metrics.registry
         assert registry.get_sample_value("medslip_queue_wait_seconds_count", {"priority": "stat"}) == 1

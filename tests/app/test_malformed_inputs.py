@@ -1,4 +1,4 @@
-"""A table of malformed requests: each gets the right 4xx + problem+json code, and the server stays healthy."""
+"""Malformed requests, one table: each gets the right 4xx + problem+json code; the server stays healthy."""
 
 from __future__ import annotations
 
@@ -56,8 +56,17 @@ def _multi_frame() -> bytes:
 
 def _structured_report() -> bytes:
     ds = dicom_dataset()
-    for keyword in ("PixelData", "Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation",
-                    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation"):
+    for keyword in (
+        "PixelData",
+        "Rows",
+        "Columns",
+        "SamplesPerPixel",
+        "PhotometricInterpretation",
+        "BitsAllocated",
+        "BitsStored",
+        "HighBit",
+        "PixelRepresentation",
+    ):
         delattr(ds, keyword)  # an SR has no Image Pixel module at all
     ds.Modality = "SR"
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
@@ -92,7 +101,9 @@ def _png_bomb() -> bytes:
 
 def _rgb_png() -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 20, 3), dtype=np.uint8), "RGB").save(buffer, "PNG")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 20, 3), dtype=np.uint8), "RGB").save(
+        buffer, "PNG"
+    )
     return buffer.getvalue()
 
 
@@ -119,7 +130,12 @@ CASES = [
     Case("no content type", 415, "unsupported_media_type", VALID, content_type=None),
     Case("json body", 415, "unsupported_media_type", b"{}", content_type="application/json"),
     Case("text body", 415, "unsupported_media_type", b"hello", content_type="text/plain"),
-    Case("multipart without file", 400, "missing_file", multipart={"files": {"other": ("a.txt", b"x", "text/plain")}}),
+    Case(
+        "multipart without file",
+        400,
+        "missing_file",
+        multipart={"files": {"other": ("a.txt", b"x", "text/plain")}},
+    ),
     Case("multipart empty file", 400, "missing_file", multipart={"files": {"file": ("a.dcm", b"", DICOM)}}),
     Case("garbage as dicom", 422, "invalid_dicom", b"\x00\x01garbage" * 20),
     Case("dicom header truncated", 422, "invalid_dicom", VALID[:200]),
@@ -143,17 +159,28 @@ CASES = [
     Case("colour png", 422, "unsupported_photometric", _rgb_png(), content_type="image/png"),
     Case("body over limit (content-length)", 413, "payload_too_large", b"\0" * (UPLOAD_LIMIT + 1)),
     Case("body over limit (chunked)", 413, "payload_too_large", "chunked"),
-    Case("multipart file over limit", 413, "payload_too_large",
-         multipart={"files": {"file": ("a.dcm", b"\0" * (UPLOAD_LIMIT + 10), DICOM)}}),
+    Case(
+        "multipart file over limit",
+        413,
+        "payload_too_large",
+        multipart={"files": {"file": ("a.dcm", b"\0" * (UPLOAD_LIMIT + 10), DICOM)}},
+    ),
     Case("empty finding name", 400, "invalid_parameter", VALID, params={"findings": " "}),
     Case("free text too long", 400, "invalid_parameter", VALID, params={"findings": "opacity " * 40}),
-    Case("too many free-text findings", 400, "invalid_parameter", VALID,
-         params={"findings": [f"opacity number {i}" for i in range(17)]}),
+    Case(
+        "too many free-text findings",
+        400,
+        "invalid_parameter",
+        VALID,
+        params={"findings": [f"opacity number {i}" for i in range(17)]},
+    ),
     Case("negative deadline", 400, "invalid_parameter", VALID, headers={"X-Deadline-Ms": "-5"}),
     Case("non-numeric deadline", 422, "invalid_request", VALID, headers={"X-Deadline-Ms": "soon"}),
     Case("non-boolean allow_lateral", 422, "invalid_request", VALID, params={"allow_lateral": "maybe"}),
     Case("segment asks nothing", 400, "invalid_parameter", VALID, path="/segment"),
-    Case("segment unknown structure", 422, "unknown_name", VALID, path="/segment", params={"anatomy": "spleen"}),
+    Case(
+        "segment unknown structure", 422, "unknown_name", VALID, path="/segment", params={"anatomy": "spleen"}
+    ),
     Case("GET on an inference route", 405, "method_not_allowed", method="GET"),
     Case("unknown path", 404, "not_found", path="/predict"),
 ]
@@ -189,6 +216,8 @@ async def test_malformed_input(table_client: httpx.AsyncClient, case: Case) -> N
     problem = response.json()
     assert problem["code"] == case.code and problem["status"] == case.status
     assert problem["type"].endswith(case.code) and problem["title"] and problem["detail"]
+    metrics = (await table_client.get("/metrics")).text
+    assert f'medslip_rejections_total{{reason="{case.code}"}} 1.0' in metrics
     # The server keeps serving: ready, and a valid image still gets an answer.
     assert (await table_client.get("/health/ready")).status_code == 200
     ok = await table_client.post("/classify", content=VALID, headers={"Content-Type": DICOM})

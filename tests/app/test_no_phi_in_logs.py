@@ -24,7 +24,9 @@ async def test_logs_hold_no_phi(make_app: Callable[..., FastAPI], caplog: pytest
     async with running_app(make_app()) as client:
         statuses = []
         for body in (dicom_bytes(good), dicom_bytes(lateral), dicom_bytes(hip), truncated):
-            response = await client.post("/ground", content=body, headers={"Content-Type": "application/dicom"})
+            response = await client.post(
+                "/ground", content=body, headers={"Content-Type": "application/dicom"}
+            )
             statuses.append(response.status_code)
             for value in identifiers:
                 assert value not in response.text

@@ -43,8 +43,14 @@ def test_grounding_lands_in_original_pixels_of_a_wide_image() -> None:
     grid = np.zeros((8, 8), np.float32)  # (G, G) covering the 64 x 64 canvas
     grid[4, 6] = 1.0  # right part of the content band
     anatomy = np.stack([grid, np.roll(grid, 3, axis=1)])  # (2, G, G): first overlaps, second does not
-    result = grounding(grid, box, anatomy_maps=anatomy, anatomy_probs=np.array([0.9, 0.9]),
-                       anatomy_names=("right_thing", "elsewhere"), top_k=2)
+    result = grounding(
+        grid,
+        box,
+        anatomy_maps=anatomy,
+        anatomy_probs=np.array([0.9, 0.9]),
+        anatomy_names=("right_thing", "elsewhere"),
+        top_k=2,
+    )
     assert (result["heatmap"]["width"], result["heatmap"]["height"]) == (300, 100)
     assert 200 < result["peak"]["x"] < 270
     assert [a["name"] for a in result["anatomy"]] == ["right_thing", "elsewhere"]

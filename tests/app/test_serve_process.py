@@ -51,8 +51,17 @@ def test_sigterm_drains_in_flight_requests_and_logs_no_phi(tiny_bundle: Path) ->
         "MEDSLIP_LOG_FORMAT": "json",
         "MEDSLIP_LOG_LEVEL": "DEBUG",
     }
-    command = [sys.executable, "-m", "app.main", "--host", "127.0.0.1", "--port", str(port),
-               "--model-dir", str(tiny_bundle)]
+    command = [
+        sys.executable,
+        "-m",
+        "app.main",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--model-dir",
+        str(tiny_bundle),
+    ]
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         wait_ready(base, process)
@@ -63,8 +72,9 @@ def test_sigterm_drains_in_flight_requests_and_logs_no_phi(tiny_bundle: Path) ->
         payloads = [dicom_bytes(ds)] * 3 + [dicom_bytes(lateral)]
 
         def post(body: bytes) -> httpx.Response:
-            return httpx.post(f"{base}/ground", content=body, timeout=30.0,
-                              headers={"Content-Type": "application/dicom"})
+            return httpx.post(
+                f"{base}/ground", content=body, timeout=30.0, headers={"Content-Type": "application/dicom"}
+            )
 
         with ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(post, body) for body in payloads]

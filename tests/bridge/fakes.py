@@ -82,11 +82,11 @@ def make_chest_dicom(
 ) -> bytes:
     """A small, valid DX Part 10 file (explicit VR LE) with a smooth synthetic 'chest'."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-    sop_uid = sop_uid or generate_uid()
+    sop_uid = UID(sop_uid) if sop_uid else generate_uid()
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
     meta.MediaStorageSOPInstanceUID = sop_uid
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()

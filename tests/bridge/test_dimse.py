@@ -11,6 +11,7 @@ import pydicom
 import pytest
 from pydicom.uid import ComprehensiveSRStorage, ExplicitVRLittleEndian
 from pynetdicom import AE, evt
+from pynetdicom.transport import ThreadedAssociationServer
 
 from app.bridge.egress import CStoreEgress, Egress
 from app.bridge.journal import InstanceState
@@ -85,13 +86,14 @@ class RecordingPacs:
         ae = AE(ae_title="PACS")
         ae.add_supported_context(ComprehensiveSRStorage, ExplicitVRLittleEndian)
         self.associations = 0
-        self.server = ae.start_server(
+        server = ae.start_server(
             ("127.0.0.1", 0),
             block=False,
             evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_ESTABLISHED, self._on_association)],
         )
-        assert self.server is not None
-        self.port = int(self.server.server_address[1])
+        assert server is not None
+        self.server: ThreadedAssociationServer = server
+        self.port = int(server.server_address[1])
 
     def _on_association(self, event: Any) -> None:
         self.associations += 1

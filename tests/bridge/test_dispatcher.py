@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pydicom
@@ -61,22 +63,17 @@ class FakePacs:
 
 
 def _dispatcher(
-    tmp_path: Path, service: FakeService, pacs: FakePacs, clock: Clock, **policy: object
+    tmp_path: Path, service: FakeService, pacs: FakePacs, clock: Clock, **policy: Any
 ) -> Dispatcher:
     spool = Spool(tmp_path / "spool", clock=clock)
     client = InferenceClient(
         "http://service", retries=0, transport=httpx.MockTransport(service), sleep=lambda s: None
     )
-    settings = {"stable_seconds": 5.0, "max_attempts": 3, "backoff": Backoff(1.0, 8.0, jitter=lambda: 1.0)}
-    settings.update(policy)
-    return Dispatcher(
-        spool,
-        client,
-        Egress([pacs]),
-        BridgeMetrics(spool.depth),
-        DispatchPolicy(**settings),
-        clock=clock,  # type: ignore[arg-type]
+    defaults = DispatchPolicy(
+        stable_seconds=5.0, max_attempts=3, backoff=Backoff(1.0, 8.0, jitter=lambda: 1.0)
     )
+    settings = dataclasses.replace(defaults, **policy)
+    return Dispatcher(spool, client, Egress([pacs]), BridgeMetrics(spool.depth), settings, clock=clock)
 
 
 def _receive(dispatcher: Dispatcher, **kwargs: object) -> str:
@@ -204,3 +201,19 @@ def test_unknown_or_frontal_views_are_inferred(tmp_path: Path, view: str | None)
     dispatcher.run_once()
     assert _state(dispatcher, key) is InstanceState.DONE
     assert len(pacs.batches[0]) == 2  # SR + SEG
+
+
+def test_a_broken_instance_does_not_block_the_others(tmp_path: Path) -> None:
+    clock, service, pacs = Clock(), FakeService(), FakePacs()
+    dispatcher = _dispatcher(tmp_path, service, pacs, clock, stable_seconds=0, max_attempts=1)
+    broken = _receive(dispatcher, study_uid="1.2.3")
+    healthy = _receive(dispatcher, study_uid="1.2.3")
+    dispatcher.spool.instance_path(broken).unlink()  # e.g. removed by an operator
+    dispatcher.run_once()
+    assert dispatcher.spool.journal.load(broken).reason == "internal: FileNotFoundError"
+    assert _state(dispatcher, broken) is InstanceState.DEAD_LETTER
+    assert _state(dispatcher, healthy) is InstanceState.DONE
+    metrics = dispatcher.metrics.registry
+    assert metrics.get_sample_value("medslip_bridge_jobs_total", {"outcome": "done"}) == 1
+    assert metrics.get_sample_value("medslip_bridge_jobs_total", {"outcome": "dead_letter"}) == 1
+    assert metrics.get_sample_value("medslip_bridge_stage_duration_seconds_count", {"stage": "egress"}) == 1

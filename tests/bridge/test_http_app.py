@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -33,13 +34,13 @@ def client(spool: Spool) -> TestClient:
     return TestClient(create_app(spool, metrics, 10_000_000, lambda: {"status": "ok"}))
 
 
-def _post(client: TestClient, payloads: list[bytes], path: str = "/studies") -> tuple[int, dict]:  # type: ignore[type-arg]
+def _post(client: TestClient, payloads: list[bytes], path: str = "/studies") -> tuple[int, dict[str, Any]]:
     body, content_type = build_multipart_related(payloads)
     response = client.post(path, content=body, headers={"Content-Type": content_type})
     return response.status_code, response.json()
 
 
-def _failure_reasons(body: dict) -> list[int]:  # type: ignore[type-arg]
+def _failure_reasons(body: dict[str, Any]) -> list[int]:
     return [item["00081197"]["Value"][0] for item in body.get("00081198", {}).get("Value", [])]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 
@@ -16,11 +17,8 @@ def test_json_formatter_emits_extra_fields_and_only_the_exception_type() -> None
     try:
         raise ValueError("Patient Doe^Jane 1.2.840.99")
     except ValueError:
-        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed %s", ("step",), exc_info=True)
-        record.__dict__["instance"] = "abc123"
-        import sys
-
-        record.exc_info = sys.exc_info()
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed %s", ("step",), sys.exc_info())
+    record.__dict__["instance"] = "abc123"  # what `extra=` does
     line = JsonFormatter().format(record)
     payload = json.loads(line)
     assert payload["message"] == "failed step" and payload["instance"] == "abc123"

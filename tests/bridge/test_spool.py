@@ -103,3 +103,24 @@ def test_corrupt_journal_entry_is_skipped_not_fatal(tmp_path: Path) -> None:
     _store(spool)
     (spool.journal.directory / "broken.json").write_text("{not json")
     assert len(spool.journal.load_all()) == 1
+
+
+def test_finished_entries_leave_the_pending_scan_but_still_catch_duplicates(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    _, key, data = _store(spool)
+    spool.journal.transition(spool.journal.load(key), InstanceState.SKIPPED, reason="lateral_view")
+    assert spool.journal.load_pending() == []
+    assert (spool.journal.finished_dir / f"{key}.json").exists()
+    assert spool.store(data, InstanceHeader.from_bytes(data), ingress="test")[0] is StoreOutcome.DUPLICATE
+
+
+def test_recover_archives_final_entries_left_pending_by_a_crash(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    _, key, _ = _store(spool)
+    record = spool.journal.load(key)
+    record.state = InstanceState.DONE
+    (spool.journal.directory / f"{key}.json").write_bytes(record.to_json())  # crash before the rename
+    assert spool.depth() == 0  # already final: never processed again
+    Spool(tmp_path).recover()
+    assert not (spool.journal.directory / f"{key}.json").exists()
+    assert spool.journal.load(key).state is InstanceState.DONE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pydicom
-from pydicom.uid import ComprehensiveSRStorage, ExplicitVRLittleEndian
+from pydicom.uid import UID, ComprehensiveSRStorage, ExplicitVRLittleEndian
 
 from app.bridge.dicomweb import (
     FailedInstance,
@@ -23,7 +23,7 @@ def _sr(uid: str) -> pydicom.Dataset:
     ds.file_meta = pydicom.dataset.FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPClassUID = ComprehensiveSRStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = uid
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(uid)
     ds.SOPClassUID = ComprehensiveSRStorage
     ds.SOPInstanceUID = uid
     ds.StudyInstanceUID = "1.2.3"

@@ -123,3 +123,12 @@ def test_environment_names_are_real_settings() -> None:
         assert not unknown, f"{name}: {sorted(unknown)} are not fields of app.settings.Settings"
     unknown = set(services["bridge"]["environment"]) - bridge_fields
     assert not unknown, f"bridge: {sorted(unknown)} are not fields of app.bridge.settings.BridgeSettings"
+
+
+def test_stop_grace_period_outlasts_the_drain() -> None:
+    """Docker sends SIGKILL after stop_grace_period; in-flight requests need the whole drain first."""
+    services = _compose()["services"]
+    for name in ("medslip", "medslip-cpu"):
+        grace_s = int(str(services[name]["stop_grace_period"]).removesuffix("s"))
+        drain_s = float(services[name]["environment"]["MEDSLIP_DRAIN_TIMEOUT_S"])
+        assert grace_s > drain_s, f"{name}: stop_grace_period {grace_s}s <= drain {drain_s}s"

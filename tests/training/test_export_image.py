@@ -65,7 +65,8 @@ def test_onnx_matches_torch_for_other_batch_sizes_and_query_counts(exported: tup
     generator = torch.Generator().manual_seed(1)
     for batch, n_queries in ((1, 1), (3, 9)):
         image = torch.randn(batch, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
-        queries = torch.nn.functional.normalize(torch.randn(n_queries + 2, TEXT_DIM, generator=generator), dim=-1)
+        queries = torch.randn(n_queries + 2, TEXT_DIM, generator=generator)
+        queries = torch.nn.functional.normalize(queries, dim=-1)
         pathology, anatomy = queries[:n_queries], queries[n_queries:]  # (Qp, T), (2, T)
         with torch.no_grad():
             expected = graph(image, pathology, anatomy)

@@ -39,7 +39,8 @@ def _encoder(folder: Path, pooling: str = "mean", max_length: int = 16) -> TextE
 def test_fp32_export_matches_torch_for_any_batch_and_length(tiny_encoder_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "text-encoders" / "tiny" / "1"
     encoder = _encoder(tiny_encoder_dir)
-    metadata = export_text_encoder(encoder, tiny_encoder_dir / "tokenizer.json", out, name="tiny", version="1")
+    tokenizer_file = tiny_encoder_dir / "tokenizer.json"
+    metadata = export_text_encoder(encoder, tokenizer_file, out, name="tiny", version="1")
     assert metadata["parity"]["fp32_max_abs_diff"] <= 1e-4
     assert set(TEXT_BUNDLE_KEYS) <= set(metadata)
     assert metadata["dim"] == 32 and metadata["sha256"] == metadata["files"]["text_encoder.onnx"]
@@ -51,7 +52,8 @@ def test_fp32_export_matches_torch_for_any_batch_and_length(tiny_encoder_dir: Pa
         feeds = tokenize(tokenizer, texts)
         onnx_out = run_session(session, feeds)["embeddings"]
         with torch.no_grad():
-            torch_out = encoder(torch.from_numpy(feeds["input_ids"]), torch.from_numpy(feeds["attention_mask"]))
+            ids, mask = torch.from_numpy(feeds["input_ids"]), torch.from_numpy(feeds["attention_mask"])
+            torch_out = encoder(ids, mask)
         assert onnx_out.shape == (len(texts), 32)
         np.testing.assert_allclose(onnx_out, torch_out.numpy(), atol=1e-4, rtol=0)
 
@@ -59,7 +61,8 @@ def test_fp32_export_matches_torch_for_any_batch_and_length(tiny_encoder_dir: Pa
 def test_int8_bundle_records_its_measured_cosine(tiny_encoder_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "tiny" / "2"
     encoder = _encoder(tiny_encoder_dir, pooling="cls")
-    metadata = export_text_encoder(encoder, tiny_encoder_dir / "tokenizer.json", out, name="tiny", version="2",
+    tokenizer_file = tiny_encoder_dir / "tokenizer.json"
+    metadata = export_text_encoder(encoder, tokenizer_file, out, name="tiny", version="2",
                                    precision="int8")
     assert metadata["parity"]["int8_min_cosine"] >= 0.99
     written = json.loads((out / "metadata.json").read_text())

@@ -27,7 +27,8 @@ def write_tiny_checkpoints(folder: Path) -> tuple[Path, Path]:
     checkpoint = folder / "tiny.pt"
     save_checkpoint(checkpoint, model)
     task = SegmentationTaskConfig(decoder_channels=(16, 8, 8, 8))
-    segmentation = SegmentationModel(model.res_features, decoder_channels=task.decoder_channels, freeze_trunk=True)
+    segmentation = SegmentationModel(model.res_features, decoder_channels=task.decoder_channels,
+                                     freeze_trunk=True)
     seg_checkpoint = folder / "tiny_seg.pt"
     save_segmentation_checkpoint(seg_checkpoint, model, segmentation.eval(), task)
     return checkpoint, seg_checkpoint

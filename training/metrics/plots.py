@@ -23,15 +23,20 @@ def plot_roc_curves(
     figure = Figure(figsize=(5, 5), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    plotted = 0
     for name, (labels, scores) in curves.items():
-        if labels.min() == labels.max():
+        if labels.size == 0 or labels.min() == labels.max():
             continue
+        plotted += 1
         fpr, tpr, _ = roc_curve(labels, scores)
         area = float(np.trapezoid(tpr, fpr))
         axes.plot(fpr, tpr, label=f"{name} (AUROC {area:.3f}, n={labels.size})")
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
     axes.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
-    axes.legend(loc="lower right", fontsize="small")
+    if plotted:
+        axes.legend(loc="lower right", fontsize="small")
+    else:
+        axes.text(0.5, 0.5, "no finding has both classes", ha="center", va="center")
     figure.savefig(path)
     return path
 

@@ -15,6 +15,11 @@ from pydicom.uid import (
 from app.imaging import decode_bytes
 from tests.app.imaging.factory import dicom_bytes, gradient, make_dataset
 
+# Some fixtures are deliberately non-conformant (lower-case code strings, bad UIDs, cut files).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Invalid value for VR:UserWarning", "ignore:End of file reached before delimiter:UserWarning"
+)
+
 
 def test_min_max_window_when_header_has_no_voi() -> None:
     image = decode_bytes(dicom_bytes(make_dataset(gradient(maximum=1000), bits_stored=12)))

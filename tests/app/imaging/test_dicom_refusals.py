@@ -15,6 +15,11 @@ from pydicom.uid import JPEGBaseline8Bit
 from app.imaging import ImagingError, check_dicom_header, decode_bytes
 from tests.app.imaging.factory import IDENTIFYING_VALUES, dicom_bytes, gradient, make_dataset
 
+# Some fixtures are deliberately non-conformant (lower-case code strings, bad UIDs, cut files).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Invalid value for VR:UserWarning", "ignore:End of file reached before delimiter:UserWarning"
+)
+
 
 def _refusal(data: bytes, **options: object) -> ImagingError:
     with pytest.raises(ImagingError) as caught:

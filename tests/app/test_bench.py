@@ -1,0 +1,106 @@
+"""medslip-bench pieces: statistics, overhead arithmetic, the report, image selection and one HTTP level."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from app.bench import drive_level, load_images, markdown, overhead, percentiles
+from app.factory import create_app
+from app.settings import Settings
+from tests.app.test_serve_process import free_port
+
+
+def test_percentiles_nearest_rank() -> None:
+    stats = percentiles([float(v) for v in range(1, 101)])
+    assert (stats["p50"], stats["p95"], stats["p99"], stats["mean"]) == (50.0, 95.0, 99.0, 50.5)
+
+
+def test_overhead_against_reference() -> None:
+    levels = [
+        {"concurrency": 1, "latency_ms": {"p50": 110.0, "mean": 120.0}},
+        {"concurrency": 4, "latency_ms": {"p50": 500.0, "mean": 500.0}},
+    ]
+    result = overhead(levels, {"p50": 100.0, "mean": 100.0})
+    assert result == {"added_ms_p50": 10.0, "added_ms_mean": 20.0, "pct_p50": 10.0, "pct_mean": 20.0}
+    assert overhead(levels[1:], {"p50": 1.0, "mean": 1.0}) is None
+
+
+def test_markdown_has_every_column() -> None:
+    stats = {"p50": 1.0, "p95": 2.0, "p99": 3.0, "mean": 1.5}
+    level = {
+        "concurrency": 1,
+        "latency_ms": stats,
+        "throughput_rps": 10.0,
+        "mean_batch_size": 1.0,
+        "errors": {},
+    }
+    text = markdown(
+        {
+            "label": "tiny",
+            "created": "now",
+            "machine": "m",
+            "command": "medslip-bench",
+            "load_average": [1.0],
+            "images": 3,
+            "endpoint": "/classify",
+            "in_process": {
+                "provider": "CPUExecutionProvider",
+                "onnxruntime_bare_ms": stats,
+                "in_process_pipeline_ms": stats,
+            },
+            "servers": [
+                {
+                    "name": "batching on",
+                    "levels": [level],
+                    "overhead_vs_pipeline": {
+                        "added_ms_p50": 1.0,
+                        "added_ms_mean": 1.0,
+                        "pct_p50": 5.0,
+                        "pct_mean": 5.0,
+                    },
+                }
+            ],
+        }
+    )
+    assert "| concurrency | p50 ms | p95 ms | p99 ms | throughput req/s | mean batch | errors |" in text
+    assert "| 1 | 1.00 | 2.00 | 3.00 | 10.0 | 1.00 | - |" in text and "(5.0 %)" in text
+
+
+@pytest.mark.shared_data
+def test_load_images_skips_hip_films(shared_data: Path) -> None:
+    images = load_images(shared_data, 10)
+    assert len(images) == 10
+    assert {media for _, media in images} == {"application/dicom", "image/jpeg"}
+
+
+async def test_drive_level_against_a_live_server(tiny_bundle: Path) -> None:
+    port = free_port()
+    app = create_app(Settings(model_dir=tiny_bundle, intra_op_threads=1))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        import httpx
+
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+        from tests.app.conftest import png_bytes
+
+        level = await drive_level(
+            f"http://127.0.0.1:{port}", "/classify", [(png_bytes(), "image/png")], 4, 12
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert level["ok"] == 12 and level["errors"] == {} and level["throughput_rps"] > 0
+    assert 1.0 <= level["mean_batch_size"] <= 4.0 and level["latency_ms"]["p50"] > 0

@@ -1,0 +1,108 @@
+"""medslip-eval: label mapping, grounding regions, and the CLI on a tiny manifest of real images."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.data.manifest import Box, ManifestRecord, write_manifest
+from training.data.sources import read_covid_chestxray, read_jsrt_scr, read_kermany_pediatric
+from training.evaluate import Evaluator, covid_labels, evaluation_labels, lung_regions, main
+from training.export import export_bundle, load_models
+from training.export_graph import ImageModelGraph
+from training.predictors import OnnxPredictor, TorchPredictor
+
+from .tiny_models import write_tiny_checkpoints
+
+
+@pytest.mark.parametrize(
+    ("finding", "expected"),
+    [
+        ("no finding", {"normal": 1, "pneumonia": 0}),
+        ("covid-19", {"normal": 0, "pneumonia": 1}),
+        ("covid-19, ards", {"normal": 0, "pneumonia": 1}),
+        ("streptococcus", {"normal": 0, "pneumonia": 1}),
+        ("ards", {}),
+    ],
+)
+def test_covid_findings_map_to_normal_or_pneumonia(finding: str, expected: dict[str, int]) -> None:
+    assert covid_labels({finding: 1}) == expected
+
+
+def test_labels_outside_the_pathology_vocabulary_are_ignored() -> None:
+    record = ManifestRecord(image="x.png", split="val", source="jsrt-scr", labels={"nodule": 1, "zebra": 0})
+    assert evaluation_labels(record) == {"nodule": 1}
+
+
+def test_lung_boxes_become_regions_of_the_matching_anatomy_query() -> None:
+    record = ManifestRecord(image="x.png", split="val", source="covid-chestxray",
+                            boxes=[Box("Right Lung", 1, 1, 2, 3), Box("Heart", 0, 0, 1, 1)])
+    regions = lung_regions(record, (6, 6))
+    assert list(regions) == ["right_lung_unspec"]
+    kind, mask = regions["right_lung_unspec"]
+    assert kind == "box (covid-chestxray)" and mask.sum() == 6
+
+
+def _tiny_manifest(shared_data: Path, path: Path) -> Path:
+    kermany = read_kermany_pediatric(shared_data / "kermany-pediatric")
+    normal = [r for r in kermany if r.labels and r.labels["normal"] == 1][:2]
+    pneumonia = [r for r in kermany if r.labels and r.labels["pneumonia"] == 1][:2]
+    covid = [r for r in read_covid_chestxray(shared_data / "covid-chestxray", frontal_only=True)
+             if r.boxes and r.masks][:2]
+    jsrt = read_jsrt_scr(shared_data / "jsrt-scr")[:2]
+    records = [dataclasses.replace(r, split="val") for r in [*normal, *pneumonia, *covid, *jsrt]]
+    write_manifest(records, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return write_tiny_checkpoints(tmp_path_factory.mktemp("eval-ckpt"))
+
+
+def test_cli_writes_a_report_with_every_section(
+    shared_data: Path, checkpoints: tuple[Path, Path], tmp_path: Path
+) -> None:
+    manifest = _tiny_manifest(shared_data, tmp_path / "tiny.jsonl")
+    checkpoint, seg_checkpoint = checkpoints
+    out = tmp_path / "eval"
+    assert main(["--checkpoint", str(checkpoint), "--seg-checkpoint", str(seg_checkpoint), "--manifest",
+                 str(manifest), "--split", "val", "--out", str(out), "--batch-size", "3"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_images"] == 8
+    assert report["n_images_by_source"] == {"covid-chestxray": 2, "jsrt-scr": 2, "kermany-pediatric": 2 + 2}
+    normal = report["classification"]["kermany-pediatric"]["normal"]
+    assert (normal["n_pos"], normal["n_neg"]) == (2, 2)
+    assert 0.0 <= normal["auroc"] <= 1.0 and normal["threshold"] is not None
+    assert report["classification"]["all"]["pneumonia"]["n_pos"] == 2 + 2  # kermany + covid
+    right = report["grounding"]["anatomy"]["right_lung_unspec"]
+    assert right["n"] == 4 and 0.0 <= right["pointing_game"] <= 1.0
+    assert right["region"] == "box (covid-chestxray), mask (jsrt-scr)"
+    assert report["segmentation"]["heart"]["n"] == 2 and report["segmentation"]["lungs"]["n"] == 2
+    assert all((out / name).stat().st_size > 0 for name in report["figures"])
+    assert "roc_kermany-pediatric.png" in report["figures"]
+
+
+def test_bundle_evaluation_scores_the_same_as_the_checkpoint(
+    shared_data: Path, checkpoints: tuple[Path, Path], tmp_path: Path
+) -> None:
+    checkpoint, seg_checkpoint = checkpoints
+    records = [dataclasses.replace(r, split="val")
+               for r in read_jsrt_scr(shared_data / "jsrt-scr")[:3]]
+    bundle = export_bundle(checkpoint=checkpoint, seg_checkpoint=seg_checkpoint, name="tiny", version="1",
+                           store=tmp_path / "store")
+    torch_results = Evaluator(TorchPredictor(ImageModelGraph(*load_models(checkpoint, seg_checkpoint)),
+                                             checkpoint), tmp_path, max_overlays=0).run(records)
+    onnx_results = Evaluator(OnnxPredictor(bundle), tmp_path, max_overlays=0).run(records)
+    torch_scores = np.array(torch_results.scores["jsrt-scr"]["nodule"])
+    onnx_scores = np.array(onnx_results.scores["jsrt-scr"]["nodule"])
+    np.testing.assert_allclose(onnx_scores, torch_scores, atol=1e-4, rtol=0)
+    for query in ("right_lung_unspec", "left_lung_unspec"):
+        ious = [(a.iou, b.iou) for a, b in zip(torch_results.grounding[query], onnx_results.grounding[query],
+                                               strict=True)]
+        np.testing.assert_allclose(*zip(*ious, strict=True), atol=1e-3)
+    heart = [(a["dice"], b["dice"]) for a, b in zip(torch_results.segmentation["heart"],
+                                                    onnx_results.segmentation["heart"], strict=True)]
+    np.testing.assert_allclose(*zip(*heart, strict=True), atol=1e-3)

@@ -1,0 +1,343 @@
+"""`medslip-eval (--checkpoint CKPT [--seg-checkpoint CKPT] | --bundle DIR) --manifest FILE --out DIR`.
+
+Zero-shot classification (AUROC, max-F1, operating points), anatomy grounding and segmentation on the
+records of one split, written as `report.json` plus PNG figures. `--bundle` evaluates the exported ONNX
+graph on ONNX Runtime: the artefact users get, so that is the figure to publish.
+
+Grounding on the shared data: covid-chestxray `lung_boxes` and JSRT lung masks outline LUNGS, not
+findings, so the only grounding that can be measured honestly is anatomy grounding: the anatomy maps of
+`right_lung_unspec` / `left_lung_unspec` against the lung boxes/masks. Findings are grounded only where
+a record has a finding box or mask (none of the shared sets has).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from app.imaging import ImagingError, Letterbox, decode_path
+from training.data.manifest import ManifestRecord, filter_split, read_manifest
+from training.metrics import (
+    DEFAULT_THRESHOLDS,
+    GroundingScores,
+    box_to_mask,
+    classification_metrics,
+    grounding_scores,
+    segmentation_scores,
+)
+from training.metrics.plots import plot_overlay, plot_roc_curves
+from training.model.entities import PATHOLOGY
+from training.predictors import OnnxPredictor, Predictor, TorchPredictor
+
+logger = logging.getLogger(__name__)
+
+REPORT_FILE = "report.json"
+LATERAL_VIEWS = frozenset({"L", "LL", "RL", "LATERAL"})
+#: Anatomy query -> (mask key in manifests, box label of covid-chestxray), patient's side.
+LUNG_QUERIES: dict[str, tuple[str, str]] = {
+    "right_lung_unspec": ("right_lung", "Right Lung"),
+    "left_lung_unspec": ("left_lung", "Left Lung"),
+}
+#: covid-chestxray findings that are neither normal nor a pneumonia: their records are left out.
+COVID_NOT_PNEUMONIA = frozenset({"ards"})
+#: Union-of-lungs mask key (covid-chestxray ships one mask for both lungs).
+LUNGS_MASK = "lungs"
+
+
+def covid_labels(labels: Mapping[str, int]) -> dict[str, int]:
+    """covid-chestxray `finding` -> {normal, pneumonia}. "No Finding" is normal; COVID-19, SARS and every
+    pathogen/"Pneumonia" finding of that collection is a pneumonia; ARDS alone is neither (dropped)."""
+    findings = [name for name, value in labels.items() if value == 1]
+    if not findings:
+        return {}
+    parts = {part.strip() for part in findings[0].split(",")}
+    if parts == {"no finding"}:
+        return {"normal": 1, "pneumonia": 0}
+    if parts <= COVID_NOT_PNEUMONIA:
+        return {}
+    return {"normal": 0, "pneumonia": 1}
+
+
+def evaluation_labels(record: ManifestRecord) -> dict[str, int]:
+    """Pathology-entity labels of a record (kermany normal/pneumonia, JSRT nodule, covid mapped)."""
+    if record.source == "covid-chestxray":
+        return covid_labels(record.labels or {})
+    return {name: value for name, value in (record.labels or {}).items() if name in PATHOLOGY}
+
+
+def _load_mask(path: str, shape: tuple[int, int]) -> NDArray[np.bool_] | None:
+    with Image.open(path) as image:
+        mask = np.asarray(image.convert("L")) > 0
+    if mask.shape != shape:
+        logger.warning("mask size %s differs from its image %s; left out", mask.shape, shape)
+        return None
+    return mask
+
+
+def lung_regions(record: ManifestRecord, shape: tuple[int, int]) -> dict[str, tuple[str, NDArray[np.bool_]]]:
+    """Anatomy query -> (region kind, boolean region) from lung masks, else lung boxes."""
+    regions: dict[str, tuple[str, NDArray[np.bool_]]] = {}
+    masks = record.masks or {}
+    for query, (mask_key, box_label) in LUNG_QUERIES.items():
+        if mask_key in masks:
+            mask = _load_mask(masks[mask_key], shape)
+            if mask is not None:
+                regions[query] = (f"mask ({record.source})", mask)
+                continue
+        for box in record.boxes:
+            if box.label == box_label:
+                regions[query] = (f"box ({record.source})", box_to_mask((box.x, box.y, box.w, box.h), shape))
+    return regions
+
+
+@dataclass
+class Results:
+    """Everything collected while the records stream through the model."""
+
+    scores: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=lambda: defaultdict(dict))
+    grounding: dict[str, list[GroundingScores]] = field(default_factory=lambda: defaultdict(list))
+    region_kinds: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    segmentation: dict[str, list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
+    by_source: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    figures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A decoded image with the letterbox that maps model outputs back onto it."""
+
+    record: ManifestRecord
+    pixels: NDArray[np.float32]  # (H, W) in [0, 1]
+    model_input: NDArray[np.float32]  # (3, S, S) letterboxed and normalised
+    box: Letterbox
+
+
+@dataclass
+class Evaluator:
+    """Streams records through a predictor in batches and collects every per-image figure."""
+
+    predictor: Predictor
+    out_dir: Path
+    batch_size: int = 8
+    include_lateral: bool = False
+    max_overlays: int = 6
+    results: Results = field(default_factory=Results)
+
+    def run(self, records: Sequence[ManifestRecord]) -> Results:
+        batch: list[Prepared] = []
+        for item in self._prepared(records):
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                self._flush(batch)
+        if batch:
+            self._flush(batch)
+        return self.results
+
+    def _prepared(self, records: Sequence[ManifestRecord]) -> Iterator[Prepared]:
+        spec = self.predictor.info.preprocessing
+        for record in records:
+            if record.view.upper() in LATERAL_VIEWS and not self.include_lateral:
+                self.results.skipped["lateral_view"] += 1
+                continue
+            try:
+                decoded = decode_path(record.image, allow_lateral=self.include_lateral)
+            except ImagingError as exc:  # count the code only: details may name the file
+                self.results.skipped[exc.code] += 1
+                continue
+            model_input, box = spec.apply(decoded.pixels)
+            yield Prepared(record, decoded.pixels, model_input, box)
+
+    def _flush(self, batch: list[Prepared]) -> None:
+        images = np.stack([item.model_input for item in batch]).astype(np.float32)  # (B, 3, S, S)
+        outputs = self.predictor.predict(images)
+        for index, item in enumerate(batch):
+            self.results.by_source[item.record.source] += 1
+            self._classification(item, outputs["pathology_probs"][index])
+            self._grounding(item, outputs["anatomy_maps"][index])
+            if self.predictor.info.structures and item.record.masks:
+                self._segmentation(item, outputs["segmentation_logits"][index])
+        batch.clear()
+
+    def _classification(self, item: Prepared, probabilities: NDArray[np.float32]) -> None:
+        """probabilities (Qp,) -> one (label, score) pair per labelled finding."""
+        names = self.predictor.info.pathology
+        for name, value in evaluation_labels(item.record).items():
+            pairs = self.results.scores[item.record.source].setdefault(name, [])
+            pairs.append((value, float(probabilities[names.index(name)])))
+
+    def _grounding(self, item: Prepared, anatomy_maps: NDArray[np.float32]) -> None:
+        """anatomy_maps (Qa, G, G) -> grounding scores of the lung queries that have a region."""
+        shape = (int(item.pixels.shape[0]), int(item.pixels.shape[1]))
+        for query, (kind, region) in lung_regions(item.record, shape).items():
+            heatmap = item.box.to_original(anatomy_maps[self.predictor.info.anatomy.index(query)])  # (H, W)
+            self.results.grounding[query].append(grounding_scores(heatmap, region))
+            self.results.region_kinds[query].add(kind)
+            if len(self.results.figures) < self.max_overlays:
+                name = f"overlay_{len(self.results.figures):02d}_{query}.png"
+                title = f"{query} ({item.record.source})"
+                plot_overlay(item.pixels, heatmap, region, title, self.out_dir / name)
+                self.results.figures.append(name)
+
+    def _segmentation(self, item: Prepared, logits: NDArray[np.float32]) -> None:
+        """logits (K, S, S) -> Dice/IoU of every structure the record has a mask of (+ lungs union)."""
+        structures = self.predictor.info.structures
+        masks = item.record.masks or {}
+        shape = (int(item.pixels.shape[0]), int(item.pixels.shape[1]))
+        probs = np.stack([item.box.to_original(1.0 / (1.0 + np.exp(-c))) for c in logits])  # (K, H, W)
+        targets = {s: _load_mask(masks[s], shape) for s in structures if s in masks}
+        for name, target in targets.items():
+            if target is not None:
+                channel = probs[structures.index(name)]  # (H, W)
+                scores = segmentation_scores(channel[None], target[None], [name])
+                self.results.segmentation[name].append(scores[name])
+        if LUNGS_MASK in masks and {"right_lung", "left_lung"} <= set(structures):
+            lungs = _load_mask(masks[LUNGS_MASK], shape)
+            if lungs is not None:
+                right, left = (probs[structures.index(s)] for s in ("right_lung", "left_lung"))
+                union = 1.0 - (1.0 - right) * (1.0 - left)  # (H, W) soft union of both lung channels
+                scores = segmentation_scores(union[None], lungs[None], [LUNGS_MASK])
+                self.results.segmentation[LUNGS_MASK].append(scores[LUNGS_MASK])
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    finite = [v for v in values if not np.isnan(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+def _classification_section(results: Results, split: str, target_sensitivity: float,
+                            out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per-source metrics (and ROC figures), then "all": every source pooled per finding."""
+    """report.json: per-source and pooled classification, anatomy grounding, segmentation, figures."""
+    classification: dict[str, dict[str, Any]] = {}
+    pooled: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for source, findings in sorted(results.scores.items()):
+        classification[source] = {}
+        curves = {}
+        for name, pairs in findings.items():
+            labels = np.array([p[0] for p in pairs], dtype=np.int64)
+            scores = np.array([p[1] for p in pairs], dtype=np.float64)
+            metrics = classification_metrics(name, labels, scores, target_sensitivity)
+            classification[source][name] = metrics.to_dict()
+            curves[name] = (labels, scores)
+            pooled[name].extend(pairs)
+        figure = f"roc_{source}.png"
+        plot_roc_curves(curves, f"{source} ({split})", out_dir / figure)
+        results.figures.append(figure)
+    classification["all"] = {
+        name: classification_metrics(name, [p[0] for p in pairs], [p[1] for p in pairs],
+                                     target_sensitivity).to_dict()
+        for name, pairs in pooled.items()
+    }
+    return classification
+
+
+def build_report(results: Results, predictor: Predictor, *, split: str, manifests: Sequence[Path],
+                 target_sensitivity: float, out_dir: Path) -> dict[str, Any]:
+    """report.json: per-source and pooled classification, anatomy grounding, segmentation, figures."""
+    classification = _classification_section(results, split, target_sensitivity, out_dir)
+    grounding = {
+        query: {
+            "region": ", ".join(sorted(results.region_kinds[query])), "n": len(items),
+            "pointing_game": _mean([float(s.pointing_hit) for s in items]),
+            "iou": _mean([s.iou for s in items]), "dice": _mean([s.dice for s in items]),
+            "cnr": _mean([s.cnr for s in items]), "n_cnr": int(sum(not np.isnan(s.cnr) for s in items)),
+        }
+        for query, items in sorted(results.grounding.items())
+    }
+    segmentation = {
+        name: {"n": len(items), "dice": _mean([i["dice"] for i in items]),
+               "iou": _mean([i["iou"] for i in items])}
+        for name, items in sorted(results.segmentation.items())
+    }
+    info = predictor.info
+    return {
+        "schema_version": 1,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "evaluated": {"kind": info.kind, "name": info.name, "sha256": info.sha256},
+        "split": split,
+        "manifests": [path.name for path in manifests],
+        "n_images": int(sum(results.by_source.values())),
+        "n_images_by_source": dict(sorted(results.by_source.items())),
+        "n_skipped": dict(sorted(results.skipped.items())),
+        "target_sensitivity": target_sensitivity,
+        "classification": classification,
+        "grounding": {
+            "note": "anatomy grounding: anatomy maps of right/left lung vs lung masks or boxes (lungs, not "
+                    "findings); maps min-max normalised, IoU/Dice averaged over thresholds",
+            "thresholds": list(DEFAULT_THRESHOLDS),
+            "anatomy": grounding,
+        },
+        "segmentation": segmentation,
+        "figures": results.figures,
+    }
+
+
+def _predictor(args: argparse.Namespace) -> Predictor:
+    if args.bundle is not None:
+        return OnnxPredictor(args.bundle)
+    from training.export import load_models  # noqa: PLC0415  (torch model code only for --checkpoint)
+    from training.export_graph import ImageModelGraph  # noqa: PLC0415
+
+    graph = ImageModelGraph(*load_models(args.checkpoint, args.seg_checkpoint))
+    return TorchPredictor(graph, args.checkpoint)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Evaluate; writes report.json and figures under --out, prints the report path on stdout."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="MeDSLIP checkpoint (PyTorch)")
+    source.add_argument("--bundle", type=Path, help="exported bundle folder (ONNX Runtime)")
+    parser.add_argument("--seg-checkpoint", type=Path, default=None, help="with --checkpoint only")
+    parser.add_argument("--manifest", type=Path, nargs="+", required=True, help="JSONL manifest(s)")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-images", type=int, default=None, help="first N records per manifest")
+    parser.add_argument("--target-sensitivity", type=float, default=0.9)
+    parser.add_argument("--max-overlays", type=int, default=6, help="heat-map overlay figures to draw")
+    parser.add_argument("--include-lateral", action="store_true", help="also score lateral views")
+    args = parser.parse_args(argv)
+    if args.seg_checkpoint is not None and args.checkpoint is None:
+        parser.error("--seg-checkpoint needs --checkpoint (a bundle carries its own segmentation)")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import matplotlib  # noqa: PLC0415  (backend chosen by the entry point, never at import)
+
+    matplotlib.use("Agg")
+    records: list[ManifestRecord] = []
+    for manifest in args.manifest:
+        split_records = filter_split(read_manifest(manifest), args.split)
+        records.extend(split_records[: args.max_images] if args.max_images else split_records)
+    args.out.mkdir(parents=True, exist_ok=True)
+    predictor = _predictor(args)
+    logger.info("evaluating %s %s on %d %s records", predictor.info.kind, predictor.info.name, len(records),
+                args.split)
+    evaluator = Evaluator(predictor, args.out, batch_size=args.batch_size,
+                          include_lateral=args.include_lateral, max_overlays=args.max_overlays)
+    results = evaluator.run(records)
+    report = build_report(results, predictor, split=args.split, manifests=args.manifest,
+                          target_sensitivity=args.target_sensitivity, out_dir=args.out)
+    path = args.out / REPORT_FILE
+    path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    logger.info("evaluated %d images (skipped: %s)", report["n_images"], report["n_skipped"])
+    sys.stdout.write(f"{path}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

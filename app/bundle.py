@@ -189,6 +189,11 @@ def resolve_default_bundle(store: Path, name: str | None = None, version: str | 
         if p.is_dir() and p.name != TEXT_ENCODERS_DIR and not p.name.startswith(".")
     )
     if name is None:
+        if not names:
+            raise BundleError(
+                f"model store {store} holds no image-model bundle; build one (medslip-build-default or "
+                "medslip-export) or point MEDSLIP_MODEL_DIR / --model-dir at a bundle"
+            )
         if len(names) != 1:
             raise BundleError(f"model store holds {len(names)} model names {names}; set MEDSLIP_MODEL_NAME")
         name = names[0]

@@ -55,7 +55,7 @@ async def _bring_up(
     bundle: Bundle,
     settings: Settings,
     runner_factory: RunnerFactory,
-    executor: ThreadPoolExecutor,
+    executors: tuple[ThreadPoolExecutor, ThreadPoolExecutor],
 ) -> None:
     """Build runtime + text encoder, warm every bucket, start the batcher, then mark ready."""
     metrics: ServiceMetrics = app.state.metrics
@@ -71,7 +71,13 @@ async def _bring_up(
             )
         await asyncio.to_thread(warm_up, runner, bundle, settings.effective_buckets())
         service = InferenceService(
-            bundle, runner, text_encoder=text_encoder, settings=settings, metrics=metrics, executor=executor
+            bundle,
+            runner,
+            text_encoder=text_encoder,
+            settings=settings,
+            metrics=metrics,
+            executor=executors[0],
+            model_executor=executors[1],
         )
         service.batcher.start()
         app.state.service = service
@@ -100,8 +106,11 @@ def create_app(settings: Settings, *, runner_factory: RunnerFactory | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bundle = await asyncio.to_thread(load_bundle, bundle_dir(settings), verify=settings.verify_checksums)
+        # Why two pools: model calls never wait behind a queue of decodes, and decodes of the next
+        # batch overlap the current model call.
         executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="medslip-worker")
-        bring_up = asyncio.create_task(_bring_up(app, bundle, settings, factory, executor))
+        model_executor = ThreadPoolExecutor(1, thread_name_prefix="medslip-model")
+        bring_up = asyncio.create_task(_bring_up(app, bundle, settings, factory, (executor, model_executor)))
         try:
             yield
         finally:
@@ -113,6 +122,7 @@ def create_app(settings: Settings, *, runner_factory: RunnerFactory | None = Non
             if service is not None:
                 await service.batcher.close()
             executor.shutdown(wait=True, cancel_futures=True)
+            model_executor.shutdown(wait=True, cancel_futures=True)
             logger.info("stopped")
 
     app = FastAPI(

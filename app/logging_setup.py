@@ -35,6 +35,10 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
         if record.exc_info:
             payload["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            if request_id is None:
+                # Outside a request (start-up, shutdown) the traceback holds no patient data and is
+                # what an operator needs; inside one, exception text could echo input, so only the type.
+                payload["exc"] = self.formatException(record.exc_info)
         return json.dumps(payload)
 
 

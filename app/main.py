@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import uvicorn
 
-from app.factory import create_app
+from app.bundle import BundleError
+from app.factory import bundle_dir, create_app
 from app.logging_setup import configure_logging
 from app.settings import Settings
 
@@ -36,6 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     settings = Settings(**overrides)
     configure_logging(settings.log_format, settings.log_level)
+    try:
+        model_dir = bundle_dir(settings)
+        if not (model_dir / "metadata.json").is_file():
+            raise BundleError(f"{model_dir} is not a model bundle (no metadata.json)")
+    except BundleError as exc:
+        logger.error("no model bundle to serve", extra={"reason": str(exc)})
+        sys.stderr.write(f"medslip-serve: {exc}\n")
+        return 2
+    settings = settings.model_copy(update={"model_dir": model_dir})
     logger.info("starting", extra={"host": settings.host, "port": settings.port})
     uvicorn.run(
         create_app(settings),

@@ -17,6 +17,7 @@ from PIL import Image
 from app.imaging import Letterbox
 
 MAP_THRESHOLD = 0.5  # fraction of a heatmap's maximum that counts as "inside" for boxes and finding masks
+HEATMAP_LEVELS = 64  # gray levels of heatmap PNGs (see png_base64)
 
 
 def normalise(map_: np.ndarray) -> np.ndarray:
@@ -32,12 +33,17 @@ def to_original(model_map: np.ndarray, box: Letterbox) -> np.ndarray:
     return np.asarray(box.to_original(np.asarray(model_map, dtype=np.float32)), dtype=np.float32)
 
 
-def png_base64(gray: np.ndarray) -> str:
-    """(H, W) float in [0, 1] or bool -> base64 of an 8-bit grayscale PNG (fast compression)."""
+def png_base64(gray: np.ndarray, *, levels: int = 256) -> str:
+    """(H, W) float in [0, 1] or bool -> base64 of an 8-bit grayscale PNG (fast compression).
+
+    `levels` < 256 quantises (still spanning 0..255): smooth full-resolution heatmaps at 64 levels
+    look the same but encode ~3x faster and ~10x smaller.
+    """
     if gray.dtype == np.bool_:
         pixels = gray.astype(np.uint8) * 255
     else:
-        pixels = np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
+        steps = np.rint(np.clip(gray, 0.0, 1.0) * (levels - 1))
+        pixels = np.rint(steps * (255.0 / (levels - 1))).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode="L").save(buffer, format="PNG", compress_level=1)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -120,7 +126,11 @@ def grounding(
     original = normalise(to_original(grid_map, box))  # (src_h, src_w)
     height, width = original.shape
     return {
-        "heatmap": {"png_base64": png_base64(original), "width": int(width), "height": int(height)},
+        "heatmap": {
+            "png_base64": png_base64(original, levels=HEATMAP_LEVELS),
+            "width": int(width),
+            "height": int(height),
+        },
         "peak": peak(original),
         "box": box_from_mask(original >= MAP_THRESHOLD),
         "anatomy": anatomy_localisation(grid_map, anatomy_maps, anatomy_probs, anatomy_names, top_k),

@@ -113,7 +113,7 @@ class ClassifyResponse(ResponseBase):
 
 
 class Heatmap(BaseModel):
-    png_base64: str = Field(description="8-bit grayscale PNG, original image size, 255 = strongest")
+    png_base64: str = Field(description="8-bit gray PNG (64 levels), original image size, 255 = strongest")
     width: int
     height: int
 

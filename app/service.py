@@ -98,6 +98,7 @@ class InferenceService:
         settings: Settings,
         metrics: ServiceMetrics,
         executor: ThreadPoolExecutor,
+        model_executor: ThreadPoolExecutor,
     ) -> None:
         self.bundle = bundle
         self.runner = runner
@@ -112,7 +113,7 @@ class InferenceService:
         self._std = tuple(float(v) for v in preprocessing.get("std", (0.229, 0.224, 0.225)))
         self.batcher: Batcher[BatchItem, ItemOutputs] = Batcher(
             self._run_batch,
-            executor=executor,
+            executor=model_executor,
             metrics=metrics,
             max_batch_size=settings.max_batch_size,
             max_delay_s=settings.max_delay_ms / 1000.0,

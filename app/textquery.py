@@ -26,6 +26,7 @@ class TextQueryEncoder:
     ) -> None:
         self._tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
         self._tokenizer.enable_truncation(max_length=bundle.max_length)
+        self._tokenizer.no_padding()  # we pad ourselves, with the mask taken from each encoding
         options = ort.SessionOptions()
         if intra_op_threads:
             options.intra_op_num_threads = intra_op_threads
@@ -76,7 +77,7 @@ class TextQueryEncoder:
         mask = np.zeros((len(texts), length), dtype=np.int64)  # (N, L)
         for row, enc in enumerate(encodings):
             ids[row, : len(enc.ids)] = enc.ids
-            mask[row, : len(enc.ids)] = 1
+            mask[row, : len(enc.ids)] = enc.attention_mask
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)

@@ -25,8 +25,8 @@ import torch
 
 from training.losses import LossConfig, medslip_losses
 from training.model import create_model
-from training.trainer.optim import build_optimizer
 from training.trainer.config import OptimSection
+from training.trainer.optim import build_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +54,25 @@ def synthetic_batch(batch_size: int, image_size: int, seed: int = 0) -> dict[str
     pathology = np.where((matrix == 1).any(1), 1, np.where((matrix == 0).any(1), 0, -1))  # (B, 75)
     anatomy = np.where((matrix == 1).any(2), 1, np.where((matrix == 0).any(2), 0, -1))  # (B, 51)
     return {
-        "image": torch.from_numpy(rng.standard_normal((batch_size, 3, image_size, image_size), dtype=np.float32)),
+        "image": torch.from_numpy(
+            rng.standard_normal((batch_size, 3, image_size, image_size), dtype=np.float32)
+        ),
         "matrix": torch.from_numpy(matrix),
         "pathology_labels": torch.from_numpy(pathology),
         "anatomy_labels": torch.from_numpy(anatomy),
     }
 
 
-def run_single(model_name: str, image_size: int, batch_size: int, precision: str, warmup: int,
-               steps: int, threads: int) -> BenchResult:
+def run_single(
+    model_name: str,
+    image_size: int,
+    batch_size: int,
+    precision: str,
+    *,
+    warmup: int,
+    steps: int,
+    threads: int,
+) -> BenchResult:
     """Time `steps` optimizer steps after `warmup` untimed ones, in this process."""
     torch.manual_seed(0)
     if threads > 0:
@@ -71,7 +81,7 @@ def run_single(model_name: str, image_size: int, batch_size: int, precision: str
     model.set_query_books(torch.randn(75, model.config.text_dim), torch.randn(51, model.config.text_dim))
     channels_last = precision != "fp32"
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     model.train()
     optimizer = build_optimizer(model, OptimSection())
     batch = synthetic_batch(batch_size, image_size)
@@ -82,8 +92,14 @@ def run_single(model_name: str, image_size: int, batch_size: int, precision: str
     for index in range(warmup + steps):
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision != "fp32"):
-            terms = medslip_losses(model(batch["image"]), batch, model.pathology_book, model.anatomy_book,
-                                   config=LossConfig(), generator=generator)
+            terms = medslip_losses(
+                model(batch["image"]),
+                batch,
+                model.pathology_book,
+                model.anatomy_book,
+                config=LossConfig(),
+                generator=generator,
+            )
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -92,8 +108,17 @@ def run_single(model_name: str, image_size: int, batch_size: int, precision: str
             timings.append(time.perf_counter() - start)
     step_s = float(np.median(timings))
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
-    return BenchResult(model_name, image_size, batch_size, precision, torch.get_num_threads(), steps,
-                       batch_size / step_s, step_s, peak_kib / 1024)
+    return BenchResult(
+        model_name,
+        image_size,
+        batch_size,
+        precision,
+        torch.get_num_threads(),
+        steps,
+        batch_size / step_s,
+        step_s,
+        peak_kib / 1024,
+    )
 
 
 def decode_rate(image_size: int, count: int = 32) -> float | None:
@@ -123,7 +148,8 @@ def machine_description() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return f"{model}, {os.cpu_count()} logical cores, torch {torch.__version__}, Python {platform.python_version()}"
+    python = platform.python_version()
+    return f"{model}, {os.cpu_count()} logical cores, torch {torch.__version__}, Python {python}"
 
 
 def write_markdown(results: list[BenchResult], decode: float | None, path: Path, command: str) -> None:
@@ -156,8 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", nargs="+", default=["medslip_resnet18", "medslip_resnet50"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[224])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16+channels_last"],
-                        choices=["fp32", "bf16+channels_last"])
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["fp32", "bf16+channels_last"],
+        choices=["fp32", "bf16+channels_last"],
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
@@ -167,17 +197,41 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.single:
-        result = run_single(args.models[0], args.sizes[0], args.batch_size, args.precisions[0], args.warmup,
-                            args.steps, args.threads)
+        result = run_single(
+            args.models[0],
+            args.sizes[0],
+            args.batch_size,
+            args.precisions[0],
+            warmup=args.warmup,
+            steps=args.steps,
+            threads=args.threads,
+        )
         sys.stdout.write(json.dumps(asdict(result)) + "\n")
         return 0
     results: list[BenchResult] = []
     for model in args.models:
         for size in args.sizes:
             for precision in args.precisions:
-                command = [sys.executable, "-m", "training.bench_train", "--single", "--models", model,
-                           "--sizes", str(size), "--precisions", precision, "--batch-size", str(args.batch_size),
-                           "--warmup", str(args.warmup), "--steps", str(args.steps), "--threads", str(args.threads)]
+                command = [
+                    sys.executable,
+                    "-m",
+                    "training.bench_train",
+                    "--single",
+                    "--models",
+                    model,
+                    "--sizes",
+                    str(size),
+                    "--precisions",
+                    precision,
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--warmup",
+                    str(args.warmup),
+                    "--steps",
+                    str(args.steps),
+                    "--threads",
+                    str(args.threads),
+                ]
                 output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
                 result = BenchResult(**json.loads(output.strip().splitlines()[-1]))
                 logger.info("%s", result)

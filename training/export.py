@@ -20,15 +20,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from app.imaging.preprocessing import PreprocessingSpec
 from training.bundle import SCHEMA_VERSION, read_metadata, sha256_file, verify_bundle, write_metadata
 from training.config_io import config_to_dict
 from training.export_graph import ImageModelGraph, export_image_graph, measure_parity, require_fp32_parity
+from training.export_text import GRAPH_FILE as TEXT_GRAPH_FILE
+from training.export_text import TOKENIZER_FILE, load_tokenizer, min_cosine, tokenize
 from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel, load_checkpoint
 from training.model.entities import ANATOMY, CXR14_TO_PATHOLOGY, PATHOLOGY, anatomy_query_texts
 from training.model.text_encoder import load_descriptions, pathology_query_texts
 from training.model_card import render_model_card
+from training.onnx_tools import cpu_session, run_session
 from training.quantize import convert_to_fp16
 
 logger = logging.getLogger(__name__)
@@ -96,6 +100,19 @@ def text_encoder_entry(
         "normalize": encoder["normalize"],
         "sha256": encoder["files"]["text_encoder.onnx"],
     }
+
+
+def book_agreement(text_encoder_dir: Path, texts: list[str], book: NDArray[np.float32]) -> float:
+    """Min cosine between the built-in book and the bundle's text encoder run on the book's texts.
+
+    Near 1.0 means a free-text query typed in the service lands where the built-in queries do; a low
+    value means the books were built from other texts or another encoder (recorded, not fatal).
+    """
+    encoder = read_metadata(text_encoder_dir)
+    tokenizer = load_tokenizer(text_encoder_dir / TOKENIZER_FILE, int(encoder["max_length"]))
+    session = cpu_session(text_encoder_dir / TEXT_GRAPH_FILE)
+    embeddings = run_session(session, tokenize(tokenizer, texts))["embeddings"]  # (Q, T)
+    return min_cosine(embeddings, book)
 
 
 def operating_points(report: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -218,6 +235,15 @@ def export_bundle(
             name=name, version=version, model=model, segmentation=segmentation, precision=precision,
             parity=parity, text_encoder=text_encoder, report=report, training_data=training_data,
         )
+        if text_encoder is not None and text_encoder_dir is not None:
+            books = {"pathology": model.pathology_book.detach(), "anatomy": model.anatomy_book.detach()}
+            agreement = {
+                stream: book_agreement(text_encoder_dir, metadata[stream]["query_texts"], book.numpy())
+                for stream, book in books.items()
+            }
+            metadata["text_encoder"]["book_min_cosine"] = agreement
+            if min(agreement.values()) < 0.99:
+                logger.warning("query books disagree with the text encoder (min cosine %s)", agreement)
         (staged / CARD_FILE).write_text(render_model_card(metadata), encoding="utf-8")
         write_metadata(staged, metadata)
         verify_bundle(staged)

@@ -23,16 +23,16 @@ from training.model.entities import PATHOLOGY
 from training.trainer.config import TrainConfig
 from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed
 from training.trainer.loop import Trainer
-from training.trainer.state import seed_everything
 from training.trainer.setup import (
     base_parser,
     check_image_size,
     configure_logging,
     load_records,
     prepare_run,
+    query_books,
     transforms,
-    unwrap,
 )
+from training.trainer.state import seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class ClassificationTask:
         self.query_index = torch.tensor([PATHOLOGY.index(name) for name in names])  # (L,)
 
     def losses(self, model: nn.Module, batch: Sample, *, training: bool) -> dict[str, torch.Tensor]:
-        book = unwrap(model).pathology_book  # (75, T)
+        book, _ = query_books(model)  # (75, T)
         queries = book[self.query_index.to(book.device)]  # (L, T)
         logits = model(batch["image"], pathology_queries=queries).pathology_logits.float()  # (B, L, 2)
         labels, mask = batch["labels"], batch["label_mask"]  # (B, L), (B, L)
@@ -64,9 +64,13 @@ class ClassificationTask:
             per_label = F.cross_entropy(logits.flatten(0, 1), labels.long().flatten(), reduction="none")
         else:
             margin = logits[..., 1] - logits[..., 0]  # (B, L)
-            per_label = F.binary_cross_entropy_with_logits(margin.flatten(), labels.flatten(), reduction="none")
+            per_label = F.binary_cross_entropy_with_logits(
+                margin.flatten(), labels.flatten(), reduction="none"
+            )
         loss = (per_label * mask.flatten()).sum() / mask.sum().clamp_min(1.0)
-        accuracy = (((logits[..., 1] > logits[..., 0]).float() == labels).float() * mask).sum() / mask.sum().clamp_min(1.0)
+        accuracy = (
+            ((logits[..., 1] > logits[..., 0]).float() == labels).float() * mask
+        ).sum() / mask.sum().clamp_min(1.0)
         return {"classification": loss, "accuracy": accuracy.detach(), "total": loss}
 
     def state_dict(self) -> dict[str, Any]:
@@ -85,9 +89,20 @@ def build_trainer(config: TrainConfig, init: MeDSLIP, info: DistInfo | None = No
     train_transform, eval_transform = transforms(config.data)
     seed = config.run.seed
     train_set = ClassificationDataset(train_records, task_config.labels, train_transform, seed=seed)
-    val_set = ClassificationDataset(val_records, task_config.labels, eval_transform, seed=seed) if val_records else None
-    return Trainer(init, ClassificationTask(task_config), train_set, val_set, config,
-                   model_config=config_to_dict(init.config), info=info)
+    val_set = (
+        ClassificationDataset(val_records, task_config.labels, eval_transform, seed=seed)
+        if val_records
+        else None
+    )
+    return Trainer(
+        init,
+        ClassificationTask(task_config),
+        train_set,
+        val_set,
+        config,
+        model_config=config_to_dict(init.config),
+        info=info,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

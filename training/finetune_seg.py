@@ -25,12 +25,25 @@ from torch import nn
 
 from training.config_io import config_from_dict, config_to_dict
 from training.data.dataset import Sample, SegmentationDataset
-from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel, load_checkpoint, save_checkpoint
+from training.model import (
+    SEGMENTATION_STRUCTURES,
+    MeDSLIP,
+    SegmentationModel,
+    load_checkpoint,
+    save_checkpoint,
+)
 from training.trainer.config import TrainConfig
 from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed
 from training.trainer.loop import Trainer
+from training.trainer.setup import (
+    base_parser,
+    check_image_size,
+    configure_logging,
+    load_records,
+    prepare_run,
+    transforms,
+)
 from training.trainer.state import seed_everything
-from training.trainer.setup import base_parser, check_image_size, configure_logging, load_records, prepare_run, transforms
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +52,9 @@ SEGMENTATION_CHECKPOINT = "segmentation_final.pt"
 
 @dataclass
 class SegmentationTaskConfig:
-    freeze_trunk: bool = True  # keep the pretrained trunk (one trunk for MeDSLIP + segmentation in the bundle)
+    freeze_trunk: bool = (
+        True  # keep the pretrained trunk (one trunk for MeDSLIP + segmentation in the bundle)
+    )
     decoder_channels: tuple[int, int, int, int] = (256, 128, 64, 32)  # U-Net decoder widths
     dice_weight: float = 1.0  # weight of the soft Dice terms
     bce_weight: float = 1.0  # weight of the BCE terms
@@ -84,9 +99,12 @@ class SegmentationTask:
             "lungs_dice": _masked_mean(lungs_dice, lungs_valid),
         }
         task = self.task
-        terms["total"] = (task.bce_weight * terms["bce"] + task.dice_weight * terms["dice"]
-                          + task.lungs_weight * (task.bce_weight * terms["lungs_bce"]
-                                                 + task.dice_weight * terms["lungs_dice"]))
+        terms["total"] = (
+            task.bce_weight * terms["bce"]
+            + task.dice_weight * terms["dice"]
+            + task.lungs_weight
+            * (task.bce_weight * terms["lungs_bce"] + task.dice_weight * terms["lungs_dice"])
+        )
         return terms
 
     def state_dict(self) -> dict[str, Any]:
@@ -96,34 +114,51 @@ class SegmentationTask:
         """Nothing random to restore."""
 
 
-def build_trainer(config: TrainConfig, init: MeDSLIP,
-                  info: DistInfo | None = None) -> tuple[Trainer, SegmentationModel, SegmentationTaskConfig]:
+def build_trainer(
+    config: TrainConfig, init: MeDSLIP, info: DistInfo | None = None
+) -> tuple[Trainer, SegmentationModel, SegmentationTaskConfig]:
     """Trainer for a SegmentationModel on `init`'s trunk."""
     seed_everything(config.run.seed)
     task_config = config_from_dict(SegmentationTaskConfig, config.task)
     check_image_size(init.config.image_size, config.data)
-    model = SegmentationModel(init.res_features, decoder_channels=task_config.decoder_channels,
-                              freeze_trunk=task_config.freeze_trunk)
+    model = SegmentationModel(
+        init.res_features,
+        decoder_channels=task_config.decoder_channels,
+        freeze_trunk=task_config.freeze_trunk,
+    )
     train_records, val_records = load_records(config.data)
     train_transform, eval_transform = transforms(config.data)
     structures = list(SEGMENTATION_STRUCTURES)
     seed = config.run.seed
     train_set = SegmentationDataset(train_records, structures, train_transform, seed=seed)
     val_set = SegmentationDataset(val_records, structures, eval_transform, seed=seed) if val_records else None
-    trainer = Trainer(model, SegmentationTask(task_config), train_set, val_set, config,
-                      model_config=config_to_dict(init.config), info=info)
+    trainer = Trainer(
+        model,
+        SegmentationTask(task_config),
+        train_set,
+        val_set,
+        config,
+        model_config=config_to_dict(init.config),
+        info=info,
+    )
     return trainer, model, task_config
 
 
-def save_segmentation_checkpoint(path: Path, init: MeDSLIP, model: SegmentationModel,
-                                 task: SegmentationTaskConfig) -> None:
+def save_segmentation_checkpoint(
+    path: Path, init: MeDSLIP, model: SegmentationModel, task: SegmentationTaskConfig
+) -> None:
     """MeDSLIP checkpoint (trunk = the one the head was trained on) + head state + its settings."""
     init.res_features.load_state_dict(model.trunk.state_dict())
     save_checkpoint(
-        path, init,
+        path,
+        init,
         segmentation_head={name: tensor.detach().cpu() for name, tensor in model.head.state_dict().items()},
-        segmentation={"structures": list(SEGMENTATION_STRUCTURES), "threshold": 0.5,
-                      "decoder_channels": list(task.decoder_channels), "freeze_trunk": task.freeze_trunk},
+        segmentation={
+            "structures": list(SEGMENTATION_STRUCTURES),
+            "threshold": 0.5,
+            "decoder_channels": list(task.decoder_channels),
+            "freeze_trunk": task.freeze_trunk,
+        },
     )
 
 
@@ -140,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
             trainer.resume(args.resume)
         trainer.fit()
         if trainer.info.is_main:
-            save_segmentation_checkpoint(Path(config.run.out_dir) / SEGMENTATION_CHECKPOINT, init,
-                                         model.cpu(), task_config)
+            save_segmentation_checkpoint(
+                Path(config.run.out_dir) / SEGMENTATION_CHECKPOINT, init, model.cpu(), task_config
+            )
     finally:
         cleanup_distributed()
     return 0

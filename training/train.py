@@ -20,16 +20,16 @@ from training.model import MeDSLIP, TextEncoder, build_query_books, create_model
 from training.trainer.config import TrainConfig
 from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed
 from training.trainer.loop import Trainer, resolve_device
-from training.trainer.state import seed_everything
 from training.trainer.setup import (
     base_parser,
     check_image_size,
     configure_logging,
     load_records,
     prepare_run,
+    query_books,
     transforms,
-    unwrap,
 )
+from training.trainer.state import seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +48,12 @@ class PretrainTask:
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def losses(self, model: nn.Module, batch: Sample, *, training: bool) -> dict[str, torch.Tensor]:
-        inner = unwrap(model)
+        pathology_book, anatomy_book = query_books(model)
         output = model(batch["image"])
         generator = self.generator if training else torch.Generator(device=self.device).manual_seed(self.seed)
-        return medslip_losses(output, batch, inner.pathology_book, inner.anatomy_book,
-                              config=self.loss_config, generator=generator)
+        return medslip_losses(
+            output, batch, pathology_book, anatomy_book, config=self.loss_config, generator=generator
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}
@@ -69,8 +70,12 @@ def build_model(config: TrainConfig) -> MeDSLIP:
         encoder = TextEncoder.from_config(model.config)
         pathology_book, anatomy_book = build_query_books(encoder)  # (75, T), (51, T)
         model.set_query_books(pathology_book, anatomy_book)
-        logger.info("query books encoded with %s: pathology %s, anatomy %s", model.config.text_encoder,
-                    tuple(pathology_book.shape), tuple(anatomy_book.shape))
+        logger.info(
+            "query books encoded with %s: pathology %s, anatomy %s",
+            model.config.text_encoder,
+            tuple(pathology_book.shape),
+            tuple(anatomy_book.shape),
+        )
     return model
 
 
@@ -85,7 +90,9 @@ def build_trainer(config: TrainConfig, info: DistInfo | None = None) -> Trainer:
     train_set = PretrainDataset(train_records, train_transform, seed=config.run.seed)
     val_set = PretrainDataset(val_records, eval_transform, seed=config.run.seed) if val_records else None
     task = PretrainTask(config.loss, config.run.seed, resolve_device(config.run.device, info))
-    return Trainer(model, task, train_set, val_set, config, model_config=config_to_dict(model.config), info=info)
+    return Trainer(
+        model, task, train_set, val_set, config, model_config=config_to_dict(model.config), info=info
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

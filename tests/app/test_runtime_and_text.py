@@ -45,3 +45,28 @@ def test_text_encoder_matches_book_and_caches(tiny_bundle: Path) -> None:
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     encoder.encode(["a", "b", "c"])  # evicts: the cache keeps at most two texts
     assert encoder._cached("Effusion") is None and encoder._cached("c") is not None
+
+
+def test_real_text_encoder_is_padding_invariant() -> None:
+    """The shipped MiniLM tokenizer pads to 128 by default; pads must not enter the mean pooling."""
+    from app.bundle import TextEncoderBundle
+    from app.settings import REPO_ROOT
+
+    root = REPO_ROOT / "model_store" / "text-encoders" / "all-minilm-l6-v2" / "1"
+    if not (root / "text_encoder.onnx").is_file():
+        pytest.skip("model_store/text-encoders/all-minilm-l6-v2/1 is not present")
+    bundle = TextEncoderBundle(root=root, name="all-minilm-l6-v2", version="1", dim=384, max_length=64)
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    batched = TextQueryEncoder(bundle, cache_size=0, intra_op_threads=1).encode(
+        ["pleural effusion", "patchy opacity in the left lower lobe " * 3]
+    )  # (2, 384)
+    tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
+    tokenizer.no_padding()
+    ids = np.array([tokenizer.encode("pleural effusion").ids], dtype=np.int64)  # (1, L) with no pads
+    session = ort.InferenceSession(str(bundle.graph_path), providers=["CPUExecutionProvider"])
+    (reference,) = session.run(["embeddings"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+    assert batched.shape == (2, 384)
+    assert np.allclose(batched[0], reference[0], atol=2e-3)  # fp16 graph: loose tolerance
+    assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=2e-3)

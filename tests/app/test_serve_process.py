@@ -96,3 +96,12 @@ def test_sigterm_drains_in_flight_requests_and_logs_no_phi(tiny_bundle: Path) ->
         assert str(value) not in logs
     for line in stderr.decode().splitlines():
         json.loads(line)  # every log line is JSON
+
+
+def test_serve_refuses_to_start_without_a_bundle(tmp_path: Path) -> None:
+    env = {**os.environ, "MEDSLIP_MODEL_STORE": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "app.main"], cwd=REPO, env=env, capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert b"holds no image-model bundle" in result.stderr

@@ -22,7 +22,9 @@ from pydicom.uid import (
 )
 
 from app.bridge.dicomweb import build_multipart_related
+from app.bridge.egress import StowEgress
 from app.bridge.journal import InstanceRecord, InstanceState
+from app.bridge.results import build_results
 from app.bridge.results.context import SERIES_NUMBERS
 from app.bridge.spool import Spool
 from tests.bridge.dciodvfy import dciodvfy_errors
@@ -37,11 +39,17 @@ from tests.bridge.e2e_support import (
     start_service,
     wait_until,
 )
-from tests.bridge.results.test_builders import _sr_probabilities
+from tests.bridge.fakes import fake_inference, make_chest_dicom
+from tests.bridge.sr_values import sr_probabilities
 
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_data]
 
-CSTORE_FILES = ("siim_chest_jpeg_baseline.dcm", "highdicom_dx_image.dcm", "wg04_RG2_RLE.dcm")
+CSTORE_FILES = (
+    "siim_chest_jpeg_baseline.dcm",  # CR, JPEG baseline, PA
+    "highdicom_dx_image.dcm",  # DX MONOCHROME1, no ViewPosition
+    "wg04_RG1_J2KI.dcm",  # CR 15-bit JPEG 2000 lossy, PA
+    "wg04_RG2_RLE.dcm",  # a hip: refused by the service as not_chest
+)
 STOW_FILE = "nih_gcp_DX_nofinding.dcm"
 HIP_FILE = "wg04_RG2_RLE.dcm"
 RESULT_SERIES_NUMBERS = set(SERIES_NUMBERS.values())  # the sources include Secondary Captures too
@@ -133,7 +141,8 @@ def _identifiers(data: bytes) -> set[str]:
 
 def test_cstore_and_stow_studies_come_back_as_sr_seg_and_heatmap(stack: Stack, tmp_path: Path) -> None:
     sources = {name: (stack.data / name).read_bytes() for name in (*CSTORE_FILES, STOW_FILE)}
-    ids = [stack.orthanc.upload(sources[name]) for name in CSTORE_FILES]
+    lateral = _copy_with_new_uids(sources[CSTORE_FILES[0]], generate_uid(), view_position="LL")
+    ids = [stack.orthanc.upload(sources[name]) for name in CSTORE_FILES] + [stack.orthanc.upload(lateral)]
     stack.orthanc.send_to_modality("bridge", ids)  # Orthanc routes the study to the bridge by C-STORE
     body, content_type = build_multipart_related([sources[STOW_FILE]])
     stow = httpx.post(
@@ -145,12 +154,15 @@ def test_cstore_and_stow_studies_come_back_as_sr_seg_and_heatmap(stack: Stack, t
     assert stow.status_code == 200, stow.text
     stack.orthanc.upload(sources[STOW_FILE])  # the PACS holds the source study too
 
-    wait_until(lambda: _all_final(stack.bridge_config.spool_dir, len(sources)), 60, "all instances final")
+    wait_until(lambda: _all_final(stack.bridge_config.spool_dir, len(sources) + 1), 60, "all instances final")
     records = _records(stack.bridge_config.spool_dir)
     assert {r.ingress for r in records} == {"cstore", "stow"}
-    assert [(r.state, r.reason) for r in records if r.state is not InstanceState.DONE] == [
-        (InstanceState.REFUSED, "not_chest")  # the hip: recorded once, not retried
+    assert sorted((r.state, r.reason) for r in records if r.state is not InstanceState.DONE) == [
+        (InstanceState.REFUSED, "not_chest"),  # the hip: recorded once, not retried
+        (InstanceState.SKIPPED, "lateral_view"),  # recorded, never sent to the model
     ]
+    lateral_study = pydicom.dcmread(io.BytesIO(lateral), stop_before_pixels=True).StudyInstanceUID
+    assert _result_instances(stack.orthanc, lateral_study) == {}
 
     for name, data in sources.items():
         source = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
@@ -166,7 +178,7 @@ def test_cstore_and_stow_studies_come_back_as_sr_seg_and_heatmap(stack: Stack, t
             assert str(result.PatientName) == str(source.PatientName)
             assert dciodvfy_errors(result, tmp_path) == [], (name, sop_class)
             if sop_class == ComprehensiveSRStorage:
-                assert _sr_probabilities(result) == pytest.approx(expected_scores, abs=1e-5)
+                assert sr_probabilities(result) == pytest.approx(expected_scores, abs=1e-5)
             if sop_class == SecondaryCaptureImageStorage:
                 assert "AI-GENERATED" in result.ImageComments
 
@@ -184,8 +196,10 @@ def _wait_for_results(orthanc: Orthanc, study_uid: str, count: int) -> dict[str,
     return result
 
 
-def _copy_with_new_uids(data: bytes, study_uid: str) -> bytes:
+def _copy_with_new_uids(data: bytes, study_uid: str, view_position: str | None = None) -> bytes:
     ds = pydicom.dcmread(io.BytesIO(data))
+    if view_position is not None:
+        ds.ViewPosition = view_position
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = generate_uid()
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -240,6 +254,26 @@ def test_sigkill_mid_study_then_restart_processes_every_instance_exactly_once(st
     assert {k: len(v) for k, v in _result_instances(stack.orthanc, study_uid).items()} == dict.fromkeys(
         RESULT_CLASSES, 3
     )
+
+
+def test_stow_egress_to_orthanc_dicomweb_reports_each_instance_stored(stack: Stack) -> None:
+    """The other egress path: STOW-RS to a real DICOMweb server, per-instance status checked."""
+    source = pydicom.dcmread(io.BytesIO(make_chest_dicom(rows=48, columns=40)))
+    objects = build_results(source, fake_inference(40, 48), "test", max_heatmaps=1)
+    datasets = [pydicom.dcmread(io.BytesIO(_encode(o.dataset))) for o in objects]
+    egress = StowEgress(f"{stack.orthanc.http_url}/dicom-web")
+    try:
+        status = egress.send(datasets)
+    finally:
+        egress.close()
+    assert status == {str(ds.SOPInstanceUID): None for ds in datasets}
+    _wait_for_results(stack.orthanc, str(source.StudyInstanceUID), count=1)
+
+
+def _encode(ds: pydicom.Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 def test_logs_of_the_whole_run_hold_no_patient_identifiers(stack: Stack) -> None:

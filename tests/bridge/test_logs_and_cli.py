@@ -42,3 +42,11 @@ def test_cli_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.http_port == 9100
     assert settings.stable_seconds == 2.5
     assert (settings.pacs_ae_title, settings.pacs_host, settings.pacs_port) == ("ORTHANC", "10.0.0.5", 4242)
+
+
+def test_bridge_never_imports_torch() -> None:
+    """The bridge runs in the slim serving image: importing all of it must not pull in torch."""
+    import subprocess
+
+    code = "import sys, app.bridge.main, app.bridge.runtime; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0

@@ -10,6 +10,7 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
 from training.bundle import TEXT_BUNDLE_KEYS, bundle_problems, verify_bundle
+from training.export import book_agreement
 from training.export_text import cpu_session, export_text_encoder, load_tokenizer, run_session, tokenize
 from training.model.text_encoder import TextEncoder
 
@@ -36,11 +37,20 @@ def _encoder(folder: Path, pooling: str = "mean", max_length: int = 16) -> TextE
     return TextEncoder(model, hf_tokenizer, pooling=pooling, normalize=True, max_length=max_length)
 
 
-def test_fp32_export_matches_torch_for_any_batch_and_length(tiny_encoder_dir: Path, tmp_path: Path) -> None:
-    out = tmp_path / "text-encoders" / "tiny" / "1"
+@pytest.fixture(scope="module")
+def fp32_bundle(tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("text-encoders") / "tiny" / "1"
+    export_text_encoder(_encoder(tiny_encoder_dir), tiny_encoder_dir / "tokenizer.json", out, name="tiny",
+                        version="1")
+    return out
+
+
+def test_fp32_export_matches_torch_for_any_batch_and_length(
+    tiny_encoder_dir: Path, fp32_bundle: Path
+) -> None:
+    out = fp32_bundle
     encoder = _encoder(tiny_encoder_dir)
-    tokenizer_file = tiny_encoder_dir / "tokenizer.json"
-    metadata = export_text_encoder(encoder, tokenizer_file, out, name="tiny", version="1")
+    metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["parity"]["fp32_max_abs_diff"] <= 1e-4
     assert set(TEXT_BUNDLE_KEYS) <= set(metadata)
     assert metadata["dim"] == 32 and metadata["sha256"] == metadata["files"]["text_encoder.onnx"]
@@ -77,3 +87,12 @@ def test_a_tokenizer_that_disagrees_with_training_is_refused(tiny_encoder_dir: P
     other.save(str(tmp_path / "tokenizer.json"))
     with pytest.raises(RuntimeError, match="disagree"):
         export_text_encoder(encoder, tmp_path / "tokenizer.json", tmp_path / "b" / "1", name="b", version="1")
+
+
+def test_book_agreement_is_one_for_books_built_by_the_same_encoder(
+    tiny_encoder_dir: Path, fp32_bundle: Path
+) -> None:
+    texts = ["normal", "effusion", "it is located at effusion ."]
+    book = _encoder(tiny_encoder_dir).encode(texts).numpy()  # (3, 32)
+    assert book_agreement(fp32_bundle, texts, book) == pytest.approx(1.0, abs=1e-5)
+    assert book_agreement(fp32_bundle, texts, book[::-1].copy()) < 0.99

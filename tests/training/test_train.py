@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -26,16 +27,28 @@ def tiny_config(tmp_path: Path, *overrides: str) -> TrainConfig:
 @pytest.mark.shared_data
 def test_every_loss_term_decreases_on_16_real_images(shared_data: Path, tmp_path: Path) -> None:
     config = tiny_config(
-        tmp_path, "model.overrides={n_layers: 2, ffn_dim: 256, d_model: 128, dropout: 0.0}",
-        "data.augment=false", "optim.lr=1e-3", "schedule.epochs=15", "schedule.warmup_steps=3",
-        "run.log_every=10", "run.val_every=1000",
+        tmp_path,
+        "model.overrides={n_layers: 2, ffn_dim: 256, d_model: 128, dropout: 0.0}",
+        "data.augment=false",
+        "optim.lr=1e-3",
+        "schedule.epochs=15",
+        "schedule.warmup_steps=3",
+        "run.log_every=10",
+        "run.val_every=1000",
     )
     trainer = build_trainer(config)
     assert len(trainer.train_set) == 16  # 8 covid-chestxray (with notes) + 8 kermany
     trainer.val_set = None  # the overfit check is about the training objective only
     history = trainer.fit()
     assert len(history) == 30
-    for term in ("existence_pathology", "existence_anatomy", "protocl_pathology", "protocl_anatomy", "icl", "total"):
+    for term in (
+        "existence_pathology",
+        "existence_anatomy",
+        "protocl_pathology",
+        "protocl_anatomy",
+        "icl",
+        "total",
+    ):
         first = np.mean([step[term] for step in history[:5]])
         last = np.mean([step[term] for step in history[-5:]])
         assert last < first, f"{term} did not decrease: {first:.4f} -> {last:.4f}"
@@ -45,8 +58,14 @@ def test_every_loss_term_decreases_on_16_real_images(shared_data: Path, tmp_path
 
 @pytest.mark.shared_data
 def test_resume_reproduces_the_next_step_exactly(shared_data: Path, tmp_path: Path) -> None:
-    overrides = ("data.batch_size=4", "data.sources[0].max_records=4", "model.build_books=false",
-                 "schedule.total_steps=6", "run.val_every=1000")
+    overrides = (
+        "data.batch_size=4",
+        "data.sources[0].max_records=4",
+        "model.build_books=false",
+        "schedule.total_steps=6",
+        "run.val_every=1000",
+    )
+
     # max_records per source is set through the YAML list; rebuild it with 4 + 4 images.
     def config(out: Path, max_steps: int) -> TrainConfig:
         cfg = tiny_config(out, *[o for o in overrides if "sources" not in o], f"run.max_steps={max_steps}")
@@ -69,7 +88,9 @@ def test_resume_reproduces_the_next_step_exactly(shared_data: Path, tmp_path: Pa
 
     assert len(resumed_history) == 1
     assert resumed_history[0] == straight_history[3]
-    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
+    for (name, a), (_, b) in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().items(), strict=True
+    ):
         assert torch.equal(a, b), name
 
 
@@ -84,16 +105,38 @@ def test_cli_runs_one_step_on_a_manifest(tmp_path: Path) -> None:
     for index in range(4):
         path = tmp_path / f"img{index}.png"
         Image.fromarray((rng.random((40, 48)) * 255).astype(np.uint8)).save(path)
-        records.append(ManifestRecord(image=path.name, split="train", source="unit", view="PA",
-                                      report="Small right pleural effusion. No pneumothorax."))
+        records.append(
+            ManifestRecord(
+                image=path.name,
+                split="train",
+                source="unit",
+                view="PA",
+                report="Small right pleural effusion. No pneumothorax.",
+            )
+        )
     write_manifest(records, tmp_path / "m.jsonl")
-    code = main(["--config", str(TINY), "--override", f"run.out_dir={tmp_path / 'run'}",
-                 "--override", f"data.sources=[{{kind: manifest, path: '{tmp_path / 'm.jsonl'}'}}]",
-                 "--override", "data.batch_size=4", "--override", "model.build_books=false",
-                 "--override", SMALL_MODEL.split("=", 1)[0] + "=" + SMALL_MODEL.split("=", 1)[1],
-                 "--override", "run.max_steps=1", "--override", "run.progress=false"])
+    code = main(
+        [
+            "--config",
+            str(TINY),
+            "--override",
+            f"run.out_dir={tmp_path / 'run'}",
+            "--override",
+            f"data.sources=[{{kind: manifest, path: '{tmp_path / 'm.jsonl'}'}}]",
+            "--override",
+            "data.batch_size=4",
+            "--override",
+            "model.build_books=false",
+            "--override",
+            SMALL_MODEL.split("=", 1)[0] + "=" + SMALL_MODEL.split("=", 1)[1],
+            "--override",
+            "run.max_steps=1",
+            "--override",
+            "run.progress=false",
+        ]
+    )
     assert code == 0
-    payload = torch.load(tmp_path / "run" / "checkpoint_final.pt", weights_only=False)
+    payload = torch.load(tmp_path / "run" / "checkpoint_final.pt", weights_only=True)
     assert payload["step"] == 1 and payload["model_config"]["trunk"] == "resnet18"
     assert payload["train_config"]["data"]["batch_size"] == 4
 
@@ -110,8 +153,11 @@ def test_no_weight_decay_on_norms_biases_and_embeddings() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4), torch.nn.Embedding(3, 4))
     decay, no_decay = parameter_groups(model, 0.02)
     assert decay["weight_decay"] == 0.02 and no_decay["weight_decay"] == 0.0
-    assert [p.shape for p in decay["params"]] == [torch.Size([4, 4])]  # type: ignore[union-attr]
-    assert len(no_decay["params"]) == 4  # type: ignore[arg-type]  (bias, norm weight/bias, embedding)
+    decayed = decay["params"]
+    undecayed = no_decay["params"]
+    assert isinstance(decayed, list) and isinstance(undecayed, list)
+    assert [p.shape for p in decayed] == [torch.Size([4, 4])]
+    assert len(undecayed) == 4  # linear bias, norm weight + bias, embedding table
 
 
 def test_warmup_then_cosine() -> None:
@@ -120,4 +166,4 @@ def test_warmup_then_cosine() -> None:
     assert factors[4] == pytest.approx(1.0)
     assert factors[9] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert factors[14] == pytest.approx(0.1)
-    assert all(a >= b for a, b in zip(factors[3:], factors[4:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(factors))

@@ -60,24 +60,27 @@ class RandomResizedCrop:
 
     def __call__(self, image: FloatArray, masks: FloatArray | None) -> tuple[FloatArray, FloatArray | None]:
         top, left, h, w = self.crop_box(*image.shape)
-        out = resize(image[top:top + h, left:left + w], (self.size, self.size))
+        out = resize(image[top : top + h, left : left + w], (self.size, self.size))
         if masks is None:
             return out.astype(np.float32), None
         out_masks = np.stack(
-            [resize(m[top:top + h, left:left + w], (self.size, self.size)) >= 0.5 for m in masks]
+            [resize(m[top : top + h, left : left + w], (self.size, self.size)) >= 0.5 for m in masks]
         ).astype(np.float32)
         return out.astype(np.float32), out_masks
 
 
-def _affine(image: FloatArray, masks: FloatArray | None, matrix: np.ndarray,
-            offset: np.ndarray) -> tuple[FloatArray, FloatArray | None]:
+def _affine(
+    image: FloatArray, masks: FloatArray | None, matrix: np.ndarray, offset: np.ndarray
+) -> tuple[FloatArray, FloatArray | None]:
     """Resample with output->input (row, col) mapping; outside pixels are 0 (black, like padding)."""
     out = ndimage.affine_transform(image, matrix, offset=offset, order=1, mode="constant", cval=0.0)
     if masks is None:
         return np.clip(out, 0.0, 1.0).astype(np.float32), None
     out_masks = np.stack(
-        [ndimage.affine_transform(m, matrix, offset=offset, order=0, mode="constant", cval=0.0)
-         for m in masks]
+        [
+            ndimage.affine_transform(m, matrix, offset=offset, order=0, mode="constant", cval=0.0)
+            for m in masks
+        ]
     )
     return np.clip(out, 0.0, 1.0).astype(np.float32), out_masks.astype(np.float32)
 
@@ -156,14 +159,16 @@ class RandAugment:
         rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
         return _affine(img, m, *_centred(img, rotation))
 
-    def _shear(self, img: FloatArray, m: FloatArray | None, level: float,
-               rows: bool) -> tuple[FloatArray, FloatArray | None]:
+    def _shear(
+        self, img: FloatArray, m: FloatArray | None, level: float, rows: bool
+    ) -> tuple[FloatArray, FloatArray | None]:
         amount = level * self.max_shear
         forward = np.array([[1.0, amount], [0.0, 1.0]]) if rows else np.array([[1.0, 0.0], [amount, 1.0]])
         return _affine(img, m, *_centred(img, forward))
 
-    def _translate(self, img: FloatArray, m: FloatArray | None, dy: float,
-                   dx: float) -> tuple[FloatArray, FloatArray | None]:
+    def _translate(
+        self, img: FloatArray, m: FloatArray | None, dy: float, dx: float
+    ) -> tuple[FloatArray, FloatArray | None]:
         shift = np.array([dy * img.shape[0], dx * img.shape[1]]) * self.max_translate
         return _affine(img, m, np.eye(2), -shift)
 

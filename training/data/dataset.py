@@ -62,8 +62,9 @@ class _RecordDataset(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.records)
 
-    def _transform(self, index: int, image: np.ndarray,
-                   masks: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray | None]:
+    def _transform(
+        self, index: int, image: np.ndarray, masks: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, np.ndarray | None]:
         self.transform.set_random_state((self.seed, self.epoch, index))
         pixels, out_masks = self.transform(image, masks)
         return torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)), out_masks
@@ -101,8 +102,13 @@ class PretrainDataset(_RecordDataset):
 class ClassificationDataset(_RecordDataset):
     """Image + `labels` (L,) float 0/1 and `label_mask` (L,) 1 where the record has that label."""
 
-    def __init__(self, records: Sequence[ManifestRecord], label_names: Sequence[str],
-                 transform: PairTransform, seed: int = 0) -> None:
+    def __init__(
+        self,
+        records: Sequence[ManifestRecord],
+        label_names: Sequence[str],
+        transform: PairTransform,
+        seed: int = 0,
+    ) -> None:
         kept = [record for record in records if record.labels and set(label_names) & set(record.labels)]
         super().__init__(kept, transform, seed)
         self.label_names = list(label_names)
@@ -125,8 +131,13 @@ class SegmentationDataset(_RecordDataset):
 
     LUNGS = "lungs"
 
-    def __init__(self, records: Sequence[ManifestRecord], structures: Sequence[str],
-                 transform: PairTransform, seed: int = 0) -> None:
+    def __init__(
+        self,
+        records: Sequence[ManifestRecord],
+        structures: Sequence[str],
+        transform: PairTransform,
+        seed: int = 0,
+    ) -> None:
         kept = [record for record in records if record.masks]
         super().__init__(kept, transform, seed)
         self.structures = list(structures)
@@ -136,9 +147,9 @@ class SegmentationDataset(_RecordDataset):
         pixels = load_pixels(record.image)
         available = record.masks or {}
         names = [*self.structures, self.LUNGS]
-        stacked = np.stack([
-            load_mask(available[name]) if name in available else np.zeros_like(pixels) for name in names
-        ])  # (K + 1, H, W)
+        stacked = np.stack(
+            [load_mask(available[name]) if name in available else np.zeros_like(pixels) for name in names]
+        )  # (K + 1, H, W)
         valid = [name in available for name in names]
         if not valid[-1] and "right_lung" in available and "left_lung" in available:
             stacked[-1] = np.maximum(stacked[names.index("right_lung")], stacked[names.index("left_lung")])

@@ -97,8 +97,14 @@ class ManifestRecord:
 
         masks = {name: resolve(p) for name, p in self.masks.items()} if self.masks else None
         return ManifestRecord(
-            image=resolve(self.image), split=self.split, source=self.source, view=self.view,
-            report=self.report, labels=self.labels, masks=masks, boxes=list(self.boxes),
+            image=resolve(self.image),
+            split=self.split,
+            source=self.source,
+            view=self.view,
+            report=self.report,
+            labels=self.labels,
+            masks=masks,
+            boxes=list(self.boxes),
         )
 
 

@@ -42,8 +42,11 @@ def init_distributed(device_type: str) -> DistInfo:
         backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, init_method="env://")
         logger.info("joined process group: backend=%s world_size=%d", backend, world_size)
-    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(),
-                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+    )
 
 
 def cleanup_distributed() -> None:
@@ -84,14 +87,17 @@ class ResumableSampler(Sampler[int]):
 
     def indices(self) -> list[int]:
         """This rank's full epoch order (before `skip`)."""
-        order = (np.random.default_rng((self.seed, self.epoch)).permutation(self.length)
-                 if self.shuffle else np.arange(self.length))
+        order = (
+            np.random.default_rng((self.seed, self.epoch)).permutation(self.length)
+            if self.shuffle
+            else np.arange(self.length)
+        )
         total = self.per_rank * self.info.world_size
         padded = np.resize(order, total)  # repeat from the start so every rank gets per_rank indices
-        return [int(i) for i in padded[self.info.rank:total:self.info.world_size]]
+        return [int(i) for i in padded[self.info.rank : total : self.info.world_size]]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.indices()[self.skip:])
+        return iter(self.indices()[self.skip :])
 
     def __len__(self) -> int:
         return max(self.per_rank - self.skip, 0)

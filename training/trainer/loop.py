@@ -61,9 +61,17 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
 class Trainer:
     """Owns model, optimizer, schedule and loaders for one run; `fit()` trains, `resume()` continues."""
 
-    def __init__(self, model: nn.Module, task: TrainTask, train_set: _RecordDataset,
-                 val_set: _RecordDataset | None, config: TrainConfig, *, model_config: dict[str, Any],
-                 info: DistInfo | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        task: TrainTask,
+        train_set: _RecordDataset,
+        val_set: _RecordDataset | None,
+        config: TrainConfig,
+        *,
+        model_config: dict[str, Any],
+        info: DistInfo | None = None,
+    ) -> None:
         self.config = config
         self.info = info or DistInfo()
         self.device = resolve_device(config.run.device, self.info)
@@ -71,11 +79,13 @@ class Trainer:
         self.model_config = model_config
         self.model = model.to(self.device)
         if config.run.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # nn.Module.to accepts memory_format at run time; torch's stubs do not list it.
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.forward_model: nn.Module = self.model
         if self.info.world_size > 1:
             self.forward_model = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=config.run.find_unused_parameters,
             )
         self.train_set = train_set
@@ -83,11 +93,15 @@ class Trainer:
         self.sampler = ResumableSampler(len(train_set), self.info, seed=config.run.seed, shuffle=True)
         self.steps_per_epoch = self.sampler.per_rank // config.data.batch_size
         if self.steps_per_epoch == 0:
-            raise ValueError(f"{self.sampler.per_rank} training images per process is less than one batch "
-                             f"of {config.data.batch_size}")
+            raise ValueError(
+                f"{self.sampler.per_rank} training images per process is less than one batch "
+                f"of {config.data.batch_size}"
+            )
         self.total_steps = config.schedule.total_steps or config.schedule.epochs * self.steps_per_epoch
         self.optimizer = build_optimizer(self.model, config.optim)
-        self.scheduler = build_scheduler(self.optimizer, config.schedule, self.total_steps, self.steps_per_epoch)
+        self.scheduler = build_scheduler(
+            self.optimizer, config.schedule, self.total_steps, self.steps_per_epoch
+        )
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.state = TrainingState()
@@ -110,13 +124,21 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def _loader(self, dataset: _RecordDataset, sampler: ResumableSampler, *, drop_last: bool) -> DataLoader[Sample]:
+    def _loader(
+        self, dataset: _RecordDataset, sampler: ResumableSampler, *, drop_last: bool
+    ) -> DataLoader[Sample]:
         # A private generator keeps DataLoader's own seed draw off torch's global RNG (exact resume).
         generator = torch.Generator().manual_seed(self.config.run.seed)
         return DataLoader(
-            dataset, batch_size=self.config.data.batch_size, sampler=sampler, drop_last=drop_last,
-            num_workers=self.config.data.num_workers, worker_init_fn=seed_worker, generator=generator,
-            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            dataset,
+            batch_size=self.config.data.batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=self.config.data.num_workers,
+            worker_init_fn=seed_worker,
+            generator=generator,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
         )
 
     def _to_device(self, batch: Sample) -> Sample:
@@ -170,9 +192,14 @@ class Trainer:
         if not self.info.is_main:
             return
         save_training_checkpoint(
-            path, model_state=self.model.state_dict(), model_config=self.model_config,
-            optimizer=self.optimizer, scheduler=self.scheduler, state=self.state,
-            train_config=config_to_dict(self.config), extra={"task": self.task.state_dict()},
+            path,
+            model_state=self.model.state_dict(),
+            model_config=self.model_config,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            state=self.state,
+            train_config=config_to_dict(self.config),
+            extra={"task": self.task.state_dict()},
         )
 
     def resume(self, path: Path) -> None:
@@ -181,12 +208,18 @@ class Trainer:
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
-        self.state = TrainingState(step=payload["step"], epoch=payload["epoch"],
-                                   batch_in_epoch=payload["batch_in_epoch"])
+        self.state = TrainingState(
+            step=payload["step"], epoch=payload["epoch"], batch_in_epoch=payload["batch_in_epoch"]
+        )
         self.task.load_state_dict(payload.get("extra", {}).get("task", {}))
         set_rng_state(payload["rng"])
-        logger.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.state.step,
-                    self.state.epoch, self.state.batch_in_epoch)
+        logger.info(
+            "resumed from %s at step %d (epoch %d, batch %d)",
+            path,
+            self.state.step,
+            self.state.epoch,
+            self.state.batch_in_epoch,
+        )
 
     # ------------------------------------------------------------------ the loop
     def _epoch_batches(self) -> Iterator[Sample]:
@@ -204,7 +237,11 @@ class Trainer:
     def _run_validation(self) -> None:
         values = self.validate()
         if values and self.info.is_main:
-            logger.info("val step %d: %s", self.state.step, " ".join(f"{k}={v:.4f}" for k, v in sorted(values.items())))
+            logger.info(
+                "val step %d: %s",
+                self.state.step,
+                " ".join(f"{k}={v:.4f}" for k, v in sorted(values.items())),
+            )
             self._log({"split": "val", "step": self.state.step, "epoch": self.state.epoch, **values})
 
     def fit(self) -> list[dict[str, float]]:
@@ -213,9 +250,15 @@ class Trainer:
         stop_at = min(run.max_steps or self.total_steps, self.total_steps)
         show_bar = run.progress and self.info.is_main and sys.stderr.isatty()
         bar = tqdm(total=stop_at, initial=self.state.step, disable=not show_bar, dynamic_ncols=True)
-        logger.info("training %d steps (%d per epoch, batch %d x %d processes) on %s, amp=%s",
-                    stop_at, self.steps_per_epoch, self.config.data.batch_size, self.info.world_size,
-                    self.device, self.amp_dtype)
+        logger.info(
+            "training %d steps (%d per epoch, batch %d x %d processes) on %s, amp=%s",
+            stop_at,
+            self.steps_per_epoch,
+            self.config.data.batch_size,
+            self.info.world_size,
+            self.device,
+            self.amp_dtype,
+        )
         history: list[dict[str, float]] = []
         while self.state.step < stop_at:
             for batch in self._epoch_batches():
@@ -228,8 +271,14 @@ class Trainer:
                 step = self.state.step
                 if self.info.is_main and (step % max(run.log_every, 1) == 0 or step == stop_at):
                     lr = self.scheduler.get_last_lr()[0]
-                    logger.info("step %d/%d epoch %d lr %.3g %s", step, stop_at, self.state.epoch, lr,
-                                " ".join(f"{k}={v:.4f}" for k, v in sorted(terms.items())))
+                    logger.info(
+                        "step %d/%d epoch %d lr %.3g %s",
+                        step,
+                        stop_at,
+                        self.state.epoch,
+                        lr,
+                        " ".join(f"{k}={v:.4f}" for k, v in sorted(terms.items())),
+                    )
                     self._log({"split": "train", "step": step, "epoch": self.state.epoch, "lr": lr, **terms})
                 if self.state.batch_in_epoch >= self.steps_per_epoch:
                     self.state.epoch += 1
@@ -247,8 +296,11 @@ class Trainer:
         self.save(self.out_dir / LAST_CHECKPOINT)
         self.save(self.out_dir / FINAL_CHECKPOINT)
         if history:
-            logger.info("finished at step %d; last losses %s", self.state.step,
-                        {k: round(v, 4) for k, v in history[-1].items() if math.isfinite(v)})
+            logger.info(
+                "finished at step %d; last losses %s",
+                self.state.step,
+                {k: round(v, 4) for k, v in history[-1].items() if math.isfinite(v)},
+            )
         return history
 
 

@@ -30,8 +30,11 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, ob
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        if (id(parameter) in no_decay_ids or parameter.ndim <= 1
-                or any(part in name for part in _NO_DECAY_NAME_PARTS)):
+        if (
+            id(parameter) in no_decay_ids
+            or parameter.ndim <= 1
+            or any(part in name for part in _NO_DECAY_NAME_PARTS)
+        ):
             no_decay.append(parameter)
         else:
             decay.append(parameter)
@@ -62,8 +65,9 @@ def warmup_steps(config: ScheduleSection, steps_per_epoch: int) -> int:
     return config.warmup_steps or round(config.warmup_epochs * steps_per_epoch)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: ScheduleSection, total_steps: int,
-                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: ScheduleSection, total_steps: int, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-step LambdaLR (stepped after every optimizer step, so warm-up is in steps, not epochs)."""
     warmup = warmup_steps(config, steps_per_epoch)
     return torch.optim.lr_scheduler.LambdaLR(

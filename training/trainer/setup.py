@@ -14,6 +14,7 @@ from training.data.augment import EvalTransform, TrainTransform
 from training.data.dataset import PairTransform
 from training.data.manifest import ManifestRecord, filter_split
 from training.data.sources.registry import load_source
+from training.model import MeDSLIP
 from training.trainer.config import DataSection, TrainConfig, load_config
 from training.trainer.distributed import DistInfo
 
@@ -25,8 +26,13 @@ def base_parser(description: str, *, init_required: bool = False) -> argparse.Ar
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", required=True, type=Path, help="YAML training configuration")
     parser.add_argument("--resume", type=Path, default=None, help="training checkpoint to continue from")
-    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                        help="set a config field, e.g. optim.lr=3e-4 (repeatable)")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config field, e.g. optim.lr=3e-4 (repeatable)",
+    )
     if init_required:
         parser.add_argument("--init", required=True, type=Path, help="pretrained MeDSLIP checkpoint")
     return parser
@@ -34,8 +40,10 @@ def base_parser(description: str, *, init_required: bool = False) -> argparse.Ar
 
 def configure_logging(info: DistInfo) -> None:
     """INFO on rank 0, WARNING elsewhere (one readable log per job)."""
-    logging.basicConfig(level=logging.INFO if info.is_main else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if info.is_main else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def prepare_run(args: argparse.Namespace) -> TrainConfig:
@@ -50,8 +58,9 @@ def load_records(data: DataSection) -> tuple[list[ManifestRecord], list[Manifest
     """(train, val) records of every configured source, in config order."""
     records: list[ManifestRecord] = []
     for spec in data.sources:
-        records.extend(load_source(spec.kind, spec.path, frontal_only=data.frontal_only,
-                                   max_records=spec.max_records))
+        records.extend(
+            load_source(spec.kind, spec.path, frontal_only=data.frontal_only, max_records=spec.max_records)
+        )
     train, val = filter_split(records, "train"), filter_split(records, "val")
     logger.info("data: %d train / %d val records from %d sources", len(train), len(val), len(data.sources))
     return train, val
@@ -62,14 +71,26 @@ def transforms(data: DataSection) -> tuple[PairTransform, PairTransform]:
     evaluation = EvalTransform(data.image_size)
     if not data.augment:
         return evaluation, evaluation
-    return TrainTransform(data.image_size, crop_scale=data.crop_scale, num_ops=data.randaug_ops,
-                          magnitude=data.randaug_magnitude), evaluation
+    return TrainTransform(
+        data.image_size,
+        crop_scale=data.crop_scale,
+        num_ops=data.randaug_ops,
+        magnitude=data.randaug_magnitude,
+    ), evaluation
 
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The module inside a DistributedDataParallel wrapper (attributes such as query books live there)."""
     inner = getattr(model, "module", model)
     return inner if isinstance(inner, nn.Module) else model
+
+
+def query_books(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pathology_book (75, T), anatomy_book (51, T)) of a MeDSLIP model, DDP-wrapped or not."""
+    inner = unwrap(model)
+    if not isinstance(inner, MeDSLIP):
+        raise TypeError(f"expected a MeDSLIP model, got {type(inner).__name__}")
+    return inner.pathology_book, inner.anatomy_book
 
 
 def check_image_size(model_size: int, data: DataSection) -> None:

@@ -39,10 +39,17 @@ def seed_worker(worker_id: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """Every global RNG state that can affect the next step (dropout draws, sampling)."""
+    """Every global RNG state that can affect the next step (dropout draws, sampling).
+
+    Stored as tensors / plain Python values only, so checkpoints load with `weights_only=True`
+    (numpy's MT19937 key array becomes an int64 tensor).
+    """
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                  "position": int(position), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached_gaussian)},
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -52,8 +59,11 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore `rng_state()` output."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = state["numpy"]
+    np.random.set_state((numpy_state["name"], numpy_state["keys"].numpy().astype(np.uint32),
+                         numpy_state["position"], numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -68,10 +78,17 @@ class TrainingState:
     batch_in_epoch: int = 0
 
 
-def save_training_checkpoint(path: Path, *, model_state: dict[str, torch.Tensor], model_config: dict[str, Any],
-                             optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-                             state: TrainingState, train_config: dict[str, Any],
-                             extra: dict[str, Any] | None = None) -> None:
+def save_training_checkpoint(
+    path: Path,
+    *,
+    model_state: dict[str, torch.Tensor],
+    model_config: dict[str, Any],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    state: TrainingState,
+    train_config: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Atomic write (tmp file + rename): a crash mid-save never leaves a truncated checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -93,8 +110,8 @@ def save_training_checkpoint(path: Path, *, model_state: dict[str, torch.Tensor]
 
 
 def load_training_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by `save_training_checkpoint` (trusted: it holds numpy RNG state)."""
-    payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    """Read a checkpoint written by `save_training_checkpoint` (weights_only: no pickled code runs)."""
+    payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     missing = {"model", "optimizer", "scheduler", "step", "rng"} - set(payload)
     if missing:
         raise ValueError(f"{path.name} is not a training checkpoint (missing {sorted(missing)})")

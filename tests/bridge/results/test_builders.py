@@ -13,28 +13,11 @@ from app.bridge.results import build_results
 from app.bridge.results.sr import best_anatomy
 from tests.bridge.dciodvfy import dciodvfy_errors
 from tests.bridge.fakes import FINDINGS, MODEL, STRUCTURES, fake_inference, make_chest_dicom
+from tests.bridge.sr_values import sr_probabilities
 
 
 def _source(**kwargs: object) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(make_chest_dicom(**kwargs)))  # type: ignore[arg-type]
-
-
-def _sr_probabilities(sr: pydicom.Dataset) -> dict[str, float]:
-    """finding name -> NUM value, read back from the SR content tree (TID 1500 -> 1501 groups)."""
-    values: dict[str, float] = {}
-
-    def walk(items: pydicom.Sequence, finding: str | None) -> None:
-        for item in items:
-            name = item.ConceptNameCodeSequence[0].CodeMeaning
-            if name == "Finding" and "ConceptCodeSequence" in item:
-                finding = item.ConceptCodeSequence[0].CodeMeaning
-            if item.ValueType == "NUM" and name == "Probability of presence" and finding is not None:
-                values[finding] = float(item.MeasuredValueSequence[0].NumericValue)
-            if "ContentSequence" in item:
-                walk(item.ContentSequence, finding)
-
-    walk(sr.ContentSequence, None)
-    return values
 
 
 def test_results_live_in_the_source_study_with_new_series() -> None:
@@ -54,7 +37,7 @@ def test_sr_carries_the_service_scores_and_finding_sites() -> None:
     sr = build_results(source, fake_inference(64, 64), "test", max_heatmaps=0)[0].dataset
     assert sr.SOPClassUID == pydicom.uid.ComprehensiveSRStorage
     assert sr.ContentTemplateSequence[0].TemplateIdentifier == "1500"
-    assert _sr_probabilities(sr) == pytest.approx({name: score for name, score, _ in FINDINGS})
+    assert sr_probabilities(sr) == pytest.approx({name: score for name, score, _ in FINDINGS})
     text = str(sr)
     assert "right lower lobe" in text  # best anatomy of the grounded findings is the finding site
     assert MODEL["name"] in text and MODEL["version"] in text  # algorithm identification

@@ -38,7 +38,7 @@ def test_left_mask_stays_on_the_left_with_geometry() -> None:
     for seed in range(10):
         transform = TrainTransform(64, crop_scale=(0.6, 1.0), num_ops=3, magnitude=10.0)
         transform.set_random_state(seed)
-        x, out = transform(image, masks)
+        _x, out = transform(image, masks)
         assert out is not None and out.shape == (1, 64, 64)
         assert set(np.unique(out)) <= {0.0, 1.0}
         if out.sum() > 0:
@@ -63,7 +63,7 @@ def test_random_resized_crop_respects_the_area_range() -> None:
     crop.set_random_state(3)
     for _ in range(50):
         top, left, h, w = crop.crop_box(200, 300)
-        assert 0 <= top and top + h <= 200 and 0 <= left and left + w <= 300
+        assert top >= 0 and top + h <= 200 and left >= 0 and left + w <= 300
         assert 0.15 <= h * w / (200 * 300) <= 1.05
 
 

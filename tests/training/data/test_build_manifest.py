@@ -11,7 +11,9 @@ from training.data.manifest import read_manifest
 from training.data.sources import read_jsrt_scr
 
 
-def test_cli_writes_jsrt_manifest(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_jsrt_manifest(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "jsrt.jsonl"
     assert main(["--source", "jsrt", "--root", str(shared_data / "jsrt-scr"), "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == "train=113 val=32"

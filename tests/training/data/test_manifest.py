@@ -6,15 +6,29 @@ from pathlib import Path
 
 import pytest
 
-from training.data.manifest import Box, ManifestError, ManifestRecord, filter_split, read_manifest, write_manifest
+from training.data.manifest import (
+    Box,
+    ManifestError,
+    ManifestRecord,
+    filter_split,
+    read_manifest,
+    write_manifest,
+)
 from training.data.sources.splits import hash_split
 
 
 def test_round_trip_resolves_relative_paths(tmp_path: Path) -> None:
     records = [
-        ManifestRecord(image="images/a.png", split="train", source="unit", view="PA", report="No effusion.",
-                       labels={"effusion": 0}, masks={"heart": "masks/a.png"},
-                       boxes=[Box("Right Lung", 1.0, 2.0, 3.0, 4.0)]),
+        ManifestRecord(
+            image="images/a.png",
+            split="train",
+            source="unit",
+            view="PA",
+            report="No effusion.",
+            labels={"effusion": 0},
+            masks={"heart": "masks/a.png"},
+            boxes=[Box("Right Lung", 1.0, 2.0, 3.0, 4.0)],
+        ),
         ManifestRecord(image="/abs/b.png", split="val", source="unit"),
     ]
     path = tmp_path / "sub" / "m.jsonl"

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from training.data.sources import (
     JSRT_STRUCTURES,
     read_covid_chestxray,
@@ -70,25 +68,35 @@ def test_mimic_reader_on_a_synthetic_tree(tmp_path: Path) -> None:
     study = tmp_path / "files" / "p10" / "p10000032" / "s50414267"
     _write(study / "img-pa.jpg")
     _write(study / "img-lat.jpg")
-    _write(study.with_suffix(".txt"),
-           "EXAMINATION: CHEST\nINDICATION: cough\nFINDINGS: Small left effusion.\nIMPRESSION: Effusion.\n")
+    _write(
+        study.with_suffix(".txt"),
+        "EXAMINATION: CHEST\nINDICATION: cough\nFINDINGS: Small left effusion.\nIMPRESSION: Effusion.\n",
+    )
     other = tmp_path / "files" / "p11" / "p11000011" / "s51111111"
     _write(other / "img-ap.dcm")
     _write(other.with_suffix(".txt"), "Lungs are clear.")
-    _write(tmp_path / "mimic-cxr-2.0.0-split.csv",
-           "dicom_id,study_id,subject_id,split\n"
-           "img-pa,50414267,10000032,train\nimg-lat,50414267,10000032,train\n"
-           "img-ap,51111111,11000011,validate\nimg-missing,51111111,11000011,test\n")
-    _write(tmp_path / "mimic-cxr-2.0.0-metadata.csv",
-           "dicom_id,ViewPosition\nimg-pa,PA\nimg-lat,LATERAL\nimg-ap,AP\nimg-missing,PA\n")
+    _write(
+        tmp_path / "mimic-cxr-2.0.0-split.csv",
+        "dicom_id,study_id,subject_id,split\n"
+        "img-pa,50414267,10000032,train\nimg-lat,50414267,10000032,train\n"
+        "img-ap,51111111,11000011,validate\nimg-missing,51111111,11000011,test\n",
+    )
+    _write(
+        tmp_path / "mimic-cxr-2.0.0-metadata.csv",
+        "dicom_id,ViewPosition\nimg-pa,PA\nimg-lat,LATERAL\nimg-ap,AP\nimg-missing,PA\n",
+    )
     records = read_mimic_cxr(tmp_path)
     assert [(Path(r.image).name, r.split, r.view) for r in records] == [
-        ("img-pa.jpg", "train", "PA"), ("img-ap.dcm", "val", "AP")]
+        ("img-pa.jpg", "train", "PA"),
+        ("img-ap.dcm", "val", "AP"),
+    ]
     assert records[0].report == "Small left effusion. Effusion."
     assert records[1].report == "Lungs are clear."
     assert len(read_mimic_cxr(tmp_path, frontal_only=False)) == 3
 
 
 def test_report_sections_keeps_findings_and_impression_only() -> None:
-    text = "INDICATION: fever\nFINDINGS:\n  No  focal consolidation.\nIMPRESSION: Normal.\nRECOMMENDATION: none"
+    text = (
+        "INDICATION: fever\nFINDINGS:\n  No  focal consolidation.\nIMPRESSION: Normal.\nRECOMMENDATION: none"
+    )
     assert report_sections(text) == "No focal consolidation. Normal."

@@ -27,8 +27,13 @@ def _boxes(cell: str) -> list[Box]:
     if not cell.strip():
         return []
     return [
-        Box(label=str(item["label"]), x=float(item["x"]), y=float(item["y"]),
-            w=float(item["w"]), h=float(item["h"]))
+        Box(
+            label=str(item["label"]),
+            x=float(item["x"]),
+            y=float(item["y"]),
+            w=float(item["w"]),
+            h=float(item["h"]),
+        )
         for item in json.loads(cell)
     ]
 
@@ -52,7 +57,8 @@ def read_covid_chestxray(root: Path, *, frontal_only: bool = False) -> list[Mani
                     report=text or None,
                     labels={finding.lower(): 1} if finding else None,
                     masks={LUNGS_MASK: str((root / row["lung_mask"]).resolve())}
-                    if row["lung_mask"].strip() else None,
+                    if row["lung_mask"].strip()
+                    else None,
                     boxes=_boxes(row["lung_boxes"]),
                 )
             )

@@ -47,7 +47,7 @@ def report_sections(text: str) -> str:
     for index, match in enumerate(headers):
         end = headers[index + 1].start() if index + 1 < len(headers) else len(text)
         if match.group(1).strip() in {"FINDINGS", "IMPRESSION"}:
-            kept.append(" ".join(text[match.end():end].split()))
+            kept.append(" ".join(text[match.end() : end].split()))
     return " ".join(kept) if kept else " ".join(text.split())
 
 
@@ -67,8 +67,14 @@ def read_mimic_cxr(root: Path, *, frontal_only: bool = True) -> list[ManifestRec
             continue
         subject = f"p{row['subject_id']}"
         study_dir = root / "files" / subject[:3] / subject / f"s{row['study_id']}"
-        image = next((study_dir / f"{row['dicom_id']}{ext}" for ext in (".jpg", ".dcm")
-                      if (study_dir / f"{row['dicom_id']}{ext}").is_file()), None)
+        image = next(
+            (
+                study_dir / f"{row['dicom_id']}{ext}"
+                for ext in (".jpg", ".dcm")
+                if (study_dir / f"{row['dicom_id']}{ext}").is_file()
+            ),
+            None,
+        )
         report_path = study_dir.with_suffix(".txt")
         if image is None or not report_path.is_file():
             missing += 1
@@ -77,8 +83,11 @@ def read_mimic_cxr(root: Path, *, frontal_only: bool = True) -> list[ManifestRec
             report_cache[report_path] = report_sections(report_path.read_text(encoding="utf-8"))
         records.append(
             ManifestRecord(
-                image=str(image.resolve()), split=SPLIT_NAMES[row["split"].strip()], source=SOURCE,
-                view=view, report=report_cache[report_path] or None,
+                image=str(image.resolve()),
+                split=SPLIT_NAMES[row["split"].strip()],
+                source=SOURCE,
+                view=view,
+                report=report_cache[report_path] or None,
             )
         )
     if missing:

@@ -25,7 +25,9 @@ def expand_path(path: str) -> Path:
     return Path(path.replace(SHARED_PLACEHOLDER, str(shared_data_dir()))).expanduser()
 
 
-def load_source(kind: str, path: str, *, frontal_only: bool = True, max_records: int = 0) -> list[ManifestRecord]:
+def load_source(
+    kind: str, path: str, *, frontal_only: bool = True, max_records: int = 0
+) -> list[ManifestRecord]:
     """Records of one source; `max_records` keeps the first N of EACH split (smoke runs, tests)."""
     root = expand_path(path)
     if kind == "covid":

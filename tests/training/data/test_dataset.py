@@ -1,0 +1,64 @@
+"""Datasets on real records: label tensors, mask validity, per-sample determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from training.data.augment import EvalTransform, TrainTransform
+from training.data.dataset import ClassificationDataset, PretrainDataset, SegmentationDataset
+from training.data.sources import JSRT_STRUCTURES, read_covid_chestxray, read_jsrt_scr, read_kermany_pediatric
+from training.model.entities import ANATOMY, PATHOLOGY
+
+
+def test_pretrain_sample_has_report_labels(shared_data: Path) -> None:
+    records = read_kermany_pediatric(shared_data / "kermany-pediatric")[:3]
+    dataset = PretrainDataset(records, EvalTransform(64))
+    sample = dataset[0]
+    assert sample["image"].shape == (3, 64, 64) and sample["image"].dtype == torch.float32
+    assert sample["matrix"].shape == (len(ANATOMY), len(PATHOLOGY))
+    assert sample["pathology_labels"].shape == (len(PATHOLOGY),)
+    assert sample["anatomy_labels"].shape == (len(ANATOMY),)
+    assert set(sample["matrix"].unique().tolist()) <= {-1, 0, 1}
+    assert (sample["pathology_labels"] != -1).any(), "a template report must mention something"
+
+
+def test_pretrain_drops_records_without_text(shared_data: Path) -> None:
+    records = read_covid_chestxray(shared_data / "covid-chestxray", frontal_only=True)[:40]
+    dataset = PretrainDataset(records, EvalTransform(64))
+    assert len(dataset) == sum(r.report is not None for r in records) < len(records)
+
+
+def test_same_index_epoch_and_seed_give_the_same_augmented_image(shared_data: Path) -> None:
+    records = read_kermany_pediatric(shared_data / "kermany-pediatric")[:2]
+    dataset = PretrainDataset(records, TrainTransform(64), seed=7)
+    first = dataset[1]["image"]
+    dataset[0]  # other draws in between must not matter
+    assert torch.equal(dataset[1]["image"], first)
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[1]["image"], first)
+
+
+def test_classification_labels_and_mask(shared_data: Path) -> None:
+    records = read_kermany_pediatric(shared_data / "kermany-pediatric")[:4]
+    dataset = ClassificationDataset(records, ["pneumonia", "nodule"], EvalTransform(64))
+    sample = dataset[0]
+    assert sample["label_mask"].tolist() == [1.0, 0.0]
+    assert sample["labels"][0].item() == records[0].labels["pneumonia"]  # type: ignore[index]
+
+
+def test_segmentation_masks_and_validity(shared_data: Path) -> None:
+    jsrt = SegmentationDataset(read_jsrt_scr(shared_data / "jsrt-scr")[:1], list(JSRT_STRUCTURES),
+                               TrainTransform(64, crop_scale=(0.8, 1.0)))
+    sample = jsrt[0]
+    assert sample["masks"].shape == (5, 64, 64) and sample["mask_valid"].tolist() == [1.0] * 5
+    assert sample["lungs_valid"].item() == 1.0
+    assert torch.equal(sample["lungs"], torch.maximum(sample["masks"][0], sample["masks"][1]))
+    right_cols = sample["masks"][0].nonzero()[:, 1].float().mean()
+    left_cols = sample["masks"][1].nonzero()[:, 1].float().mean()
+    assert right_cols < left_cols, "patient's right lung is on the image's left"
+    covid_records = [r for r in read_covid_chestxray(shared_data / "covid-chestxray") if r.masks][:1]
+    covid = SegmentationDataset(covid_records, list(JSRT_STRUCTURES), EvalTransform(64))[0]
+    assert covid["mask_valid"].tolist() == [0.0] * 5 and covid["lungs_valid"].item() == 1.0
+    assert covid["lungs"].sum() > 0 and covid["masks"].sum() == 0

@@ -1,0 +1,1 @@
+"""MeDSLIP inference service (FastAPI on ONNX Runtime, never imports torch), app.imaging, app.bridge."""

@@ -101,7 +101,18 @@ class Batcher(Generic[PayloadT, ResultT]):
         return len(self._stat) + len(self._routine)
 
     def expect(self) -> None:
-        """A request started decoding and will probably submit soon: worth waiting for."""
+        """A request starts decoding and will probably submit soon: worth waiting for.
+
+        Refuses (503) when queued plus decoding requests already fill the queue, before any decode
+        work is spent on a request that could not be queued anyway.
+        """
+        if self._closing:
+            raise ShuttingDownError("the service is draining; retry on another replica")
+        if self.depth + self._incoming >= self._max_queue:
+            raise QueueFullError(
+                f"{self.depth + self._incoming} requests already queued or decoding",
+                headers={"Retry-After": str(self._retry_after)},
+            )
         self._incoming += 1
 
     def unexpect(self) -> None:

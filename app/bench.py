@@ -258,6 +258,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Measured {result['created']} on {result['machine']} with `{result['command']}`.",
         "",
+        *([result["note"], ""] if result.get("note") else []),
         f"Images: {result['images']} real chest X-rays from ../shared/data (DICOM and JPEG), endpoint "
         f"`{result['endpoint']}`, closed loop.",
         "",
@@ -307,8 +308,8 @@ def markdown(result: dict[str, Any]) -> str:
             over = config.get(key)
             if over is not None:
                 lines.append(
-                    f"\nServer overhead at concurrency 1 over {text}: +{over['added_ms_p50']:.2f} ms p50 "
-                    f"({over['pct_p50']:.1f} %), +{over['added_ms_mean']:.2f} ms mean "
+                    f"\nServer overhead at concurrency 1 over {text}: {over['added_ms_p50']:+.2f} ms p50 "
+                    f"({over['pct_p50']:.1f} %), {over['added_ms_mean']:+.2f} ms mean "
                     f"({over['pct_mean']:.1f} %)."
                 )
         lines.append("")
@@ -339,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--endpoint", default="/classify")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = default)")
     parser.add_argument("--label", default="model bundle")
+    parser.add_argument("--note", default="", help="paragraph written under the title (context for readers)")
     parser.add_argument("--out-json", type=Path, default=REPO_ROOT / "docs" / "bench" / "service.json")
     parser.add_argument("--out-md", type=Path, default=REPO_ROOT / "docs" / "bench" / "service.md")
     return parser
@@ -370,9 +372,13 @@ def main(argv: list[str] | None = None) -> int:
     for config in servers:
         config["overhead_vs_pipeline"] = overhead(config["levels"], reference["in_process_pipeline_ms"])
         config["overhead_vs_model"] = overhead(config["levels"], reference["onnxruntime_bare_ms"])
-    command = shlex.join(["medslip-bench", *(argv if argv is not None else sys.argv[1:])])
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--note" in given:  # the note is printed on its own; keep the command line readable
+        del given[given.index("--note") : given.index("--note") + 2]
+    command = shlex.join(["medslip-bench", *given, *(["--note", "..."] if args.note else [])])
     result = {
         "label": args.label,
+        "note": args.note,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, onnxruntime {ort.__version__}",

@@ -14,7 +14,8 @@ from typing import Any
 
 from app.request_context import current_request_id
 
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# LogRecord attributes that are not `extra` fields (color_message: uvicorn's ANSI-coloured duplicate).
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

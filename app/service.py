@@ -19,7 +19,7 @@ import numpy as np
 from app.batching import Batcher, bucket_size, pad_batch
 from app.bundle import Bundle
 from app.errors import InvalidParameterError, TextEncoderUnavailableError, UnknownNameError
-from app.imaging import DecodedImage, Letterbox, decode_bytes, preprocess
+from app.imaging import IMAGENET_MEAN, IMAGENET_STD, DecodedImage, Letterbox, decode_bytes, preprocess
 from app.metrics import ServiceMetrics
 from app.postprocess import finding_mask, grounding, mask_payload, segmentation_mask
 from app.runtime import ImageModelRunner
@@ -109,8 +109,10 @@ class InferenceService:
         self._buckets = settings.effective_buckets()
         self._pathology_index = {n: i for i, n in enumerate(bundle.pathology_names)}
         preprocessing = bundle.metadata.get("preprocessing", {})
-        self._mean = tuple(float(v) for v in preprocessing.get("mean", (0.485, 0.456, 0.406)))
-        self._std = tuple(float(v) for v in preprocessing.get("std", (0.229, 0.224, 0.225)))
+        mean = [float(v) for v in preprocessing.get("mean", IMAGENET_MEAN)]
+        std = [float(v) for v in preprocessing.get("std", IMAGENET_STD)]
+        self._mean: tuple[float, float, float] = (mean[0], mean[1], mean[2])
+        self._std: tuple[float, float, float] = (std[0], std[1], std[2])
         self.batcher: Batcher[BatchItem, ItemOutputs] = Batcher(
             self._run_batch,
             executor=model_executor,
@@ -209,7 +211,7 @@ class InferenceService:
         )
         info = decoded.info
         self._metrics.record_input(info.format, info.transfer_syntax, info.photometric)
-        tensor, box = preprocess(decoded.pixels, size=self.bundle.image_size, mean=self._mean, std=self._std)  # type: ignore[arg-type]
+        tensor, box = preprocess(decoded.pixels, size=self.bundle.image_size, mean=self._mean, std=self._std)
         return decoded, tensor, box
 
     async def _custom_queries(self, findings: list[FindingRef]) -> tuple[np.ndarray, float]:
@@ -224,7 +226,7 @@ class InferenceService:
         self, data: bytes, media_type: str | None, options: RequestOptions, findings: list[FindingRef]
     ) -> Inference:
         """Decode, queue for a batch and wait; raises ImagingError / ServiceError subclasses."""
-        self.batcher.expect()
+        self.batcher.expect()  # may refuse with 503 queue_full before any decode work
         try:
             (decoded, tensor, box), decode_ms = await self._in_pool(
                 "decode", lambda: self._decode(data, media_type, options.allow_lateral)
@@ -243,33 +245,31 @@ class InferenceService:
         }
         return Inference(decoded, box, result.value, findings, timing, result.batch_size)
 
-    def _scores(self, inference: Inference) -> list[dict[str, Any]]:
+    def _scores(self, inference: Inference) -> list[tuple[int, dict[str, Any]]]:
+        """(output row, finding entry) per requested finding; custom rows follow the built-in book."""
         probs = inference.outputs.pathology_probs
-        book = self.bundle.pathology_queries.shape[0]
-        scores: list[dict[str, Any]] = []
-        custom_row = book
+        custom_row = self.bundle.pathology_queries.shape[0]
+        scored: list[tuple[int, dict[str, Any]]] = []
         for ref in inference.findings:
-            row = ref.index if ref.index is not None else custom_row
             if ref.index is None:
-                custom_row += 1
+                row, custom_row = custom_row, custom_row + 1
+            else:
+                row = ref.index
             score = float(np.clip(probs[row], 0.0, 1.0))
-            scores.append(
-                {
-                    "name": ref.name,
-                    "score": round(score, 6),
-                    "threshold": ref.threshold,
-                    "positive": score >= ref.threshold,
-                    "custom": ref.custom,
-                    "_row": row,
-                }
-            )
-        return scores
+            entry = {
+                "name": ref.name,
+                "score": round(score, 6),
+                "threshold": ref.threshold,
+                "positive": score >= ref.threshold,
+                "custom": ref.custom,
+            }
+            scored.append((row, entry))
+        return scored
 
     def _ground(self, inference: Inference) -> list[dict[str, Any]]:
         out = inference.outputs
         grounded = []
-        for entry in self._scores(inference):
-            row = entry.pop("_row")
+        for row, entry in self._scores(inference):
             entry.update(
                 grounding(
                     out.pathology_maps[row],
@@ -288,8 +288,8 @@ class InferenceService:
     ) -> list[dict[str, Any]]:
         out = inference.outputs
         masks = []
-        for entry in self._scores(inference):
-            mask = finding_mask(out.pathology_maps[entry["_row"]], inference.box)
+        for row, entry in self._scores(inference):
+            mask = finding_mask(out.pathology_maps[row], inference.box)
             masks.append(mask_payload(entry["name"], "finding", mask, with_rle=rle))
         for name, k in structures:
             mask = segmentation_mask(
@@ -327,9 +327,7 @@ class InferenceService:
     async def classify(self, data: bytes, media_type: str | None, options: RequestOptions) -> dict[str, Any]:
         inference = await self.infer(data, media_type, options, self.resolve_findings(options.findings))
         start = time.perf_counter()  # scores only: cheaper inline than a thread hop
-        findings = self._scores(inference)
-        for entry in findings:
-            entry.pop("_row")
+        findings = [entry for _, entry in self._scores(inference)]
         post_ms = (time.perf_counter() - start) * 1000.0
         self._metrics.stage_duration.labels(stage="post").observe(post_ms / 1000.0)
         return {"findings": findings, **self.envelope(inference, post_ms)}

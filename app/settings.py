@@ -22,67 +22,82 @@ class Settings(BaseSettings):
 
     # --- model -----------------------------------------------------------------------------------
     model_dir: Path | None = Field(
-        None, description="Bundle directory (model_store/<name>/<version>). None: resolve from model_store."
+        default=None,
+        description="Bundle directory (model_store/<name>/<version>). None: resolve from model_store.",
     )
-    model_store: Path = Field(REPO_ROOT / "model_store", description="Root of the versioned model store.")
+    model_store: Path = Field(
+        default=REPO_ROOT / "model_store", description="Root of the versioned model store."
+    )
     model_name: str | None = Field(
-        None, description="Model name inside model_store; None: the single image-model name present."
+        default=None, description="Model name inside model_store; None: the single image-model name present."
     )
-    model_version: str | None = Field(None, description="Version to serve; None: the highest version.")
-    verify_checksums: bool = Field(True, description="Check every bundle file against metadata.json sha256s.")
+    model_version: str | None = Field(
+        default=None, description="Version to serve; None: the highest version."
+    )
+    verify_checksums: bool = Field(
+        default=True, description="Check every bundle file against metadata.json sha256s."
+    )
     device: Literal["auto", "cuda", "cpu"] = Field(
-        "auto",
+        default="auto",
         description="auto: CUDAExecutionProvider when onnxruntime offers it, else CPU; cuda: require it.",
     )
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads (0 = ORT default).")
+    intra_op_threads: int = Field(
+        default=0, ge=0, description="ONNX Runtime intra-op threads (0 = ORT default)."
+    )
 
     # --- batching --------------------------------------------------------------------------------
-    max_batch_size: int = Field(8, ge=1, le=256, description="Largest batch released to the model.")
+    max_batch_size: int = Field(default=8, ge=1, le=256, description="Largest batch released to the model.")
     batch_buckets: list[int] = Field(
         default_factory=lambda: [1, 2, 4, 8],
         description="Batch sizes the model sees (zero-padded up to the next bucket); all warmed up.",
     )
     max_delay_ms: float = Field(
-        5.0, ge=0.0, description="Longest the oldest queued request waits for others before release."
+        default=5.0, ge=0.0, description="Longest the oldest queued request waits for others before release."
     )
     eager_release: bool = Field(
-        True, description="Release a partial batch at once when no other request is being decoded."
+        default=True, description="Release a partial batch at once when no other request is being decoded."
     )
-    max_queue_size: int = Field(64, ge=1, description="Queued requests beyond this are refused with 503.")
-    retry_after_s: int = Field(1, ge=1, description="Retry-After seconds sent with 503 queue_full.")
+    max_queue_size: int = Field(
+        default=64,
+        ge=1,
+        description="Queued plus decoding requests beyond this are refused with 503 queue_full.",
+    )
+    retry_after_s: int = Field(default=1, ge=1, description="Retry-After seconds sent with 503 queue_full.")
     default_deadline_ms: float | None = Field(
-        None, gt=0, description="Deadline when a request sends no X-Deadline-Ms header (None = none)."
+        default=None, gt=0, description="Deadline when a request sends no X-Deadline-Ms header (None = none)."
     )
     worker_threads: int = Field(
-        4, ge=1, description="Thread pool for decode, preprocessing and postprocessing."
+        default=4, ge=1, description="Thread pool for decode, preprocessing and postprocessing."
     )
 
     # --- limits ----------------------------------------------------------------------------------
     max_upload_bytes: int = Field(
-        64 * 1024 * 1024, ge=1024, description="Request body limit (while streaming)."
+        default=64 * 1024 * 1024, ge=1024, description="Request body limit (while streaming)."
     )
     max_pixels: int = Field(
-        50_000_000, ge=1, description="Largest rows*columns accepted, checked before decoding."
+        default=50_000_000, ge=1, description="Largest rows*columns accepted, checked before decoding."
     )
     allow_lateral: bool = Field(
-        False, description="Accept lateral views without the request's allow_lateral."
+        default=False, description="Accept lateral views without the request's allow_lateral."
     )
-    max_custom_findings: int = Field(16, ge=0, description="Free-text findings allowed per request.")
-    max_finding_text_chars: int = Field(200, ge=1, description="Longest free-text finding accepted.")
-    text_cache_size: int = Field(1024, ge=0, description="LRU size of encoded free-text findings.")
-    anatomy_top_k: int = Field(5, ge=1, description="Anatomical regions listed per grounded finding.")
+    max_custom_findings: int = Field(default=16, ge=0, description="Free-text findings allowed per request.")
+    max_finding_text_chars: int = Field(default=200, ge=1, description="Longest free-text finding accepted.")
+    text_cache_size: int = Field(default=1024, ge=0, description="LRU size of encoded free-text findings.")
+    anatomy_top_k: int = Field(default=5, ge=1, description="Anatomical regions listed per grounded finding.")
 
     # --- security and operations -----------------------------------------------------------------
     api_keys: list[SecretStr] = Field(
         default_factory=list, description="If non-empty, inference routes need X-API-Key or Bearer with one."
     )
-    log_format: Literal["json", "text"] = Field("json", description="json: one JSON object per log line.")
-    log_level: str = Field("INFO", description="Root log level.")
-    drain_timeout_s: float = Field(
-        30.0, ge=0.0, description="Grace period for in-flight requests on SIGTERM."
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object per log line."
     )
-    host: str = Field("127.0.0.1", description="Bind address of medslip-serve.")
-    port: int = Field(8000, ge=0, le=65535, description="Port of medslip-serve.")
+    log_level: str = Field(default="INFO", description="Root log level.")
+    drain_timeout_s: float = Field(
+        default=30.0, ge=0.0, description="Grace period for in-flight requests on SIGTERM."
+    )
+    host: str = Field(default="127.0.0.1", description="Bind address of medslip-serve.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port of medslip-serve.")
 
     @field_validator("batch_buckets")
     @classmethod

@@ -42,6 +42,7 @@ class BenchResult:
     images_per_s: float
     step_s: float
     peak_rss_mib: float
+    load_average: float  # 1-minute load average when the setting started (the machine is shared)
 
 
 def synthetic_batch(batch_size: int, image_size: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -74,6 +75,7 @@ def run_single(
     threads: int,
 ) -> BenchResult:
     """Time `steps` optimizer steps after `warmup` untimed ones, in this process."""
+    load_average = os.getloadavg()[0]
     torch.manual_seed(0)
     if threads > 0:
         torch.set_num_threads(threads)
@@ -118,6 +120,7 @@ def run_single(
         batch_size / step_s,
         step_s,
         peak_kib / 1024,
+        load_average,
     )
 
 
@@ -161,14 +164,16 @@ def write_markdown(results: list[BenchResult], decode: float | None, path: Path,
         "",
         "Optimizer steps of the full MeDSLIP objective (5 loss terms, AdamW, grad clipping) on synthetic",
         "batches: model compute only. Median step time over the timed steps after warm-up; peak RSS of a",
-        "fresh process per row. The machine is shared, so expect some noise.",
+        "fresh process per row. The machine is shared by other jobs: `load avg` is the 1-minute load average",
+        "when the row started; on 2 cores anything above ~2 means the figure is slowed by other work.",
         "",
-        "| model | size | batch | precision | threads | timed steps | images/s | s/step | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | size | batch | precision | threads | timed steps | images/s | s/step | peak RSS MiB "
+        "| load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r.model} | {r.image_size} | {r.batch_size} | {r.precision} | {r.threads} | {r.steps} | "
-        f"{r.images_per_s:.2f} | {r.step_s:.2f} | {r.peak_rss_mib:.0f} |"
+        f"{r.images_per_s:.2f} | {r.step_s:.2f} | {r.peak_rss_mib:.0f} | {r.load_average:.1f} |"
         for r in results
     ]
     if decode is not None:

@@ -29,6 +29,8 @@ from PIL import Image
 
 from app.imaging import ImagingError, Letterbox, decode_path
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
+from training.export import load_models
+from training.export_graph import ImageModelGraph
 from training.metrics import (
     DEFAULT_THRESHOLDS,
     GroundingScores,
@@ -288,9 +290,6 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
 def _predictor(args: argparse.Namespace) -> Predictor:
     if args.bundle is not None:
         return OnnxPredictor(args.bundle)
-    from training.export import load_models  # noqa: PLC0415  (torch model code only for --checkpoint)
-    from training.export_graph import ImageModelGraph  # noqa: PLC0415
-
     graph = ImageModelGraph(*load_models(args.checkpoint, args.seg_checkpoint))
     return TorchPredictor(graph, args.checkpoint)
 

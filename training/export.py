@@ -46,14 +46,30 @@ DEFAULT_FINDINGS: tuple[str, ...] = tuple(dict.fromkeys([*CXR14_TO_PATHOLOGY.val
 
 
 def load_models(checkpoint: Path, seg_checkpoint: Path | None) -> tuple[MeDSLIP, SegmentationModel | None]:
-    """The MeDSLIP model and, optionally, the segmentation model of a `medslip-finetune-seg` checkpoint.
+    """The MeDSLIP model and, optionally, the segmentation model of a `medslip-finetune-seg` checkpoint."""
+    model, segmentation, _ = _load_models_and_extras(checkpoint, seg_checkpoint)
+    return model, segmentation
 
-    When the segmentation trunk equals the MeDSLIP trunk (frozen-trunk fine-tuning) the same module is
-    used for both, so the graph stores its weights once.
-    """
-    model, _ = load_checkpoint(checkpoint)
+
+def training_summary(extra: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-safe training facts a checkpoint carries (data section of its config, step, epoch)."""
+    summary: dict[str, Any] = {
+        key: extra[key] for key in ("step", "epoch") if isinstance(extra.get(key), int)
+    }
+    train_config = extra.get("train_config")
+    if isinstance(train_config, dict) and isinstance(train_config.get("data"), dict):
+        summary["data"] = json.loads(json.dumps(train_config["data"], default=str))
+    return summary
+
+
+def _load_models_and_extras(
+    checkpoint: Path, seg_checkpoint: Path | None
+) -> tuple[MeDSLIP, SegmentationModel | None, dict[str, Any]]:
+    """When the segmentation trunk equals the MeDSLIP trunk (frozen-trunk fine-tuning) the same module is
+    used for both: the exported graph then holds and computes that trunk once (see the export tests)."""
+    model, model_extra = load_checkpoint(checkpoint)
     if seg_checkpoint is None:
-        return model, None
+        return model, None, model_extra
     seg_base, extra = load_checkpoint(seg_checkpoint)
     if "segmentation_head" not in extra or "segmentation" not in extra:
         raise ValueError(f"{seg_checkpoint.name} is not a segmentation checkpoint (no segmentation_head)")
@@ -72,7 +88,7 @@ def load_models(checkpoint: Path, seg_checkpoint: Path | None) -> tuple[MeDSLIP,
         decoder_channels=tuple(settings["decoder_channels"]),
     )
     segmentation.head.load_state_dict(extra["segmentation_head"])
-    return model, segmentation.eval()
+    return model, segmentation.eval(), model_extra
 
 
 def text_encoder_entry(
@@ -203,7 +219,7 @@ def export_bundle(
     The bundle is assembled in a scratch folder beside it and moved into place only once complete, so a
     failed export never leaves a half-written version the service could pick up.
     """
-    model, segmentation = load_models(checkpoint, seg_checkpoint)
+    model, segmentation, extra = _load_models_and_extras(checkpoint, seg_checkpoint)
     graph = ImageModelGraph(model, segmentation)
     report = json.loads(eval_report.read_text(encoding="utf-8")) if eval_report else None
     bundle_dir = store / name / version
@@ -227,7 +243,8 @@ def export_bundle(
         shutil.move(final_path, staged / GRAPH_FILE)
         np.save(staged / PATHOLOGY_BOOK_FILE, model.pathology_book.detach().numpy().astype(np.float32))
         np.save(staged / ANATOMY_BOOK_FILE, model.anatomy_book.detach().numpy().astype(np.float32))
-        training_data = {"checkpoint": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint)}
+        training_data = {"checkpoint": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint),
+                         **training_summary(extra)}
         if seg_checkpoint is not None:
             training_data["seg_checkpoint"] = seg_checkpoint.name
             training_data["seg_checkpoint_sha256"] = sha256_file(seg_checkpoint)

@@ -89,7 +89,7 @@ def build_trainer(config: TrainConfig, info: DistInfo | None = None) -> Trainer:
     train_transform, eval_transform = transforms(config.data)
     train_set = PretrainDataset(train_records, train_transform, seed=config.run.seed)
     val_set = PretrainDataset(val_records, eval_transform, seed=config.run.seed) if val_records else None
-    task = PretrainTask(config.loss, config.run.seed, resolve_device(config.run.device, info))
+    task = PretrainTask(config.loss, config.run.seed + info.rank, resolve_device(config.run.device, info))
     return Trainer(
         model, task, train_set, val_set, config, model_config=config_to_dict(model.config), info=info
     )

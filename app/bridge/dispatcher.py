@@ -40,6 +40,7 @@ class DispatchPolicy:
     max_attempts: int = 5
     backoff: Backoff = field(default_factory=Backoff)
     max_heatmaps: int = 3
+    ground_all_findings: bool = True
     findings: Sequence[str] = ()
     manufacturer: str = "MeDSLIP research"
 
@@ -119,7 +120,8 @@ class Dispatcher:
         sop_uid = InstanceHeader.from_bytes(data).sop_instance_uid
         started = time.perf_counter()
         try:
-            result = self.client.infer(data, sop_uid, self.policy.findings, self.policy.max_heatmaps)
+            max_grounded = None if self.policy.ground_all_findings else self.policy.max_heatmaps
+            result = self.client.infer(data, sop_uid, self.policy.findings, max_grounded)
         except ServiceRefusedError as refusal:
             return self._finish(record, InstanceState.REFUSED, refusal.code)
         except ServiceUnavailableError as exc:

@@ -82,8 +82,8 @@ def create_app(
             )
         if part_type not in (None, "application/dicom"):
             return problem(415, "unsupported_media_type", "only application/dicom parts are accepted")
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > max_body_bytes:
+        declared = request.headers.get("content-length", "0")
+        if declared.isdigit() and int(declared) > max_body_bytes:
             return problem(413, "payload_too_large", f"limit is {max_body_bytes} bytes")
         body = await request.body()
         if len(body) > max_body_bytes:

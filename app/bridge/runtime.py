@@ -67,6 +67,7 @@ class BridgeRuntime:
                 max_attempts=settings.max_attempts,
                 backoff=backoff,
                 max_heatmaps=settings.max_heatmaps,
+                ground_all_findings=settings.ground_all_findings,
                 findings=tuple(settings.findings),
                 manufacturer=settings.manufacturer,
             ),

@@ -25,9 +25,8 @@ from pydicom.uid import (
 from pynetdicom import AE, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
-from app.bridge.identifiers import hash_identifier
 from app.bridge.metrics import BridgeMetrics
-from app.bridge.spool import InstanceHeader, Spool, StoreOutcome
+from app.bridge.spool import InstanceHeader, Spool
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +71,7 @@ class StoreSCP:
     def start(self) -> int:
         """Start listening in background threads; returns the bound port (useful with port 0)."""
         ae = AE(ae_title=self.ae_title)
+        ae.require_called_aet = True  # a PACS addressing another AE title is misconfigured: reject
         for sop_class in ACCEPTED_SOP_CLASSES:
             ae.add_supported_context(sop_class, ACCEPTED_TRANSFER_SYNTAXES)
         ae.add_supported_context(VERIFICATION_SOP_CLASS)  # C-ECHO, for the PACS admin's connectivity test
@@ -100,19 +100,10 @@ class StoreSCP:
             self.metrics.received.labels("cstore", "rejected").inc()
             return STATUS_CANNOT_UNDERSTAND
         try:
-            outcome, key = self.spool.store(data, header, ingress="cstore")
+            outcome, _ = self.spool.store(data, header, ingress="cstore")
         except OSError as exc:
             logger.error("spool write failed", extra={"error": type(exc).__name__})
             self.metrics.received.labels("cstore", "rejected").inc()
             return STATUS_OUT_OF_RESOURCES
         self.metrics.received.labels("cstore", outcome.value).inc()
-        logger.info(
-            "instance received",
-            extra={
-                "ingress": "cstore",
-                "instance": key[:16],
-                "study": hash_identifier(header.study_instance_uid, self.spool.hash_key),
-                "duplicate": outcome is StoreOutcome.DUPLICATE,
-            },
-        )
         return STATUS_SUCCESS

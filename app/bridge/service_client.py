@@ -20,7 +20,6 @@ from app.bridge.retry import Backoff
 
 logger = logging.getLogger(__name__)
 
-ROUTES = ("classify", "ground", "segment")
 ANATOMY_STRUCTURES = ("right_lung", "left_lung", "heart", "right_clavicle", "left_clavicle")
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -50,10 +49,6 @@ class InferenceResult:
     def to_json(self) -> dict[str, Any]:
         return {"classify": self.classify, "ground": self.ground, "segment": self.segment}
 
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> InferenceResult:
-        return cls(classify=raw["classify"], ground=raw["ground"], segment=raw["segment"])
-
 
 class InferenceClient:
     """Calls /classify, /ground and /segment for one DICOM instance."""
@@ -71,8 +66,9 @@ class InferenceClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        headers = {"X-API-Key": api_key} if api_key else {}
         self._client = httpx.Client(
-            base_url=base_url.rstrip("/"), timeout=timeout_seconds, transport=transport
+            base_url=base_url.rstrip("/"), timeout=timeout_seconds, transport=transport, headers=headers
         )
         self._retries = retries
         self._backoff = backoff or Backoff()
@@ -97,14 +93,14 @@ class InferenceClient:
         return self._model_version
 
     def infer(
-        self, dicom: bytes, sop_instance_uid: str, findings: Sequence[str], max_grounded: int
+        self, dicom: bytes, sop_instance_uid: str, findings: Sequence[str], max_grounded: int | None
     ) -> InferenceResult:
-        """Scores for every finding, heatmaps + finding sites for the top ones, organ masks."""
+        """Scores of every finding; heatmap + anatomy for the top `max_grounded` (None: all); masks."""
         version = self.model_version()
         params: list[tuple[str, str]] = [("findings", name) for name in findings]
         classify = self._post_dicom("classify", dicom, sop_instance_uid, version, params)
         ranked = sorted(classify.get("findings", []), key=lambda f: float(f.get("score", 0.0)), reverse=True)
-        grounded = [str(f["name"]) for f in ranked[:max_grounded]]
+        grounded = [str(f["name"]) for f in (ranked if max_grounded is None else ranked[:max_grounded])]
         ground: dict[str, Any] = {"findings": []}
         if grounded:
             ground = self._post_dicom(

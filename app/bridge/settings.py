@@ -47,6 +47,9 @@ class BridgeSettings(BaseSettings):
         default_factory=list, description="Findings to request; empty = service default."
     )
     max_heatmaps: int = Field(3, ge=0, description="Heatmap overlays per image (highest scores first).")
+    ground_all_findings: bool = Field(
+        True, description="Ground every finding (gives each SR finding its site); else only the heatmap ones."
+    )
 
     # --- egress ------------------------------------------------------------------------------
     egress: Literal["cstore", "stow", "both", "none"] = "cstore"

@@ -4,7 +4,8 @@ Layout under the spool root (file names are hashed instance keys, never UIDs):
 
     tmp/                      partially written files; a crash leaves only these behind
     instances/<key>.dcm       received DICOM Part 10 files, awaiting or under processing
-    journal/<key>.json        per-instance state (see journal.py)
+    journal/<key>.json        per-instance state of pending instances (see journal.py)
+    journal/finished/         the same for instances in a final state (audit, duplicate detection)
     results/<key>/            service answers (inference.json) and built result objects (*.dcm)
     dead-letter/<key>/        instances given up on: the DICOM file plus reason.json
 """
@@ -95,8 +96,14 @@ class Spool:
     def store(self, data: bytes, header: InstanceHeader, ingress: str) -> tuple[StoreOutcome, str]:
         """Persist one Part 10 file and its journal entry; return only when both are durable."""
         key = self.instance_key(header.sop_instance_uid)
+        fields = {
+            "ingress": ingress,
+            "instance": key[:16],
+            "study": self.study_key(header.study_instance_uid)[:16],
+        }
         with self._store_lock:
             if self.journal.exists(key):
+                logger.info("duplicate instance acknowledged, not requeued", extra=fields)
                 return StoreOutcome.DUPLICATE, key
             atomic_write(self.instance_path(key), data, self.tmp_dir)
             now = self._clock()
@@ -110,6 +117,7 @@ class Spool:
                 updated_at=now,
             )
             self.journal.save(record)
+        logger.info("instance received", extra=fields)
         return StoreOutcome.STORED, key
 
     def recover(self) -> int:

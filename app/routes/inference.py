@@ -6,7 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from app.dependencies import ImageUpload, get_service, image_upload, request_options, require_api_key
+from app.dependencies import (
+    ImageUpload,
+    get_service,
+    image_upload,
+    request_options,
+    require_api_key,
+    segment_options,
+)
 from app.request_context import current_request_id
 from app.schemas import PROBLEM_RESPONSES, ClassifyResponse, GroundResponse, SegmentResponse
 from app.service import InferenceService, RequestOptions
@@ -34,6 +41,7 @@ router = APIRouter(tags=["inference"], dependencies=[Depends(require_api_key)], 
 
 Service = Annotated[InferenceService, Depends(get_service)]
 Options = Annotated[RequestOptions, Depends(request_options)]
+SegmentOptions = Annotated[RequestOptions, Depends(segment_options)]
 Upload = Annotated[ImageUpload, Depends(image_upload)]
 
 
@@ -67,7 +75,7 @@ async def ground(service: Service, options: Options, upload: Upload) -> dict[str
     openapi_extra=IMAGE_BODY,
     summary="Masks of anatomy structures and findings at original resolution",
 )
-async def segment(service: Service, options: Options, upload: Upload) -> dict[str, Any]:
+async def segment(service: Service, options: SegmentOptions, upload: Upload) -> dict[str, Any]:
     """Masks for `anatomy` structures (segmentation head) and `findings` (thresholded grounding maps)."""
     result = await service.segment(upload.data, upload.media_type, options)
     return {**result, "request_id": current_request_id()}

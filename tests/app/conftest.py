@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from app.factory import RunnerFactory, create_app
 from app.settings import Settings
@@ -54,7 +54,7 @@ def jpeg_bytes(height: int = 80, width: int = 120) -> bytes:
 def dicom_dataset(rows: int = 64, columns: int = 96, **overrides: Any) -> Dataset:
     """A valid 8-bit MONOCHROME2 DX chest dataset full of identifying attributes (to prove none leak)."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.1.1")  # Digital X-Ray, for presentation
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()

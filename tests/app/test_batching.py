@@ -164,3 +164,16 @@ async def test_close_drains_queue_then_refuses() -> None:
     assert sample(metrics, "medslip_batches_total", reason="drain") == 1
     with pytest.raises(ShuttingDownError):
         await batcher.submit(9)
+
+
+async def test_expect_refuses_when_queue_and_decoding_fill_the_bound() -> None:
+    batcher, _ = make_batcher(Recorder(), max_queue_size=2)
+    batcher.expect()
+    batcher.expect()
+    with pytest.raises(QueueFullError):
+        batcher.expect()  # refused before any decode work
+    batcher.unexpect()
+    batcher.expect()
+    await batcher.close()
+    with pytest.raises(ShuttingDownError):
+        batcher.expect()

@@ -50,13 +50,12 @@ async def test_classify_default_findings(client: httpx.AsyncClient, mode: str) -
 
 
 async def test_classify_findings_filter_and_free_text(client: httpx.AsyncClient) -> None:
-    params = [
-        ("findings", "Pleural Effusion"),
-        ("findings", "nodule"),
-        ("findings", "patchy opacity in the left lower lobe"),
-    ]
+    params = {"findings": ["Pleural Effusion", "nodule", "patchy opacity in the left lower lobe"]}
     response = await client.post(
-        "/classify", params=params, content=jpeg_bytes(), headers={"Content-Type": "image/jpeg"}
+        "/classify",
+        params=params,
+        content=jpeg_bytes(),
+        headers={"Content-Type": "image/jpeg"},
     )
     assert response.status_code == 200, response.text
     findings = response.json()["findings"]
@@ -70,9 +69,12 @@ async def test_classify_findings_filter_and_free_text(client: httpx.AsyncClient)
 
 async def test_free_text_is_scored_through_the_text_encoder(client: httpx.AsyncClient) -> None:
     """Mean pooling makes "effusion effusion" embed exactly like the built-in query "effusion"."""
-    params = [("findings", "effusion"), ("findings", "effusion effusion"), ("findings", "pleural effusion")]
+    params = {"findings": ["effusion", "effusion effusion", "pleural effusion"]}
     response = await client.post(
-        "/classify", params=params, content=png_bytes(seed=3), headers={"Content-Type": "image/png"}
+        "/classify",
+        params=params,
+        content=png_bytes(seed=3),
+        headers={"Content-Type": "image/png"},
     )
     builtin, same_text, other_text = response.json()["findings"]
     assert (builtin["custom"], same_text["custom"], other_text["custom"]) == (False, True, True)
@@ -104,15 +106,12 @@ async def test_ground_maps_are_in_original_pixels(client: httpx.AsyncClient) -> 
 
 
 async def test_segment_anatomy_and_finding_masks_with_rle(client: httpx.AsyncClient) -> None:
-    params = [
-        ("anatomy", "left_lung"),
-        ("anatomy", "right_lung"),
-        ("anatomy", "heart"),
-        ("findings", "effusion"),
-        ("rle", "true"),
-    ]
+    params = {"anatomy": ["left_lung", "right_lung", "heart"], "findings": "effusion", "rle": "true"}
     response = await client.post(
-        "/segment", params=params, content=png_bytes(100, 100), headers={"Content-Type": "image/png"}
+        "/segment",
+        params=params,
+        content=png_bytes(100, 100),
+        headers={"Content-Type": "image/png"},
     )
     assert response.status_code == 200, response.text
     masks = {m["name"]: m for m in response.json()["masks"]}
@@ -172,12 +171,14 @@ async def test_ready_is_503_until_every_bucket_is_warm(make_app: Callable[..., F
     """A runner whose warm-up blocks keeps /health/ready at 503 and inference at 503 model_not_ready."""
     import threading
 
-    from app.runtime import OrtImageModel
+    from app.runtime import ModelOutputs, OrtImageModel
 
     release = threading.Event()
 
     class GatedRunner(OrtImageModel):
-        def run(self, images: np.ndarray, pathology_queries: np.ndarray, anatomy_queries: np.ndarray):  # type: ignore[no-untyped-def]
+        def run(
+            self, images: np.ndarray, pathology_queries: np.ndarray, anatomy_queries: np.ndarray
+        ) -> ModelOutputs:
             release.wait(timeout=10)
             return super().run(images, pathology_queries, anatomy_queries)
 

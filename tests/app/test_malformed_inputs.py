@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 from pydicom.encaps import encapsulate
+from pydicom.uid import UID
 
 from tests.app.conftest import dicom_bytes, dicom_dataset, jpeg_bytes, png_bytes, running_app
 
@@ -69,7 +70,9 @@ def _structured_report() -> bytes:
     ):
         delattr(ds, keyword)  # an SR has no Image Pixel module at all
     ds.Modality = "SR"
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = UID(
+        "1.2.840.10008.5.1.4.1.1.88.11"
+    )  # Basic Text SR
     return dicom_bytes(ds)
 
 
@@ -84,7 +87,7 @@ def _colour_dicom() -> bytes:
 
 def _mpeg_dicom() -> bytes:
     ds = dicom_dataset()
-    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"
+    ds.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2.4.100")  # MPEG2
     ds.PixelData = encapsulate([ds.PixelData])
     return dicom_bytes(ds)
 
@@ -136,6 +139,7 @@ CASES = [
         "missing_file",
         multipart={"files": {"other": ("a.txt", b"x", "text/plain")}},
     ),
+    Case("multipart without boundary", 400, "bad_request", b"--x\r\n", content_type="multipart/form-data"),
     Case("multipart empty file", 400, "missing_file", multipart={"files": {"file": ("a.dcm", b"", DICOM)}}),
     Case("garbage as dicom", 422, "invalid_dicom", b"\x00\x01garbage" * 20),
     Case("dicom header truncated", 422, "invalid_dicom", VALID[:200]),

@@ -39,13 +39,23 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 6
     raise AssertionError("medslip-serve never became ready")
 
 
+def wait_until_queued(base: str, depth: int, timeout_s: float = 2.5) -> None:
+    """Poll /metrics (bounded) until `depth` requests wait in the batching queue."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if f"medslip_queue_depth {float(depth)}" in httpx.get(f"{base}/metrics", timeout=1.0).text:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{depth} requests never queued")
+
+
 def test_sigterm_drains_in_flight_requests_and_logs_no_phi(tiny_bundle: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
-        "MEDSLIP_MAX_DELAY_MS": "1500",  # requests sit in the queue long enough to be "in flight" at SIGTERM
+        "MEDSLIP_MAX_DELAY_MS": "3000",  # requests sit in the queue long enough to be "in flight" at SIGTERM
         "MEDSLIP_EAGER_RELEASE": "false",
         "MEDSLIP_INTRA_OP_THREADS": "1",
         "MEDSLIP_LOG_FORMAT": "json",
@@ -78,7 +88,7 @@ def test_sigterm_drains_in_flight_requests_and_logs_no_phi(tiny_bundle: Path) ->
 
         with ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(post, body) for body in payloads]
-            time.sleep(0.6)  # all four are now queued behind the 1.5 s batching delay
+            wait_until_queued(base, depth=3)  # the lateral one is refused at decode, three wait for a batch
             process.send_signal(signal.SIGTERM)
             responses = [f.result(timeout=60) for f in futures]
         assert [r.status_code for r in responses] == [200, 200, 200, 422]

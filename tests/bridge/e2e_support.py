@@ -32,10 +32,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll until `predicate()` is truthy; fail the test with `what` after `timeout` seconds."""
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    process: Process | None = None,
+) -> Any:
+    """Poll until `predicate()` is truthy; fail after `timeout` s, or at once if `process` died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.popen.poll() is not None:
+            tail = process.log_path.read_text(errors="replace")[-2000:]
+            raise AssertionError(f"process exited while waiting for {what}; log tail:\n{tail}")
         try:
             value = predicate()
         except (httpx.HTTPError, OSError, ValueError):
@@ -145,7 +154,9 @@ def start_orthanc(work: Path, modalities: dict[str, int]) -> Orthanc:
     config_path.write_text(json.dumps(config, indent=2))
     process = start_process(["Orthanc", str(config_path)], work / "orthanc.log")
     orthanc = Orthanc(process, f"http://127.0.0.1:{http_port}", dicom_port)
-    wait_until(lambda: orthanc.client.get("/system").status_code == 200, 30, "Orthanc to answer")
+    wait_until(
+        lambda: orthanc.client.get("/system").status_code == 200, 60, "Orthanc to answer", process=process
+    )
     return orthanc
 
 
@@ -157,7 +168,12 @@ def start_service(work: Path, bundle_dir: Path) -> tuple[Process, str]:
         env={"OMP_NUM_THREADS": "1"},
     )
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: httpx.get(f"{url}/health/ready", timeout=2).status_code == 200, 60, "service ready")
+    wait_until(
+        lambda: httpx.get(f"{url}/health/ready", timeout=2).status_code == 200,
+        120,
+        "service ready",
+        process=process,
+    )
     return process, url
 
 
@@ -199,5 +215,5 @@ def start_bridge(config: BridgeConfig, log_path: Path) -> Process:
     binary = shutil.which("medslip-bridge") or "medslip-bridge"
     process = start_process([binary], log_path, env=config.env())
     url = f"http://127.0.0.1:{config.http_port}/health"
-    wait_until(lambda: httpx.get(url, timeout=2).status_code == 200, 30, "bridge health")
+    wait_until(lambda: httpx.get(url, timeout=2).status_code == 200, 60, "bridge health", process=process)
     return process

@@ -21,3 +21,24 @@ def sr_probabilities(sr: pydicom.Dataset) -> dict[str, float]:
 
     walk(sr.ContentSequence, None)
     return values
+
+
+def sr_finding_sites(sr: pydicom.Dataset) -> dict[str, str]:
+    """finding name -> finding site (anatomy) of each TID 1501 measurement group that has one."""
+    sites: dict[str, str] = {}
+
+    def walk(items: pydicom.Sequence) -> None:
+        for item in items:
+            if item.ConceptNameCodeSequence[0].CodeMeaning == "Measurement Group":
+                codes = {
+                    child.ConceptNameCodeSequence[0].CodeMeaning: child.ConceptCodeSequence[0].CodeMeaning
+                    for child in item.ContentSequence
+                    if "ConceptCodeSequence" in child
+                }
+                if "Finding Site" in codes:
+                    sites[codes["Finding"]] = codes["Finding Site"]
+            elif "ContentSequence" in item:
+                walk(item.ContentSequence)
+
+    walk(sr.ContentSequence)
+    return sites

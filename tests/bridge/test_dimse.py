@@ -68,6 +68,13 @@ def test_unsupported_sop_class_is_not_negotiated(scp: StoreSCP) -> None:
             assoc.release()
 
 
+def test_association_to_another_called_ae_title_is_rejected(scp: StoreSCP) -> None:
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title="SOMEONE_ELSE")
+    assert assoc.is_rejected
+
+
 def test_cecho_answers(scp: StoreSCP) -> None:
     ae = AE(ae_title="ADMIN")
     ae.add_requested_context("1.2.840.10008.1.1")

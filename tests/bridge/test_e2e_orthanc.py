@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -40,7 +40,7 @@ from tests.bridge.e2e_support import (
     wait_until,
 )
 from tests.bridge.fakes import fake_inference, make_chest_dicom
-from tests.bridge.sr_values import sr_probabilities
+from tests.bridge.sr_values import sr_finding_sites, sr_probabilities
 
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_data]
 
@@ -66,6 +66,7 @@ class Stack:
     bridge_config: BridgeConfig
     bridge: Process
     logs: list[Path]
+    sent: list[bytes] = field(default_factory=list)  # every DICOM file the run sent anywhere
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +143,7 @@ def _identifiers(data: bytes) -> set[str]:
 def test_cstore_and_stow_studies_come_back_as_sr_seg_and_heatmap(stack: Stack, tmp_path: Path) -> None:
     sources = {name: (stack.data / name).read_bytes() for name in (*CSTORE_FILES, STOW_FILE)}
     lateral = _copy_with_new_uids(sources[CSTORE_FILES[0]], generate_uid(), view_position="LL")
+    stack.sent += [*sources.values(), lateral]
     ids = [stack.orthanc.upload(sources[name]) for name in CSTORE_FILES] + [stack.orthanc.upload(lateral)]
     stack.orthanc.send_to_modality("bridge", ids)  # Orthanc routes the study to the bridge by C-STORE
     body, content_type = build_multipart_related([sources[STOW_FILE]])
@@ -154,7 +156,9 @@ def test_cstore_and_stow_studies_come_back_as_sr_seg_and_heatmap(stack: Stack, t
     assert stow.status_code == 200, stow.text
     stack.orthanc.upload(sources[STOW_FILE])  # the PACS holds the source study too
 
-    wait_until(lambda: _all_final(stack.bridge_config.spool_dir, len(sources) + 1), 60, "all instances final")
+    wait_until(
+        lambda: _all_final(stack.bridge_config.spool_dir, len(sources) + 1), 120, "all instances final"
+    )
     records = _records(stack.bridge_config.spool_dir)
     assert {r.ingress for r in records} == {"cstore", "stow"}
     assert sorted((r.state, r.reason) for r in records if r.state is not InstanceState.DONE) == [
@@ -179,6 +183,7 @@ def test_cstore_and_stow_studies_come_back_as_sr_seg_and_heatmap(stack: Stack, t
             assert dciodvfy_errors(result, tmp_path) == [], (name, sop_class)
             if sop_class == ComprehensiveSRStorage:
                 assert sr_probabilities(result) == pytest.approx(expected_scores, abs=1e-5)
+                assert set(sr_finding_sites(result)) == set(expected_scores)  # every finding has its site
             if sop_class == SecondaryCaptureImageStorage:
                 assert "AI-GENERATED" in result.ImageComments
 
@@ -192,7 +197,7 @@ def _wait_for_results(orthanc: Orthanc, study_uid: str, count: int) -> dict[str,
             found if {k: len(v) for k, v in found.items()} == dict.fromkeys(RESULT_CLASSES, count) else None
         )
 
-    result: dict[str, list[str]] = wait_until(complete, 30, "result objects in Orthanc")
+    result: dict[str, list[str]] = wait_until(complete, 60, "result objects in Orthanc")
     return result
 
 
@@ -212,6 +217,7 @@ def test_sigkill_mid_study_then_restart_processes_every_instance_exactly_once(st
     study_uid = generate_uid()
     source = (stack.data / "siim_chest_jpeg_baseline.dcm").read_bytes()
     copies = [_copy_with_new_uids(source, study_uid) for _ in range(3)]
+    stack.sent += copies
     closed_port = free_port()  # the PACS is "down" for the first run: results pile up as BUILT
     config = BridgeConfig(
         spool_dir=stack.work / "crash-spool",
@@ -229,7 +235,7 @@ def test_sigkill_mid_study_then_restart_processes_every_instance_exactly_once(st
     )
     wait_until(
         lambda: [r.state for r in _records(config.spool_dir)] == [InstanceState.BUILT] * 2,
-        30,
+        60,
         "first two instances inferred and built",
     )
     first.kill()  # SIGKILL: no shutdown hook runs
@@ -243,7 +249,7 @@ def test_sigkill_mid_study_then_restart_processes_every_instance_exactly_once(st
             httpx.post(url, content=body, headers={"Content-Type": content_type}, timeout=30).status_code
             == 200
         )
-        wait_until(lambda: _all_final(config.spool_dir, 3), 40, "all three instances done after restart")
+        wait_until(lambda: _all_final(config.spool_dir, 3), 90, "all three instances done after restart")
     finally:
         second.stop()
     for record in _records(config.spool_dir):
@@ -277,10 +283,21 @@ def _encode(ds: pydicom.Dataset) -> bytes:
 
 
 def test_logs_of_the_whole_run_hold_no_patient_identifiers(stack: Stack) -> None:
+    """Last in the module: checks the logs of every process over the whole run (plus one own study)."""
+    own = _copy_with_new_uids((stack.data / "highdicom_dx_image.dcm").read_bytes(), generate_uid())
+    stack.sent.append(own)
+    body, content_type = build_multipart_related([own])
+    url = f"http://127.0.0.1:{stack.bridge_config.http_port}/studies"
+    assert (
+        httpx.post(url, content=body, headers={"Content-Type": content_type}, timeout=30).status_code == 200
+    )
+    own_study = pydicom.dcmread(io.BytesIO(own), stop_before_pixels=True).StudyInstanceUID
+    _wait_for_results(stack.orthanc, own_study, count=1)
+
     identifiers: set[str] = set()
-    for name in (*CSTORE_FILES, STOW_FILE):
-        identifiers |= _identifiers((stack.data / name).read_bytes())
+    for data in stack.sent:
+        identifiers |= _identifiers(data)
     text = "\n".join(path.read_text(errors="replace") for path in stack.logs if path.exists())
-    assert "instance received" in text  # the bridge did log the run
+    assert "instance received" in text and "instance finished" in text  # the bridge did log the run
     leaked = sorted(value for value in identifiers if value in text)
     assert leaked == []

@@ -18,7 +18,9 @@ META = CannedResponse(200, {"name": "tiny", "versions": ["7.1"]})
 
 def _client(url: str, delays: list[float], retries: int = 3) -> InferenceClient:
     backoff = Backoff(base_seconds=0.5, max_seconds=4.0, jitter=lambda: 1.0)  # jitter pinned: nominal*1.0
-    return InferenceClient(url, retries=retries, backoff=backoff, model_name="tiny", sleep=delays.append)
+    return InferenceClient(
+        url, retries=retries, backoff=backoff, model_name="tiny", api_key="s3cret", sleep=delays.append
+    )
 
 
 def _ok(route: str) -> CannedResponse:
@@ -46,6 +48,7 @@ def test_transient_failures_are_retried_with_backoff_and_the_same_idempotency_ke
     assert keys == {idempotency_key("1.2.3.4", "7.1", "classify")}
     assert "1.2.3.4" not in next(iter(keys))  # the UID never travels in clear
     assert classify_calls[0].headers["Content-Type"] == "application/dicom"
+    assert classify_calls[0].headers["X-API-Key"] == "s3cret"
     assert "findings=effusion" in classify_calls[0].path
     ground = next(r for r in server.requests if r.path.startswith("/ground"))
     assert ground.headers["Idempotency-Key"] != next(iter(keys))  # one key per route
@@ -96,3 +99,18 @@ def test_backoff_is_capped_and_jittered_within_half_to_full() -> None:
     assert [backoff.delay(n) for n in range(6)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
     full = Backoff(base_seconds=1.0, max_seconds=10.0, jitter=lambda: 0.999999)
     assert full.delay(10) == pytest.approx(10.0, rel=1e-5)
+
+
+def test_every_finding_is_grounded_when_no_limit_is_given() -> None:
+    script = {
+        "/v2/models": [META],
+        "/classify": [_ok("classify")],
+        "/ground": [_ok("ground")],
+        "/segment": [_ok("segment")],
+    }
+    with scripted_server(script) as server:
+        _client(server.url, []).infer(b"DICM", "1.2.3.4", findings=[], max_grounded=None)
+    ground = next(r for r in server.requests if r.path.startswith("/ground"))
+    assert ground.path.count("findings=") == len(ANSWERS["classify"]["findings"])
+    segment = next(r for r in server.requests if r.path.startswith("/segment"))
+    assert segment.path.count("anatomy=") == 5

@@ -28,37 +28,61 @@ def _free_port() -> int:
 
 def _write_manifest(folder: Path) -> Path:
     rng = np.random.default_rng(0)
-    reports = ["Small right pleural effusion.", "No pneumothorax. Heart size is normal.",
-               "Left lower lobe consolidation.", "Mild cardiomegaly."]
+    reports = [
+        "Small right pleural effusion.",
+        "No pneumothorax. Heart size is normal.",
+        "Left lower lobe consolidation.",
+        "Mild cardiomegaly.",
+    ]
     records = []
     for index in range(8):
         path = folder / f"img{index}.png"
         Image.fromarray((rng.random((48, 40)) * 255).astype(np.uint8)).save(path)
-        records.append(ManifestRecord(image=path.name, split="train", source="unit", view="PA",
-                                      report=reports[index % len(reports)]))
+        records.append(
+            ManifestRecord(
+                image=path.name, split="train", source="unit", view="PA", report=reports[index % len(reports)]
+            )
+        )
     write_manifest(records, folder / "m.jsonl")
     return folder / "m.jsonl"
 
 
 def _worker(rank: int, port: int, manifest: str, out_dir: str) -> None:
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "WORLD_SIZE": str(WORLD_SIZE), "LOCAL_RANK": str(rank)})
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "WORLD_SIZE": str(WORLD_SIZE),
+            "LOCAL_RANK": str(rank),
+        }
+    )
     torch.set_num_threads(1)
     info = init_distributed("cpu")
     try:
-        config = load_config(TINY, [
-            f"run.out_dir={out_dir}", "run.progress=false", "model.build_books=false",
-            "model.overrides={n_layers: 1, ffn_dim: 128, d_model: 64, dropout: 0.0}",
-            f"data.sources=[{{kind: manifest, path: '{manifest}'}}]", "data.batch_size=2",
-            "run.max_steps=1", "run.checkpoint_every=0",
-        ])
+        config = load_config(
+            TINY,
+            [
+                f"run.out_dir={out_dir}",
+                "run.progress=false",
+                "model.build_books=false",
+                "model.overrides={n_layers: 1, ffn_dim: 128, d_model: 64, dropout: 0.0}",
+                f"data.sources=[{{kind: manifest, path: '{manifest}'}}]",
+                "data.batch_size=2",
+                "run.max_steps=1",
+                "run.checkpoint_every=0",
+            ],
+        )
         trainer = build_trainer(config, info)
         batch = next(iter(trainer._epoch_batches()))
         trainer.train_step(batch)
-        grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+        grads = {
+            n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None
+        }
         params = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
-        torch.save({"params": params, "grads": grads, "images": batch["image"]},
-                   Path(out_dir) / f"rank{rank}.pt")
+        torch.save(
+            {"params": params, "grads": grads, "images": batch["image"]}, Path(out_dir) / f"rank{rank}.pt"
+        )
         trainer.save(Path(out_dir) / f"rank{rank}_checkpoint.pt")  # only rank 0 may write
     finally:
         cleanup_distributed()
@@ -81,6 +105,10 @@ def test_two_rank_gloo_step_keeps_ranks_identical(tmp_path: Path) -> None:
         torch.testing.assert_close(value, rank1["params"][name], rtol=0, atol=1e-6, msg=name)
     assert (out / "rank0_checkpoint.pt").is_file()
     assert not (out / "rank1_checkpoint.pt").exists()
+    # Each rank's random streams are saved so a resumed job continues every rank's own dropout draws.
+    saved = torch.load(out / "rank0_checkpoint.pt", weights_only=True)
+    per_rank = saved["extra"]["rng_per_rank"]
+    assert len(per_rank) == WORLD_SIZE and not torch.equal(per_rank[0]["torch"], per_rank[1]["torch"])
 
 
 def test_sampler_splits_an_epoch_between_ranks_and_skips_on_resume() -> None:

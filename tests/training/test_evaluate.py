@@ -85,6 +85,7 @@ def test_cli_writes_a_report_with_every_section(
     assert "roc_kermany-pediatric.png" in report["figures"]
 
 
+@pytest.mark.slow
 def test_bundle_evaluation_scores_the_same_as_the_checkpoint(
     shared_data: Path, checkpoints: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -4,11 +4,19 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
 from training.bundle import IMAGE_BUNDLE_KEYS, bundle_problems, write_metadata
-from training.export import export_bundle, load_models, main, operating_points, text_encoder_entry
+from training.export import (
+    export_bundle,
+    load_models,
+    main,
+    operating_points,
+    text_encoder_entry,
+    training_summary,
+)
 from training.export_graph import OUTPUT_NAMES, ImageModelGraph
 from training.onnx_tools import cpu_session, run_session
 
@@ -117,3 +125,29 @@ def test_text_encoder_of_another_width_is_refused(tmp_path: Path) -> None:
 def test_operating_points_skip_findings_without_a_threshold() -> None:
     assert list(operating_points(REPORT)) == ["pneumonia"]
     assert operating_points(None) == {}
+
+
+def test_training_summary_keeps_only_json_safe_training_facts() -> None:
+    extra = {
+        "step": 300,
+        "epoch": 2,
+        "rng": {"torch": b"state"},
+        "optimizer": {},
+        "train_config": {"data": {"manifests": [Path("covid.jsonl")], "image_size": 224}, "run": {}},
+    }
+    assert training_summary(extra) == {
+        "step": 300,
+        "epoch": 2,
+        "data": {"manifests": ["covid.jsonl"], "image_size": 224},
+    }
+    assert training_summary({}) == {}
+
+
+def test_a_shared_frozen_trunk_is_computed_once_in_the_graph(exported: tuple[Path, Path, Path]) -> None:
+    bundle, checkpoint, seg_checkpoint = exported
+    model, segmentation = load_models(checkpoint, seg_checkpoint)
+    assert segmentation is not None and segmentation.trunk is model.res_features
+    trunk_convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.res_features.modules())
+    head_convs = sum(isinstance(m, torch.nn.Conv2d) for m in segmentation.head.modules())
+    graph = onnx.load(str(bundle / "image_model.onnx"))
+    assert sum(node.op_type == "Conv" for node in graph.graph.node) == trunk_convs + head_convs

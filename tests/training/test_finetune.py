@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from training.model import SEGMENTATION_STRUCTURES, create_model, load_checkpoin
 from training.trainer.config import TrainConfig, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
-SMALL = {"n_layers": 1, "ffn_dim": 128, "d_model": 64, "dropout": 0.0}
+SMALL: dict[str, Any] = {"n_layers": 1, "ffn_dim": 128, "d_model": 64, "dropout": 0.0}
 
 
 @pytest.fixture
@@ -29,11 +30,21 @@ def init_checkpoint(tmp_path: Path) -> Path:
 
 def _config(name: str, out: Path, *overrides: str) -> TrainConfig:
     torch.set_num_threads(1)
-    config = load_config(CONFIGS / name, [
-        f"run.out_dir={out}", "run.progress=false", "run.device=cpu", "run.threads=1", "data.num_workers=0",
-        "data.image_size=64", "data.augment=false", "schedule.warmup_steps=1", "run.val_every=1000",
-        *overrides,
-    ])
+    config = load_config(
+        CONFIGS / name,
+        [
+            f"run.out_dir={out}",
+            "run.progress=false",
+            "run.device=cpu",
+            "run.threads=1",
+            "data.num_workers=0",
+            "data.image_size=64",
+            "data.augment=false",
+            "schedule.warmup_steps=1",
+            "run.val_every=1000",
+            *overrides,
+        ],
+    )
     for source in config.data.sources:
         source.max_records = 4
     return config
@@ -44,9 +55,16 @@ def _decreases(history: list[dict[str, float]], term: str) -> bool:
 
 
 @pytest.mark.shared_data
-def test_classification_finetune_reduces_loss(shared_data: Path, tmp_path: Path, init_checkpoint: Path) -> None:
-    config = _config("finetune_cls_kermany.yaml", tmp_path / "cls", "data.batch_size=4", "optim.lr=1e-3",
-                     "schedule.epochs=10")
+def test_classification_finetune_reduces_loss(
+    shared_data: Path, tmp_path: Path, init_checkpoint: Path
+) -> None:
+    config = _config(
+        "finetune_cls_kermany.yaml",
+        tmp_path / "cls",
+        "data.batch_size=4",
+        "optim.lr=1e-3",
+        "schedule.epochs=10",
+    )
     model, _ = load_checkpoint(init_checkpoint)
     trainer = finetune_cls.build_trainer(config, model)
     assert len(trainer.train_set) == 4
@@ -63,15 +81,41 @@ def test_segmentation_finetune_reduces_every_term_and_saves_head(
     shared_data: Path, tmp_path: Path, init_checkpoint: Path
 ) -> None:
     out = tmp_path / "seg"
-    code = finetune_seg.main([
-        "--config", str(CONFIGS / "finetune_seg_jsrt.yaml"), "--init", str(init_checkpoint),
-        "--override", f"run.out_dir={out}", "--override", "run.progress=false", "--override", "run.threads=1",
-        "--override", "data.num_workers=0", "--override", "data.image_size=64", "--override", "data.augment=false",
-        "--override", "data.batch_size=4", "--override", "optim.lr=1e-3", "--override", "schedule.total_steps=10",
-        "--override", "schedule.warmup_steps=1", "--override", "run.val_every=1000", "--override", "run.log_every=1",
-        "--override", "data.sources=[{kind: jsrt, path: '{shared}/jsrt-scr', max_records: 4},"
-                      " {kind: covid, path: '{shared}/covid-chestxray', max_records: 4}]",
-    ])
+    code = finetune_seg.main(
+        [
+            "--config",
+            str(CONFIGS / "finetune_seg_jsrt.yaml"),
+            "--init",
+            str(init_checkpoint),
+            "--override",
+            f"run.out_dir={out}",
+            "--override",
+            "run.progress=false",
+            "--override",
+            "run.threads=1",
+            "--override",
+            "data.num_workers=0",
+            "--override",
+            "data.image_size=64",
+            "--override",
+            "data.augment=false",
+            "--override",
+            "data.batch_size=4",
+            "--override",
+            "optim.lr=1e-3",
+            "--override",
+            "schedule.total_steps=10",
+            "--override",
+            "schedule.warmup_steps=1",
+            "--override",
+            "run.val_every=1000",
+            "--override",
+            "run.log_every=1",
+            "--override",
+            "data.sources=[{kind: jsrt, path: '{shared}/jsrt-scr', max_records: 4},"
+            " {kind: covid, path: '{shared}/covid-chestxray', max_records: 4}]",
+        ]
+    )
     assert code == 0
     import json
 
@@ -99,8 +143,13 @@ def test_lungs_union_loss_ignores_per_side_channels_without_masks() -> None:
 
     lungs = torch.zeros(1, 8, 8)
     lungs[:, 2:6, 1:7] = 1.0
-    batch = {"image": torch.zeros(1, 3, 8, 8), "masks": torch.ones(1, 5, 8, 8), "mask_valid": torch.zeros(1, 5),
-             "lungs": lungs, "lungs_valid": torch.ones(1)}
+    batch = {
+        "image": torch.zeros(1, 3, 8, 8),
+        "masks": torch.ones(1, 5, 8, 8),
+        "mask_valid": torch.zeros(1, 5),
+        "lungs": lungs,
+        "lungs_valid": torch.ones(1),
+    }
     terms = task.losses(Fixed(), batch, training=True)
     assert terms["bce"].item() == 0.0 and terms["dice"].item() == 0.0
     terms["total"].backward()

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from training.data.manifest import ManifestRecord, write_manifest
 from training.train import build_trainer, main
 from training.trainer.config import ConfigError, TrainConfig, load_config
 from training.trainer.optim import parameter_groups, warmup_cosine_factor
@@ -25,9 +27,17 @@ def tiny_config(tmp_path: Path, *overrides: str) -> TrainConfig:
 
 
 @pytest.mark.shared_data
-def test_every_loss_term_decreases_on_16_real_images(shared_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "precision",
+    [[], ["run.amp=bf16", "run.amp_on_cpu=true", "run.channels_last=true"]],
+    ids=["fp32", "bf16-channels-last"],  # the default model trains with CPU bf16 autocast
+)
+def test_every_loss_term_decreases_on_16_real_images(
+    shared_data: Path, tmp_path: Path, precision: list[str]
+) -> None:
     config = tiny_config(
         tmp_path,
+        *precision,
         "model.overrides={n_layers: 2, ffn_dim: 256, d_model: 128, dropout: 0.0}",
         "data.augment=false",
         "optim.lr=1e-3",
@@ -58,20 +68,18 @@ def test_every_loss_term_decreases_on_16_real_images(shared_data: Path, tmp_path
 
 @pytest.mark.shared_data
 def test_resume_reproduces_the_next_step_exactly(shared_data: Path, tmp_path: Path) -> None:
-    overrides = (
-        "data.batch_size=4",
-        "data.sources[0].max_records=4",
-        "model.build_books=false",
-        "schedule.total_steps=6",
-        "run.val_every=1000",
-    )
-
-    # max_records per source is set through the YAML list; rebuild it with 4 + 4 images.
     def config(out: Path, max_steps: int) -> TrainConfig:
-        cfg = tiny_config(out, *[o for o in overrides if "sources" not in o], f"run.max_steps={max_steps}")
-        for source in cfg.data.sources:
-            source.max_records = 4
-        return cfg
+        """4 covid + 4 kermany images, batch 4 (2 steps per epoch), dropout on, augmentation on."""
+        return tiny_config(
+            out,
+            "data.batch_size=4",
+            "data.sources.0.max_records=4",
+            "data.sources.1.max_records=4",
+            "model.build_books=false",
+            "schedule.total_steps=6",
+            "run.val_every=1000",
+            f"run.max_steps={max_steps}",
+        )
 
     straight = build_trainer(config(tmp_path / "a", 4))
     straight.val_set = None
@@ -94,12 +102,13 @@ def test_resume_reproduces_the_next_step_exactly(shared_data: Path, tmp_path: Pa
         assert torch.equal(a, b), name
 
 
-def test_cli_runs_one_step_on_a_manifest(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "precision",
+    [[], ["run.amp=bf16", "run.amp_on_cpu=true", "run.channels_last=true"]],
+    ids=["fp32", "bf16-channels-last"],
+)
+def test_cli_runs_one_step_on_a_manifest(tmp_path: Path, precision: list[str]) -> None:
     """End to end through main() on synthetic PNGs listed in a manifest (no shared data needed)."""
-    from PIL import Image
-
-    from training.data.manifest import ManifestRecord, write_manifest
-
     rng = np.random.default_rng(0)
     records = []
     for index in range(4):
@@ -115,30 +124,24 @@ def test_cli_runs_one_step_on_a_manifest(tmp_path: Path) -> None:
             )
         )
     write_manifest(records, tmp_path / "m.jsonl")
-    code = main(
-        [
-            "--config",
-            str(TINY),
-            "--override",
-            f"run.out_dir={tmp_path / 'run'}",
-            "--override",
-            f"data.sources=[{{kind: manifest, path: '{tmp_path / 'm.jsonl'}'}}]",
-            "--override",
-            "data.batch_size=4",
-            "--override",
-            "model.build_books=false",
-            "--override",
-            SMALL_MODEL.split("=", 1)[0] + "=" + SMALL_MODEL.split("=", 1)[1],
-            "--override",
-            "run.max_steps=1",
-            "--override",
-            "run.progress=false",
-        ]
-    )
-    assert code == 0
+    overrides = [
+        f"run.out_dir={tmp_path / 'run'}",
+        f"data.sources=[{{kind: manifest, path: '{tmp_path / 'm.jsonl'}'}}]",
+        "data.batch_size=4",
+        "model.build_books=false",
+        SMALL_MODEL,
+        "run.max_steps=1",
+        "run.progress=false",
+        *precision,
+    ]
+    argv = ["--config", str(TINY)]
+    for item in overrides:
+        argv += ["--override", item]
+    assert main(argv) == 0
     payload = torch.load(tmp_path / "run" / "checkpoint_final.pt", weights_only=True)
     assert payload["step"] == 1 and payload["model_config"]["trunk"] == "resnet18"
     assert payload["train_config"]["data"]["batch_size"] == 4
+    assert all(torch.isfinite(t).all() for t in payload["model"].values() if t.is_floating_point())
 
 
 def test_unknown_config_key_is_an_error(tmp_path: Path) -> None:
@@ -147,6 +150,9 @@ def test_unknown_config_key_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="amp"):
         load_config(TINY, ["run.amp=fp8"])
     assert load_config(TINY, ["optim.lr=3e-4"]).optim.lr == pytest.approx(3e-4)
+    assert load_config(TINY, ["data.sources.1.max_records=3"]).data.sources[1].max_records == 3
+    with pytest.raises(ConfigError, match="list index"):
+        load_config(TINY, ["data.sources.7.max_records=3"])
 
 
 def test_no_weight_decay_on_norms_biases_and_embeddings() -> None:
@@ -166,4 +172,11 @@ def test_warmup_then_cosine() -> None:
     assert factors[4] == pytest.approx(1.0)
     assert factors[9] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert factors[14] == pytest.approx(0.1)
-    assert all(a >= b for a, b in itertools.pairwise(factors))
+    assert all(a >= b for a, b in itertools.pairwise(factors[3:]))  # non-increasing after warm-up
+
+
+@pytest.mark.parametrize("path", sorted(TINY.parent.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_config_loads(path: Path) -> None:
+    config = load_config(path)
+    assert config.data.sources, "a config without data"
+    assert config.data.image_size % 16 == 0

@@ -1,0 +1,1 @@
+"""Training data: the JSONL manifest, source readers, datasets and augmentation."""

@@ -92,7 +92,7 @@ def _centred(image: FloatArray, forward: np.ndarray) -> tuple[np.ndarray, np.nda
     return inverse, centre - inverse @ centre
 
 
-# Each op: (image, masks, level in [-1, 1] or [0, 1], rng) -> (image, masks). `level` = signed magnitude.
+# Each op: (image, masks or None, level in [-1, 1]) -> (image, masks); level = signed magnitude / 10.
 Op = Callable[[FloatArray, FloatArray | None, float], tuple[FloatArray, FloatArray | None]]
 
 

@@ -44,7 +44,7 @@ def load_mask(path: str) -> np.ndarray:
     return (decode_path(path, allow_lateral=True).pixels >= 0.5).astype(np.float32)
 
 
-class _RecordDataset(Dataset[Sample]):
+class RecordDataset(Dataset[Sample]):
     """Shared part: records, transform, and per-sample seeding from (seed, epoch, index)."""
 
     def __init__(self, records: Sequence[ManifestRecord], transform: PairTransform, seed: int = 0) -> None:
@@ -70,7 +70,7 @@ class _RecordDataset(Dataset[Sample]):
         return torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)), out_masks
 
 
-class PretrainDataset(_RecordDataset):
+class PretrainDataset(RecordDataset):
     """Image + report labels: `matrix` (51, 75), `pathology_labels` (75,), `anatomy_labels` (51,)."""
 
     def __init__(self, records: Sequence[ManifestRecord], transform: PairTransform, seed: int = 0) -> None:
@@ -99,7 +99,7 @@ class PretrainDataset(_RecordDataset):
         }
 
 
-class ClassificationDataset(_RecordDataset):
+class ClassificationDataset(RecordDataset):
     """Image + `labels` (L,) float 0/1 and `label_mask` (L,) 1 where the record has that label."""
 
     def __init__(
@@ -122,7 +122,7 @@ class ClassificationDataset(_RecordDataset):
         return {"image": image, "labels": torch.tensor(labels), "label_mask": torch.tensor(mask)}  # (L,)
 
 
-class SegmentationDataset(_RecordDataset):
+class SegmentationDataset(RecordDataset):
     """Image + per-structure masks; structures a record lacks get `mask_valid` 0 (no loss there).
 
     `lungs` is the union-of-lungs target: from the record's own `lungs` mask (covid-chestxray ships one
@@ -155,7 +155,8 @@ class SegmentationDataset(_RecordDataset):
             stacked[-1] = np.maximum(stacked[names.index("right_lung")], stacked[names.index("left_lung")])
             valid[-1] = True
         image, masks = self._transform(index, pixels, stacked)
-        assert masks is not None  # masks in -> masks out
+        if masks is None:
+            raise RuntimeError("the transform dropped the masks it was given")
         return {
             "image": image,  # (3, S, S)
             "masks": torch.from_numpy(np.ascontiguousarray(masks[:-1])),  # (K, S, S)

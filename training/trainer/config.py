@@ -99,18 +99,30 @@ class TrainConfig:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set dotted keys (`optim.lr=3e-4`) in a nested mapping; values are YAML-parsed."""
+    """Set dotted keys (`optim.lr=3e-4`, `data.sources.0.max_records=8`) in a nested mapping.
+
+    Values are YAML-parsed; a numeric part indexes into a list.
+    """
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value")
-        node = data
+        node: Any = data
         parts = key.split(".")
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {key!r}: {part!r} is not a section")
-        node[parts[-1]] = _parse_value(raw)
+            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict):
+                node = node.setdefault(part, {})
+            else:
+                raise ConfigError(f"override {key!r}: {part!r} is not a section or list index")
+        last = parts[-1]
+        if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+            node[int(last)] = _parse_value(raw)
+        elif isinstance(node, dict):
+            node[last] = _parse_value(raw)
+        else:
+            raise ConfigError(f"override {key!r}: cannot set {last!r}")
     return data
 
 

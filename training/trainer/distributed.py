@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +39,8 @@ def init_distributed(device_type: str) -> DistInfo:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()
+    if device_type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # NCCL collectives use it
     if not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, init_method="env://")
@@ -63,6 +66,15 @@ def all_reduce_mean(values: dict[str, float], info: DistInfo, device: torch.devi
     tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return {k: float(v) / info.world_size for k, v in zip(keys, tensor.tolist(), strict=True)}
+
+
+def gather_objects(value: Any, info: DistInfo) -> list[Any]:
+    """`value` of every rank, in rank order (a one-item list in a single process)."""
+    if info.world_size == 1:
+        return [value]
+    gathered: list[Any] = [None] * info.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
 
 
 class ResumableSampler(Sampler[int]):

@@ -13,7 +13,6 @@ import logging
 import math
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,13 +22,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from training.data.dataset import Sample, _RecordDataset
+from training.data.dataset import RecordDataset, Sample
 from training.trainer.config import TrainConfig, config_to_dict
-from training.trainer.distributed import DistInfo, ResumableSampler, all_reduce_mean
+from training.trainer.distributed import DistInfo, ResumableSampler, all_reduce_mean, gather_objects
 from training.trainer.optim import build_optimizer, build_scheduler
 from training.trainer.state import (
     TrainingState,
     load_training_checkpoint,
+    rng_state,
     save_training_checkpoint,
     seed_worker,
     set_rng_state,
@@ -65,8 +65,8 @@ class Trainer:
         self,
         model: nn.Module,
         task: TrainTask,
-        train_set: _RecordDataset,
-        val_set: _RecordDataset | None,
+        train_set: RecordDataset,
+        val_set: RecordDataset | None,
         config: TrainConfig,
         *,
         model_config: dict[str, Any],
@@ -88,6 +88,10 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=config.run.find_unused_parameters,
             )
+        if self.info.world_size > 1:
+            # Identical weights are in place (DDP broadcast rank 0's); from here each rank draws its own
+            # dropout masks instead of repeating rank 0's on different images.
+            torch.manual_seed(config.run.seed + self.info.rank)
         self.train_set = train_set
         self.val_set = val_set
         self.sampler = ResumableSampler(len(train_set), self.info, seed=config.run.seed, shuffle=True)
@@ -105,7 +109,6 @@ class Trainer:
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.state = TrainingState()
-        self.history: list[dict[str, float]] = []  # per-step train losses (kept for tests and plots)
         self.out_dir = Path(config.run.out_dir)
 
     # ------------------------------------------------------------------ set-up helpers
@@ -125,7 +128,7 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def _loader(
-        self, dataset: _RecordDataset, sampler: ResumableSampler, *, drop_last: bool
+        self, dataset: RecordDataset, sampler: ResumableSampler, *, drop_last: bool
     ) -> DataLoader[Sample]:
         # A private generator keeps DataLoader's own seed draw off torch's global RNG (exact resume).
         generator = torch.Generator().manual_seed(self.config.run.seed)
@@ -188,7 +191,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: Path) -> None:
-        """Write a full training checkpoint (rank 0 only; other ranks return immediately)."""
+        """Write a full training checkpoint. Every rank calls it (RNG states are gathered); rank 0 writes."""
+        rng_per_rank = gather_objects(rng_state(), self.info)
+        task_per_rank = gather_objects(self.task.state_dict(), self.info)
         if not self.info.is_main:
             return
         save_training_checkpoint(
@@ -199,7 +204,7 @@ class Trainer:
             scheduler=self.scheduler,
             state=self.state,
             train_config=config_to_dict(self.config),
-            extra={"task": self.task.state_dict()},
+            extra={"task": task_per_rank[0], "task_per_rank": task_per_rank, "rng_per_rank": rng_per_rank},
         )
 
     def resume(self, path: Path) -> None:
@@ -211,8 +216,12 @@ class Trainer:
         self.state = TrainingState(
             step=payload["step"], epoch=payload["epoch"], batch_in_epoch=payload["batch_in_epoch"]
         )
-        self.task.load_state_dict(payload.get("extra", {}).get("task", {}))
-        set_rng_state(payload["rng"])
+        extra = payload.get("extra", {})
+        # Each rank continues its own random streams when the job size is unchanged; else rank 0's.
+        same_size = len(extra.get("rng_per_rank", [])) == self.info.world_size
+        rank = self.info.rank if same_size else 0
+        self.task.load_state_dict(extra["task_per_rank"][rank] if same_size else extra.get("task", {}))
+        set_rng_state(extra["rng_per_rank"][rank] if same_size else payload["rng"])
         logger.info(
             "resumed from %s at step %d (epoch %d, batch %d)",
             path,
@@ -265,7 +274,6 @@ class Trainer:
                 terms = self.train_step(batch)
                 self.state.batch_in_epoch += 1
                 history.append(terms)
-                self.history.append(terms)
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()}, refresh=False)
                 step = self.state.step
@@ -302,8 +310,3 @@ class Trainer:
                 {k: round(v, 4) for k, v in history[-1].items() if math.isfinite(v)},
             )
         return history
-
-
-def describe(config: TrainConfig) -> str:
-    """One-line summary of a config for the start-of-run log."""
-    return json.dumps({k: v for k, v in asdict(config).items() if k != "loss"}, default=str)[:2000]

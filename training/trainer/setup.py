@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -15,7 +14,7 @@ from training.data.dataset import PairTransform
 from training.data.manifest import ManifestRecord, filter_split
 from training.data.sources.registry import load_source
 from training.model import MeDSLIP
-from training.trainer.config import DataSection, TrainConfig, load_config
+from training.trainer.config import ConfigError, DataSection, TrainConfig, load_config
 from training.trainer.distributed import DistInfo
 
 logger = logging.getLogger(__name__)
@@ -48,7 +47,10 @@ def configure_logging(info: DistInfo) -> None:
 
 def prepare_run(args: argparse.Namespace) -> TrainConfig:
     """Load the config, apply overrides, set torch threads (seeding happens in each build_trainer)."""
-    config = load_config(args.config, args.override)
+    try:
+        config = load_config(args.config, args.override)
+    except (ConfigError, OSError) as exc:
+        raise SystemExit(f"error: {exc}") from exc
     if config.run.threads > 0:
         torch.set_num_threads(config.run.threads)
     return config
@@ -97,6 +99,3 @@ def check_image_size(model_size: int, data: DataSection) -> None:
     """Refuse a data/model resolution mismatch before any image is decoded."""
     if model_size != data.image_size:
         raise ValueError(f"model image_size {model_size} != data.image_size {data.image_size}")
-
-
-RunMain = Callable[[Sequence[str] | None], int]

@@ -26,7 +26,7 @@ class ResultObject:
 def build_results(
     source: pydicom.Dataset, inference: dict[str, Any], manufacturer: str, max_heatmaps: int
 ) -> list[ResultObject]:
-    """SR + SEG (when masks came back) + one heatmap overlay per grounded finding (up to max_heatmaps)."""
+    """SR + SEG (when masks came back) + heatmap overlays of the top-scoring grounded findings."""
     model = inference["classify"].get("model", {})
     ctx = ResultContext(
         source=complete_source(source),
@@ -42,6 +42,7 @@ def build_results(
         if seg is not None:
             objects.append(ResultObject("seg", "seg.dcm", seg))
         grounded = [f for f in inference["ground"].get("findings", []) if f.get("heatmap")]
+        grounded.sort(key=lambda f: float(f.get("score", 0.0)), reverse=True)  # overlays of the top scores
         for index, finding in enumerate(grounded[:max_heatmaps]):
             heatmap = build_heatmap_sc(ctx, finding, index)
             objects.append(ResultObject("heatmap", f"heatmap_{index}.dcm", heatmap))

@@ -13,7 +13,7 @@ from app.bridge.results import build_results
 from app.bridge.results.sr import best_anatomy
 from tests.bridge.dciodvfy import dciodvfy_errors
 from tests.bridge.fakes import FINDINGS, MODEL, STRUCTURES, fake_inference, make_chest_dicom
-from tests.bridge.sr_values import sr_probabilities
+from tests.bridge.sr_values import sr_finding_sites, sr_probabilities
 
 
 def _source(**kwargs: object) -> pydicom.Dataset:
@@ -102,3 +102,13 @@ def test_builders_on_real_chest_dicoms_are_dciodvfy_clean(shared_data: Path, tmp
     for obj in objects:
         assert dciodvfy_errors(obj.dataset, tmp_path) == [], obj.kind
     assert np.asarray(objects[-1].dataset.pixel_array).shape == (source.Rows, source.Columns, 3)
+
+
+def test_each_grounded_finding_gets_its_site_and_heatmaps_follow_the_scores() -> None:
+    inference = fake_inference(64, 64)
+    inference["ground"]["findings"].reverse()  # service order must not decide which overlays are made
+    objects = build_results(_source(), inference, "test", max_heatmaps=1)
+    [heatmap] = [o.dataset for o in objects if o.kind == "heatmap"]
+    assert "effusion" in heatmap.ImageComments  # 0.81 beats pneumonia's 0.34
+    grounded = {f["name"] for f in inference["ground"]["findings"]}
+    assert sr_finding_sites(objects[0].dataset) == dict.fromkeys(grounded, "right lower lobe")

@@ -11,6 +11,7 @@ from training.data.manifest import read_manifest
 from training.data.sources import read_jsrt_scr
 
 
+@pytest.mark.shared_data
 def test_cli_writes_jsrt_manifest(
     shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

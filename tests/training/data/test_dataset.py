@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from training.data.augment import EvalTransform, TrainTransform
@@ -12,6 +13,7 @@ from training.data.sources import JSRT_STRUCTURES, read_covid_chestxray, read_js
 from training.model.entities import ANATOMY, PATHOLOGY
 
 
+@pytest.mark.shared_data
 def test_pretrain_sample_has_report_labels(shared_data: Path) -> None:
     records = read_kermany_pediatric(shared_data / "kermany-pediatric")[:3]
     dataset = PretrainDataset(records, EvalTransform(64))
@@ -24,12 +26,14 @@ def test_pretrain_sample_has_report_labels(shared_data: Path) -> None:
     assert (sample["pathology_labels"] != -1).any(), "a template report must mention something"
 
 
+@pytest.mark.shared_data
 def test_pretrain_drops_records_without_text(shared_data: Path) -> None:
     records = read_covid_chestxray(shared_data / "covid-chestxray", frontal_only=True)[:40]
     dataset = PretrainDataset(records, EvalTransform(64))
     assert len(dataset) == sum(r.report is not None for r in records) < len(records)
 
 
+@pytest.mark.shared_data
 def test_same_index_epoch_and_seed_give_the_same_augmented_image(shared_data: Path) -> None:
     records = read_kermany_pediatric(shared_data / "kermany-pediatric")[:2]
     dataset = PretrainDataset(records, TrainTransform(64), seed=7)
@@ -40,6 +44,7 @@ def test_same_index_epoch_and_seed_give_the_same_augmented_image(shared_data: Pa
     assert not torch.equal(dataset[1]["image"], first)
 
 
+@pytest.mark.shared_data
 def test_classification_labels_and_mask(shared_data: Path) -> None:
     records = read_kermany_pediatric(shared_data / "kermany-pediatric")[:4]
     dataset = ClassificationDataset(records, ["pneumonia", "nodule"], EvalTransform(64))
@@ -48,9 +53,13 @@ def test_classification_labels_and_mask(shared_data: Path) -> None:
     assert sample["labels"][0].item() == records[0].labels["pneumonia"]  # type: ignore[index]
 
 
+@pytest.mark.shared_data
 def test_segmentation_masks_and_validity(shared_data: Path) -> None:
-    jsrt = SegmentationDataset(read_jsrt_scr(shared_data / "jsrt-scr")[:1], list(JSRT_STRUCTURES),
-                               TrainTransform(64, crop_scale=(0.8, 1.0)))
+    jsrt = SegmentationDataset(
+        read_jsrt_scr(shared_data / "jsrt-scr")[:1],
+        list(JSRT_STRUCTURES),
+        TrainTransform(64, crop_scale=(0.8, 1.0)),
+    )
     sample = jsrt[0]
     assert sample["masks"].shape == (5, 64, 64) and sample["mask_valid"].tolist() == [1.0] * 5
     assert sample["lungs_valid"].item() == 1.0

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from training.data.sources import (
     JSRT_STRUCTURES,
     read_covid_chestxray,
@@ -16,6 +18,7 @@ from training.data.sources import (
 from training.data.sources.mimic import report_sections
 
 
+@pytest.mark.shared_data
 def test_covid_counts_views_masks_and_boxes(shared_data: Path) -> None:
     everything = read_covid_chestxray(shared_data / "covid-chestxray")
     assert len(everything) == 575
@@ -31,6 +34,7 @@ def test_covid_counts_views_masks_and_boxes(shared_data: Path) -> None:
     assert all(Path(r.image).is_file() for r in frontal[:20])
 
 
+@pytest.mark.shared_data
 def test_kermany_labels_reports_and_hash_split(shared_data: Path) -> None:
     records = read_kermany_pediatric(shared_data / "kermany-pediatric")
     assert len(records) == 720
@@ -42,6 +46,7 @@ def test_kermany_labels_reports_and_hash_split(shared_data: Path) -> None:
     assert read_kermany_pediatric(shared_data / "kermany-pediatric") == records  # deterministic
 
 
+@pytest.mark.shared_data
 def test_jsrt_has_five_masks_and_nodule_labels(shared_data: Path) -> None:
     records = read_jsrt_scr(shared_data / "jsrt-scr")
     assert len(records) == 145
@@ -52,6 +57,7 @@ def test_jsrt_has_five_masks_and_nodule_labels(shared_data: Path) -> None:
     assert all(Path(p).is_file() for p in first.masks.values())
 
 
+@pytest.mark.shared_data
 def test_iu_reports_are_text_only(shared_data: Path) -> None:
     reports = read_iu_reports(shared_data / "iu-reports")
     assert len(reports) == 2366

@@ -20,8 +20,13 @@ from .tiny_models import IMAGE_SIZE, write_tiny_checkpoints
 def _matmul_graph(path: Path) -> Path:
     weight = helper.make_tensor("w", TensorProto.FLOAT, (4, 3), np.arange(12, dtype=np.float32).tolist())
     nodes = [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 4])],
-                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["B", 3])], [weight])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 4])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["B", 3])],
+        [weight],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     return path
 
@@ -49,7 +54,12 @@ def test_fp16_graph_keeps_float32_io_and_close_values(tmp_path: Path) -> None:
 def test_drift_reports_auroc_of_both_graphs_per_labelled_finding() -> None:
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]], dtype=np.float32)  # (N, Qp)
     maps = np.ones((3, 2, 2, 2), dtype=np.float32)
-    reference = {"pathology_probs": probs, "anatomy_probs": probs, "pathology_maps": maps, "anatomy_maps": maps}
+    reference = {
+        "pathology_probs": probs,
+        "anatomy_probs": probs,
+        "pathology_maps": maps,
+        "anatomy_maps": maps,
+    }
     quantised = dict(reference, pathology_probs=probs[:, ::-1].copy())
     drift = measure_drift(reference, quantised, [{"normal": 1}, {"normal": 0}, {}], ["normal", "pneumonia"])
     assert drift["auroc"]["normal"] == {"n": 2, "fp32": 1.0, "int8": 0.0}
@@ -60,8 +70,9 @@ def test_drift_reports_auroc_of_both_graphs_per_labelled_finding() -> None:
 @pytest.mark.slow
 def test_static_int8_bundle_is_smaller_verified_and_records_drift(tmp_path: Path) -> None:
     checkpoint, _ = write_tiny_checkpoints(tmp_path)
-    fp32 = export_bundle(checkpoint=checkpoint, seg_checkpoint=None, name="tiny", version="1",
-                         store=tmp_path / "store")
+    fp32 = export_bundle(
+        checkpoint=checkpoint, seg_checkpoint=None, name="tiny", version="1", store=tmp_path / "store"
+    )
     rng = np.random.default_rng(0)
     images = [rng.standard_normal((3, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32) for _ in range(6)]
     int8 = quantize_bundle(fp32, "1-int8", images[:4], images[4:], [{"normal": 1}, {"normal": 0}])

@@ -22,7 +22,8 @@ KERMANY_TEMPLATES: dict[str, str] = {
         "The radiograph is not normal. Focal consolidation and opacity consistent with bacterial pneumonia."
     ),
     "Viral-Other": (
-        "The radiograph is not normal. Diffuse bilateral interstitial opacities consistent with viral pneumonia."
+        "The radiograph is not normal. "
+        "Diffuse bilateral interstitial opacities consistent with viral pneumonia."
     ),
 }
 

@@ -15,7 +15,10 @@ def test_templates_parse_to_their_label() -> None:
     normal = parse_report(kermany_report("Normal"))
     for name in ("consolidation", "opacity", "pneumonia", "effusion", "pneumothorax"):
         assert normal.pathology[PATHOLOGY.index(name)] == 0
-    for label, expected in (("Bacterial", {"consolidation", "pneumonia"}), ("viral-other", {"opacity", "pneumonia"})):
+    for label, expected in (
+        ("Bacterial", {"consolidation", "pneumonia"}),
+        ("viral-other", {"opacity", "pneumonia"}),
+    ):
         assert expected <= _present(kermany_report(label))
         # Both classes of the label set must be seen by the `normal` head, not only its positives.
         assert parse_report(kermany_report(label)).pathology[PATHOLOGY.index("normal")] == 0

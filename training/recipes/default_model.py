@@ -35,7 +35,13 @@ PRETRAIN_CONFIG = REPO / "training" / "configs" / "default_cxr.yaml"
 SEG_CONFIG = REPO / "training" / "configs" / "finetune_seg_jsrt.yaml"
 #: The shipped segmentation head was trained with its own (unfrozen) trunk: frozen from-scratch features
 #: are too coarse for lung borders. The exported graph then carries two ResNet-18 trunks (+11 MB).
-SEG_OVERRIDES = ("task.freeze_trunk=false", "schedule.epochs=8")
+SEG_OVERRIDES = (
+    "task.freeze_trunk=false",
+    "schedule.epochs=10",
+    "run.amp=bf16",
+    "run.amp_on_cpu=true",
+    "run.channels_last=true",
+)
 TEXT_ENCODER = REPO / "model_store" / "text-encoders" / "all-minilm-l6-v2" / "1"
 #: manifest name -> (build_manifest source kind, folder under the shared data)
 SOURCES = {"covid": ("covid", "covid-chestxray"), "kermany": ("kermany", "kermany-pediatric"),

@@ -1,0 +1,93 @@
+"""Example overlays of what the service returns, for people to look at (docs/examples/).
+
+Runs the real service in-process on a bundle, POSTs real films to `/segment` and `/ground`, and draws the
+returned masks (lungs, heart) and the top finding heatmap over the original image. Everything drawn comes
+from the HTTP responses, so the pictures show the service contract, not training-side code.
+
+    python scripts/make_overlays.py --out docs/examples IMAGE [IMAGE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.factory import create_app
+from app.imaging import decode_path
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: structure -> RGB colour of its outline fill
+COLOURS = {"right_lung": (0, 160, 255), "left_lung": (0, 220, 120), "heart": (255, 60, 60)}
+MEDIA_TYPES = {".dcm": "application/dicom", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+def _png(b64: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("L"), dtype=np.float32) / 255.0
+
+
+def _post(client: TestClient, route: str, path: Path, params: dict[str, Any]) -> dict[str, Any]:
+    headers = {"Content-Type": MEDIA_TYPES[path.suffix.lower()]}
+    response = client.post(route, params=params, content=path.read_bytes(), headers=headers)
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def overlay(path: Path, segment: dict[str, Any], ground: dict[str, Any]) -> Image.Image:
+    """Gray film with translucent organ masks (left) beside the top finding's heatmap (right)."""
+    gray = decode_path(path).pixels  # (H, W) in [0, 1], as the service saw it
+    base = np.repeat(gray[..., None], 3, axis=2) * 255.0  # (H, W, 3)
+    masks = base.copy()
+    for mask in segment["masks"]:
+        colour = np.array(COLOURS.get(mask["name"], (255, 255, 0)), dtype=np.float32)
+        inside = _png(mask["png_base64"]) > 0.5  # (H, W)
+        masks[inside] = 0.55 * masks[inside] + 0.45 * colour
+    top = max(ground["findings"], key=lambda finding: finding["score"])
+    heat = _png(top["heatmap"]["png_base64"])  # (H, W) in [0, 1]
+    hot = np.stack([heat * 255.0, heat * 80.0, np.zeros_like(heat)], axis=2)
+    heatmap = 0.6 * base + 0.4 * hot
+    side_by_side = np.concatenate([masks, heatmap], axis=1).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(side_by_side)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("images", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("docs/examples"))
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--finding", default="pneumonia", help="finding whose heatmap is drawn")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    args.out.mkdir(parents=True, exist_ok=True)
+    settings = Settings(model_dir=args.model_dir, log_format="text")
+    with TestClient(create_app(settings)) as client:
+        for _ in range(600):  # bounded wait for warm-up (~1 min at most)
+            if client.get("/health/ready").status_code == 200:
+                break
+            time.sleep(0.1)
+        for path in args.images:
+            segment = _post(client, "/segment", path, {"anatomy": list(COLOURS)})
+            ground = _post(client, "/ground", path, {"findings": [args.finding]})
+            target = args.out / f"{path.stem}_overlay.png"
+            overlay(path, segment, ground).save(target)
+            scores = {f["name"]: round(f["score"], 3) for f in ground["findings"]}
+            sys.stdout.write(f"{target} {scores}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

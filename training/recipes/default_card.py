@@ -55,6 +55,7 @@ def _segmentation(report: dict[str, Any]) -> list[str]:
 def render_default_card(metadata: dict[str, Any], report: dict[str, Any], command: str) -> str:
     """Markdown card for the default bundle."""
     arch = metadata["architecture"]
+    graph = metadata["graphs"]["image_model"]
     training = metadata.get("training_data", {})
     counts = report.get("n_images_by_source", {})
     lines = [
@@ -89,6 +90,9 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "`training/configs/finetune_seg_jsrt.yaml` (trunk unfrozen, 10 epochs, bf16), evaluation, export,",
         "then the evaluation of the exported ONNX bundle that this card reports.",
         "Compute: one 2-core x86-64 CPU, no GPU.",
+        f"Graph: `{graph['file']}`, {graph.get('precision')} weights with float32 inputs/outputs; max abs",
+        "difference from PyTorch fp32: "
+        + ", ".join(f"{k} {v:.1e}" for k, v in graph.get("parity_max_abs_diff", {}).items()) + ".",
         f"Checkpoints: `{training.get('checkpoint')}` (step {training.get('step')}), "
         f"`{training.get('seg_checkpoint')}`.",
         "",
@@ -99,6 +103,11 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "(`threshold`) are the max-F1 thresholds on the same validation split, so F1 at them is optimistic.",
         "",
         *_classification(report),
+        "",
+        "`nodule` is shown because JSRT carries that label, but JSRT films were used only for segmentation",
+        "and the pretraining reports rarely mention nodules: the score is untrained for it (AUROC near or",
+        "below chance). Most of the 15 findings `/classify` reports by default are in the same state: only",
+        "`normal` and `pneumonia` were supervised by enough training text to be meaningful here.",
         "",
         "Anatomy grounding (anatomy-stream attention of the lung queries vs lung boxes/masks; the shared",
         "data has no finding-level boxes, so finding grounding could not be measured):",

@@ -7,7 +7,7 @@ Stages, each skipped when its output exists (so an interrupted build resumes whe
    (`training/configs/finetune_seg_jsrt.yaml` with the overrides in `SEG_OVERRIDES`);
 3. build JSONL manifests of covid-chestxray, kermany-pediatric and jsrt-scr;
 4. evaluate the checkpoints on the validation splits (operating points = max-F1 thresholds);
-5. export the ONNX bundle with those operating points;
+5. export the ONNX bundle with those operating points (fp16 weights, float32 I/O: half the size);
 6. evaluate the exported bundle on ONNX Runtime (the artefact users get) and write its model card.
 
 Every figure in the card comes from stage 6, so re-running this command reproduces the card.
@@ -112,7 +112,7 @@ def export(store: Path, name: str, version: str, *, checkpoint: Path, seg: Path,
         _run("export", exporter.main, [
             "--checkpoint", str(checkpoint), "--seg-checkpoint", str(seg), "--name", name,
             "--version", version, "--out", str(store), "--text-encoder-dir", str(TEXT_ENCODER),
-            "--eval-report", str(report),
+            "--eval-report", str(report), "--fp16",
         ])
     return bundle
 

@@ -4,6 +4,6 @@ See docs/reports_parser.md for the rules, the label policy and the measured accu
 """
 
 from training.reports.parser import ReportLabels, parse_report
-from training.reports.templates import kermany_report
+from training.reports.templates import jsrt_report, kermany_report
 
-__all__ = ["ReportLabels", "kermany_report", "parse_report"]
+__all__ = ["ReportLabels", "jsrt_report", "kermany_report", "parse_report"]

@@ -16,6 +16,7 @@ from training.data.sources import (
     read_mimic_cxr,
 )
 from training.data.sources.mimic import report_sections
+from training.reports.templates import jsrt_report
 
 
 @pytest.mark.shared_data
@@ -55,6 +56,8 @@ def test_jsrt_has_five_masks_and_nodule_labels(shared_data: Path) -> None:
     first = records[0]
     assert first.masks is not None and tuple(first.masks) == JSRT_STRUCTURES
     assert all(Path(p).is_file() for p in first.masks.values())
+    # Each film carries its label's report, so adult films join pretraining with the right text.
+    assert all(r.report == jsrt_report(r.labels["nodule"]) for r in records if r.labels is not None)
 
 
 @pytest.mark.shared_data

@@ -3,7 +3,7 @@
 import pytest
 
 from training.model.entities import ANATOMY, PATHOLOGY
-from training.reports import kermany_report, parse_report
+from training.reports import jsrt_report, kermany_report, parse_report
 
 
 def _present(text: str) -> set[str]:
@@ -33,3 +33,14 @@ def test_bacterial_template_invents_no_lobe_or_side() -> None:
 def test_unknown_label_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown Kermany label"):
         kermany_report("Tuberculosis")
+
+
+def test_jsrt_templates_state_the_nodule_label_and_no_pneumonia() -> None:
+    normal, nodule = parse_report(jsrt_report(0)), parse_report(jsrt_report(1))
+    index = PATHOLOGY.index
+    assert normal.pathology[index("normal")] == 1 and normal.pathology[index("nodule")] == 0
+    assert nodule.pathology[index("nodule")] == 1
+    for labels in (normal, nodule):
+        assert labels.pathology[index("pneumonia")] == 0 and labels.pathology[index("consolidation")] == 0
+    with pytest.raises(ValueError, match="0 or 1"):
+        jsrt_report(2)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from training.data.manifest import ManifestRecord
 from training.data.sources.splits import hash_split
+from training.reports.templates import jsrt_report
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ JSRT_STRUCTURES: tuple[str, ...] = ("right_lung", "left_lung", "heart", "right_c
 
 
 def read_jsrt_scr(root: Path, *, val_fraction: float = 0.2) -> list[ManifestRecord]:
-    """One record per film with its 5 masks and label {nodule: 0/1}."""
+    """One record per film with its 5 masks, label {nodule: 0/1} and the label's template report."""
     records: list[ManifestRecord] = []
     with (root / "manifest.csv").open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
@@ -31,6 +32,7 @@ def read_jsrt_scr(root: Path, *, val_fraction: float = 0.2) -> list[ManifestReco
                     source=SOURCE,
                     view="PA",
                     labels={"nodule": int(row["nodule"])},
+                    report=jsrt_report(int(row["nodule"])),
                     masks={name: str((root / row[name]).resolve()) for name in JSRT_STRUCTURES},
                 )
             )

@@ -2,9 +2,10 @@
 
 `SegmentationModel` (U-Net decoder on the MeDSLIP trunk) learns the 5 structures of JSRT/SCR with
 Dice + BCE per structure. covid-chestxray ships ONE mask covering both lungs: splitting it by the image
-midline would teach wrong sides (the mediastinum is not centred, rotated films), so those images train
-only a `lungs` union target: the soft union 1 - (1 - p_right)(1 - p_left) of the two lung channels, while
-their per-structure channels have loss mask 0 (`mask_valid`). JSRT images train both.
+midline would teach wrong sides (the mediastinum is not centred, rotated films). When that mask is two
+separate blobs side by side (423 of 451), `training.data.dataset.split_lungs` assigns them to the lung
+channels; every such image also trains a `lungs` union target: the soft union 1 - (1 - p_right)(1 - p_left)
+of the two lung channels. Channels an image has no mask for have loss mask 0 (`mask_valid`).
 
 With `task.freeze_trunk: true` (default) the pretrained trunk is unchanged, so one trunk serves both the
 MeDSLIP heads and the segmentation head in the exported bundle. The final output

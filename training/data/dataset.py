@@ -122,11 +122,42 @@ class ClassificationDataset(RecordDataset):
         return {"image": image, "labels": torch.tensor(labels), "label_mask": torch.tensor(mask)}  # (L,)
 
 
+def split_lungs(union: np.ndarray, min_share: float = 0.25) -> tuple[np.ndarray, np.ndarray] | None:
+    """(right_lung, left_lung) from a both-lungs mask (H, W) that is two separate blobs, else None.
+
+    Refuses anything ambiguous: more or fewer than two large blobs, a blob under `min_share` of the
+    union, or blobs whose horizontal extents overlap.
+    """
+    from scipy import ndimage  # noqa: PLC0415  (heavy import, only for segmentation data)
+
+    binary = union > 0.5  # (H, W)
+    labelled, count = ndimage.label(binary)
+    if count < 2:
+        return None
+    areas = np.bincount(labelled.ravel())[1:]  # (count,)
+    order = np.argsort(areas)[::-1]
+    if areas[order[:2]].min() < min_share * binary.sum() or (
+        count > 2 and areas[order[2]] > 0.02 * binary.sum()
+    ):
+        return None
+    blobs = [labelled == index + 1 for index in order[:2]]  # two (H, W) masks
+    extents = [np.nonzero(blob.any(axis=0))[0] for blob in blobs]
+    image_left, image_right = sorted(range(2), key=lambda i: extents[i].mean())
+    if extents[image_left].max() >= extents[image_right].min():
+        return None
+    # Radiological convention: the patient's right lung is on the image's left.
+    return blobs[image_left].astype(union.dtype), blobs[image_right].astype(union.dtype)
+
+
 class SegmentationDataset(RecordDataset):
     """Image + per-structure masks; structures a record lacks get `mask_valid` 0 (no loss there).
 
     `lungs` is the union-of-lungs target: from the record's own `lungs` mask (covid-chestxray ships one
-    mask for both lungs, which cannot be split into sides honestly) or the union of its left/right masks.
+    mask for both lungs) or the union of its left/right masks. A union mask made of exactly two large
+    blobs side by side is also split into the two lungs (`split_lungs`): the blob on the image's left is
+    the patient's right lung. A cut down the image midline would be wrong (the mediastinum is rarely
+    centred); separate blobs are not, and they give the per-side channels adult digital films that JSRT's
+    digitised films alone do not.
     """
 
     LUNGS = "lungs"
@@ -151,6 +182,11 @@ class SegmentationDataset(RecordDataset):
             [load_mask(available[name]) if name in available else np.zeros_like(pixels) for name in names]
         )  # (K + 1, H, W)
         valid = [name in available for name in names]
+        if valid[-1] and not valid[names.index("right_lung")] and not valid[names.index("left_lung")]:
+            sides = split_lungs(stacked[-1])
+            if sides is not None:
+                stacked[names.index("right_lung")], stacked[names.index("left_lung")] = sides
+                valid[names.index("right_lung")] = valid[names.index("left_lung")] = True
         if not valid[-1] and "right_lung" in available and "left_lung" in available:
             stacked[-1] = np.maximum(stacked[names.index("right_lung")], stacked[names.index("left_lung")])
             valid[-1] = True

@@ -86,7 +86,7 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "",
         f"`{command}` (training/recipes/default_model.py) runs every stage: pretraining with",
         "`training/configs/default_cxr.yaml` (all five MeDSLIP losses, released weights; ResNet-18,",
-        "26 epochs, lr 3e-4, bf16 autocast, 1 thread), segmentation fine-tuning with",
+        "16 epochs, lr 3e-4, bf16 autocast, 1 thread), segmentation fine-tuning with",
         "`training/configs/finetune_seg_jsrt.yaml` (trunk unfrozen, 10 epochs, bf16), evaluation, export,",
         "then the evaluation of the exported ONNX bundle that this card reports.",
         "Compute: one 2-core x86-64 CPU, no GPU.",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from training.data.augment import EvalTransform, TrainTransform
-from training.data.dataset import ClassificationDataset, PretrainDataset, SegmentationDataset
+from training.data.dataset import ClassificationDataset, PretrainDataset, SegmentationDataset, split_lungs
 from training.data.sources import JSRT_STRUCTURES, read_covid_chestxray, read_jsrt_scr, read_kermany_pediatric
 from training.model.entities import ANATOMY, PATHOLOGY
 
@@ -69,5 +70,35 @@ def test_segmentation_masks_and_validity(shared_data: Path) -> None:
     assert right_cols < left_cols, "patient's right lung is on the image's left"
     covid_records = [r for r in read_covid_chestxray(shared_data / "covid-chestxray") if r.masks][:1]
     covid = SegmentationDataset(covid_records, list(JSRT_STRUCTURES), EvalTransform(64))[0]
-    assert covid["mask_valid"].tolist() == [0.0] * 5 and covid["lungs_valid"].item() == 1.0
-    assert covid["lungs"].sum() > 0 and covid["masks"].sum() == 0
+    # Its single both-lungs mask is two separate blobs: split into the lung channels; no heart/clavicles.
+    assert covid["mask_valid"].tolist() == [1.0, 1.0, 0.0, 0.0, 0.0] and covid["lungs_valid"].item() == 1.0
+    assert torch.equal(torch.maximum(covid["masks"][0], covid["masks"][1]), covid["lungs"])
+    assert covid["masks"][2:].sum() == 0
+
+
+def test_split_lungs_assigns_image_left_blob_to_the_patients_right_lung() -> None:
+
+    union = np.zeros((40, 60), dtype=np.float32)
+    union[5:35, 5:25] = 1.0  # image left: patient's right lung
+    union[8:30, 35:55] = 1.0  # image right: patient's left lung
+    sides = split_lungs(union)
+    assert sides is not None
+    right, left = sides
+    assert right[:, :30].sum() == right.sum() > 0 and left[:, 30:].sum() == left.sum() > 0
+    assert np.array_equal(np.maximum(right, left), union)
+
+
+def test_split_lungs_refuses_ambiguous_masks() -> None:
+
+    one_blob = np.zeros((40, 60), dtype=np.float32)
+    one_blob[5:35, 5:55] = 1.0
+    assert split_lungs(one_blob) is None
+    tiny_second = one_blob.copy()
+    tiny_second[:, 25:27] = 0.0
+    tiny_second[:, 27:] = 0.0
+    tiny_second[20:22, 40:42] = 1.0  # a speck, not a lung
+    assert split_lungs(tiny_second) is None
+    stacked = np.zeros((40, 60), dtype=np.float32)
+    stacked[2:15, 5:50] = 1.0
+    stacked[25:38, 10:55] = 1.0  # one above the other: no left/right reading
+    assert split_lungs(stacked) is None

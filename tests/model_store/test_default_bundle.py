@@ -1,0 +1,90 @@
+"""The default bundle shipped in model_store/: intact, served by default, and telling films apart.
+
+These tests run the real model (not the tiny test bundle) through the real service, on real films.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.bundle import resolve_default_bundle
+from app.factory import create_app
+from app.settings import Settings
+from training.bundle import verify_bundle
+
+STORE = Path(__file__).resolve().parents[2] / "model_store"
+STRUCTURES = ("right_lung", "left_lung", "heart")
+
+
+@pytest.fixture(scope="module")
+def bundle_dir() -> Path:
+    return resolve_default_bundle(STORE, None, None)
+
+
+@pytest.fixture(scope="module")
+def client(bundle_dir: Path) -> Iterator[TestClient]:
+    settings = Settings(model_store=STORE, log_format="text", batch_buckets=[1], max_batch_size=1)
+    with TestClient(create_app(settings)) as test_client:
+        for _ in range(600):  # bounded wait for warm-up
+            if test_client.get("/health/ready").status_code == 200:
+                break
+            time.sleep(0.1)
+        assert test_client.get("/health/ready").status_code == 200
+        yield test_client
+
+
+def _scores(client: TestClient, path: Path, media_type: str) -> dict[str, float]:
+    response = client.post(
+        "/classify",
+        params={"findings": ["normal", "pneumonia"]},
+        content=path.read_bytes(),
+        headers={"Content-Type": media_type},
+    )
+    assert response.status_code == 200, response.text
+    return {finding["name"]: finding["score"] for finding in response.json()["findings"]}
+
+
+def test_default_bundle_verifies_and_is_what_the_service_serves(bundle_dir: Path, client: TestClient) -> None:
+    metadata = verify_bundle(bundle_dir)
+    assert (bundle_dir / "MODEL_CARD.md").read_text().count("not a medical device") >= 1
+    served = client.get(f"/v2/models/{metadata['name']}").json()
+    assert metadata["version"] in served["versions"]
+    assert (bundle_dir / "image_model.onnx").stat().st_size < 50 * 2**20  # committed size budget
+
+
+def test_normal_film_and_pneumonia_films_score_apart(client: TestClient, shared_data: Path) -> None:
+    normal = _scores(client, shared_data / "dicom" / "nih_gcp_DX_nofinding.dcm", "application/dicom")
+    kermany = shared_data / "kermany-pediatric" / "images"
+    pneumonia_films = sorted((kermany / "Bacterial").glob("*.jpg"))[:3]
+    normal_films = sorted((kermany / "Normal").glob("*.jpg"))[:3]
+    sick = [_scores(client, path, "image/jpeg") for path in pneumonia_films]
+    healthy = [_scores(client, path, "image/jpeg") for path in normal_films]
+    assert min(s["pneumonia"] for s in sick) > max(h["pneumonia"] for h in healthy)
+    assert normal["normal"] > min(s["normal"] for s in sick)
+
+
+def test_lung_and_heart_masks_overlay_the_organs(client: TestClient, shared_data: Path) -> None:
+    path = shared_data / "dicom" / "siim_chest_jpeg_baseline.dcm"
+    response = client.post(
+        "/segment",
+        params={"anatomy": list(STRUCTURES)},
+        content=path.read_bytes(),
+        headers={"Content-Type": "application/dicom"},
+    )
+    assert response.status_code == 200, response.text
+    masks = {mask["name"]: mask for mask in response.json()["masks"]}
+    assert set(masks) == set(STRUCTURES)
+    width = masks["heart"]["width"]
+    centre_x = {name: (mask["box"][0] + mask["box"][2]) / 2 / width for name, mask in masks.items()}
+    # Radiological convention: the patient's right lung is on the image's LEFT.
+    assert centre_x["right_lung"] < centre_x["heart"] < centre_x["left_lung"]
+    for name in ("right_lung", "left_lung"):
+        assert 0.08 < masks[name]["area_fraction"] < 0.4
+    assert 0.02 < masks["heart"]["area_fraction"] < 0.2
+    assert np.isclose(masks["heart"]["height"], response.json()["input"]["rows"])

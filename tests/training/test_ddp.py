@@ -69,6 +69,7 @@ def _worker(rank: int, port: int, manifest: str, out_dir: str) -> None:
                 "model.overrides={n_layers: 1, ffn_dim: 128, d_model: 64, dropout: 0.0}",
                 f"data.sources=[{{kind: manifest, path: '{manifest}'}}]",
                 "data.batch_size=2",
+                "data.num_workers=0",  # no forked loader workers beside the gloo threads
                 "run.max_steps=1",
                 "run.checkpoint_every=0",
             ],

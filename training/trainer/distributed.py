@@ -53,8 +53,13 @@ def init_distributed(device_type: str) -> DistInfo:
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group if we joined one."""
+    """Leave the process group if we joined one.
+
+    The barrier first: a rank that tears gloo down while a peer is still inside a collective (rank 0
+    writing a checkpoint after gathering every rank's RNG state, say) aborts the peer's process.
+    """
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

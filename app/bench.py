@@ -121,30 +121,6 @@ def bench_in_process(
     }
 
 
-def bench_torch_eager(
-    checkpoint: Path, model_dir: Path, images: list[tuple[bytes, str]], repeats: int
-) -> dict[str, Any]:
-    """PyTorch eager forward of the same weights at batch 1 (torch is imported only here)."""
-    import torch  # noqa: PLC0415  (the service never imports torch; the benchmark may)
-
-    from training.model.checkpoint import load_checkpoint  # noqa: PLC0415
-
-    model, _ = load_checkpoint(checkpoint)
-    size = load_bundle(model_dir).image_size
-    tensors = [torch.from_numpy(preprocess(decode_bytes(d, m).pixels, size=size)[0][None]) for d, m in images]
-    index = [0]
-
-    def forward() -> None:
-        with torch.inference_mode():
-            model(tensors[index[0] % len(tensors)])
-        index[0] += 1
-
-    return {
-        "torch_eager_ms": percentiles(time_calls(forward, repeats)),
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 async def drive_level(
     url: str, endpoint: str, images: list[tuple[bytes, str]], concurrency: int, total: int
 ) -> dict[str, Any]:
@@ -354,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     calls = max(args.requests, 4)  # as many as the concurrency-1 HTTP run sends
     reference = bench_in_process(args.model_dir, images, calls, args.threads)
     if args.checkpoint:
+        # The PyTorch reference lives in training/ (app/ never imports torch).
+        from training.bench_eager import bench_torch_eager  # noqa: PLC0415
+
         reference.update(bench_torch_eager(args.checkpoint, args.model_dir, images, calls))
     servers: list[dict[str, Any]] = []
     if args.url:

@@ -101,6 +101,8 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "Zero-shot existence scores of the pathology stream. `pneumonia` on covid-chestxray has very few",
         "normal films (see the negatives column): treat that AUROC as unreliable. Operating points",
         "(`threshold`) are the max-F1 thresholds on the same validation split, so F1 at them is optimistic.",
+        "On these pneumonia-heavy splits max-F1 picks very low thresholds, so the service's `positive` flag",
+        "is set for most films: rank by `score`, or choose a threshold for your own operating point.",
         "",
         *_classification(report),
         "",

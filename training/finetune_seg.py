@@ -34,7 +34,7 @@ from training.model import (
     save_checkpoint,
 )
 from training.trainer.config import TrainConfig
-from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed
+from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed, process_device_type
 from training.trainer.loop import Trainer
 from training.trainer.setup import (
     base_parser,
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point (torchrun-compatible)."""
     args = base_parser(__doc__ or "", init_required=True).parse_args(argv)
     config = prepare_run(args)
-    info = init_distributed("cuda" if config.run.device != "cpu" and torch.cuda.is_available() else "cpu")
+    info = init_distributed(process_device_type(config.run.device))
     configure_logging(info)
     try:
         init, _ = load_checkpoint(args.init)

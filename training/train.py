@@ -18,7 +18,7 @@ from training.data.dataset import PretrainDataset, Sample
 from training.losses import LossConfig, medslip_losses
 from training.model import MeDSLIP, TextEncoder, build_query_books, create_model
 from training.trainer.config import TrainConfig
-from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed
+from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed, process_device_type
 from training.trainer.loop import Trainer, resolve_device
 from training.trainer.setup import (
     base_parser,
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point; under torchrun every rank runs this."""
     args = base_parser(__doc__ or "").parse_args(argv)
     config = prepare_run(args)
-    info = init_distributed("cuda" if config.run.device != "cpu" and torch.cuda.is_available() else "cpu")
+    info = init_distributed(process_device_type(config.run.device))
     configure_logging(info)
     try:
         trainer = build_trainer(config, info)

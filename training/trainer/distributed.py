@@ -52,6 +52,11 @@ def init_distributed(device_type: str) -> DistInfo:
     )
 
 
+def process_device_type(requested: str) -> str:
+    """ "cuda" when the run asks for a GPU (or "auto") and one exists, else "cpu": picks NCCL vs gloo."""
+    return "cuda" if requested != "cpu" and torch.cuda.is_available() else "cpu"
+
+
 def cleanup_distributed() -> None:
     """Leave the process group if we joined one.
 

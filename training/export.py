@@ -132,18 +132,27 @@ def book_agreement(text_encoder_dir: Path, texts: list[str], book: NDArray[np.fl
 
 
 def operating_points(report: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """Max-F1 thresholds (and the target-sensitivity ones) of the pooled evaluation, per finding."""
+    """Per-finding thresholds of the pooled evaluation: the balanced (Youden's J) point when the report
+    has one, else max-F1 (older reports). Max-F1 follows prevalence: on pneumonia-heavy splits it picks
+    thresholds that flag almost every film, so it is only the fallback."""
     if report is None:
         return {}
     pooled = report.get("classification", {}).get("all", {})
     split = report.get("split", "?")
     points: dict[str, dict[str, Any]] = {}
     for name, m in pooled.items():
-        if m.get("threshold") is None:
+        counts = f"on {split} ({m.get('n_pos')} pos / {m.get('n_neg')} neg)"
+        if m.get("balanced_threshold") is not None:
+            threshold, source = m["balanced_threshold"], (
+                f"Youden's J {counts}: sensitivity {m['balanced_sensitivity']:.3f}, "
+                f"specificity {m['balanced_specificity']:.3f}")
+        elif m.get("threshold") is not None:
+            threshold, source = m["threshold"], f"max-F1 {counts}"
+        else:
             continue
         points[name] = {
-            "threshold": m["threshold"],
-            "source": f"max-F1 on {split} ({m['n_pos']} pos / {m['n_neg']} neg)",
+            "threshold": threshold,
+            "source": source,
             "auroc": m.get("auroc"),
             "target_sensitivity": m.get("target_sensitivity"),
             "threshold_at_target_sensitivity": m.get("threshold_at_target_sensitivity"),

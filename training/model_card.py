@@ -9,18 +9,22 @@ def _figure(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
 
 
-def _classification_table(metrics: dict[str, Any]) -> list[str]:
-    rows = ["| data | finding | n+ | n- | AUROC | max-F1 | threshold |", "|---|---|---|---|---|---|---|"]
+def classification_table(metrics: dict[str, Any]) -> list[str]:
+    """Per source and finding: AUROC, the balanced (Youden's J) operating point with its sensitivity and
+    specificity, and max-F1 for comparison."""
+    rows = ["| data | finding | n+ | n- | AUROC | balanced threshold | sensitivity | specificity | max-F1 |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for source, findings in metrics.get("classification", {}).items():
         for name, m in findings.items():
             rows.append(
                 f"| {source} | {name} | {m.get('n_pos')} | {m.get('n_neg')} | {_figure(m.get('auroc'))} "
-                f"| {_figure(m.get('max_f1'))} | {_figure(m.get('threshold'))} |"
+                f"| {_figure(m.get('balanced_threshold'))} | {_figure(m.get('balanced_sensitivity'))} "
+                f"| {_figure(m.get('balanced_specificity'))} | {_figure(m.get('max_f1'))} |"
             )
     return rows if len(rows) > 2 else ["No classification evaluation was attached to this export."]
 
 
-def _grounding_table(metrics: dict[str, Any]) -> list[str]:
+def grounding_table(metrics: dict[str, Any]) -> list[str]:
     rows = ["| query | region | n | pointing game | IoU | Dice | CNR |", "|---|---|---|---|---|---|---|"]
     for query, m in metrics.get("grounding", {}).get("anatomy", {}).items():
         rows.append(f"| {query} | {m.get('region')} | {m.get('n')} | {_figure(m.get('pointing_game'))} "
@@ -28,9 +32,11 @@ def _grounding_table(metrics: dict[str, Any]) -> list[str]:
     return rows if len(rows) > 2 else ["No grounding evaluation was attached to this export."]
 
 
-def _segmentation_table(metrics: dict[str, Any]) -> list[str]:
+def segmentation_table(metrics: dict[str, Any]) -> list[str]:
     rows = ["| structure | n | Dice | IoU |", "|---|---|---|---|"]
     for name, m in metrics.get("segmentation", {}).items():
+        if not (isinstance(m, dict) and "dice" in m):  # notes such as the threshold used
+            continue
         rows.append(f"| {name} | {m.get('n')} | {_figure(m.get('dice'))} | {_figure(m.get('iou'))} |")
     return rows if len(rows) > 2 else ["No segmentation evaluation was attached to this export."]
 
@@ -72,11 +78,11 @@ def render_model_card(metadata: dict[str, Any]) -> str:
         "",
         f"Source: {metrics.get('source', 'no evaluation report attached')}.",
         "",
-        *_classification_table(metrics),
+        *classification_table(metrics),
         "",
-        *_grounding_table(metrics),
+        *grounding_table(metrics),
         "",
-        *_segmentation_table(metrics),
+        *segmentation_table(metrics),
         "",
         "## Training data",
         "",

@@ -30,6 +30,8 @@ REPORT = {
         "effusion": {"n_pos": 0, "n_neg": 4, "auroc": None, "max_f1": None, "threshold": None},
     }},
 }
+BALANCED = {"n_pos": 3, "n_neg": 1, "auroc": 0.67, "max_f1": 0.86, "threshold": 0.42,
+            "balanced_threshold": 0.61, "balanced_sensitivity": 0.667, "balanced_specificity": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +127,14 @@ def test_text_encoder_of_another_width_is_refused(tmp_path: Path) -> None:
 def test_operating_points_skip_findings_without_a_threshold() -> None:
     assert list(operating_points(REPORT)) == ["pneumonia"]
     assert operating_points(None) == {}
+
+
+def test_operating_points_prefer_the_balanced_threshold_over_max_f1() -> None:
+    report = {"split": "val", "classification": {"all": {"pneumonia": BALANCED}}}
+    point = operating_points(report)["pneumonia"]
+    assert point["threshold"] == 0.61
+    assert point["source"].startswith("Youden's J on val (3 pos / 1 neg)")
+    assert "specificity 1.000" in point["source"]
 
 
 def test_training_summary_keeps_only_json_safe_training_facts() -> None:

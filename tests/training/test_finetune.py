@@ -156,3 +156,15 @@ def test_lungs_union_loss_ignores_per_side_channels_without_masks() -> None:
     assert logits.grad is not None
     assert torch.count_nonzero(logits.grad[:, 2:]) == 0  # heart and clavicles untouched
     assert torch.count_nonzero(logits.grad[:, :2]) > 0  # the two lung channels learn the union
+
+
+def test_structure_balanced_loss_weighs_a_rare_structure_like_a_common_one() -> None:
+    """Four images annotate the lungs (loss 0), one the clavicle (loss 1): the clavicle is half the loss."""
+    values = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [1.0, 0.0]])  # (B=4, K=2): clavicle, lung
+    valid = torch.tensor([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [1.0, 1.0]])
+    assert finetune_seg._structure_balanced_mean(values, valid).item() == pytest.approx(0.5)
+    assert finetune_seg._masked_mean(values, valid).item() == pytest.approx(0.2)  # outvoted 4 to 1
+    lungs_only = torch.tensor([[0.0, 1.0]] * 4)  # a structure no image annotates is left out, not zeroed
+    assert finetune_seg._structure_balanced_mean(values, lungs_only).item() == pytest.approx(0.0)
+    values[:, 1] = 0.25
+    assert finetune_seg._structure_balanced_mean(values, lungs_only).item() == pytest.approx(0.25)

@@ -8,6 +8,7 @@ import pytest
 from training.metrics.classification import (
     accuracy_at_threshold,
     auroc,
+    balanced_threshold,
     classification_metrics,
     max_f1,
     threshold_at_sensitivity,
@@ -50,6 +51,20 @@ def test_threshold_at_sensitivity_is_the_highest_threshold_reaching_the_target()
     threshold_all, specificity_all = threshold_at_sensitivity(y, scores, 1.0)
     assert threshold_all == pytest.approx(0.2)
     assert specificity_all == pytest.approx(0.0)
+
+
+def test_balanced_threshold_ignores_prevalence_where_max_f1_flags_everything() -> None:
+    y = [1, 1, 1, 1, 1, 0, 0]  # positive-heavy, like the pneumonia validation splits
+    scores = [0.9, 0.8, 0.7, 0.6, 0.2, 0.5, 0.1]
+    _, f1_threshold = max_f1(y, scores)
+    assert f1_threshold == pytest.approx(0.2)  # 6 of 7 films flagged
+    threshold, sensitivity, specificity = balanced_threshold(y, scores)
+    assert threshold == pytest.approx(0.6)
+    assert (sensitivity, specificity) == (pytest.approx(0.8), pytest.approx(1.0))
+
+
+def test_balanced_threshold_without_both_classes_is_nan() -> None:
+    assert all(math.isnan(v) for v in balanced_threshold([1, 1], [0.2, 0.3]))
 
 
 def test_classification_metrics_drops_unknown_labels_and_counts_classes() -> None:

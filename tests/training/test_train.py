@@ -13,8 +13,9 @@ from PIL import Image
 
 from training.data.manifest import ManifestRecord, write_manifest
 from training.train import build_trainer, main
-from training.trainer.config import ConfigError, TrainConfig, load_config
+from training.trainer.config import ConfigError, DataSection, SourceSpec, TrainConfig, load_config
 from training.trainer.optim import parameter_groups, warmup_cosine_factor
+from training.trainer.setup import load_records
 
 TINY = Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny.yaml"
 #: A small decoder keeps a step ~0.1 s on one core; the trunk is the real ResNet-18.
@@ -180,3 +181,15 @@ def test_every_shipped_config_loads(path: Path) -> None:
     config = load_config(path)
     assert config.data.sources, "a config without data"
     assert config.data.image_size % 16 == 0
+
+
+def test_train_repeat_oversamples_training_records_only(tmp_path: Path) -> None:
+    records = [ManifestRecord(image=f"{name}.png", split=split, source="unit", view="PA")
+               for name, split in (("a", "train"), ("b", "train"), ("c", "val"))]
+    write_manifest(records, tmp_path / "m.jsonl")
+    spec = SourceSpec(kind="manifest", path=str(tmp_path / "m.jsonl"), train_repeat=3)
+    train, val = load_records(DataSection(sources=[spec]))
+    assert sorted(Path(r.image).name for r in train) == ["a.png"] * 3 + ["b.png"] * 3
+    assert [Path(r.image).name for r in val] == ["c.png"]
+    with pytest.raises(ValueError, match="train_repeat"):
+        load_records(DataSection(sources=[SourceSpec(kind="manifest", path=spec.path, train_repeat=0)]))

@@ -1,5 +1,9 @@
 """Zero-shot classification metrics per finding: AUROC, max-F1 and the operating points the service uses.
 
+Two operating points are reported: max-F1 (depends on prevalence: on a split with many positives it
+drifts to a very low threshold that flags almost everything) and the balanced one, Youden's J = max of
+sensitivity + specificity - 1 (prevalence-free), which `training.export` ships as the service default.
+
 A score is "positive" when ``score >= threshold``; every threshold returned here follows that rule, so
 the service can apply ``metadata.json`` operating points without re-deriving anything.
 """
@@ -24,13 +28,16 @@ class ClassMetrics:
     n_neg: int
     auroc: float
     max_f1: float
-    threshold: float  # at max-F1: the default operating point
+    threshold: float  # at max-F1
     accuracy: float  # at that threshold
     sensitivity: float  # at that threshold
     specificity: float  # at that threshold
     target_sensitivity: float
     threshold_at_target_sensitivity: float
     specificity_at_target_sensitivity: float
+    balanced_threshold: float  # Youden's J: the operating point the exported bundle uses
+    balanced_sensitivity: float  # at that threshold
+    balanced_specificity: float  # at that threshold
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; NaN becomes None because JSON has no NaN."""
@@ -108,6 +115,19 @@ def threshold_at_sensitivity(y_true: ArrayLike, scores: ArrayLike, target: float
     return threshold, float(1.0 - fpr[index])
 
 
+def balanced_threshold(y_true: ArrayLike, scores: ArrayLike) -> tuple[float, float, float]:
+    """Threshold maximising Youden's J = sensitivity + specificity - 1, with (threshold, sensitivity,
+    specificity) there. Ties go to the highest threshold (fewest positives). NaN without both classes."""
+    y, s = _as_binary(y_true, scores)
+    if not _has_both_classes(y):
+        return math.nan, math.nan, math.nan
+    fpr, tpr, thresholds = roc_curve(y, s, drop_intermediate=False)
+    finite = np.isfinite(thresholds)  # the first ROC point (inf) predicts nothing
+    j = np.where(finite, tpr - fpr, -np.inf)
+    best = int(np.argmax(j))  # thresholds decrease along the curve: first maximum = highest threshold
+    return float(thresholds[best]), float(tpr[best]), float(1.0 - fpr[best])
+
+
 def classification_metrics(
     name: str, y_true: ArrayLike, scores: ArrayLike, target_sensitivity: float = 0.9
 ) -> ClassMetrics:
@@ -119,6 +139,7 @@ def classification_metrics(
     f1, threshold = max_f1(y, s)
     sens, spec = sensitivity_specificity(y, s, threshold) if not math.isnan(threshold) else (math.nan,) * 2
     t_sens, spec_at_sens = threshold_at_sensitivity(y, s, target_sensitivity)
+    b_threshold, b_sens, b_spec = balanced_threshold(y, s)
     return ClassMetrics(
         name=name,
         n_pos=int(y.sum()),
@@ -132,4 +153,7 @@ def classification_metrics(
         target_sensitivity=target_sensitivity,
         threshold_at_target_sensitivity=t_sens,
         specificity_at_target_sensitivity=spec_at_sens,
+        balanced_threshold=b_threshold,
+        balanced_sensitivity=b_sens,
+        balanced_specificity=b_spec,
     )

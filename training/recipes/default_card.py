@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from training.model_card import classification_table, grounding_table, segmentation_table
+
 DATA_SOURCES = [
     ("covid-chestxray", "ieee8023 COVID-19 chest X-ray collection (2020-06 state): adult PA/AP films with "
      "clinical notes; V7 Labs lung masks", "per-image licences (CC BY, CC BY-NC-SA, ...); masks Apache-2.0",
@@ -20,36 +22,12 @@ DATA_SOURCES = [
 ]
 
 
-def _f(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
-
-
-def _classification(report: dict[str, Any]) -> list[str]:
-    rows = ["| validation set | finding | AUROC | positives | negatives | max-F1 | threshold |",
-            "|---|---|---|---|---|---|---|"]
-    for source, findings in report.get("classification", {}).items():
-        for name, m in findings.items():
-            rows.append(f"| {source} | {name} | {_f(m.get('auroc'))} | {m.get('n_pos')} | {m.get('n_neg')} | "
-                        f"{_f(m.get('max_f1'))} | {_f(m.get('threshold'))} |")
-    return rows
-
-
-def _grounding(report: dict[str, Any]) -> list[str]:
-    anatomy = report.get("grounding", {}).get("anatomy", {})
-    rows = ["| anatomy query | reference | n | pointing game | IoU | Dice | CNR |",
-            "|---|---|---|---|---|---|---|"]
-    for name, m in anatomy.items():
-        rows.append(f"| {name} | {m.get('region')} | {m.get('n')} | {_f(m.get('pointing_game'))} | "
-                    f"{_f(m.get('iou'))} | {_f(m.get('dice'))} | {_f(m.get('cnr'))} |")
-    return rows
-
-
-def _segmentation(report: dict[str, Any]) -> list[str]:
-    rows = ["| structure | n | Dice | IoU |", "|---|---|---|---|"]
-    for name, m in report.get("segmentation", {}).items():
-        if isinstance(m, dict) and "dice" in m:
-            rows.append(f"| {name} | {m.get('n')} | {_f(m.get('dice'))} | {_f(m.get('iou'))} |")
-    return rows
+def _compute(settings: dict[str, Any] | None) -> str:
+    if not settings:
+        return "not recorded"
+    threads = settings.get("threads") or "the configs'"
+    return (f"{settings.get('cpu')} ({settings.get('cores')} cores), {settings.get('precision')} training, "
+            f"{threads} compute thread(s) per process")
 
 
 def render_default_card(metadata: dict[str, Any], report: dict[str, Any], command: str) -> str:
@@ -86,10 +64,11 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "",
         f"`{command}` (training/recipes/default_model.py) runs every stage: pretraining with",
         "`training/configs/default_cxr.yaml` (all five MeDSLIP losses, released weights; ResNet-18,",
-        "16 epochs, lr 3e-4, bf16 autocast, 1 thread), segmentation fine-tuning with",
-        "`training/configs/finetune_seg_jsrt.yaml` (trunk unfrozen, 10 epochs, bf16), evaluation, export,",
+        "16 epochs, lr 3e-4), segmentation fine-tuning with",
+        "`training/configs/finetune_seg_jsrt.yaml` (trunk unfrozen, 12 epochs, JSRT films repeated",
+        "3x per epoch, every structure weighted equally in the loss), evaluation, export,",
         "then the evaluation of the exported ONNX bundle that this card reports.",
-        "Compute: one 2-core x86-64 CPU, no GPU.",
+        f"Compute: {_compute(training.get('compute'))}; no GPU.",
         f"Graph: `{graph['file']}`, {graph.get('precision')} weights with float32 inputs/outputs; max abs",
         "difference from PyTorch fp32: "
         + ", ".join(f"{k} {v:.1e}" for k, v in graph.get("parity_max_abs_diff", {}).items()) + ".",
@@ -99,12 +78,14 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "## Validation results (ONNX bundle, ONNX Runtime CPU)",
         "",
         "Zero-shot existence scores of the pathology stream. `pneumonia` on covid-chestxray has very few",
-        "normal films (see the negatives column): treat that AUROC as unreliable. Operating points",
-        "(`threshold`) are the max-F1 thresholds on the same validation split, so F1 at them is optimistic.",
-        "On these pneumonia-heavy splits max-F1 picks very low thresholds, so the service's `positive` flag",
-        "is set for most films: rank by `score`, or choose a threshold for your own operating point.",
+        "normal films (see the negatives column): treat that AUROC as unreliable. The service's operating",
+        "points are the balanced thresholds of the pooled (`all`) rows: Youden's J, the threshold that",
+        "maximises sensitivity + specificity on the same validation split, so the sensitivity and",
+        "specificity shown at it are optimistic. Max-F1 is listed for comparison (it depends on prevalence",
+        "and, on these pneumonia-heavy splits, would flag most films). Choose your own operating point",
+        "on local data before relying on the `positive` flag.",
         "",
-        *_classification(report),
+        *classification_table(report),
         "",
         "Label-derived report text supervised only `normal`, `pneumonia` (Kermany, JSRT) and `nodule`",
         "(about 70 JSRT training films); the other findings `/classify` reports by default were learned",
@@ -113,11 +94,11 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "Anatomy grounding (anatomy-stream attention of the lung queries vs lung boxes/masks; the shared",
         "data has no finding-level boxes, so finding grounding could not be measured):",
         "",
-        *_grounding(report),
+        *grounding_table(report),
         "",
         "Segmentation (sigmoid > 0.5 at the original image size):",
         "",
-        *_segmentation(report),
+        *segmentation_table(report),
         "",
         "## Known limitations",
         "",

@@ -37,6 +37,7 @@ class SourceSpec:
     kind: SourceKind  # reader to use, or "manifest" for a JSONL manifest file
     path: str  # data-set folder (or manifest file); "{shared}" expands to the shared data folder
     max_records: int = 0  # keep only the first N records of each split (0 = all), for smoke runs
+    train_repeat: int = 1  # each training record appears N times per epoch (oversamples a small source)
 
 
 @dataclass

@@ -57,13 +57,18 @@ def prepare_run(args: argparse.Namespace) -> TrainConfig:
 
 
 def load_records(data: DataSection) -> tuple[list[ManifestRecord], list[ManifestRecord]]:
-    """(train, val) records of every configured source, in config order."""
-    records: list[ManifestRecord] = []
+    """(train, val) records of every configured source, in config order; a source's training records
+    are repeated `train_repeat` times (each copy is augmented differently), its validation records never."""
+    train: list[ManifestRecord] = []
+    val: list[ManifestRecord] = []
     for spec in data.sources:
-        records.extend(
-            load_source(spec.kind, spec.path, frontal_only=data.frontal_only, max_records=spec.max_records)
+        if spec.train_repeat < 1:
+            raise ValueError(f"train_repeat must be >= 1, got {spec.train_repeat} for {spec.kind}")
+        records = load_source(
+            spec.kind, spec.path, frontal_only=data.frontal_only, max_records=spec.max_records
         )
-    train, val = filter_split(records, "train"), filter_split(records, "val")
+        train.extend(filter_split(records, "train") * spec.train_repeat)
+        val.extend(filter_split(records, "val"))
     logger.info("data: %d train / %d val records from %d sources", len(train), len(val), len(data.sources))
     return train, val
 

@@ -1,0 +1,51 @@
+"""The default-model recipe's build settings: chosen once, reused on resume, turned into overrides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training.recipes import default_model
+from training.recipes.default_card import render_default_card
+from training.trainer.config import load_config
+
+SEG_CONFIG = default_model.SEG_CONFIG
+
+
+def test_auto_precision_follows_native_bf16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(default_model, "native_bf16", lambda: False)
+    assert default_model.compute_settings(tmp_path / "a", "auto", None)["precision"] == "fp32"
+    monkeypatch.setattr(default_model, "native_bf16", lambda: True)
+    assert default_model.compute_settings(tmp_path / "b", "auto", 2)["precision"] == "bf16"
+
+
+def test_a_resumed_build_keeps_the_settings_it_started_with(tmp_path: Path) -> None:
+    first = default_model.compute_settings(tmp_path, "fp32", 2)
+    assert json.loads((tmp_path / "build.json").read_text()) == first
+    assert default_model.compute_settings(tmp_path, "bf16", 1) == first
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_overrides_are_valid_for_both_training_configs(precision: str) -> None:
+    argv = default_model.run_overrides({"precision": precision, "threads": 2})
+    overrides = argv[1::2]
+    assert argv[0::2] == ["--override"] * len(overrides)
+    config = load_config(SEG_CONFIG, [*default_model.SEG_OVERRIDES, *overrides])
+    assert config.run.threads == 2
+    assert (config.run.amp == "bf16") == (precision == "bf16")
+    pretrain = load_config(default_model.PRETRAIN_CONFIG, overrides)
+    assert pretrain.run.channels_last == (precision == "bf16")
+
+
+def test_card_states_the_compute_that_trained_the_model() -> None:
+    metadata = {
+        "name": "m", "version": "1", "architecture": {"trunk": "resnet18", "image_size": 224},
+        "graphs": {"image_model": {"file": "image_model.onnx", "precision": "fp16",
+                                   "parity_max_abs_diff": {"pathology_probs": 1e-4}}},
+        "training_data": {"compute": {"precision": "fp32", "threads": 2, "cpu": "Test CPU", "cores": 2}},
+    }
+    card = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
+    assert "Test CPU (2 cores), fp32 training, 2 compute thread(s) per process" in card
+    assert "not a medical device" in card

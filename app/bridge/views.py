@@ -7,9 +7,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from app.bridge.journal import InstanceRecord
-
-FRONTAL_VIEWS = frozenset({"PA", "AP", "AP SUPINE", "PA ERECT", "AP ERECT"})
-LATERAL_VIEWS = frozenset({"LL", "RL", "LATERAL", "LAT", "L", "R"})
+from app.imaging import ViewKind, view_kind
 
 
 class ViewDecision(StrEnum):
@@ -19,15 +17,19 @@ class ViewDecision(StrEnum):
     OTHER = "other"  # oblique, decubitus, ...: the model is frontal-only
 
 
+_DECISIONS = {
+    ViewKind.FRONTAL: ViewDecision.FRONTAL,
+    ViewKind.UNSTATED: ViewDecision.UNKNOWN,
+    ViewKind.LATERAL: ViewDecision.LATERAL,
+    ViewKind.OBLIQUE: ViewDecision.OTHER,
+    ViewKind.DECUBITUS: ViewDecision.OTHER,  # the service would accept it with a warning; the bridge
+    # leaves lying-down films out of automatic processing
+}
+
+
 def classify_view(view_position: str | None) -> ViewDecision:
-    if not view_position:
-        return ViewDecision.UNKNOWN
-    view = view_position.strip().upper()
-    if view in FRONTAL_VIEWS:
-        return ViewDecision.FRONTAL
-    if view in LATERAL_VIEWS:
-        return ViewDecision.LATERAL
-    return ViewDecision.OTHER
+    """The pixel module's view rule (`app.imaging.view_kind`), mapped to what the bridge does."""
+    return _DECISIONS[view_kind(view_position)]
 
 
 def wants_inference(record: InstanceRecord) -> bool:

@@ -24,6 +24,7 @@ from app.imaging.geometry import Letterbox, letterbox, resize
 from app.imaging.info import DecodedImage, ImageInfo
 from app.imaging.preprocessing import IMAGENET_MEAN, IMAGENET_STD, PreprocessingSpec, normalise, preprocess
 from app.imaging.privacy import quiet_pydicom_value_messages
+from app.imaging.views import ViewKind, view_kind
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -45,6 +46,7 @@ __all__ = [
     "UnsupportedPhotometricError",
     "UnsupportedTransferSyntaxError",
     "UnsupportedViewError",
+    "ViewKind",
     "check_dicom_header",
     "decode_bytes",
     "decode_path",
@@ -54,4 +56,5 @@ __all__ = [
     "quiet_pydicom_value_messages",
     "read_dicom",
     "resize",
+    "view_kind",
 ]

@@ -28,6 +28,7 @@ from app.imaging.errors import (
     UnsupportedViewError,
 )
 from app.imaging.info import ImageInfo
+from app.imaging.views import ViewKind, view_kind
 
 __all__ = [
     "COLOUR_PHOTOMETRICS",
@@ -43,11 +44,6 @@ GRAY_PHOTOMETRICS = frozenset({"MONOCHROME1", "MONOCHROME2"})
 COLOUR_PHOTOMETRICS = frozenset(
     {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420", "PALETTE COLOR"}
 )
-
-# View Position defined terms (PS3.3 C.8.11.5.1.1) plus common non-standard spellings.
-_LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL", "LLAT", "RLAT", "L"})
-_OBLIQUE_VIEWS = frozenset({"RLO", "LLO", "RAO", "LAO", "RPO", "LPO", "OBL", "OBLIQUE"})
-_DECUBITUS_VIEWS = frozenset({"RLD", "LLD"})
 
 # Body Part Examined terms (CID 4031 and common variants) that are clearly not a chest radiograph.
 # A deny-list, not an allow-list: CHEST, THORAX, empty and unknown terms are all accepted.
@@ -159,20 +155,16 @@ def _view_position(dataset: Dataset) -> str | None:
 
 
 def _check_view(view: str | None, allow_lateral: bool, warnings: list[str]) -> None:
-    if view is None:
+    kind = view_kind(view)
+    if kind is ViewKind.UNSTATED:
         warnings.append("no view position in header: assumed frontal")
-        return
-    words = set(re.split(r"[^A-Z]+", view)) - {""}
-    is_lateral = view in _LATERAL_VIEWS or "LATERAL" in words or "LATERO" in view or "MEDIO" in view
-    is_oblique = view in _OBLIQUE_VIEWS or "OBLIQUE" in words
-    if is_lateral or is_oblique:
-        kind = "lateral" if is_lateral else "oblique"
+    elif kind in (ViewKind.LATERAL, ViewKind.OBLIQUE):
         if not allow_lateral:
             raise UnsupportedViewError(
                 f"{kind} view ({view}): the model reads frontal (PA/AP) chest radiographs only"
             )
         warnings.append(f"{kind} view ({view}) accepted on request; the model is trained on frontal views")
-    elif view in _DECUBITUS_VIEWS:
+    elif kind is ViewKind.DECUBITUS:
         warnings.append(f"decubitus view ({view}): the patient lay on one side")
 
 

@@ -21,6 +21,8 @@ def _record(key: str, study: str, received_at: float, view: str | None = "PA") -
         ("LL", ViewDecision.LATERAL),
         ("RL", ViewDecision.LATERAL),
         ("LATERAL", ViewDecision.LATERAL),
+        ("LEFT LATERAL", ViewDecision.LATERAL),
+        ("AP SUPINE", ViewDecision.FRONTAL),
         ("LLD", ViewDecision.OTHER),
         ("RAO", ViewDecision.OTHER),
         (None, ViewDecision.UNKNOWN),

@@ -65,7 +65,7 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         f"`{command}` (training/recipes/default_model.py) runs every stage: pretraining with",
         "`training/configs/default_cxr.yaml` (all five MeDSLIP losses, released weights; ResNet-18,",
         "16 epochs, lr 3e-4), segmentation fine-tuning with",
-        "`training/configs/finetune_seg_jsrt.yaml` (trunk unfrozen, 12 epochs, JSRT films repeated",
+        "`training/configs/finetune_seg_jsrt.yaml` (trunk unfrozen, 6 epochs, JSRT films repeated",
         "3x per epoch, every structure weighted equally in the loss), evaluation, export,",
         "then the evaluation of the exported ONNX bundle that this card reports.",
         f"Compute: {_compute(training.get('compute'))}; no GPU.",

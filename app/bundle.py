@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from app.imaging.preprocessing import PreprocessingSpec
+
 logger = logging.getLogger(__name__)
 
 TEXT_ENCODERS_DIR = "text-encoders"
@@ -54,6 +56,7 @@ class Bundle:
     version: str
     sha256: str
     image_size: int
+    preprocessing: PreprocessingSpec
     pathology_names: tuple[str, ...]
     anatomy_names: tuple[str, ...]
     pathology_queries: np.ndarray  # (Qp, T)
@@ -150,13 +153,18 @@ def load_bundle(root: Path, *, verify: bool = True) -> Bundle:
             raise BundleError(f"text encoder dim {text_encoder.dim} != book width {pathology_book.shape[1]}")
         seg = meta.get("segmentation", {})
         graph_file = root / str(meta["graphs"]["image_model"]["file"])
+        try:
+            preprocessing = PreprocessingSpec.from_dict(dict(meta["preprocessing"]))
+        except ValueError as exc:
+            raise BundleError(f"metadata preprocessing: {exc}") from exc
         bundle = Bundle(
             root=root,
             metadata=meta,
             name=str(meta["name"]),
             version=str(meta["version"]),
             sha256=str(meta["files"].get(graph_file.name) or sha256_file(graph_file)),
-            image_size=int(meta["preprocessing"]["image_size"]),
+            image_size=preprocessing.image_size,
+            preprocessing=preprocessing,
             pathology_names=pathology_names,
             anatomy_names=anatomy_names,
             pathology_queries=pathology_book,

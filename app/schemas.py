@@ -48,6 +48,10 @@ class FindingScore(BaseModel):
     score: float = Field(ge=0.0, le=1.0)
     threshold: float
     positive: bool
+    calibrated: bool = Field(
+        description="True when threshold is this finding's operating point validated on held-out data "
+        "(see the model card); False when it is the bundle's uncalibrated default"
+    )
     custom: bool = Field(description="True for a free-text finding scored through the text encoder")
 
 
@@ -93,6 +97,7 @@ class ClassifyResponse(ResponseBase):
                             "score": 0.81,
                             "threshold": 0.5,
                             "positive": True,
+                            "calibrated": False,
                             "custom": False,
                         },
                         {
@@ -100,6 +105,7 @@ class ClassifyResponse(ResponseBase):
                             "score": 0.34,
                             "threshold": 0.5,
                             "positive": False,
+                            "calibrated": False,
                             "custom": True,
                         },
                     ],
@@ -147,6 +153,7 @@ class GroundResponse(ResponseBase):
                             "score": 0.81,
                             "threshold": 0.5,
                             "positive": True,
+                            "calibrated": False,
                             "custom": False,
                             "heatmap": {"png_base64": "iVBORw0KGgo...", "width": 2500, "height": 2048},
                             "peak": {"x": 1890, "y": 1610},

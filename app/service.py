@@ -19,7 +19,7 @@ import numpy as np
 from app.batching import Batcher, bucket_size, pad_batch
 from app.bundle import Bundle
 from app.errors import InvalidParameterError, TextEncoderUnavailableError, UnknownNameError
-from app.imaging import IMAGENET_MEAN, IMAGENET_STD, DecodedImage, Letterbox, decode_bytes, preprocess
+from app.imaging import DecodedImage, Letterbox, decode_bytes
 from app.metrics import ServiceMetrics
 from app.postprocess import finding_mask, grounding, mask_payload, segmentation_mask
 from app.runtime import ImageModelRunner
@@ -49,6 +49,7 @@ class FindingRef:
     name: str
     index: int | None
     threshold: float
+    calibrated: bool = False  # threshold is a validated operating point, not the bundle default
 
     @property
     def custom(self) -> bool:
@@ -108,11 +109,6 @@ class InferenceService:
         self._executor = executor
         self._buckets = settings.effective_buckets()
         self._pathology_index = {n: i for i, n in enumerate(bundle.pathology_names)}
-        preprocessing = bundle.metadata.get("preprocessing", {})
-        mean = [float(v) for v in preprocessing.get("mean", IMAGENET_MEAN)]
-        std = [float(v) for v in preprocessing.get("std", IMAGENET_STD)]
-        self._mean: tuple[float, float, float] = (mean[0], mean[1], mean[2])
-        self._std: tuple[float, float, float] = (std[0], std[1], std[2])
         self.batcher: Batcher[BatchItem, ItemOutputs] = Batcher(
             self._run_batch,
             executor=model_executor,
@@ -158,7 +154,8 @@ class InferenceService:
         for raw in dict.fromkeys(names):
             key = _normalise_name(raw)
             if key in self._pathology_index:
-                refs.append(FindingRef(key, self._pathology_index[key], self.bundle.threshold_for(key)))
+                refs.append(FindingRef(key, self._pathology_index[key], self.bundle.threshold_for(key),
+                                       calibrated=key in self.bundle.thresholds))
                 continue
             text = raw.strip()
             if not text:
@@ -211,7 +208,7 @@ class InferenceService:
         )
         info = decoded.info
         self._metrics.record_input(info.format, info.transfer_syntax, info.photometric)
-        tensor, box = preprocess(decoded.pixels, size=self.bundle.image_size, mean=self._mean, std=self._std)
+        tensor, box = self.bundle.preprocessing.apply(decoded.pixels)  # (3, S, S)
         return decoded, tensor, box
 
     async def _custom_queries(self, findings: list[FindingRef]) -> tuple[np.ndarray, float]:
@@ -261,6 +258,7 @@ class InferenceService:
                 "score": round(score, 6),
                 "threshold": ref.threshold,
                 "positive": score >= ref.threshold,
+                "calibrated": ref.calibrated,
                 "custom": ref.custom,
             }
             scored.append((row, entry))

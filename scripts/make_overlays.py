@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.factory import create_app
-from app.imaging import decode_path
+from app.imaging import WASHED_OUT_SPAN, decode_path, stretch_washed_out
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def _post(client: TestClient, route: str, path: Path, params: dict[str, Any]) ->
 
 def overlay(path: Path, segment: dict[str, Any], ground: dict[str, Any]) -> Image.Image:
     """Gray film with translucent organ masks (left) beside the top finding's heatmap (right)."""
-    gray = decode_path(path).pixels  # (H, W) in [0, 1], as the service saw it
+    gray = stretch_washed_out(decode_path(path).pixels, WASHED_OUT_SPAN)  # (H, W) [0, 1] as the model saw it
     base = np.repeat(gray[..., None], 3, axis=2) * 255.0  # (H, W, 3)
     masks = base.copy()
     for mask in segment["masks"]:
@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/examples"))
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--finding", default="pneumonia", help="finding whose heatmap is drawn")
+    parser.add_argument("--max-width", type=int, default=1000,
+                        help="shrink wider overlays to this width (keeps the PNGs in docs/ small)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             segment = _post(client, "/segment", path, {"anatomy": list(COLOURS)})
             ground = _post(client, "/ground", path, {"findings": [args.finding]})
             target = args.out / f"{path.stem}_overlay.png"
-            overlay(path, segment, ground).save(target)
+            image = overlay(path, segment, ground)
+            if image.width > args.max_width:
+                height = max(1, round(image.height * args.max_width / image.width))
+                image = image.resize((args.max_width, height), Image.Resampling.LANCZOS)
+            image.save(target)
             scores = {f["name"]: round(f["score"], 3) for f in ground["findings"]}
             sys.stdout.write(f"{target} {scores}\n")
     return 0

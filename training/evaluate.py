@@ -209,7 +209,9 @@ class Evaluator:
             lungs = _load_mask(masks[LUNGS_MASK], shape)
             if lungs is not None:
                 right, left = (probs[structures.index(s)] for s in ("right_lung", "left_lung"))
-                union = 1.0 - (1.0 - right) * (1.0 - left)  # (H, W) soft union of both lung channels
+                # (H, W): max of the two probabilities >= t exactly when either lung mask the service
+                # returns covers the pixel, so this scores the union a user of /segment gets
+                union = np.maximum(right, left)
                 scores = segmentation_scores(union[None], lungs[None], [LUNGS_MASK])
                 self.results.segmentation[LUNGS_MASK].append(scores[LUNGS_MASK])
 

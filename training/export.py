@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from app.imaging.preprocessing import PreprocessingSpec
+from app.imaging.preprocessing import WASHED_OUT_SPAN, PreprocessingSpec
 from training.bundle import SCHEMA_VERSION, read_metadata, sha256_file, verify_bundle, write_metadata
 from training.config_io import config_to_dict
 from training.export_graph import ImageModelGraph, export_image_graph, measure_parity, require_fp32_parity
@@ -134,7 +134,9 @@ def book_agreement(text_encoder_dir: Path, texts: list[str], book: NDArray[np.fl
 def operating_points(report: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """Per-finding thresholds of the pooled evaluation: the balanced (Youden's J) point when the report
     has one, else max-F1 (older reports). Max-F1 follows prevalence: on pneumonia-heavy splits it picks
-    thresholds that flag almost every film, so it is only the fallback."""
+    thresholds that flag almost every film, so it is only the fallback. A finding no better than chance
+    (AUROC <= 0.5, or no threshold with sensitivity + specificity > 1) gets none: a threshold on a
+    score that does not separate would only look validated."""
     if report is None:
         return {}
     pooled = report.get("classification", {}).get("all", {})
@@ -143,6 +145,10 @@ def operating_points(report: dict[str, Any] | None) -> dict[str, dict[str, Any]]
     for name, m in pooled.items():
         counts = f"on {split} ({m.get('n_pos')} pos / {m.get('n_neg')} neg)"
         if m.get("balanced_threshold") is not None:
+            youden = m["balanced_sensitivity"] + m["balanced_specificity"] - 1.0
+            if youden <= 0.0 or (m.get("auroc") is not None and m["auroc"] <= 0.5):
+                logger.warning("no operating point for %s: it does no better than chance on %s", name, split)
+                continue
             threshold, source = m["balanced_threshold"], (
                 f"Youden's J {counts}: sensitivity {m['balanced_sensitivity']:.3f}, "
                 f"specificity {m['balanced_specificity']:.3f}")
@@ -201,7 +207,8 @@ def build_metadata(
                        "attention heat maps for any text query, anatomy grounding, anatomy segmentation.",
         "intended_use": "research only; not a medical device",
         "architecture": config_to_dict(model.config),
-        "preprocessing": PreprocessingSpec(image_size=model.config.image_size).to_dict(),
+        "preprocessing": PreprocessingSpec(image_size=model.config.image_size,
+                                           washed_out_span=WASHED_OUT_SPAN).to_dict(),
         "graphs": {"image_model": {"file": GRAPH_FILE, "inputs": inputs, "outputs": outputs,
                                    "precision": precision, "io_dtype": "float32",
                                    "parity_max_abs_diff": parity}},

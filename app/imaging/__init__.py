@@ -22,7 +22,15 @@ from app.imaging.errors import (
 )
 from app.imaging.geometry import Letterbox, letterbox, resize
 from app.imaging.info import DecodedImage, ImageInfo
-from app.imaging.preprocessing import IMAGENET_MEAN, IMAGENET_STD, PreprocessingSpec, normalise, preprocess
+from app.imaging.preprocessing import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    WASHED_OUT_SPAN,
+    PreprocessingSpec,
+    normalise,
+    preprocess,
+    stretch_washed_out,
+)
 from app.imaging.privacy import quiet_pydicom_value_messages
 from app.imaging.views import ViewKind, view_kind
 
@@ -31,6 +39,7 @@ __all__ = [
     "ERROR_CODES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "WASHED_OUT_SPAN",
     "CorruptImageError",
     "DecodedImage",
     "ImageInfo",
@@ -56,5 +65,6 @@ __all__ = [
     "quiet_pydicom_value_messages",
     "read_dicom",
     "resize",
+    "stretch_washed_out",
     "view_kind",
 ]

@@ -40,6 +40,10 @@ async def test_classify_default_findings(client: httpx.AsyncClient, mode: str) -
         assert finding["custom"] is False
     pneumonia = next(f for f in body["findings"] if f["name"] == "pneumonia")
     assert pneumonia["threshold"] == 0.42  # operating point from metadata
+    # only pneumonia has a validated operating point; the others fall back to the bundle default
+    assert {f["name"]: f["calibrated"] for f in body["findings"]} == {
+        name: name == "pneumonia" for name in names
+    }
     assert body["model"]["name"] == "tiny-cxr" and len(body["model"]["sha256"]) == 64
     assert (
         body["input"]["format"] == "png" and body["input"]["rows"] == 80 and body["input"]["columns"] == 120

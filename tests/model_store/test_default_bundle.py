@@ -5,6 +5,7 @@ These tests run the real model (not the tiny test bundle) through the real servi
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from app.bundle import resolve_default_bundle
 from app.factory import create_app
+from app.imaging import decode_bytes, decode_path
 from app.settings import Settings
 from training.bundle import verify_bundle
 
@@ -88,3 +90,37 @@ def test_lung_and_heart_masks_overlay_the_organs(client: TestClient, shared_data
         assert 0.08 < masks[name]["area_fraction"] < 0.4
     assert 0.02 < masks["heart"]["area_fraction"] < 0.2
     assert np.isclose(masks["heart"]["height"], response.json()["input"]["rows"])
+
+
+def test_only_validated_findings_are_marked_calibrated(client: TestClient, shared_data: Path) -> None:
+    path = shared_data / "dicom" / "siim_chest_jpeg_baseline.dcm"
+    response = client.post(
+        "/classify",
+        params={"findings": ["normal", "pneumonia", "nodule", "effusion"]},
+        content=path.read_bytes(),
+        headers={"Content-Type": "application/dicom"},
+    )
+    assert response.status_code == 200, response.text
+    calibrated = {f["name"]: f["calibrated"] for f in response.json()["findings"]}
+    # nodule was validated on JSRT but ranks worse than chance, so it has no operating point
+    assert calibrated == {"normal": True, "pneumonia": True, "nodule": False, "effusion": False}
+
+
+def _dice(predicted: np.ndarray, target: np.ndarray) -> float:
+    return float(2 * np.logical_and(predicted, target).sum() / (predicted.sum() + target.sum()))
+
+
+def test_a_washed_out_film_is_segmented_like_any_other(client: TestClient, shared_data: Path) -> None:
+    """JSRT JPCLN037 is stored with every pixel in 237..255; the service stretches it before inference."""
+    jsrt = shared_data / "jsrt-scr"
+    response = client.post(
+        "/segment",
+        params={"anatomy": list(STRUCTURES)},
+        content=(jsrt / "images" / "JPCLN037.jpg").read_bytes(),
+        headers={"Content-Type": "image/jpeg"},
+    )
+    assert response.status_code == 200, response.text
+    for mask in response.json()["masks"]:
+        predicted = decode_bytes(base64.b64decode(mask["png_base64"]), "image/png").pixels >= 0.5
+        expert = decode_path(jsrt / "masks" / mask["name"] / "JPCLN037.png").pixels >= 0.5
+        assert _dice(predicted, expert) > 0.8, mask["name"]

@@ -161,3 +161,17 @@ def test_a_shared_frozen_trunk_is_computed_once_in_the_graph(exported: tuple[Pat
     head_convs = sum(isinstance(m, torch.nn.Conv2d) for m in segmentation.head.modules())
     graph = onnx.load(str(bundle / "image_model.onnx"))
     assert sum(node.op_type == "Conv" for node in graph.graph.node) == trunk_convs + head_convs
+
+
+@pytest.mark.parametrize(("auroc", "sensitivity", "specificity"), [
+    (0.3, 1.0, 0.0),  # no threshold separates
+    (0.45, 0.3, 0.8),  # one threshold looks useful, but the score ranks worse than chance overall
+    (0.7, 0.5, 0.5),  # sensitivity + specificity = 1: a coin flip
+])
+def test_a_finding_no_better_than_chance_gets_no_operating_point(
+    auroc: float, sensitivity: float, specificity: float
+) -> None:
+    chance = {**BALANCED, "auroc": auroc, "balanced_sensitivity": sensitivity,
+              "balanced_specificity": specificity}
+    report = {"split": "val", "classification": {"all": {"nodule": chance, "pneumonia": BALANCED}}}
+    assert list(operating_points(report)) == ["pneumonia"]

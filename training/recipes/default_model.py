@@ -11,6 +11,8 @@ Stages, each skipped when its output exists (so an interrupted build resumes whe
 6. evaluate the exported bundle on ONNX Runtime (the artefact users get) and write its model card.
 
 Every figure in the card comes from stage 6, so re-running this command reproduces the card.
+`medslip-build-default --check` trains nothing: it re-runs stage 6 on the shipped bundle and compares
+every figure with the card's (minutes instead of hours).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 from training.bundle import read_metadata, verify_bundle, write_metadata
 from training.data import build_manifest
 from training.data.sources.registry import shared_data_dir
+from training.recipes.card_check import DEFAULT_TOLERANCE, report_differences
 from training.recipes.default_card import render_default_card
 
 logger = logging.getLogger(__name__)
@@ -174,15 +177,35 @@ def export(store: Path, name: str, version: str, *, checkpoint: Path, seg: Path,
 
 
 def finalise_card(bundle: Path, bundle_report: Path, command: str, settings: dict[str, Any]) -> None:
-    """Attach the bundle's own evaluation to its metadata and card, then re-hash every file."""
+    """Attach the bundle's own evaluation to its metadata and card, then re-hash every file.
+
+    The operating points are recomputed from that evaluation, so the thresholds the service applies
+    are exactly the ones the card's table shows for the fp16 graph users get."""
+    from training.export import operating_points  # noqa: PLC0415
+
     metadata = read_metadata(bundle)
     report = json.loads(bundle_report.read_text(encoding="utf-8"))
+    metadata["operating_points"] = operating_points(report)
     metadata["metrics"] = {**report, "source": f"medslip-eval --bundle on the val splits ({command})"}
     metadata["training_data"] = {**metadata.get("training_data", {}), "compute": settings}
     card = render_default_card(metadata, report, command)
     (bundle / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     write_metadata(bundle, metadata)
     verify_bundle(bundle)
+
+
+def check_card(work: Path, bundle: Path) -> int:
+    """Re-evaluate a shipped bundle and compare every figure with its card's; 0 when all reproduce."""
+    metadata = verify_bundle(bundle)
+    out = work / "check_bundle"
+    shutil.rmtree(out, ignore_errors=True)
+    report = json.loads(evaluate(out, ["--bundle", str(bundle)], manifests(work)).read_text(encoding="utf-8"))
+    problems = report_differences(metadata.get("metrics", {}), report)
+    for problem in problems:
+        logger.error("not reproduced: %s", problem)
+    if not problems:
+        logger.info("every figure of %s's card reproduced (tolerance %s)", bundle, DEFAULT_TOLERANCE)
+    return 1 if problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,10 +224,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="compute threads per training process (default: the configs' run.threads)")
     parser.add_argument("--replace", action="store_true",
                         help="remove an existing bundle of this name (keep one version in the tree)")
+    parser.add_argument("--check", action="store_true",
+                        help="train nothing: re-evaluate the existing bundle and compare with its card")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     work: Path = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
+    if args.check:
+        return check_card(work, args.store / args.name / args.version)
     if args.replace and (args.store / args.name).exists():
         shutil.rmtree(args.store / args.name)
 

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app.imaging import IMAGENET_MEAN, IMAGENET_STD, PreprocessingSpec, letterbox, normalise, preprocess
+from app.imaging import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    WASHED_OUT_SPAN,
+    PreprocessingSpec,
+    decode_path,
+    letterbox,
+    normalise,
+    preprocess,
+    stretch_washed_out,
+)
 
 CONTRACT_BLOCK = {
     "image_size": 224,
@@ -19,6 +30,7 @@ CONTRACT_BLOCK = {
     "dtype": "float32",
     "mean": [0.485, 0.456, 0.406],
     "std": [0.229, 0.224, 0.225],
+    "washed_out_span": 0.0,
 }
 
 
@@ -64,8 +76,49 @@ def test_spec_round_trips_and_applies() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"resize": "stretch"}, {"channels": 1}, {"layout": "NHWC"}, {"std": [0.2, 0.0, 0.2]}, {"colour": "rgb"}],
+    [{"resize": "stretch"}, {"channels": 1}, {"layout": "NHWC"}, {"std": [0.2, 0.0, 0.2]}, {"colour": "rgb"},
+     {"washed_out_span": 1.0}, {"washed_out_span": -0.1}],
 )
 def test_spec_refuses_what_it_cannot_honour(change: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="preprocessing"):
         PreprocessingSpec.from_dict({**CONTRACT_BLOCK, **change})
+
+
+def _washed_out_film() -> np.ndarray:
+    """A gradient squeezed into the top 6 % of the gray scale, as an unwindowed 8-bit export looks."""
+    ramp = np.linspace(0.0, 1.0, 64 * 48, dtype=np.float32).reshape(64, 48)
+    return (0.94 + 0.06 * ramp).astype(np.float32)  # (H, W)
+
+
+def test_a_washed_out_film_is_stretched_to_the_full_range() -> None:
+    stretched = stretch_washed_out(_washed_out_film(), WASHED_OUT_SPAN)
+    low, high = np.percentile(stretched, [0.5, 99.5])
+    assert low == pytest.approx(0.0, abs=1e-3) and high == pytest.approx(1.0, abs=1e-3)
+    assert stretched.min() >= 0.0 and stretched.max() <= 1.0
+    assert np.all(np.diff(stretched.ravel()) >= 0)  # gray order kept: a stretch, not a remap
+
+
+@pytest.mark.parametrize("pixels", [
+    np.random.default_rng(1).random((32, 32)).astype(np.float32),  # well exposed: full range
+    np.full((32, 32), 0.7, dtype=np.float32),  # flat: nothing to stretch, no division by zero
+])
+def test_other_films_are_left_exactly_as_they_are(pixels: np.ndarray) -> None:
+    assert stretch_washed_out(pixels, WASHED_OUT_SPAN) is pixels
+
+
+def test_the_spec_stretches_only_when_the_bundle_asks() -> None:
+    film = _washed_out_film()
+    off = PreprocessingSpec(image_size=32)
+    on = PreprocessingSpec(image_size=32, washed_out_span=WASHED_OUT_SPAN)
+    np.testing.assert_array_equal(off.apply(film)[0], preprocess(film, size=32)[0])
+    np.testing.assert_array_equal(on.apply(film)[0], preprocess(stretch_washed_out(film, 0.25), size=32)[0])
+    assert PreprocessingSpec.from_dict(on.to_dict()) == on
+
+
+def test_real_washed_out_jsrt_film_gets_its_contrast_back(shared_data: Path) -> None:
+    """JPCLN037 (JSRT) is stored with every pixel in 237..255; JPCLN006 is exposed normally."""
+    washed = decode_path(shared_data / "jsrt-scr" / "images" / "JPCLN037.jpg").pixels
+    normal = decode_path(shared_data / "jsrt-scr" / "images" / "JPCLN006.jpg").pixels
+    assert np.ptp(np.percentile(washed, [0.5, 99.5])) < 0.1
+    assert np.ptp(np.percentile(stretch_washed_out(washed, WASHED_OUT_SPAN), [0.5, 99.5])) > 0.99
+    assert stretch_washed_out(normal, WASHED_OUT_SPAN) is normal

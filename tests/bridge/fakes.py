@@ -11,6 +11,8 @@ from PIL import Image
 
 MODEL = {"name": "medslip-cxr", "version": "0.0.1-test", "sha256": "0" * 64}
 FINDINGS = [("effusion", 0.81, True), ("pneumonia", 0.34, False), ("cardiomegaly", 0.62, True)]
+#: findings the fake service has no validated operating point for ("calibrated": false)
+UNCALIBRATED = {"cardiomegaly"}
 STRUCTURES = ["right_lung", "left_lung", "heart", "right_clavicle", "left_clavicle"]
 
 
@@ -29,7 +31,9 @@ def fake_inference(width: int, height: int) -> dict[str, Any]:
     heat = np.round(blob * 255).astype(np.uint8)  # (H, W)
     classify = {
         "findings": [
-            {"name": n, "score": s, "threshold": 0.5, "positive": p, "custom": False} for n, s, p in FINDINGS
+            {"name": n, "score": s, "threshold": 0.5, "positive": p, "calibrated": n not in UNCALIBRATED,
+             "custom": False}
+            for n, s, p in FINDINGS
         ],
         "model": MODEL,
         "batch_size": 1,
@@ -41,6 +45,7 @@ def fake_inference(width: int, height: int) -> dict[str, Any]:
                 "score": s,
                 "threshold": 0.5,
                 "positive": p,
+                "calibrated": n not in UNCALIBRATED,
                 "custom": False,
                 "heatmap": {"png_base64": png_base64(heat), "width": width, "height": height},
                 "peak": [int(width * 0.3), int(height * 0.6)],

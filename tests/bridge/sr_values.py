@@ -42,3 +42,27 @@ def sr_finding_sites(sr: pydicom.Dataset) -> dict[str, str]:
 
     walk(sr.ContentSequence)
     return sites
+
+
+def sr_presence(sr: pydicom.Dataset) -> dict[str, str]:
+    """finding name -> "Present" / "Absent" of each TID 1501 group that carries that evaluation."""
+    presence: dict[str, str] = {}
+
+    def walk(items: pydicom.Sequence) -> None:
+        for item in items:
+            if item.ConceptNameCodeSequence[0].CodeMeaning == "Measurement Group":
+                finding = None
+                for child in item.ContentSequence:
+                    if "ConceptCodeSequence" not in child:
+                        continue
+                    name = child.ConceptNameCodeSequence[0].CodeMeaning
+                    value = child.ConceptCodeSequence[0].CodeMeaning
+                    if name == "Finding":
+                        finding = value
+                    elif value in ("Present", "Absent") and finding is not None:
+                        presence[finding] = value
+            elif "ContentSequence" in item:
+                walk(item.ContentSequence)
+
+    walk(sr.ContentSequence)
+    return presence

@@ -2,6 +2,9 @@
 
 Each finding is its own measurement group (TID 1501) so that it can carry its own finding site: the
 anatomy the service ranked highest for that finding. The probability is the service's score verbatim.
+A present/absent evaluation is added only for findings the service marks `calibrated` (a threshold
+validated on held-out data): a PACS viewer shows "Present" prominently, and an untested default
+threshold must not be dressed up as a verdict.
 """
 
 from __future__ import annotations
@@ -51,6 +54,12 @@ def build_sr(ctx: ResultContext, classify: dict[str, Any], ground: dict[str, Any
         finding_code = vocabulary_code(name)
         site = sites.get(name)
         presence = codes.SCT.Present if bool(finding.get("positive")) else codes.SCT.Absent
+        # services that predate the field sent no `calibrated`: keep their present/absent as before
+        evaluations = (
+            [hd.sr.QualitativeEvaluation(name=finding_code, value=presence)]
+            if bool(finding.get("calibrated", True))
+            else None
+        )
         groups.append(
             hd.sr.MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(
@@ -67,7 +76,7 @@ def build_sr(ctx: ResultContext, classify: dict[str, Any], ground: dict[str, Any
                         algorithm_id=algorithm,
                     )
                 ],
-                qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=finding_code, value=presence)],
+                qualitative_evaluations=evaluations,
                 source_images=[source_image],
             )
         )

@@ -12,8 +12,8 @@ import pytest
 from app.bridge.results import build_results
 from app.bridge.results.sr import best_anatomy
 from tests.bridge.dciodvfy import dciodvfy_errors
-from tests.bridge.fakes import FINDINGS, MODEL, STRUCTURES, fake_inference, make_chest_dicom
-from tests.bridge.sr_values import sr_finding_sites, sr_probabilities
+from tests.bridge.fakes import FINDINGS, MODEL, STRUCTURES, UNCALIBRATED, fake_inference, make_chest_dicom
+from tests.bridge.sr_values import sr_finding_sites, sr_presence, sr_probabilities
 
 
 def _source(**kwargs: object) -> pydicom.Dataset:
@@ -41,6 +41,14 @@ def test_sr_carries_the_service_scores_and_finding_sites() -> None:
     text = str(sr)
     assert "right lower lobe" in text  # best anatomy of the grounded findings is the finding site
     assert MODEL["name"] in text and MODEL["version"] in text  # algorithm identification
+
+
+def test_sr_states_present_or_absent_only_where_the_threshold_was_validated() -> None:
+    sr = build_results(_source(), fake_inference(64, 64), "test", max_heatmaps=0)[0].dataset
+    expected = {name: "Present" if positive else "Absent" for name, _, positive in FINDINGS
+                if name not in UNCALIBRATED}
+    assert sr_presence(sr) == expected
+    assert set(sr_probabilities(sr)) == {name for name, _, _ in FINDINGS}  # every score is still reported
 
 
 def test_seg_has_one_binary_segment_per_mask_on_the_source_grid() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from training.recipes import default_model
 from training.recipes.card_check import report_differences
+from training.recipes.default_card import render_default_card
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "model_store" / "medslip-cxr" / "1.0.0"
@@ -76,3 +77,10 @@ def test_the_shipped_card_is_reproduced_by_its_check_command(
     assert report["evaluated"]["sha256"] == json.loads((SHIPPED / "metadata.json").read_text())["files"][
         "image_model.onnx"
     ]
+
+
+def test_the_shipped_card_is_rendered_from_its_metadata_not_edited_by_hand() -> None:
+    metadata = json.loads((SHIPPED / "metadata.json").read_text(encoding="utf-8"))
+    report = {k: v for k, v in metadata["metrics"].items() if k != "source"}
+    card = render_default_card(metadata, report, "medslip-build-default")
+    assert (SHIPPED / "MODEL_CARD.md").read_text(encoding="utf-8") == card

@@ -30,6 +30,10 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 #: covid-chestxray and Kermany films span more than 0.25 and are left alone.
 WASHED_OUT_SPAN = 0.25
 _PERCENTILES = (0.5, 99.5)
+#: Percentiles are taken on a regular grid of at most about this many pixels: exact for films up to
+#: 512 x 512, and ~20x cheaper than a full sort on a 3000 x 3000 radiograph, with the same answer to
+#: the question asked (is the gray range a sliver?).
+_PERCENTILE_SAMPLES = 512 * 512
 
 
 def stretch_washed_out(pixels_01: np.ndarray, min_span: float) -> np.ndarray:
@@ -41,7 +45,8 @@ def stretch_washed_out(pixels_01: np.ndarray, min_span: float) -> np.ndarray:
     """
     if min_span <= 0.0:
         return pixels_01
-    low, high = (float(v) for v in np.percentile(pixels_01, _PERCENTILES))
+    stride = max(1, int(np.sqrt(pixels_01.size / _PERCENTILE_SAMPLES)))
+    low, high = (float(v) for v in np.percentile(pixels_01[::stride, ::stride], _PERCENTILES))
     span = high - low
     if span >= min_span or span <= 1e-6:
         return pixels_01

@@ -32,7 +32,7 @@ import numpy as np
 import onnxruntime as ort
 
 from app.bundle import load_bundle
-from app.imaging import decode_bytes, preprocess
+from app.imaging import decode_bytes
 from app.runtime import OrtImageModel
 from app.settings import REPO_ROOT
 
@@ -99,8 +99,8 @@ def bench_in_process(
     """
     bundle = load_bundle(model_dir)
     runner = OrtImageModel(bundle, device="auto", intra_op_threads=threads)
-    size = bundle.image_size
-    tensors = [preprocess(decode_bytes(data, media).pixels, size=size)[0][None] for data, media in images]
+    spec = bundle.preprocessing
+    tensors = [spec.apply(decode_bytes(data, media).pixels)[0][None] for data, media in images]
 
     def bare(index: list[int]) -> None:
         runner.run(tensors[index[0] % len(tensors)], bundle.pathology_queries, bundle.anatomy_queries)
@@ -108,7 +108,7 @@ def bench_in_process(
 
     def pipeline(index: list[int]) -> None:
         data, media = images[index[0] % len(images)]
-        tensor = preprocess(decode_bytes(data, media).pixels, size=size)[0][None]  # (1, 3, S, S)
+        tensor = spec.apply(decode_bytes(data, media).pixels)[0][None]  # (1, 3, S, S)
         runner.run(tensor, bundle.pathology_queries, bundle.anatomy_queries)
         index[0] += 1
 

@@ -55,7 +55,6 @@ class Bundle:
     name: str
     version: str
     sha256: str
-    image_size: int
     preprocessing: PreprocessingSpec
     pathology_names: tuple[str, ...]
     anatomy_names: tuple[str, ...]
@@ -71,6 +70,10 @@ class Bundle:
     @property
     def graph_path(self) -> Path:
         return self.root / str(self.metadata["graphs"]["image_model"]["file"])
+
+    @property
+    def image_size(self) -> int:
+        return self.preprocessing.image_size
 
     def threshold_for(self, name: str) -> float:
         """Operating point of a built-in finding, else the bundle's default threshold."""
@@ -163,7 +166,6 @@ def load_bundle(root: Path, *, verify: bool = True) -> Bundle:
             name=str(meta["name"]),
             version=str(meta["version"]),
             sha256=str(meta["files"].get(graph_file.name) or sha256_file(graph_file)),
-            image_size=preprocessing.image_size,
             preprocessing=preprocessing,
             pathology_names=pathology_names,
             anatomy_names=anatomy_names,

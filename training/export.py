@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from app.imaging.preprocessing import WASHED_OUT_SPAN, PreprocessingSpec
+from app.imaging.preprocessing import PreprocessingSpec
 from training.bundle import SCHEMA_VERSION, read_metadata, sha256_file, verify_bundle, write_metadata
 from training.config_io import config_to_dict
 from training.export_graph import ImageModelGraph, export_image_graph, measure_parity, require_fp32_parity
@@ -207,8 +207,7 @@ def build_metadata(
                        "attention heat maps for any text query, anatomy grounding, anatomy segmentation.",
         "intended_use": "research only; not a medical device",
         "architecture": config_to_dict(model.config),
-        "preprocessing": PreprocessingSpec(image_size=model.config.image_size,
-                                           washed_out_span=WASHED_OUT_SPAN).to_dict(),
+        "preprocessing": PreprocessingSpec.trained(model.config.image_size).to_dict(),
         "graphs": {"image_model": {"file": GRAPH_FILE, "inputs": inputs, "outputs": outputs,
                                    "precision": precision, "io_dtype": "float32",
                                    "parity_max_abs_diff": parity}},

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from app.imaging.preprocessing import WASHED_OUT_SPAN, PreprocessingSpec
+from app.imaging.preprocessing import PreprocessingSpec
 from training.bundle import sha256_file, verify_bundle
 from training.export_graph import OUTPUT_NAMES, ImageModelGraph
 from training.model import SEGMENTATION_STRUCTURES
@@ -53,8 +53,7 @@ class TorchPredictor:
         structures = SEGMENTATION_STRUCTURES if graph.num_structures else ()
         self.info = PredictorInfo(
             kind="checkpoint", name=checkpoint.name, sha256=sha256_file(checkpoint),
-            preprocessing=PreprocessingSpec(image_size=graph.model.config.image_size,
-                                            washed_out_span=WASHED_OUT_SPAN),
+            preprocessing=PreprocessingSpec.trained(graph.model.config.image_size),
             pathology=PATHOLOGY, anatomy=ANATOMY, structures=tuple(structures),
         )
 

@@ -169,6 +169,11 @@ class PreprocessingSpec:
             washed_out_span=float(data.get("washed_out_span", defaults.washed_out_span)),
         )
 
+    @classmethod
+    def trained(cls, image_size: int) -> PreprocessingSpec:
+        """The spec of a model trained by this project today (training applies the same stretch)."""
+        return cls(image_size=image_size, washed_out_span=WASHED_OUT_SPAN)
+
     def apply(self, pixels: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """Preprocess a (H, W) [0, 1] image exactly as this spec says: ((3, S, S), box)."""
         return preprocess(pixels, self.image_size, mean=self.mean, std=self.std, pad_value=self.pad_value,

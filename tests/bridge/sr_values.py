@@ -23,46 +23,32 @@ def sr_probabilities(sr: pydicom.Dataset) -> dict[str, float]:
     return values
 
 
-def sr_finding_sites(sr: pydicom.Dataset) -> dict[str, str]:
-    """finding name -> finding site (anatomy) of each TID 1501 measurement group that has one."""
-    sites: dict[str, str] = {}
+def _group_codes(sr: pydicom.Dataset) -> list[dict[str, str]]:
+    """Concept name -> coded value of every TID 1501 measurement group, in document order."""
+    groups: list[dict[str, str]] = []
 
     def walk(items: pydicom.Sequence) -> None:
         for item in items:
             if item.ConceptNameCodeSequence[0].CodeMeaning == "Measurement Group":
-                codes = {
+                groups.append({
                     child.ConceptNameCodeSequence[0].CodeMeaning: child.ConceptCodeSequence[0].CodeMeaning
                     for child in item.ContentSequence
                     if "ConceptCodeSequence" in child
-                }
-                if "Finding Site" in codes:
-                    sites[codes["Finding"]] = codes["Finding Site"]
+                })
             elif "ContentSequence" in item:
                 walk(item.ContentSequence)
 
     walk(sr.ContentSequence)
-    return sites
+    return groups
+
+
+def sr_finding_sites(sr: pydicom.Dataset) -> dict[str, str]:
+    """finding name -> finding site (anatomy) of each TID 1501 measurement group that has one."""
+    return {codes["Finding"]: codes["Finding Site"] for codes in _group_codes(sr) if "Finding Site" in codes}
 
 
 def sr_presence(sr: pydicom.Dataset) -> dict[str, str]:
-    """finding name -> "Present" / "Absent" of each TID 1501 group that carries that evaluation."""
-    presence: dict[str, str] = {}
-
-    def walk(items: pydicom.Sequence) -> None:
-        for item in items:
-            if item.ConceptNameCodeSequence[0].CodeMeaning == "Measurement Group":
-                finding = None
-                for child in item.ContentSequence:
-                    if "ConceptCodeSequence" not in child:
-                        continue
-                    name = child.ConceptNameCodeSequence[0].CodeMeaning
-                    value = child.ConceptCodeSequence[0].CodeMeaning
-                    if name == "Finding":
-                        finding = value
-                    elif value in ("Present", "Absent") and finding is not None:
-                        presence[finding] = value
-            elif "ContentSequence" in item:
-                walk(item.ContentSequence)
-
-    walk(sr.ContentSequence)
-    return presence
+    """finding name -> "Present" / "Absent" of each TID 1501 group that carries that evaluation (a
+    qualitative evaluation is coded under the finding's own concept name)."""
+    groups = _group_codes(sr)
+    return {codes["Finding"]: codes[codes["Finding"]] for codes in groups if codes["Finding"] in codes}

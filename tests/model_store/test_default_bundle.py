@@ -19,6 +19,7 @@ from app.factory import create_app
 from app.imaging import decode_bytes, decode_path
 from app.settings import Settings
 from training.bundle import verify_bundle
+from training.metrics.segmentation import dice
 
 STORE = Path(__file__).resolve().parents[2] / "model_store"
 STRUCTURES = ("right_lung", "left_lung", "heart")
@@ -106,10 +107,6 @@ def test_only_validated_findings_are_marked_calibrated(client: TestClient, share
     assert calibrated == {"normal": True, "pneumonia": True, "nodule": False, "effusion": False}
 
 
-def _dice(predicted: np.ndarray, target: np.ndarray) -> float:
-    return float(2 * np.logical_and(predicted, target).sum() / (predicted.sum() + target.sum()))
-
-
 def test_a_washed_out_film_is_segmented_like_any_other(client: TestClient, shared_data: Path) -> None:
     """JSRT JPCLN037 is stored with every pixel in 237..255; the service stretches it before inference."""
     jsrt = shared_data / "jsrt-scr"
@@ -123,4 +120,4 @@ def test_a_washed_out_film_is_segmented_like_any_other(client: TestClient, share
     for mask in response.json()["masks"]:
         predicted = decode_bytes(base64.b64decode(mask["png_base64"]), "image/png").pixels >= 0.5
         expert = decode_path(jsrt / "masks" / mask["name"] / "JPCLN037.png").pixels >= 0.5
-        assert _dice(predicted, expert) > 0.8, mask["name"]
+        assert dice(predicted, expert) > 0.8, mask["name"]

@@ -53,13 +53,11 @@ def build_sr(ctx: ResultContext, classify: dict[str, Any], ground: dict[str, Any
         name = str(finding["name"])
         finding_code = vocabulary_code(name)
         site = sites.get(name)
-        presence = codes.SCT.Present if bool(finding.get("positive")) else codes.SCT.Absent
+        evaluations = None
         # services that predate the field sent no `calibrated`: keep their present/absent as before
-        evaluations = (
-            [hd.sr.QualitativeEvaluation(name=finding_code, value=presence)]
-            if bool(finding.get("calibrated", True))
-            else None
-        )
+        if bool(finding.get("calibrated", True)):
+            presence = codes.SCT.Present if bool(finding.get("positive")) else codes.SCT.Absent
+            evaluations = [hd.sr.QualitativeEvaluation(name=finding_code, value=presence)]
         groups.append(
             hd.sr.MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(

@@ -5,6 +5,12 @@ holds `max_batch_size` requests or the oldest has waited `max_delay_ms`; with `e
 released at once when no other request is still being decoded (nobody is about to join, so waiting
 would only add latency). The model call runs in a worker thread so the event loop keeps accepting.
 An exception fails only that batch's requests.
+
+Admission: besides the count bound, a request is refused (503 latency_budget_exceeded) when the
+expected wait for its result, from the requests ahead and the measured time per batch
+(`app.admission`), exceeds the latency budget; checked when it starts decoding and again when it is
+queued. A request whose caller gave up (deadline, disconnect, shutdown) leaves the queue at once and
+is never computed. Every job's result or error goes to its own future; nothing here knows HTTP.
 """
 
 from __future__ import annotations
@@ -14,14 +20,21 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import numpy as np
 
-from app.errors import DeadlineExceededError, InferenceFailedError, QueueFullError, ShuttingDownError
+from app.admission import BatchTimer, expected_wait_s, retry_after_s
+from app.errors import (
+    DeadlineExceededError,
+    InferenceFailedError,
+    LatencyBudgetExceededError,
+    QueueFullError,
+    ShuttingDownError,
+)
 from app.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -80,6 +93,9 @@ class Batcher(Generic[PayloadT, ResultT]):
         max_queue_size: int,
         retry_after_s: int,
         eager: bool = True,
+        latency_budget_s: float | None = None,
+        buckets: Sequence[int] | None = None,
+        batch_seconds: Mapping[int, float] | None = None,
     ) -> None:
         self._process = process
         self._executor = executor
@@ -89,6 +105,9 @@ class Batcher(Generic[PayloadT, ResultT]):
         self._max_queue = max_queue_size
         self._retry_after = retry_after_s
         self._eager = eager
+        self._budget = latency_budget_s
+        self.timer = BatchTimer(buckets or [max_batch_size], seed=batch_seconds)
+        self._running: tuple[float, int] | None = None  # (perf_counter start, batch size)
         self._incoming = 0
         self._stat: deque[_Pending[PayloadT, ResultT]] = deque()
         self._routine: deque[_Pending[PayloadT, ResultT]] = deque()
@@ -100,19 +119,51 @@ class Batcher(Generic[PayloadT, ResultT]):
     def depth(self) -> int:
         return len(self._stat) + len(self._routine)
 
-    def expect(self) -> None:
-        """A request starts decoding and will probably submit soon: worth waiting for.
+    def _shutting_down(self) -> ShuttingDownError:
+        return ShuttingDownError(
+            "the service is draining; retry on another replica",
+            headers={"Retry-After": str(self._retry_after)},
+        )
 
-        Refuses (503) when queued plus decoding requests already fill the queue, before any decode
-        work is spent on a request that could not be queued anyway.
-        """
+    def expected_wait_s(self, priority: str = "routine", *, include_incoming: bool = False) -> float:
+        """Expected seconds until a request queued now gets its result (see `app.admission`)."""
+        ahead = len(self._stat) if priority == "stat" else self.depth
+        if include_incoming:
+            ahead += self._incoming
+        running_remaining = 0.0
+        if self._running is not None:
+            started, size = self._running
+            running_remaining = max(0.0, self.timer.estimate(size) - (time.perf_counter() - started))
+        return expected_wait_s(
+            self.timer, ahead=ahead, max_batch=self._max_batch, running_remaining_s=running_remaining
+        )
+
+    def _admit(self, priority: str, *, queued: int, include_incoming: bool) -> None:
+        """Raise the refusal a new request gets now, if any (shutdown, queue bound, latency budget)."""
         if self._closing:
-            raise ShuttingDownError("the service is draining; retry on another replica")
-        if self.depth + self._incoming >= self._max_queue:
+            raise self._shutting_down()
+        if queued >= self._max_queue:
             raise QueueFullError(
-                f"{self.depth + self._incoming} requests already queued or decoding",
+                f"{queued} requests already queued or decoding",
                 headers={"Retry-After": str(self._retry_after)},
             )
+        if self._budget is None:
+            return
+        expected = self.expected_wait_s(priority, include_incoming=include_incoming)
+        if expected > self._budget:
+            raise LatencyBudgetExceededError(
+                f"expected wait {expected:.1f} s exceeds the latency budget of {self._budget:.1f} s",
+                headers={"Retry-After": str(retry_after_s(expected, self._budget, self._retry_after))},
+            )
+
+    def expect(self, priority: str = "routine") -> None:
+        """A request starts decoding and will probably submit soon: worth waiting for.
+
+        Refuses (503) before any decode work is spent on a request that could not be queued anyway:
+        queued plus decoding requests already fill the queue, or the expected wait (counting those
+        decoding as ahead) exceeds the latency budget.
+        """
+        self._admit(priority, queued=self.depth + self._incoming, include_incoming=True)
         self._incoming += 1
 
     def unexpect(self) -> None:
@@ -131,22 +182,35 @@ class Batcher(Generic[PayloadT, ResultT]):
         if self._task is not None:
             await self._task
 
+    def abort(self) -> int:
+        """Refuse new work and fail every queued request with 503 shutting_down; returns how many.
+
+        A batch already running finishes and delivers its results.
+        """
+        self._closing = True
+        aborted = 0
+        for lane in (self._stat, self._routine):
+            while lane:
+                pending = lane.popleft()
+                if not pending.future.done():
+                    pending.future.set_exception(self._shutting_down())
+                    aborted += 1
+        self._metrics.queue_depth.set(self.depth)
+        self._wakeup.set()
+        return aborted
+
     async def submit(
         self, payload: PayloadT, *, priority: str = "routine", deadline: float | None = None
     ) -> BatchResult[ResultT]:
         """Queue `payload`; `deadline` is a time.monotonic() instant after which the caller gets 504."""
-        if self._closing:
-            raise ShuttingDownError("the service is draining; retry on another replica")
-        if self.depth >= self._max_queue:
-            raise QueueFullError(
-                f"{self.depth} requests already queued", headers={"Retry-After": str(self._retry_after)}
-            )
+        lane = self._stat if priority == "stat" else self._routine
+        self._admit(priority, queued=self.depth, include_incoming=False)
         now = time.monotonic()
         if deadline is not None and deadline <= now:
             raise DeadlineExceededError("the deadline passed before the request was queued")
         future: asyncio.Future[BatchResult[ResultT]] = asyncio.get_running_loop().create_future()
         pending = _Pending(payload, future, now, deadline, priority)
-        (self._stat if priority == "stat" else self._routine).append(pending)
+        lane.append(pending)
         self._metrics.queue_depth.set(self.depth)
         self._wakeup.set()
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -154,21 +218,28 @@ class Batcher(Generic[PayloadT, ResultT]):
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
             self._forget(pending)
-            future.cancel()  # the dispatcher skips or discards it
             raise DeadlineExceededError("no result before the request's deadline") from None
+        except asyncio.CancelledError:  # the caller is gone (disconnect, shutdown): never compute it
+            self._forget(pending)
+            raise
 
     def _forget(self, pending: _Pending[PayloadT, ResultT]) -> None:
+        """Drop a request whose caller stopped waiting: out of the queue, its future cancelled."""
         for lane in (self._stat, self._routine):
             with contextlib.suppress(ValueError):
                 lane.remove(pending)
+        pending.future.cancel()  # a batch already holding it skips it (see _dispatch_forever)
         self._metrics.queue_depth.set(self.depth)
+        self._wakeup.set()
 
     def _oldest_enqueued(self) -> float:
         return min(lane[0].enqueued for lane in (self._stat, self._routine) if lane)
 
     async def _wait_for_batch(self) -> str:
-        """Sleep until a batch should be released; returns the reason (full, timeout, idle, drain)."""
+        """Sleep until a batch should be released; returns the reason (full, timeout, idle, drain, empty)."""
         while self.depth < self._max_batch and not self._closing:
+            if self.depth == 0:  # every waiting request left (deadline, disconnect, abort)
+                return "empty"
             if self._eager and self._incoming == 0:
                 return "idle"
             remaining = self._oldest_enqueued() + self._max_delay - time.monotonic()
@@ -215,6 +286,7 @@ class Batcher(Generic[PayloadT, ResultT]):
                 pending.dequeued - pending.enqueued
             )
         start = time.perf_counter()
+        self._running = (start, len(batch))
         try:
             results = await asyncio.get_running_loop().run_in_executor(
                 self._executor, self._process, [p.payload for p in batch]
@@ -228,7 +300,10 @@ class Batcher(Generic[PayloadT, ResultT]):
                 if not pending.future.done():
                     pending.future.set_exception(error)
             return
+        finally:
+            self._running = None
         infer_s = time.perf_counter() - start
+        self.timer.observe(len(batch), infer_s)
         self._metrics.stage_duration.labels(stage="infer").observe(infer_s)
         for pending, value in zip(batch, results, strict=True):
             if not pending.future.done():

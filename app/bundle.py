@@ -21,6 +21,15 @@ logger = logging.getLogger(__name__)
 
 TEXT_ENCODERS_DIR = "text-encoders"
 SCHEMA_VERSION = 1
+#: The segmentation structures of the bundle contract (docs/contracts.md), patient's side, in the
+#: order of the segmentation head's channels; a bundle may carry a subset, never another name.
+SEGMENTATION_STRUCTURES: tuple[str, ...] = (
+    "right_lung",
+    "left_lung",
+    "heart",
+    "right_clavicle",
+    "left_clavicle",
+)
 
 
 class BundleError(RuntimeError):
@@ -155,6 +164,9 @@ def load_bundle(root: Path, *, verify: bool = True) -> Bundle:
         if text_encoder and text_encoder.dim != pathology_book.shape[1]:
             raise BundleError(f"text encoder dim {text_encoder.dim} != book width {pathology_book.shape[1]}")
         seg = meta.get("segmentation", {})
+        unknown = [n for n in seg.get("structures", ()) if n not in SEGMENTATION_STRUCTURES]
+        if unknown:
+            raise BundleError(f"segmentation structures {unknown} are not in the bundle contract")
         graph_file = root / str(meta["graphs"]["image_model"]["file"])
         try:
             preprocessing = PreprocessingSpec.from_dict(dict(meta["preprocessing"]))

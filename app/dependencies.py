@@ -12,22 +12,35 @@ import time
 from dataclasses import dataclass, replace
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Path, Query, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import UploadFile
 
+from app.bundle import SEGMENTATION_STRUCTURES
 from app.errors import (
-    InvalidParameterError,
     MissingFileError,
     ModelNotReadyError,
+    ShuttingDownError,
     UnauthorizedError,
+    UnknownModelError,
     UnsupportedMediaTypeError,
 )
 from app.metrics import ServiceMetrics
 from app.service import InferenceService, RequestOptions
-from app.settings import Settings
+from app.settings import MAX_DEADLINE_MS, Settings
 
 RAW_MEDIA_TYPES = frozenset({"application/dicom", "image/png", "image/jpeg"})
 MULTIPART = "multipart/form-data"
+PRIORITIES = ("stat", "routine")
+
+#: The two ways to present an API key, as OpenAPI security schemes (either one will do).
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    description="API key (when the service is configured with keys)",
+    auto_error=False,
+)
+BEARER = HTTPBearer(scheme_name="Bearer", description="The same API key as a bearer token", auto_error=False)
 
 
 async def get_settings(request: Request) -> Settings:
@@ -41,26 +54,39 @@ async def get_metrics(request: Request) -> ServiceMetrics:
 
 
 async def get_service(request: Request) -> InferenceService:
-    """The loaded and warmed-up service, else 503 model_not_ready."""
+    """The loaded and warmed-up service; 503 shutting_down while draining, model_not_ready before ready."""
+    settings: Settings = request.app.state.settings
+    if request.app.state.in_flight.draining:
+        raise ShuttingDownError(
+            "the service is draining; retry on another replica",
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
     service: InferenceService | None = getattr(request.app.state, "service", None)
     if service is None or not request.app.state.ready:
         raise ModelNotReadyError("the model is still loading or warming up", headers={"Retry-After": "5"})
     return service
 
 
+async def known_model(
+    request: Request, name: Annotated[str, Path(description="Model name (see /v2/models/{name})")]
+) -> str:
+    """The model name of the path when it is the served one (known from start-up), else 404."""
+    if name != getattr(request.app.state, "model_name", None):
+        raise UnknownModelError("no model by that name is served")
+    return name
+
+
 async def require_api_key(
     settings: Annotated[Settings, Depends(get_settings)],
-    x_api_key: Annotated[
-        str | None, Header(description="API key (when the service is configured with keys)")
-    ] = None,
-    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Security(API_KEY_HEADER)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
 ) -> None:
     """Constant-time check of X-API-Key or `Authorization: Bearer <key>` against every configured key."""
     if not settings.api_keys:
         return
     presented = x_api_key
-    if presented is None and authorization and authorization.lower().startswith("bearer "):
-        presented = authorization[7:].strip()
+    if presented is None and bearer is not None:
+        presented = bearer.credentials.strip()
     candidate = (presented or "").encode()
     matched = False
     for key in settings.api_keys:  # no early exit: time does not depend on which key matched
@@ -82,13 +108,25 @@ async def request_options(
         ),
     ] = [],  # noqa: B006 (FastAPI idiom)
     allow_lateral: Annotated[bool, Query(description="Accept lateral views (LL/RL/LATERAL).")] = False,
-    x_priority: Annotated[str | None, Header(description="`stat` jumps the batching queue.")] = None,
-    x_deadline_ms: Annotated[float | None, Header(description="Give up (504) after this many ms.")] = None,
+    x_priority: Annotated[
+        str | None,
+        Header(
+            description="`stat` jumps the batching queue; any other value is routine.",
+            json_schema_extra={"enum": list(PRIORITIES)},
+        ),
+    ] = None,
+    x_deadline_ms: Annotated[
+        float | None,
+        Header(
+            gt=0,
+            le=MAX_DEADLINE_MS,
+            description="Give up (504 deadline_exceeded) after this many ms; default "
+            "MEDSLIP_DEFAULT_DEADLINE_MS.",
+        ),
+    ] = None,
 ) -> RequestOptions:
     """Options shared by every inference route; the deadline clock starts here."""
     budget_ms = x_deadline_ms if x_deadline_ms is not None else settings.default_deadline_ms
-    if budget_ms is not None and budget_ms <= 0:
-        raise InvalidParameterError("X-Deadline-Ms must be a positive number of milliseconds")
     priority = "stat" if (x_priority or "").strip().lower() == "stat" else "routine"
     return RequestOptions(
         findings=tuple(findings),
@@ -104,9 +142,9 @@ async def segment_options(
     anatomy: Annotated[
         list[str],
         Query(
-            description="Structure to segment (repeatable): right_lung, left_lung, heart, right_clavicle, "
-            "left_clavicle (patient's side).",
+            description="Structure to segment (repeatable), the patient's side.",
             examples=["left_lung"],
+            json_schema_extra={"items": {"type": "string", "enum": list(SEGMENTATION_STRUCTURES)}},
         ),
     ] = [],  # noqa: B006 (FastAPI idiom)
     rle: Annotated[

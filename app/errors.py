@@ -25,6 +25,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 IMAGING_STATUS: dict[str, int] = {
     "unsupported_media_type": 415,
     "image_too_large": 413,
+    "image_too_small": 422,
     "invalid_dicom": 422,
     "unsupported_transfer_syntax": 422,
     "unsupported_view": 422,

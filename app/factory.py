@@ -2,8 +2,8 @@
 
 Start-up reads and verifies the bundle synchronously (a broken bundle fails the start), then builds
 the ONNX Runtime session and warms up every batch bucket in the background: /health/live answers at
-once, /health/ready and the inference routes answer 503 until warm-up is done. Shutdown drains the
-batching queue before the worker pool goes away.
+once, /health/ready and the inference routes answer 503 until warm-up is done. `drain_app` is the
+SIGTERM drain (app/drain.py); shutdown then empties the batching queue before the worker pool goes.
 """
 
 from __future__ import annotations
@@ -17,10 +17,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from app.api_docs import install_docs
+from app.budgets import ByteBudget
 from app.bundle import Bundle, load_bundle, resolve_default_bundle
+from app.drain import InFlight, run_drain
 from app.errors import install_problem_handlers
+from app.imaging import quiet_pydicom_value_messages
 from app.metrics import ServiceMetrics
-from app.middleware import RequestContextMiddleware
+from app.middleware import BodyLimits, RequestContextMiddleware
 from app.routes import inference, operations
 from app.runtime import ImageModelRunner, OrtImageModel, warm_up
 from app.service import InferenceService
@@ -69,7 +73,7 @@ async def _bring_up(
                 cache_size=settings.text_cache_size,
                 intra_op_threads=settings.intra_op_threads,
             )
-        await asyncio.to_thread(warm_up, runner, bundle, settings.effective_buckets())
+        warm_ms = await asyncio.to_thread(warm_up, runner, bundle, settings.effective_buckets())
         service = InferenceService(
             bundle,
             runner,
@@ -78,6 +82,7 @@ async def _bring_up(
             metrics=metrics,
             executor=executors[0],
             model_executor=executors[1],
+            batch_seconds={size: ms / 1000.0 for size, ms in warm_ms.items()},
         )
         service.batcher.start()
         app.state.service = service
@@ -105,7 +110,9 @@ def create_app(settings: Settings, *, runner_factory: RunnerFactory | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        quiet_pydicom_value_messages()  # pydicom would quote header values (UIDs, names) in warnings
         bundle = await asyncio.to_thread(load_bundle, bundle_dir(settings), verify=settings.verify_checksums)
+        app.state.model_name = bundle.name
         # Why two pools: model calls never wait behind a queue of decodes, and decodes of the next
         # batch overlap the current model call.
         executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="medslip-worker")
@@ -126,19 +133,45 @@ def create_app(settings: Settings, *, runner_factory: RunnerFactory | None = Non
             logger.info("stopped")
 
     app = FastAPI(
-        title="MeDSLIP inference service", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+        title="MeDSLIP inference service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     app.state.service = None
     app.state.ready = False
     app.state.load_error = None
+    app.state.model_name = None
+    app.state.in_flight = InFlight()
     install_problem_handlers(app)
     app.include_router(operations.router)
     app.include_router(inference.router)
+    install_docs(app, settings)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=app.state.metrics,
-        max_upload_bytes=settings.max_upload_bytes,
+        limits=BodyLimits(
+            max_bytes=settings.max_upload_bytes,
+            budget=ByteBudget(settings.max_buffered_bytes),
+            timeout_s=settings.body_timeout_s,
+            retry_after_s=settings.retry_after_s,
+        ),
+        in_flight=app.state.in_flight,
     )
     return app
+
+
+async def drain_app(app: FastAPI) -> bool:
+    """The SIGTERM drain: readiness 503 now, in-flight requests finish, queued ones 503 at the timeout."""
+    settings: Settings = app.state.settings
+    in_flight: InFlight = app.state.in_flight
+
+    def abort_queued() -> int:
+        service: InferenceService | None = app.state.service
+        return service.batcher.abort() if service is not None else 0
+
+    return await run_drain(in_flight, settings.drain_timeout_s, abort_queued)

@@ -8,14 +8,59 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from app.request_context import current_request_id
 
 # LogRecord attributes that are not `extra` fields (color_message: uvicorn's ANSI-coloured duplicate).
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
+    "message",
+    "asctime",
+    "color_message",
+    "request_id",
+}
+# "path/to/module.py:12: UserWarning: text", as warnings.formatwarning writes it (source line after).
+_WARNING_LINE = re.compile(r"^(?P<file>.*?):(?P<line>\d+): (?P<category>\w+): (?P<text>.*)$")
+# What a warning text may quote from the input: anything in quotes, and UID-like or long digit runs.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NUMBERS = re.compile(r"\d+(?:\.\d+){2,}|\d{5,}")
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps every record with the id of the request being handled where it was emitted.
+
+    Worker threads see the request's context (the service runs them with a copy of it), so
+    warnings and log lines from decoding carry the request id too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = current_request_id()
+        return True
+
+
+def redact(text: str) -> str:
+    """Mask quoted values and UID-like numbers: library messages may quote header values."""
+    return _NUMBERS.sub("<number>", _QUOTED.sub("<value>", text))
+
+
+class WarningFilter(logging.Filter):
+    """Turns a captured `warnings` message (logger py.warnings) into a structured, redacted record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        first_line = record.getMessage().strip().splitlines()[0] if record.getMessage().strip() else ""
+        match = _WARNING_LINE.match(first_line)
+        if match:
+            record.category = match["category"]
+            record.origin = f"{match['file'].rsplit('/', 1)[-1]}:{match['line']}"
+            record.detail = redact(match["text"])
+        else:
+            record.detail = redact(first_line)
+        record.msg, record.args = "python warning", None
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,7 +73,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        request_id = current_request_id()
+        request_id = getattr(record, "request_id", None) or current_request_id()
         if request_id:
             payload["request_id"] = request_id
         for key, value in vars(record).items():
@@ -43,16 +88,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload)
 
 
-def configure_logging(log_format: str, level: str) -> None:
-    """Point the root logger (and uvicorn's) at stderr in the chosen format; called once by main()."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(log_format: str, level: str, stream: IO[str] | None = None) -> None:
+    """Point the root logger (and uvicorn's, and Python warnings) at stderr in the chosen format.
+
+    Called once by main(). Every `warnings.warn` becomes one log record (logger py.warnings,
+    redacted, with the request id) instead of a raw line on stderr.
+    """
+    handler = logging.StreamHandler(stream or sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)
+    warnings_logger = logging.getLogger("py.warnings")
+    warnings_logger.filters[:] = [WarningFilter()]
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

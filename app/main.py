@@ -1,7 +1,8 @@
 """`medslip-serve [--host H] [--port P] [--model-dir DIR]`: run the inference service under uvicorn.
 
-With no arguments it serves the default bundle in model_store/ (or MEDSLIP_MODEL_DIR). SIGTERM stops
-accepting connections, lets in-flight requests finish (MEDSLIP_DRAIN_TIMEOUT_S) and drains the queue.
+With no arguments it serves the default bundle in model_store/ (or MEDSLIP_MODEL_DIR). SIGTERM turns
+readiness to 503 while still serving, lets in-flight requests finish (MEDSLIP_DRAIN_TIMEOUT_S), answers
+503 shutting_down to those still queued, then stops (app/server.py).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 import uvicorn
 
 from app.bundle import BundleError
-from app.factory import bundle_dir, create_app
+from app.factory import bundle_dir, create_app, drain_app
 from app.logging_setup import configure_logging
+from app.server import FINAL_GRACE_S, DrainingServer, header_timeout_protocol
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -48,14 +50,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = settings.model_copy(update={"model_dir": model_dir})
     logger.info("starting", extra={"host": settings.host, "port": settings.port})
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
+        http=header_timeout_protocol(settings.header_timeout_s),
         log_config=None,
-        timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
+        timeout_graceful_shutdown=FINAL_GRACE_S,
         access_log=False,
     )
+    DrainingServer(config, drain=lambda: drain_app(app)).run()
     return 0
 
 

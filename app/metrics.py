@@ -74,6 +74,12 @@ class ServiceMetrics:
             registry=r,
         )
         self.queue_depth = Gauge("medslip_queue_depth", "Requests waiting in the batching queue.", registry=r)
+        self.budget_in_use = Gauge(
+            "medslip_budget_bytes_in_use",
+            "Bytes held against a memory budget (buffered request bodies, estimated decoding memory).",
+            ["budget"],
+            registry=r,
+        )
         self.rejections = Counter(
             "medslip_rejections_total", "Requests refused, by problem code.", ["reason"], registry=r
         )

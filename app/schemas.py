@@ -217,7 +217,9 @@ class SegmentResponse(ResponseBase):
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details, with a stable `code`."""
+    """RFC 9457 problem details, with a stable `code` (validation problems add `errors`)."""
+
+    model_config = ConfigDict(extra="allow")
 
     type: str
     title: str
@@ -228,15 +230,49 @@ class Problem(BaseModel):
     instance: str | None = None
 
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {"application/problem+json": {}}, "description": text}
-    for status, text in {
-        400: "Bad request (missing_file, invalid_parameter)",
-        401: "unauthorized",
-        413: "payload_too_large, image_too_large",
-        415: "unsupported_media_type",
-        422: "invalid_dicom, unsupported_transfer_syntax, unsupported_view, unknown_name, ...",
-        503: "queue_full (with Retry-After), model_not_ready, shutting_down",
-        504: "deadline_exceeded",
-    }.items()
+#: What each problem status means, with the stable `code`s that come with it.
+PROBLEM_STATUSES: dict[int, str] = {
+    400: "missing_file, invalid_parameter, bad_request (unreadable multipart body)",
+    401: "unauthorized (API keys are configured and none valid was sent)",
+    404: "unknown_model",
+    408: "request_timeout (the body arrived too slowly)",
+    413: "payload_too_large, image_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request (parameter validation), invalid_dicom, unsupported_transfer_syntax, "
+    "unsupported_view, multi_frame, not_an_image, unsupported_photometric, corrupt_image, not_chest, "
+    "unknown_name, text_encoder_unavailable",
+    500: "inference_failed, internal_error",
+    503: "queue_full, latency_budget_exceeded, upload_budget_exceeded, decode_budget_exceeded, "
+    "model_not_ready, shutting_down; all with Retry-After",
+    504: "deadline_exceeded",
 }
+
+#: Statuses of the inference routes (/classify, /ground, /segment) besides 200.
+INFERENCE_STATUSES = (400, 401, 408, 413, 415, 422, 500, 503, 504)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for problem+json answers with these statuses."""
+    return {
+        status: {
+            "model": Problem,
+            "content": {"application/problem+json": {}},
+            "description": PROBLEM_STATUSES[status],
+        }
+        for status in statuses
+    }
+
+
+class Liveness(BaseModel):
+    status: Literal["alive"]
+    live: bool
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    ready: bool
+
+
+class ModelReadiness(BaseModel):
+    name: str
+    ready: bool

@@ -7,9 +7,10 @@ test-double runner. CPU-heavy steps run in the worker pool so the event loop kee
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,9 +18,15 @@ from typing import Any, TypeVar
 import numpy as np
 
 from app.batching import Batcher, bucket_size, pad_batch
+from app.budgets import ByteBudget, estimated_decode_bytes
 from app.bundle import Bundle
-from app.errors import InvalidParameterError, TextEncoderUnavailableError, UnknownNameError
-from app.imaging import DecodedImage, Letterbox, decode_bytes
+from app.errors import (
+    DecodeBudgetExceededError,
+    InvalidParameterError,
+    TextEncoderUnavailableError,
+    UnknownNameError,
+)
+from app.imaging import ImageInfo, Letterbox, decode_bytes
 from app.metrics import ServiceMetrics
 from app.postprocess import finding_mask, grounding, mask_payload, segmentation_mask
 from app.runtime import ImageModelRunner
@@ -75,7 +82,7 @@ class ItemOutputs:
 
 @dataclass(frozen=True)
 class Inference:
-    decoded: DecodedImage
+    info: ImageInfo  # the decoded pixels themselves are dropped once preprocessed
     box: Letterbox
     outputs: ItemOutputs
     findings: list[FindingRef]
@@ -100,7 +107,9 @@ class InferenceService:
         metrics: ServiceMetrics,
         executor: ThreadPoolExecutor,
         model_executor: ThreadPoolExecutor,
+        batch_seconds: Mapping[int, float] | None = None,
     ) -> None:
+        """`batch_seconds`: measured seconds per batch bucket (warm-up) to seed the wait estimate."""
         self.bundle = bundle
         self.runner = runner
         self.text_encoder = text_encoder
@@ -109,6 +118,7 @@ class InferenceService:
         self._executor = executor
         self._buckets = settings.effective_buckets()
         self._pathology_index = {n: i for i, n in enumerate(bundle.pathology_names)}
+        self.decode_budget = ByteBudget(settings.max_decode_bytes)
         self.batcher: Batcher[BatchItem, ItemOutputs] = Batcher(
             self._run_batch,
             executor=model_executor,
@@ -118,6 +128,9 @@ class InferenceService:
             max_queue_size=settings.max_queue_size,
             retry_after_s=settings.retry_after_s,
             eager=settings.eager_release,
+            latency_budget_s=settings.latency_budget_ms / 1000.0,
+            buckets=self._buckets,
+            batch_seconds=batch_seconds,
         )
 
     # --- the batch function (worker thread) -----------------------------------------------------
@@ -191,25 +204,40 @@ class InferenceService:
 
     # --- pipeline -------------------------------------------------------------------------------
     async def _in_pool(self, stage: str, fn: Callable[[], T]) -> tuple[T, float]:
+        """Run `fn` in the worker pool with this request's context (its request id reaches the logs)."""
         start = time.perf_counter()
-        result = await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        context = contextvars.copy_context()
+        result = await asyncio.get_running_loop().run_in_executor(self._executor, context.run, fn)
         elapsed = time.perf_counter() - start
         self._metrics.stage_duration.labels(stage=stage).observe(elapsed)
         return result, elapsed * 1000.0
 
     def _decode(
         self, data: bytes, media_type: str | None, allow_lateral: bool
-    ) -> tuple[DecodedImage, np.ndarray, Letterbox]:
-        decoded = decode_bytes(
-            data,
-            media_type,
-            max_pixels=self._settings.max_pixels,
-            allow_lateral=allow_lateral or self._settings.allow_lateral,
-        )
-        info = decoded.info
-        self._metrics.record_input(info.format, info.transfer_syntax, info.photometric)
-        tensor, box = self.bundle.preprocessing.apply(decoded.pixels)  # (3, S, S)
-        return decoded, tensor, box
+    ) -> tuple[ImageInfo, np.ndarray, Letterbox]:
+        """Decode + preprocess inside the decode-memory budget (worker thread); pixels freed on return."""
+        cost = estimated_decode_bytes(data)
+        if not self.decode_budget.try_acquire(cost):
+            raise DecodeBudgetExceededError(
+                "other images are being decoded; this one would exceed the decoding memory budget",
+                headers={"Retry-After": str(self._settings.retry_after_s)},
+            )
+        self._metrics.budget_in_use.labels(budget="decode").set(self.decode_budget.in_use)
+        try:
+            decoded = decode_bytes(
+                data,
+                media_type,
+                max_pixels=self._settings.max_pixels,
+                allow_lateral=allow_lateral or self._settings.allow_lateral,
+            )
+            info = decoded.info
+            self._metrics.record_input(info.format, info.transfer_syntax, info.photometric)
+            tensor, box = self.bundle.preprocessing.apply(decoded.pixels)  # (3, S, S)
+            del decoded
+        finally:
+            self.decode_budget.release(cost)
+            self._metrics.budget_in_use.labels(budget="decode").set(self.decode_budget.in_use)
+        return info, tensor, box
 
     async def _custom_queries(self, findings: list[FindingRef]) -> tuple[np.ndarray, float]:
         """(Qc, T) embeddings of the free-text findings (worker thread), or an empty (0, T) at no cost."""
@@ -223,9 +251,9 @@ class InferenceService:
         self, data: bytes, media_type: str | None, options: RequestOptions, findings: list[FindingRef]
     ) -> Inference:
         """Decode, queue for a batch and wait; raises ImagingError / ServiceError subclasses."""
-        self.batcher.expect()  # may refuse with 503 queue_full before any decode work
+        self.batcher.expect(options.priority)  # may refuse with 503 before any decode work
         try:
-            (decoded, tensor, box), decode_ms = await self._in_pool(
+            (info, tensor, box), decode_ms = await self._in_pool(
                 "decode", lambda: self._decode(data, media_type, options.allow_lateral)
             )
             custom, text_ms = await self._custom_queries(findings)
@@ -240,7 +268,7 @@ class InferenceService:
             "infer": result.infer_s * 1000.0,
             "post": 0.0,
         }
-        return Inference(decoded, box, result.value, findings, timing, result.batch_size)
+        return Inference(info, box, result.value, findings, timing, result.batch_size)
 
     def _scores(self, inference: Inference) -> list[tuple[int, dict[str, Any]]]:
         """(output row, finding entry) per requested finding; custom rows follow the built-in book."""
@@ -298,7 +326,7 @@ class InferenceService:
 
     def envelope(self, inference: Inference, post_ms: float) -> dict[str, Any]:
         """The fields every response carries: model, input, timing_ms, batch_size."""
-        info = inference.decoded.info
+        info = inference.info
         timing = dict(inference.timing_ms, post=post_ms)
         return {
             "model": {

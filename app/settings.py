@@ -13,6 +13,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Largest X-Deadline-Ms (and default deadline) accepted: ten minutes.
+MAX_DEADLINE_MS = 600_000.0
 
 
 class Settings(BaseSettings):
@@ -62,9 +64,20 @@ class Settings(BaseSettings):
         ge=1,
         description="Queued plus decoding requests beyond this are refused with 503 queue_full.",
     )
-    retry_after_s: int = Field(default=1, ge=1, description="Retry-After seconds sent with 503 queue_full.")
+    retry_after_s: int = Field(
+        default=1, ge=1, description="Retry-After seconds sent with 503 refusals (at least this many)."
+    )
+    latency_budget_ms: float = Field(
+        default=2000.0,
+        gt=0,
+        description="Refuse with 503 latency_budget_exceeded when the expected wait for a model result "
+        "(requests ahead plus its own batch, from the measured batch times) exceeds this.",
+    )
     default_deadline_ms: float | None = Field(
-        default=None, gt=0, description="Deadline when a request sends no X-Deadline-Ms header (None = none)."
+        default=30000.0,
+        gt=0,
+        le=MAX_DEADLINE_MS,
+        description="Deadline when a request sends no X-Deadline-Ms header (None = none).",
     )
     worker_threads: int = Field(
         default=4, ge=1, description="Thread pool for decode, preprocessing and postprocessing."
@@ -76,6 +89,26 @@ class Settings(BaseSettings):
     )
     max_pixels: int = Field(
         default=50_000_000, ge=1, description="Largest rows*columns accepted, checked before decoding."
+    )
+    max_buffered_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Request body bytes held at once by all requests; beyond it 503 upload_budget_exceeded.",
+    )
+    max_decode_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=1024,
+        description="Estimated decoding memory (rows*columns*14 bytes) in flight at once; beyond it 503 "
+        "decode_budget_exceeded. One image is always admitted alone.",
+    )
+    body_timeout_s: float = Field(
+        default=60.0, gt=0, description="The whole request body must arrive within this; else 408."
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="medslip-serve: request headers must arrive within this after a connection or request "
+        "starts; else 408 and the connection is closed.",
     )
     allow_lateral: bool = Field(
         default=False, description="Accept lateral views without the request's allow_lateral."
@@ -94,7 +127,10 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Root log level.")
     drain_timeout_s: float = Field(
-        default=30.0, ge=0.0, description="Grace period for in-flight requests on SIGTERM."
+        default=30.0,
+        ge=0.0,
+        description="On SIGTERM: readiness 503 at once, in-flight requests get this long to finish; "
+        "requests still queued then get 503 shutting_down.",
     )
     host: str = Field(default="127.0.0.1", description="Bind address of medslip-serve.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port of medslip-serve.")

@@ -4,12 +4,14 @@ Shared by the torch-free service, the PACS bridge (header checks) and training, 
 on numpy, pydicom (and its decoder plugins) and Pillow. See docs/contracts.md and docs/imaging.md.
 """
 
-from app.imaging.decode import DEFAULT_MAX_PIXELS, decode_bytes, decode_path
-from app.imaging.dicom_header import check_dicom_header, read_dicom
+from app.imaging.decode import DEFAULT_MAX_PIXELS, MIN_SIDE, decode_bytes, decode_path
+from app.imaging.dicom_header import check_dicom_header
+from app.imaging.dicom_read import read_dicom
 from app.imaging.errors import (
     ERROR_CODES,
     CorruptImageError,
     ImageTooLargeError,
+    ImageTooSmallError,
     ImagingError,
     InvalidDicomError,
     MultiFrameError,
@@ -39,11 +41,13 @@ __all__ = [
     "ERROR_CODES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "MIN_SIDE",
     "WASHED_OUT_SPAN",
     "CorruptImageError",
     "DecodedImage",
     "ImageInfo",
     "ImageTooLargeError",
+    "ImageTooSmallError",
     "ImagingError",
     "InvalidDicomError",
     "Letterbox",

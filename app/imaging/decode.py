@@ -7,14 +7,16 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from app.imaging.dicom_header import check_dicom_header, looks_like_image_dataset, read_dicom
+from app.imaging.dicom_header import check_dicom_header
 from app.imaging.dicom_pixels import render_dicom
+from app.imaging.dicom_read import looks_like_image_dataset, read_dicom
 from app.imaging.errors import InvalidDicomError, UnsupportedMediaTypeError
 from app.imaging.info import DecodedImage
 from app.imaging.raster import decode_raster
+from app.imaging.rendering_checks import MIN_SIDE, check_rendering
 from app.imaging.sniff import declared_format, sniff_format
 
-__all__ = ["DEFAULT_MAX_PIXELS", "decode_bytes", "decode_path"]
+__all__ = ["DEFAULT_MAX_PIXELS", "MIN_SIDE", "decode_bytes", "decode_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +42,14 @@ def decode_bytes(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allow_lateral: bool = False,
     check_body_part: bool = True,
+    min_side: int = MIN_SIDE,
 ) -> DecodedImage:
     """Decode DICOM, PNG or JPEG bytes into float32 (H, W) pixels in [0, 1] (0 = black).
 
     The format comes from the bytes; ``media_type`` is checked against it. ``check_body_part=False``
-    skips the DICOM Body Part Examined refusal (tests and tools that need non-chest images).
-    Raises an ``ImagingError`` subclass for anything refused.
+    skips the DICOM Body Part Examined refusal (tests and tools that need non-chest images). An
+    image under ``min_side`` pixels on its short side is refused (``image_too_small``); every other
+    refusal takes precedence. Raises an ``ImagingError`` subclass for anything refused.
     """
     if not data:
         raise UnsupportedMediaTypeError("empty upload")
@@ -71,6 +75,7 @@ def decode_bytes(
         image = _decode_undeclared(
             data, max_pixels=max_pixels, allow_lateral=allow_lateral, check_body_part=check_body_part
         )
+    check_rendering(image, min_side=min_side)
     logger.debug(
         "decoded %s %dx%d steps=%s", image.info.format, image.info.rows, image.info.columns, image.info.steps
     )
@@ -103,8 +108,13 @@ def decode_path(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allow_lateral: bool = False,
     check_body_part: bool = True,
+    min_side: int = 0,
 ) -> DecodedImage:
-    """``decode_bytes`` on a file's content (the name's suffix is not trusted)."""
+    """``decode_bytes`` on a file's content (the name's suffix is not trusted).
+
+    Files are what tools and training read (datasets, masks, small synthetic fixtures), so no
+    minimum size applies unless ``min_side`` asks for one; uploads go through ``decode_bytes``.
+    """
     data = Path(path).read_bytes()
     return decode_bytes(
         data,
@@ -112,4 +122,5 @@ def decode_path(
         max_pixels=max_pixels,
         allow_lateral=allow_lateral,
         check_body_part=check_body_part,
+        min_side=min_side,
     )

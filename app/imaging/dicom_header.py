@@ -7,15 +7,16 @@ without decoding them.
 
 from __future__ import annotations
 
-import logging
 import re
-from io import BytesIO
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import get_decoder
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGExtended12Bit
 
+from app.imaging.dicom_grayscale import read_grayscale_header
+from app.imaging.dicom_read import looks_like_image_dataset, read_dicom
+from app.imaging.dicom_values import optional_int, required_int, sequence_items
 from app.imaging.errors import (
     CorruptImageError,
     ImageTooLargeError,
@@ -28,16 +29,16 @@ from app.imaging.errors import (
     UnsupportedViewError,
 )
 from app.imaging.info import ImageInfo
+from app.imaging.jpeg_extended import ensure_registered
 from app.imaging.views import ViewKind, view_kind
 
 __all__ = [
     "COLOUR_PHOTOMETRICS",
     "GRAY_PHOTOMETRICS",
     "check_dicom_header",
+    "looks_like_image_dataset",
     "read_dicom",
 ]
-
-logger = logging.getLogger(__name__)
 
 GRAY_PHOTOMETRICS = frozenset({"MONOCHROME1", "MONOCHROME2"})
 # Colour encodings pydicom can turn into RGB; accepted only when the result is effectively gray.
@@ -57,37 +58,7 @@ _NOT_CHEST_TERMS = frozenset(
     }
 )  # fmt: skip
 _CHEST_TERMS = frozenset({"CHEST", "THORAX", "LUNG", "LUNGS"})
-_IDENTIFYING_KEYWORDS = (
-    "SOPClassUID",
-    "Modality",
-    "PixelData",
-    "Rows",
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-)
 _PROJECTION_MODALITIES = frozenset({"CR", "DX", "RG", "DR", "OT", "SC"})
-
-
-def read_dicom(data: bytes) -> Dataset:
-    """Parse DICOM bytes, with or without the 128-byte preamble, into a dataset.
-
-    Parser messages may quote element values (UIDs, names), so they are never passed on: the
-    refusal says only what kind of failure it was.
-    """
-    try:
-        dataset = pydicom.dcmread(BytesIO(data), force=True)
-    except Exception as exc:  # untrusted input: any parser failure is a refusal, not a crash
-        logger.debug("DICOM parse failed: %s", type(exc).__name__)
-        raise InvalidDicomError(f"the data do not parse as DICOM ({type(exc).__name__})") from None
-    if not any(keyword in dataset for keyword in _IDENTIFYING_KEYWORDS):
-        # force=True "parses" almost any bytes into nonsense elements; a real object has some of these.
-        raise InvalidDicomError("the data do not parse as a DICOM object (no SOP class, modality or image)")
-    return dataset
-
-
-def looks_like_image_dataset(dataset: Dataset) -> bool:
-    """True when a force-parsed dataset is a plausible image (used to sniff preamble-less files)."""
-    return "PixelData" in dataset and "Rows" in dataset and "Columns" in dataset
 
 
 def _ensure_transfer_syntax(dataset: Dataset) -> UID:
@@ -117,7 +88,11 @@ def _transfer_syntax_label(uid: UID) -> str:
     return uid.name if uid.is_transfer_syntax and uid.name != str(uid) else "an unrecognised transfer syntax"
 
 
-def _check_decoder(uid: UID) -> None:
+def _check_decoder(uid: UID, bits_stored: int) -> None:
+    if uid == JPEGExtended12Bit and bits_stored > 8 and not ensure_registered():
+        raise UnsupportedTransferSyntaxError(
+            "no pixel decoder is installed for 12-bit JPEG Extended (install imagecodecs)"
+        )
     try:
         decoder = get_decoder(uid)
     except NotImplementedError:
@@ -146,7 +121,7 @@ def _view_position(dataset: Dataset) -> str | None:
     view = _code_string(dataset, "ViewPosition")
     if view is not None:
         return view
-    codes = dataset.get("ViewCodeSequence")
+    codes = sequence_items(dataset, "ViewCodeSequence")
     if codes:
         meaning = codes[0].get("CodeMeaning")
         if meaning:
@@ -183,25 +158,31 @@ def _check_pixel_data_present(dataset: Dataset) -> None:
     """No Pixel Data: a truncated image file when the image header is there, else a non-image object."""
     if "PixelData" in dataset:
         return
+    if "FloatPixelData" in dataset or "DoubleFloatPixelData" in dataset:
+        raise NotAnImageError(
+            "the DICOM object holds float pixel data (a parametric map, not a radiograph); "
+            "it is not an image this service reads"
+        )
     if "Rows" in dataset and "Columns" in dataset:
         raise CorruptImageError(
             "the header describes an image (Rows, Columns) but the pixel data are missing: "
             "the file is probably truncated"
         )
-    has_float = "FloatPixelData" in dataset or "DoubleFloatPixelData" in dataset
-    kind = " (only float pixel data)" if has_float else ""
-    raise NotAnImageError(f"the DICOM object has no integer pixel data{kind}; it is not an image")
+    raise NotAnImageError("the DICOM object has no pixel data; it is not an image")
 
 
-def _positive_int(dataset: Dataset, keyword: str) -> int:
-    value = dataset.get(keyword)
-    try:
-        number = int(value) if value is not None else 0
-    except (TypeError, ValueError):
-        number = 0
-    if number <= 0:
-        raise InvalidDicomError(f"missing or invalid {keyword} in the image header")
-    return number
+def _check_pixel_description(dataset: Dataset, photometric: str, warnings: list[str]) -> int:
+    """Validate the Image Pixel module's numbers (and, for gray images, the grayscale pipeline's
+    LUTs, windows, rescale and padding); returns Bits Stored."""
+    bits_allocated = required_int(dataset, "BitsAllocated", 1, 64)
+    if bits_allocated != 1 and bits_allocated % 8:
+        raise InvalidDicomError("BitsAllocated in the image header is not 1 or a multiple of 8")
+    bits_stored = required_int(dataset, "BitsStored", 1, bits_allocated)
+    if optional_int(dataset, "PixelRepresentation") not in (None, 0, 1):
+        raise InvalidDicomError("PixelRepresentation in the image header is not 0 or 1")
+    if photometric in GRAY_PHOTOMETRICS:
+        warnings.extend(read_grayscale_header(dataset).notes)
+    return bits_stored
 
 
 def check_dicom_header(
@@ -214,28 +195,29 @@ def check_dicom_header(
 ) -> ImageInfo:
     """Refuse what the header alone rules out; return the image facts for a decode.
 
-    Order: pixel data, multi-frame, size, colour model, transfer syntax, body part, view. Raises an
+    Order: pixel data, multi-frame, size, colour model, pixel description (numbers, LUTs, windows,
+    rescale, padding), transfer syntax, body part, view. Raises an
     ``ImagingError`` subclass; on success ``info.steps`` is empty and ``info.warnings`` holds the
     assumptions made. Pass ``pixel_data_read=False`` for a dataset read with
     ``stop_before_pixels=True`` (the bridge's C-STORE check): absent pixel data is then expected.
     """
     if pixel_data_read:
         _check_pixel_data_present(dataset)
-    frames_value = dataset.get("NumberOfFrames", 1)
-    try:
-        frames = int(frames_value) if frames_value not in (None, "") else 1
-    except (TypeError, ValueError):
-        raise InvalidDicomError("invalid NumberOfFrames in the image header") from None
-    if frames > 1:
+    frames = optional_int(dataset, "NumberOfFrames")
+    if frames is not None and frames > 1:
         raise MultiFrameError(f"{frames} frames: a single-frame radiograph is required")
-    rows = _positive_int(dataset, "Rows")
-    columns = _positive_int(dataset, "Columns")
+    if frames is not None and frames < 1:
+        raise InvalidDicomError("NumberOfFrames in the image header is below 1")
+    rows = required_int(dataset, "Rows", 1, 65535)
+    columns = required_int(dataset, "Columns", 1, 65535)
     if rows * columns > max_pixels:
         raise ImageTooLargeError(
             f"{rows} x {columns} = {rows * columns} pixels exceeds the limit of {max_pixels}"
         )
     photometric = _code_string(dataset, "PhotometricInterpretation") or ""
-    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    samples = optional_int(dataset, "SamplesPerPixel") or 1
+    if samples not in (1, 3):
+        raise InvalidDicomError("SamplesPerPixel in the image header is not 1 or 3")
     if photometric in GRAY_PHOTOMETRICS:
         if samples != 1:
             raise InvalidDicomError(f"{photometric} with {samples} samples per pixel")
@@ -243,9 +225,10 @@ def check_dicom_header(
         label = photometric if re.fullmatch(r"[A-Z0-9_ ]{1,16}", photometric) else "missing or invalid"
         raise UnsupportedPhotometricError(f"photometric interpretation {label} is not supported")
     transfer_syntax = _ensure_transfer_syntax(dataset)
-    _check_decoder(transfer_syntax)
-
     warnings: list[str] = []
+    bits_stored = _check_pixel_description(dataset, photometric, warnings)
+    _check_decoder(transfer_syntax, bits_stored)
+
     body_part = _code_string(dataset, "BodyPartExamined")
     if check_body_part:
         _check_body_part(body_part)
@@ -254,7 +237,6 @@ def check_dicom_header(
     modality = _code_string(dataset, "Modality")
     if modality is not None and modality not in _PROJECTION_MODALITIES:
         warnings.append(f"modality {modality} is not a projection radiograph")
-    bits_stored = dataset.get("BitsStored")
     return ImageInfo(
         format="dicom",
         rows=rows,
@@ -263,7 +245,7 @@ def check_dicom_header(
         view_position=view,
         transfer_syntax=str(transfer_syntax),
         transfer_syntax_name=_transfer_syntax_label(transfer_syntax),
-        bits_stored=int(bits_stored) if bits_stored is not None else None,
+        bits_stored=bits_stored,
         modality=modality,
         body_part=body_part,
         warnings=warnings,

@@ -2,7 +2,9 @@
 
 Order follows the DICOM grayscale pipeline (PS3.3 C.11): stored values (BitsStored masked) ->
 Modality LUT / rescale -> VOI LUT or window -> MONOCHROME1 inversion -> padding to black -> float32.
-The VOI step maps straight into [0, 1], which is the output range the inversion works over.
+The VOI step maps straight into [0, 1], which is the output range the inversion works over. Header
+values arrive validated (``dicom_grayscale``); whatever they still do to the arithmetic (a window of
+1e300, a rescale past float range) is refused rather than rendered as NaN.
 """
 
 from __future__ import annotations
@@ -14,40 +16,58 @@ from types import MappingProxyType
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
-from pydicom.multival import MultiValue
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, get_decoder
-from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
+from pydicom.pixels import get_decoder
+from pydicom.uid import (
+    JPEG2000,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLSNearLossless,
+    RLELossless,
+)
 
-from app.imaging.codestream import codestream_size
+from app.imaging.codestream import codestream_size, jpegls_near
 from app.imaging.colour import gray_from_rgb
-from app.imaging.errors import CorruptImageError, InvalidDicomError
+from app.imaging.dicom_grayscale import GrayscaleHeader, Window, is_little_endian, read_grayscale_header
+from app.imaging.dicom_luts import Lut, read_lut
+from app.imaging.dicom_padding import padding_mask
+from app.imaging.errors import CorruptImageError, InvalidDicomError, UnsupportedPhotometricError
 from app.imaging.info import ImageInfo
+from app.imaging.jpeg_extended import PLUGIN as JPEG_EXTENDED_PLUGIN
+from app.imaging.jpeg_extended import ensure_registered
 
 __all__ = ["render_dicom"]
 
 logger = logging.getLogger(__name__)
 
 # Measured on the real fixtures (docs/imaging.md): bit-identical to the other plugins and faster,
-# e.g. JPEG Baseline 1024^2 in 2 ms with Pillow vs 20 ms with GDCM, RLE 14 ms vs 61 ms.
+# e.g. JPEG Baseline 1024^2 in 2 ms with Pillow vs 20 ms with GDCM, RLE 14 ms vs 61 ms. JPEG
+# Extended: the only plugin here that decodes 12-bit samples (GDCM fails on them).
 _FAST_PLUGINS: Mapping[str, str] = MappingProxyType(
     {
         JPEGBaseline8Bit: "pillow",
+        JPEGExtended12Bit: JPEG_EXTENDED_PLUGIN,
         RLELossless: "pylibjpeg",
         JPEG2000: "pylibjpeg",
         JPEG2000Lossless: "pylibjpeg",
     }
 )
+_PALETTE_COLOURS = ("Red", "Green", "Blue")
+_WINDOW_FUNCTIONS = frozenset({"LINEAR", "LINEAR_EXACT", "SIGMOID"})
 
 
-def _check_codestream_size(dataset: Dataset, info: ImageInfo) -> None:
-    """Refuse a compressed frame whose own header disagrees with Rows x Columns, before any codec
-    allocates what it declares (a small DICOM header around a huge codestream is a bomb)."""
+def _first_frame(dataset: Dataset) -> bytes:
     try:
-        frame = next(generate_frames(dataset.PixelData, number_of_frames=1))
+        return next(generate_frames(dataset.PixelData, number_of_frames=1))
     except Exception as exc:  # malformed encapsulation (items, delimiters) on untrusted input
         logger.debug("encapsulated frame unreadable: %s", type(exc).__name__)
         raise CorruptImageError("the encapsulated pixel data are malformed") from None
-    declared = codestream_size(frame, dataset.file_meta.TransferSyntaxUID)
+
+
+def _check_codestream_size(frame: bytes, transfer_syntax: str, info: ImageInfo) -> None:
+    """Refuse a compressed frame whose own header disagrees with Rows x Columns, before any codec
+    allocates what it declares (a small DICOM header around a huge codestream is a bomb)."""
+    declared = codestream_size(frame, transfer_syntax)
     if declared is not None and declared != (info.rows, info.columns):
         raise CorruptImageError(
             f"the compressed stream declares {declared[0]} x {declared[1]} pixels, "
@@ -55,16 +75,21 @@ def _check_codestream_size(dataset: Dataset, info: ImageInfo) -> None:
         )
 
 
-def _decode_stored_values(dataset: Dataset, info: ImageInfo) -> np.ndarray:
-    """Decompress the single frame (as RGB for YBR colour data).
+def _decode_stored_values(dataset: Dataset, info: ImageInfo) -> tuple[np.ndarray, int | None]:
+    """Decompress the single frame (as RGB for YBR colour data); also the JPEG-LS NEAR bound.
 
     pydicom's defaults mask the bits above BitsStored for native and most compressed syntaxes and
     fix JPEG 2000 / JPEG-LS signedness, so the array holds true stored values. A faster plugin is
     tried first where one is known to give identical pixels; pydicom's own order is the fallback.
     """
     transfer_syntax = dataset.file_meta.TransferSyntaxUID
+    near = None
     if transfer_syntax.is_encapsulated:
-        _check_codestream_size(dataset, info)
+        frame = _first_frame(dataset)
+        _check_codestream_size(frame, transfer_syntax, info)
+        near = jpegls_near(frame) if transfer_syntax == JPEGLSNearLossless else None
+    if transfer_syntax == JPEGExtended12Bit:
+        ensure_registered()
     decoder = get_decoder(transfer_syntax)
     preferred = _FAST_PLUGINS.get(transfer_syntax)
     attempts = [preferred, ""] if preferred is not None and preferred in decoder.available_plugins else [""]
@@ -81,14 +106,35 @@ def _decode_stored_values(dataset: Dataset, info: ImageInfo) -> np.ndarray:
     bits_allocated = int(dataset.get("BitsAllocated", 0) or 0)
     if info.bits_stored is not None and 0 < info.bits_stored < bits_allocated:
         info.steps.append(f"bits_stored_mask:{info.bits_stored}/{bits_allocated}")
-    return array  # (H, W) or (H, W, 3)
+    return array, near  # (H, W) or (H, W, 3)
+
+
+def _palette_rgb(dataset: Dataset, stored: np.ndarray) -> tuple[np.ndarray, float]:
+    """Palette lookup in the file's byte order; the value range is the tables' own maximum (an 8-bit
+    palette in 16-bit entries would otherwise pass the colour check as near-black gray)."""
+    if any(f"Segmented{colour}PaletteColorLookupTableData" in dataset for colour in _PALETTE_COLOURS):
+        raise UnsupportedPhotometricError("segmented palette colour lookup tables are not supported")
+    luts: list[Lut] = []
+    for colour in _PALETTE_COLOURS:
+        lut = read_lut(
+            dataset,
+            f"{colour}PaletteColorLookupTableDescriptor",
+            f"{colour}PaletteColorLookupTableData",
+            f"{colour} Palette Color Lookup Table",
+            little_endian=is_little_endian(dataset),
+            signed=int(dataset.get("PixelRepresentation", 0) or 0) == 1,
+        )
+        if lut is None:
+            raise InvalidDicomError(f"PALETTE COLOR image without its {colour} Palette Color Lookup Table")
+        luts.append(lut)
+    rgb = np.stack([lut.apply(stored) for lut in luts], axis=-1)  # (H, W, 3) float32
+    return rgb, max(1.0, *(lut.high for lut in luts))
 
 
 def _colour_to_gray(dataset: Dataset, stored: np.ndarray, info: ImageInfo) -> np.ndarray:
     """Colour data in [0, 1] when its channels agree; refuses truly coloured images."""
     if info.photometric == "PALETTE COLOR":
-        rgb = apply_color_lut(stored, dataset)  # (H, W, 3) uint8 or uint16
-        value_max = float(np.iinfo(rgb.dtype).max)
+        rgb, value_max = _palette_rgb(dataset, stored)
         info.steps.append("palette_lut")
     else:
         rgb = stored
@@ -100,43 +146,25 @@ def _colour_to_gray(dataset: Dataset, stored: np.ndarray, info: ImageInfo) -> np
     return gray / value_max
 
 
-def _padding_mask(dataset: Dataset, stored: np.ndarray) -> np.ndarray | None:
-    """Pixels equal to PixelPaddingValue (or within the padding range): not part of the patient."""
-    if "PixelPaddingValue" not in dataset:
-        return None
-    first = int(dataset.PixelPaddingValue)
-    limit = dataset.get("PixelPaddingRangeLimit")
-    if limit is None:
-        return stored == first  # (H, W) bool
-    low, high = sorted((first, int(limit)))
-    return (stored >= low) & (stored <= high)  # (H, W) bool
-
-
-def _modality(dataset: Dataset, stored: np.ndarray, info: ImageInfo) -> np.ndarray:
+def _modality(stored: np.ndarray, header: GrayscaleHeader, info: ImageInfo) -> np.ndarray:
     """Modality LUT or rescale into modality units; identity rescales are not recorded."""
-    if "ModalityLUTSequence" in dataset:
+    if header.modality_lut is not None:
         info.steps.append("modality_lut:sequence")
-        return np.asarray(apply_modality_lut(stored, dataset))
-    slope = float(dataset.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(dataset.get("RescaleIntercept", 0.0) or 0.0)
+        return header.modality_lut.apply(stored)  # (H, W) float32
+    slope, intercept = header.slope, header.intercept
     if slope == 1.0 and intercept == 0.0:
         return stored
     info.steps.append(f"rescale:slope={slope:g},intercept={intercept:g}")
     rescaled = stored.astype(np.float32)  # (H, W); float32 holds 16-bit values exactly
     rescaled *= np.float32(slope)
     rescaled += np.float32(intercept)
+    if not np.isfinite(rescaled).all():
+        raise InvalidDicomError("RescaleSlope and RescaleIntercept take the pixel values beyond float range")
     return rescaled
 
 
-def _numbers(value: object) -> list[float]:
-    """Values of a possibly multi-valued DS element (several windows may be listed)."""
-    if isinstance(value, MultiValue):
-        return [float(v) for v in value]
-    return [float(value)]  # type: ignore[arg-type]
-
-
 def _window(values: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
-    """PS3.3 C.11.2.1.2-3 windowing with output range [0, 1]."""
+    """PS3.3 C.11.2.1.2-3 windowing with output range [0, 1] (arithmetic in float64 constants)."""
     x = values.astype(np.float32)  # (H, W), a fresh copy worked on in place
     if function == "SIGMOID":
         x -= np.float32(center)
@@ -154,38 +182,46 @@ def _window(values: np.ndarray, center: float, width: float, function: str) -> n
     return np.clip(x, 0.0, 1.0, out=x)
 
 
-def _voi_lut_sequence(dataset: Dataset, values: np.ndarray, info: ImageInfo) -> np.ndarray:
+def _voi_lut(values: np.ndarray, lut: Lut, count: int, info: ImageInfo) -> np.ndarray:
     """First VOI LUT item, scaled by the LUT's own output range (descriptors often overstate it)."""
-    item = dataset.VOILUTSequence[0]
-    entries, first_mapped, _ = (int(v) for v in item.LUTDescriptor)
-    entries = entries or 65536
-    domain = np.arange(first_mapped, first_mapped + entries, dtype=np.int64)  # (entries,)
-    lut = np.asarray(apply_voi(domain, dataset, index=0), dtype=np.float32)  # (entries,)
-    low, high = float(lut.min()), float(lut.max())
-    mapped = np.asarray(apply_voi(np.rint(values).astype(np.int64), dataset, index=0), dtype=np.float32)
-    count = len(dataset.VOILUTSequence)
+    mapped = lut.apply(values)  # (H, W) float32
     info.steps.append(f"voi_lut:sequence item 1 of {count}")
+    low, high = lut.low, lut.high
     if high <= low:
         info.warnings.append("VOI LUT is constant: image rendered black")
         return np.zeros_like(mapped)
-    return (mapped - low) / (high - low)
+    mapped -= np.float32(low)
+    mapped *= np.float32(1.0 / (high - low))
+    return mapped
 
 
-def _voi(dataset: Dataset, values: np.ndarray, padding: np.ndarray | None, info: ImageInfo) -> np.ndarray:
+def _usable_window(window: Window, info: ImageInfo) -> tuple[str, bool]:
+    """The window function to apply (unknown ones are LINEAR) and whether the width allows it."""
+    function = window.function if window.function in _WINDOW_FUNCTIONS else "LINEAR"
+    if window.function != function:
+        info.warnings.append("unknown VOI LUT Function: LINEAR used")
+    minimum_width = 1.0 if function == "LINEAR" else 0.0
+    if window.width > minimum_width:
+        return function, True
+    info.warnings.append(f"invalid window width {window.width:g}: min/max used instead")
+    return function, False
+
+
+def _voi(
+    values: np.ndarray, padding: np.ndarray | None, header: GrayscaleHeader, info: ImageInfo
+) -> np.ndarray:
     """VOI LUT, else the first window, else the min/max of the non-padding pixels."""
-    if dataset.get("VOILUTSequence"):
-        return _voi_lut_sequence(dataset, values, info)
-    center_value, width_value = dataset.get("WindowCenter"), dataset.get("WindowWidth")
-    if center_value is not None and width_value is not None and center_value != "" and width_value != "":
-        centers, widths = _numbers(center_value), _numbers(width_value)
-        center, width = centers[0], widths[0]
-        function = str(dataset.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
-        minimum_width = 1.0 if function == "LINEAR" else 0.0
-        if width > minimum_width:
-            suffix = f" (first of {len(centers)})" if len(centers) > 1 else ""
-            info.steps.append(f"window:center={center:g},width={width:g},function={function}{suffix}")
-            return _window(values, center, width, function)
-        info.warnings.append(f"invalid window width {width:g}: min/max used instead")
+    if header.voi_lut is not None:
+        return _voi_lut(values, header.voi_lut, header.voi_lut_count, info)
+    window = header.window
+    if window is not None:
+        function, usable = _usable_window(window, info)
+        if usable:
+            suffix = f" (first of {window.count})" if window.count > 1 else ""
+            info.steps.append(
+                f"window:center={window.center:g},width={window.width:g},function={function}{suffix}"
+            )
+            return _window(values, window.center, window.width, function)
     body = values[~padding] if padding is not None else values.reshape(-1)
     if body.size == 0:
         info.warnings.append("every pixel is padding: image rendered black")
@@ -201,25 +237,34 @@ def _voi(dataset: Dataset, values: np.ndarray, padding: np.ndarray | None, info:
     return stretched
 
 
+def _render_gray(dataset: Dataset, stored: np.ndarray, near: int | None, info: ImageInfo) -> np.ndarray:
+    header = read_grayscale_header(dataset)
+    padding, tolerance = padding_mask(dataset, stored, header.padding, near, info)  # (H, W) bool or None
+    values = _modality(stored, header, info)
+    output = _voi(values, padding, header, info)  # (H, W) float32 in [0, 1]
+    if not np.isfinite(output).all():
+        raise InvalidDicomError("the header's window or LUT values take the pixels beyond float range")
+    if info.photometric == "MONOCHROME1":
+        np.subtract(np.float32(1.0), output, out=output)
+        info.steps.append("invert:MONOCHROME1")
+    elif str(dataset.get("PresentationLUTShape", "")).strip().upper() == "INVERSE":
+        info.warnings.append("Presentation LUT Shape INVERSE on MONOCHROME2 ignored")
+    if padding is not None and padding.any():
+        output[padding] = 0.0
+        within = f" (lossy, within {tolerance})" if tolerance else ""
+        info.steps.append(f"padding_to_black:{int(padding.sum())} px{within}")
+    return output
+
+
 def render_dicom(dataset: Dataset, info: ImageInfo) -> np.ndarray:
     """Pixels of a dataset already vetted by ``check_dicom_header``: float32 (H, W) in [0, 1]."""
-    stored = _decode_stored_values(dataset, info)  # (H, W) or (H, W, 3)
+    stored, near = _decode_stored_values(dataset, info)  # (H, W) or (H, W, 3)
     expected_shape = (info.rows, info.columns)
     if stored.shape[:2] != expected_shape:
         raise InvalidDicomError(f"decoded pixels have shape {stored.shape[:2]}, header says {expected_shape}")
     if info.photometric not in ("MONOCHROME1", "MONOCHROME2"):
         output = _colour_to_gray(dataset, stored, info)  # (H, W) in [0, 1]
     else:
-        padding = _padding_mask(dataset, stored)  # (H, W) bool or None
-        values = _modality(dataset, stored, info)
-        output = _voi(dataset, values, padding, info)  # (H, W) float32 in [0, 1]
-        if info.photometric == "MONOCHROME1":
-            np.subtract(np.float32(1.0), output, out=output)
-            info.steps.append("invert:MONOCHROME1")
-        elif str(dataset.get("PresentationLUTShape", "")).strip().upper() == "INVERSE":
-            info.warnings.append("Presentation LUT Shape INVERSE on MONOCHROME2 ignored")
-        if padding is not None and padding.any():
-            output[padding] = 0.0
-            info.steps.append(f"padding_to_black:{int(padding.sum())} px")
+        output = _render_gray(dataset, stored, near, info)  # (H, W) float32 in [0, 1]
     info.steps.append("scale:float32[0,1]")
     return np.clip(output, 0.0, 1.0, out=output).astype(np.float32, copy=False)  # (H, W)

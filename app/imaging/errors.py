@@ -13,6 +13,7 @@ __all__ = [
     "ERROR_CODES",
     "CorruptImageError",
     "ImageTooLargeError",
+    "ImageTooSmallError",
     "ImagingError",
     "InvalidDicomError",
     "MultiFrameError",
@@ -61,6 +62,12 @@ class ImageTooLargeError(_CodedError):
     default_code = "image_too_large"
 
 
+class ImageTooSmallError(_CodedError):
+    """The image is smaller than a radiograph can be on its short side (an icon, a thumbnail, a pixel)."""
+
+    default_code = "image_too_small"
+
+
 class UnsupportedViewError(_CodedError):
     """A lateral (or otherwise non-frontal) view: the model is trained on frontal radiographs only."""
 
@@ -107,6 +114,7 @@ ERROR_CODES: tuple[str, ...] = (
     InvalidDicomError.default_code,
     UnsupportedTransferSyntaxError.default_code,
     ImageTooLargeError.default_code,
+    ImageTooSmallError.default_code,
     UnsupportedViewError.default_code,
     MultiFrameError.default_code,
     NotAnImageError.default_code,

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from app.imaging.errors import CorruptImageError
 from app.imaging.geometry import Letterbox, letterbox
 
 __all__ = [
@@ -81,10 +82,15 @@ def preprocess(
 ) -> tuple[np.ndarray, Letterbox]:
     """Letterbox a (H, W) [0, 1] image to ``size`` and normalise it: returns ((3, size, size), box).
 
-    ``washed_out_span`` > 0 first stretches washed-out films (see ``stretch_washed_out``)."""
+    ``washed_out_span`` > 0 first stretches washed-out films (see ``stretch_washed_out``). The model
+    input must be finite (a NaN pixel comes back as NaN scores): anything else is refused as
+    ``corrupt_image``."""
     pixels = stretch_washed_out(pixels, washed_out_span)
     canvas, box = letterbox(pixels, size, pad_value=pad_value)  # (size, size)
-    return normalise(canvas, mean, std), box  # (3, size, size)
+    tensor = normalise(canvas, mean, std)  # (3, size, size)
+    if not np.isfinite(tensor).all():
+        raise CorruptImageError("the preprocessed image holds values that are not finite numbers")
+    return tensor, box
 
 
 @dataclass(frozen=True)

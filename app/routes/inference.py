@@ -15,7 +15,13 @@ from app.dependencies import (
     segment_options,
 )
 from app.request_context import current_request_id
-from app.schemas import PROBLEM_RESPONSES, ClassifyResponse, GroundResponse, SegmentResponse
+from app.schemas import (
+    INFERENCE_STATUSES,
+    ClassifyResponse,
+    GroundResponse,
+    SegmentResponse,
+    problem_responses,
+)
 from app.service import InferenceService, RequestOptions
 
 #: OpenAPI request body: the image as a multipart field or as the raw body (read by `image_upload`).
@@ -37,7 +43,11 @@ IMAGE_BODY: dict[str, Any] = {
     }
 }
 
-router = APIRouter(tags=["inference"], dependencies=[Depends(require_api_key)], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    tags=["inference"],
+    dependencies=[Depends(require_api_key)],
+    responses=problem_responses(*INFERENCE_STATUSES),
+)
 
 Service = Annotated[InferenceService, Depends(get_service)]
 Options = Annotated[RequestOptions, Depends(request_options)]

@@ -161,8 +161,9 @@ async def test_health_and_oip_routes(client: httpx.AsyncClient) -> None:
     )
     assert {i["name"] for i in meta["inputs"]} == {"image", "pathology_queries", "anatomy_queries"}
     assert {"name": "image", "datatype": "FP32", "shape": [-1, 3, 64, 64]} in meta["inputs"]
-    missing = await client.get("/v2/models/other")
-    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    for unknown in ("/v2/models/other", "/v2/models/other/ready"):
+        missing = await client.get(unknown)
+        assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
 
 
 async def test_openapi_documents_both_body_kinds(client: httpx.AsyncClient) -> None:

@@ -1,14 +1,15 @@
-"""Prometheus exposition passes `promtool check metrics`; settings read MEDSLIP_* environment variables."""
+"""Prometheus exposition passes `promtool check metrics`; settings read MEDSLIP_* and match the README."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
 
-from app.settings import Settings
+from app.settings import REPO_ROOT, Settings
 from tests.app.conftest import dicom_bytes, png_bytes
 
 
@@ -40,3 +41,24 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDSLIP_DEVICE", "tpu")
     with pytest.raises(ValueError, match="device"):
         Settings()
+
+
+def _table_default(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Path):
+        return str(value).replace(str(REPO_ROOT), "<repo>")
+    return str(value)
+
+
+def test_readme_settings_table_matches_the_settings_class() -> None:
+    """README's "Service settings" table is app/settings.py, field by field, in order."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("### Service settings", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `MEDSLIP_")]
+    expected = [
+        f"| `MEDSLIP_{name.upper()}` | `{_table_default(field.get_default(call_default_factory=True))}` "
+        f"| {field.description} |"
+        for name, field in Settings.model_fields.items()
+    ]
+    assert rows == expected

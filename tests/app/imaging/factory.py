@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, SecondaryCaptureImageStorage
@@ -98,6 +99,27 @@ def dicom_bytes(dataset: Dataset, *, preamble: bool = True) -> bytes:
     return buffer.getvalue()
 
 
+def with_text_value(dataset: Dataset, keyword: str, text: str) -> bytes:
+    """The dataset serialised with ``text`` as the value of ``keyword``, under the element's own VR
+    (a hand-edited header: "one" in Samples per Pixel, "abc" in Rescale Slope).
+
+    Implicit VR files carry no VR, so the reader applies the dictionary VR to the text's bytes; for
+    explicit VR the element is written as LO and its VR bytes are then patched to the dictionary VR
+    (both short-length VRs, so the rest of the file is unchanged).
+    """
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword
+    if keyword in dataset:
+        delattr(dataset, keyword)
+    dataset.add_new(tag, "LO", text)
+    data = dicom_bytes(dataset)
+    if UID(dataset.file_meta.TransferSyntaxUID).is_implicit_VR:
+        return data
+    marker = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + b"LO"
+    assert data.count(marker) == 1, "the patch must hit exactly one element"
+    return data.replace(marker, marker[:4] + dictionary_VR(tag)[:2].encode())
+
+
 def raster_bytes(array: np.ndarray, fmt: str = "PNG", **save_options: Any) -> bytes:
     """Encode an array (uint8 gray/RGB/RGBA or uint16 gray) with Pillow."""
     buffer = BytesIO()
@@ -120,7 +142,7 @@ def png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
-def gradient(height: int = 16, width: int = 16, maximum: int = 255, dtype: type = np.uint16) -> np.ndarray:
+def gradient(height: int = 64, width: int = 64, maximum: int = 255, dtype: type = np.uint16) -> np.ndarray:
     """A left-to-right ramp from 0 to ``maximum``: simple to reason about after any LUT."""
     row = np.linspace(0, maximum, width).round()
     return np.tile(row, (height, 1)).astype(dtype)  # (H, W)

@@ -53,7 +53,7 @@ def test_codestream_larger_than_the_header_is_refused_before_decoding(
     def must_not_decode(_uid: str) -> None:
         raise AssertionError("a decoder was asked to decode a mismatched codestream")
 
-    dataset = make_dataset(gradient(dtype=np.uint8), transfer_syntax=transfer_syntax)  # header: 16 x 16
+    dataset = make_dataset(gradient(dtype=np.uint8), transfer_syntax=transfer_syntax)  # header: 64 x 64
     dataset.PixelData = encapsulate([_encode(640, 480, fmt, **options)])
     monkeypatch.setattr("app.imaging.dicom_pixels.get_decoder", must_not_decode)
 

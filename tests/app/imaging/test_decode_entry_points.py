@@ -27,6 +27,7 @@ CONTRACT_CODES = {
     "invalid_dicom",
     "unsupported_transfer_syntax",
     "image_too_large",
+    "image_too_small",
     "unsupported_view",
     "multi_frame",
     "not_an_image",

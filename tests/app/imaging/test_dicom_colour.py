@@ -25,8 +25,8 @@ def _jpeg_dicom(rgb: np.ndarray) -> bytes:
 
 
 def _gray_rgb() -> np.ndarray:
-    gray = np.tile(np.linspace(0, 255, 32).astype(np.uint8), (32, 1))  # (32, 32)
-    return np.repeat(gray[:, :, None], 3, axis=2)  # (32, 32, 3)
+    gray = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))  # (64, 64)
+    return np.repeat(gray[:, :, None], 3, axis=2)  # (64, 64, 3)
 
 
 def test_jpeg_ybr_dicom_of_gray_content_is_accepted() -> None:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.filterwarnings(
 def test_min_max_window_when_header_has_no_voi() -> None:
     image = decode_bytes(dicom_bytes(make_dataset(gradient(maximum=1000), bits_stored=12)))
 
-    np.testing.assert_allclose(image.pixels[0], np.linspace(0.0, 1.0, 16), atol=1e-3)
+    np.testing.assert_allclose(image.pixels[0], np.linspace(0.0, 1.0, 64), atol=1e-3)
     assert image.info.steps == [
         "bits_stored_mask:12/16",
         "window:min-max=0..1000 (no VOI in header)",
@@ -54,7 +54,7 @@ def test_rescale_is_applied_before_the_window() -> None:
     )
     image = decode_bytes(dicom_bytes(dataset))
 
-    np.testing.assert_allclose(image.pixels[0], np.linspace(0.0, 1.0, 16), atol=2e-3)
+    np.testing.assert_allclose(image.pixels[0], np.linspace(0.0, 1.0, 64), atol=2e-3)
     assert image.info.steps[:2] == [
         "rescale:slope=2,intercept=-1000",
         "window:center=1000,width=4001,function=LINEAR",
@@ -62,10 +62,11 @@ def test_rescale_is_applied_before_the_window() -> None:
 
 
 def test_window_clips_outside_values_and_uses_the_first_of_several() -> None:
-    dataset = make_dataset(gradient(maximum=150), WindowCenter=[50, 500], WindowWidth=[21, 1000])
+    steps = np.repeat(np.arange(0, 160, 10, dtype=np.uint16), 4)  # 0, 0, 0, 0, 10, ... 150: 64 columns
+    dataset = make_dataset(np.tile(steps, (64, 1)), WindowCenter=[50, 500], WindowWidth=[21, 1000])
     image = decode_bytes(dicom_bytes(dataset))
 
-    row = image.pixels[0]  # values 0, 10, 20, ... 150
+    row = image.pixels[0, ::4]  # values 0, 10, 20, ... 150
     assert row[0] == 0.0 and row[3] == 0.0  # 0, 30 below the window [40, 60]
     assert row[5] == pytest.approx(0.5, abs=0.03)  # 50 is the centre
     assert row[7] == 1.0 and row[-1] == 1.0  # 70 and above
@@ -77,7 +78,7 @@ def test_window_clips_outside_values_and_uses_the_first_of_several() -> None:
     [("LINEAR_EXACT", 0.5), ("SIGMOID", 0.5)],
 )
 def test_voi_lut_functions(function: str, at_center: float) -> None:
-    pixels = np.full((4, 4), 100, dtype=np.uint16)
+    pixels = np.full((64, 64), 100, dtype=np.uint16)
     pixels[0, 0], pixels[0, 1] = 0, 200
     dataset = make_dataset(pixels, WindowCenter=100, WindowWidth=50, VOILUTFunction=function)
     image = decode_bytes(dicom_bytes(dataset))
@@ -124,22 +125,22 @@ def test_padding_is_black_after_inversion_and_excluded_from_min_max() -> None:
     assert float(body.max()) == pytest.approx(1.0, abs=1e-6)  # min of body -> white after inversion
     assert float(body.min()) == pytest.approx(0.0, abs=1e-6)  # 1000 (not 4000) is the window top
     steps = image.info.steps
-    assert steps.index("invert:MONOCHROME1") < steps.index("padding_to_black:64 px")
+    assert steps.index("invert:MONOCHROME1") < steps.index("padding_to_black:256 px")
 
 
 def test_padding_range_limit() -> None:
     pixels = gradient(maximum=1000)
-    pixels[0, :] = [0, 1, 2, 3] * 4  # values 0..3 are padding via the range
+    pixels[0, :] = [0, 1, 2, 3] * 16  # values 0..3 are padding via the range
     pixels[1:, :] += 100
     dataset = make_dataset(pixels, PixelPaddingValue=0, PixelPaddingRangeLimit=3)
     image = decode_bytes(dicom_bytes(dataset))
 
     assert np.all(image.pixels[0] == 0.0)
-    assert "padding_to_black:16 px" in image.info.steps
+    assert "padding_to_black:64 px" in image.info.steps
 
 
 def test_signed_pixels_with_rescale() -> None:
-    pixels = np.linspace(-1024, 1023, 256).round().astype(np.int16).reshape(16, 16)
+    pixels = np.linspace(-1024, 1023, 4096).round().astype(np.int16).reshape(64, 64)
     dataset = make_dataset(pixels, bits_stored=12, RescaleSlope=1, RescaleIntercept=0)
     image = decode_bytes(dicom_bytes(dataset))
 
@@ -156,7 +157,7 @@ def test_uncompressed_transfer_syntaxes_decode_identically(transfer_syntax: str)
     pixels = gradient(maximum=4000)
     image = decode_bytes(dicom_bytes(make_dataset(pixels, bits_stored=12, transfer_syntax=transfer_syntax)))
 
-    np.testing.assert_allclose(image.pixels[0], np.linspace(0.0, 1.0, 16), atol=1e-3)
+    np.testing.assert_allclose(image.pixels[0], np.linspace(0.0, 1.0, 64), atol=1e-3)
     assert image.info.transfer_syntax == transfer_syntax
 
 
@@ -170,7 +171,7 @@ def test_file_without_preamble_is_sniffed_and_decoded(transfer_syntax: str) -> N
         assert image.info.format == "dicom"
         assert image.info.transfer_syntax == transfer_syntax
         assert "DICOM file without preamble (read as a bare dataset)" in image.info.warnings
-        np.testing.assert_allclose(image.pixels[0], np.linspace(0.0, 1.0, 16), atol=1e-3)
+        np.testing.assert_allclose(image.pixels[0], gradient()[0] / 255.0, atol=1e-6)
 
 
 def test_rgb_dicom_that_is_gray_is_accepted() -> None:

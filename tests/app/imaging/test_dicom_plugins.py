@@ -17,7 +17,7 @@ from tests.app.imaging.factory import dicom_bytes, make_dataset
 
 
 def _jpeg_mono_dicom() -> tuple[bytes, np.ndarray]:
-    gray = np.tile(np.linspace(0, 255, 32).astype(np.uint8), (32, 1))  # (32, 32)
+    gray = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))  # (64, 64)
     buffer = BytesIO()
     Image.fromarray(gray).save(buffer, format="JPEG", quality=95)
     dataset = make_dataset(gray, transfer_syntax=JPEGBaseline8Bit)

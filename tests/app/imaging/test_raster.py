@@ -19,7 +19,7 @@ def _refusal(data: bytes, media_type: str | None = None, **options: object) -> I
 
 
 def _ramp8() -> np.ndarray:
-    return np.tile(np.arange(0, 256, 16, dtype=np.uint8), (8, 1))  # (8, 16)
+    return np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1))  # (64, 64)
 
 
 def test_png_8_bit_gray() -> None:
@@ -28,12 +28,12 @@ def test_png_8_bit_gray() -> None:
     np.testing.assert_allclose(image.pixels, _ramp8() / 255.0, atol=1e-6)
     assert image.pixels.dtype == np.float32
     assert (image.info.format, image.info.photometric, image.info.bits_stored) == ("png", "MONOCHROME2", 8)
-    assert (image.info.rows, image.info.columns) == (8, 16)
+    assert (image.info.rows, image.info.columns) == (64, 64)
     assert "no view position in header: assumed frontal" in image.info.warnings
 
 
 def test_png_16_bit_gray_keeps_full_precision() -> None:
-    ramp = np.tile(np.linspace(0, 65535, 16).round().astype(np.uint16), (4, 1))  # (4, 16)
+    ramp = np.tile(np.linspace(0, 65535, 64).round().astype(np.uint16), (64, 1))  # (64, 64)
     ramp[0, 1] = 1  # a difference invisible at 8 bits
     image = decode_bytes(raster_bytes(ramp))
 
@@ -43,12 +43,12 @@ def test_png_16_bit_gray_keeps_full_precision() -> None:
 
 
 def test_png_16_bit_with_12_bit_content_warns() -> None:
-    image = decode_bytes(raster_bytes(np.full((4, 4), 4000, dtype=np.uint16)))
+    image = decode_bytes(raster_bytes(np.full((64, 64), 4000, dtype=np.uint16)))
     assert any("12 bits" in warning for warning in image.info.warnings)
 
 
 def test_jpeg_gray() -> None:
-    smooth = np.tile(np.linspace(0, 255, 32).astype(np.uint8), (32, 1))  # (32, 32)
+    smooth = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))  # (64, 64)
     image = decode_bytes(raster_bytes(smooth, "JPEG", quality=95), "image/jpeg")
 
     assert image.info.format == "jpeg"
@@ -56,7 +56,7 @@ def test_jpeg_gray() -> None:
 
 
 def test_rgb_png_that_is_gray_is_accepted() -> None:
-    rgb = np.repeat(_ramp8()[:, :, None], 3, axis=2)  # (8, 16, 3)
+    rgb = np.repeat(_ramp8()[:, :, None], 3, axis=2)  # (64, 64, 3)
     image = decode_bytes(raster_bytes(rgb))
 
     np.testing.assert_allclose(image.pixels, _ramp8() / 255.0, atol=1e-6)
@@ -95,13 +95,13 @@ def test_gray_palette_png_is_accepted() -> None:
 
 
 def test_rgba_alpha_is_ignored_with_a_warning() -> None:
-    rgba = np.dstack([np.repeat(_ramp8()[:, :, None], 3, axis=2), np.full((8, 16), 128, dtype=np.uint8)])
+    rgba = np.dstack([np.repeat(_ramp8()[:, :, None], 3, axis=2), np.full((64, 64), 128, dtype=np.uint8)])
     image = decode_bytes(raster_bytes(rgba))
     assert "transparency (alpha channel) ignored" in image.info.warnings
 
 
 def test_exif_orientation_is_applied() -> None:
-    tall = np.zeros((20, 10), dtype=np.uint8)
+    tall = np.zeros((128, 64), dtype=np.uint8)
     tall[0, :] = 255  # the top row is white
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
@@ -109,7 +109,7 @@ def test_exif_orientation_is_applied() -> None:
     Image.fromarray(tall).save(buffer, format="JPEG", quality=100, exif=exif)
     image = decode_bytes(buffer.getvalue())
 
-    assert image.pixels.shape == (10, 20)
+    assert image.pixels.shape == (64, 128)
     assert image.pixels[:, -1].mean() > 0.8  # the white edge is now on the right
     assert "exif_orientation:6" in image.info.steps
 

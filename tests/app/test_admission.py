@@ -1,0 +1,164 @@
+"""Latency-budget admission, dropped jobs and the drain's abort, on the batcher alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from app.admission import BatchTimer, expected_wait_s, retry_after_s
+from app.batching import Batcher
+from app.errors import LatencyBudgetExceededError, QueueFullError, ShuttingDownError
+from app.metrics import ServiceMetrics
+
+
+class Gated:
+    """Batch function that blocks until released and records what it computed."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.batches: list[list[int]] = []
+
+    def __call__(self, items: list[int]) -> list[int]:
+        self.started.set()
+        self.gate.wait(timeout=10)
+        self.batches.append(list(items))
+        return [i * 10 for i in items]
+
+
+def gated_batcher(
+    gated: Gated, *, budget_s: float | None, batch_s: float = 1.0, max_queue: int = 64
+) -> Batcher[int, int]:
+    batcher: Batcher[int, int] = Batcher(
+        gated,
+        executor=ThreadPoolExecutor(1),
+        metrics=ServiceMetrics(),
+        max_batch_size=2,
+        max_delay_s=0.0,
+        max_queue_size=max_queue,
+        retry_after_s=1,
+        eager=True,
+        latency_budget_s=budget_s,
+        buckets=[1, 2],
+        batch_seconds={1: batch_s, 2: batch_s},  # as if warm-up measured 1 s per batch
+    )
+    batcher.start()
+    return batcher
+
+
+async def occupy_model(batcher: Batcher[int, int], gated: Gated) -> asyncio.Task[object]:
+    running = asyncio.create_task(batcher.submit(0))
+    await asyncio.to_thread(gated.started.wait, 10)
+    return running
+
+
+def test_batch_timer_estimates() -> None:
+    timer = BatchTimer([1, 2, 4, 8], alpha=0.5)
+    assert timer.estimate(3) == 0.0  # nothing measured: admit
+    timer.observe(2, 0.2)
+    assert timer.estimate(1) == pytest.approx(0.2)  # borrows the larger bucket: an upper bound
+    assert timer.estimate(8) == pytest.approx(0.8)  # scales the smaller one linearly
+    timer.observe(2, 0.4)
+    assert timer.estimate(2) == pytest.approx(0.3)  # moving mean
+    timer.observe(7, 1.0)  # counted in bucket 8
+    assert timer.estimate(8) == pytest.approx(1.0)
+    assert timer.estimate(5) == pytest.approx(1.0)
+
+
+def test_expected_wait_counts_batches_ahead_and_the_running_one() -> None:
+    timer = BatchTimer([1, 2], seed={1: 0.5, 2: 1.0})
+    assert expected_wait_s(timer, ahead=0, max_batch=2, running_remaining_s=0.0) == pytest.approx(0.5)
+    assert expected_wait_s(timer, ahead=1, max_batch=2, running_remaining_s=0.0) == pytest.approx(1.0)
+    # 5 ahead + itself = three batches (2, 2, 2), after the 0.3 s left of the running one
+    assert expected_wait_s(timer, ahead=5, max_batch=2, running_remaining_s=0.3) == pytest.approx(3.3)
+    assert retry_after_s(3.3, 2.0, 1) == 2 and retry_after_s(2.1, 2.0, 3) == 3
+
+
+async def test_requests_beyond_the_budget_are_refused_before_queueing() -> None:
+    gated = Gated()
+    batcher = gated_batcher(gated, budget_s=2.5)
+    running = await occupy_model(batcher, gated)
+    # The running batch has about 1 s left; each queued pair adds 1 s: two pairs fit in 2.5 s.
+    queued = [asyncio.create_task(batcher.submit(i)) for i in (1, 2)]
+    await asyncio.sleep(0)
+    with pytest.raises(LatencyBudgetExceededError) as refused:
+        await batcher.submit(3)
+    assert int(refused.value.headers["Retry-After"]) >= 1
+    assert batcher.depth == 2  # the refused one never queued
+    with pytest.raises(LatencyBudgetExceededError):
+        batcher.expect()  # refused before any decode work too
+    stat = asyncio.create_task(batcher.submit(4, priority="stat"))  # the stat lane is empty: in budget
+    await asyncio.sleep(0)
+    assert batcher.depth == 3
+    gated.gate.set()
+    assert [r.value for r in await asyncio.gather(running, stat, *queued)] == [0, 40, 10, 20]
+    assert batcher.expected_wait_s() == pytest.approx(batcher.timer.estimate(1))
+    await batcher.close()
+
+
+async def test_expect_counts_decoding_requests_as_ahead() -> None:
+    gated = Gated()
+    batcher = gated_batcher(gated, budget_s=2.5, max_queue=64)
+    for _ in range(4):  # four requests decoding: two batches of 1 s once queued
+        batcher.expect()
+    with pytest.raises(LatencyBudgetExceededError):
+        batcher.expect()  # a fifth would need a third batch: 3 s
+    for _ in range(4):
+        batcher.unexpect()
+    batcher.expect()
+    batcher.unexpect()
+    gated.gate.set()
+    await batcher.close()
+
+
+async def test_without_a_budget_only_the_count_bound_refuses() -> None:
+    gated = Gated()
+    batcher = gated_batcher(gated, budget_s=None, max_queue=3)
+    running = await occupy_model(batcher, gated)
+    queued = [asyncio.create_task(batcher.submit(i)) for i in (1, 2, 3)]
+    await asyncio.sleep(0)
+    with pytest.raises(QueueFullError):
+        await batcher.submit(4)
+    gated.gate.set()
+    await asyncio.gather(running, *queued)
+    await batcher.close()
+
+
+async def test_cancelled_caller_is_dropped_before_inference() -> None:
+    gated = Gated()
+    batcher = gated_batcher(gated, budget_s=None)
+    running = await occupy_model(batcher, gated)
+    gone = asyncio.create_task(batcher.submit(7))
+    stays = asyncio.create_task(batcher.submit(8))
+    await asyncio.sleep(0)
+    assert batcher.depth == 2
+    gone.cancel()  # the client hung up, or the server cut the request
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert batcher.depth == 1
+    gated.gate.set()
+    await asyncio.gather(running, stays)
+    assert gated.batches == [[0], [8]]  # 7 was never computed
+    await batcher.close()
+
+
+async def test_abort_fails_queued_requests_while_the_running_batch_finishes() -> None:
+    gated = Gated()
+    batcher = gated_batcher(gated, budget_s=None)
+    running = await occupy_model(batcher, gated)
+    queued = [asyncio.create_task(batcher.submit(i)) for i in (1, 2, 3)]
+    await asyncio.sleep(0)
+    assert batcher.abort() == 3
+    for task in queued:
+        with pytest.raises(ShuttingDownError) as cut:
+            await task
+        assert cut.value.headers["Retry-After"] == "1"
+    with pytest.raises(ShuttingDownError):
+        batcher.expect()
+    gated.gate.set()
+    assert (await running).value == 0
+    await batcher.close()
+    assert gated.batches == [[0]]

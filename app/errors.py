@@ -13,8 +13,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from app.imaging import ImagingError
+from app.metrics import ServiceMetrics
 from app.request_context import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,22 @@ class QueueFullError(ServiceError):
     code, status, title = "queue_full", 503, "Inference queue is full"
 
 
+class LatencyBudgetExceededError(ServiceError):
+    code, status, title = "latency_budget_exceeded", 503, "Expected wait exceeds the latency budget"
+
+
+class UploadBudgetExceededError(ServiceError):
+    code, status, title = "upload_budget_exceeded", 503, "Too many request bytes buffered"
+
+
+class DecodeBudgetExceededError(ServiceError):
+    code, status, title = "decode_budget_exceeded", 503, "Too many pixels being decoded"
+
+
+class RequestTimeoutError(ServiceError):
+    code, status, title = "request_timeout", 408, "Request body arrived too slowly"
+
+
 class DeadlineExceededError(ServiceError):
     code, status, title = "deadline_exceeded", 504, "Request deadline exceeded"
 
@@ -86,6 +104,10 @@ class InvalidParameterError(ServiceError):
     code, status, title = "invalid_parameter", 400, "Invalid request parameter"
 
 
+class UnknownModelError(ServiceError):
+    code, status, title = "unknown_model", 404, "Unknown model"
+
+
 class ModelNotReadyError(ServiceError):
     code, status, title = "model_not_ready", 503, "Model is not loaded yet"
 
@@ -98,17 +120,15 @@ class ShuttingDownError(ServiceError):
     code, status, title = "shutting_down", 503, "Service is shutting down"
 
 
-def problem_response(
-    status: int,
-    code: str,
-    title: str,
-    detail: str,
-    *,
-    headers: dict[str, str] | None = None,
-    instance: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> JSONResponse:
-    """Build the RFC 9457 body; `type` is a URN per code so it is stable without a hosted page."""
+#: Status recorded (never sent: nobody is listening) when the client hung up before the answer.
+CLIENT_CLOSED_STATUS = 499
+CLIENT_CLOSED_CODE = "client_closed_request"
+
+
+def problem_body(
+    status: int, code: str, title: str, detail: str, *, instance: str | None = None
+) -> dict[str, Any]:
+    """The RFC 9457 body; `type` is a URN per code so it is stable without a hosted page."""
     body: dict[str, Any] = {
         "type": f"urn:medslip:problem:{code}",
         "title": title,
@@ -119,9 +139,37 @@ def problem_response(
     }
     if instance:
         body["instance"] = instance
+    return body
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    instance: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    """A problem+json response (see `problem_body`)."""
+    body = problem_body(status, code, title, detail, instance=instance)
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def service_error_response(
+    exc: ServiceError, *, instance: str | None, metrics: ServiceMetrics | None
+) -> JSONResponse:
+    """The response for a ServiceError, counted in medslip_rejections_total; also used by the middleware."""
+    if metrics is not None:
+        metrics.rejections.labels(reason=exc.code).inc()
+    if exc.status >= 500:
+        logger.warning("request failed", extra={"code": exc.code, "status": exc.status})
+    return problem_response(
+        exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, instance=instance
+    )
 
 
 def _count_rejection(request: Request, code: str) -> None:
@@ -133,11 +181,20 @@ def _count_rejection(request: Request, code: str) -> None:
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    _count_rejection(request, exc.code)
-    if exc.status >= 500:
-        logger.warning("request failed", extra={"code": exc.code, "status": exc.status})
+    metrics = getattr(request.app.state, "metrics", None)
+    return service_error_response(exc, instance=request.url.path, metrics=metrics)
+
+
+async def _client_disconnect(request: Request, exc: Exception) -> JSONResponse:
+    """The client hung up mid-upload: a client outcome (499), not a server error; nothing is sent."""
+    assert isinstance(exc, ClientDisconnect)
+    _count_rejection(request, CLIENT_CLOSED_CODE)
     return problem_response(
-        exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, instance=request.url.path
+        CLIENT_CLOSED_STATUS,
+        CLIENT_CLOSED_CODE,
+        "Client closed the request",
+        "the client disconnected before the request was complete",
+        instance=request.url.path,
     )
 
 
@@ -190,6 +247,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def install_problem_handlers(app: FastAPI) -> None:
     """Register every exception -> problem+json mapping on `app`."""
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_exception_handler(ImagingError, _imaging_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

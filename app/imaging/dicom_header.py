@@ -215,15 +215,13 @@ def check_dicom_header(
             f"{rows} x {columns} = {rows * columns} pixels exceeds the limit of {max_pixels}"
         )
     photometric = _code_string(dataset, "PhotometricInterpretation") or ""
-    samples = optional_int(dataset, "SamplesPerPixel") or 1
-    if samples not in (1, 3):
-        raise InvalidDicomError("SamplesPerPixel in the image header is not 1 or 3")
-    if photometric in GRAY_PHOTOMETRICS:
-        if samples != 1:
-            raise InvalidDicomError(f"{photometric} with {samples} samples per pixel")
-    elif photometric not in COLOUR_PHOTOMETRICS:
+    if photometric not in GRAY_PHOTOMETRICS and photometric not in COLOUR_PHOTOMETRICS:
         label = photometric if re.fullmatch(r"[A-Z0-9_ ]{1,16}", photometric) else "missing or invalid"
         raise UnsupportedPhotometricError(f"photometric interpretation {label} is not supported")
+    samples = optional_int(dataset, "SamplesPerPixel") or 1
+    expected_samples = 1 if photometric in GRAY_PHOTOMETRICS or photometric == "PALETTE COLOR" else 3
+    if samples != expected_samples:
+        raise InvalidDicomError(f"{photometric} with {samples} samples per pixel")
     transfer_syntax = _ensure_transfer_syntax(dataset)
     warnings: list[str] = []
     bits_stored = _check_pixel_description(dataset, photometric, warnings)

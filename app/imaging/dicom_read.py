@@ -22,20 +22,24 @@ only what kind of failure it was.
 from __future__ import annotations
 
 import logging
+import zlib
 from io import BytesIO
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset, read_partial, read_preamble
 from pydicom.tag import BaseTag
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from app.imaging.errors import InvalidDicomError
+from app.imaging.errors import ImageTooLargeError, InvalidDicomError
 
-__all__ = ["MAX_READS", "looks_like_image_dataset", "read_dicom"]
+__all__ = ["MAX_INFLATED_BYTES", "MAX_READS", "looks_like_image_dataset", "read_dicom"]
 
 logger = logging.getLogger(__name__)
 
 MAX_READS = 50_000
+#: 50 million 16-bit pixels (the default ``max_pixels``) plus room for the header.
+MAX_INFLATED_BYTES = 128 * 1024 * 1024
 _MAX_REPEATS = 8
 _FORBIDDEN_GROUPS = frozenset({0x0001, 0x0003, 0x0005, 0x0007, 0xFFFF})  # PS3.5 7.1
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -99,18 +103,29 @@ def _may_have_undefined_length(tag: BaseTag, vr: str | None) -> bool:
     return any(allowed in vr for allowed in _UNDEFINED_LENGTH_VRS)
 
 
-def _dataset_start(data: bytes) -> int:
-    """Offset of the dataset proper: after the preamble and the File Meta group, if any."""
+def _dataset_start(data: bytes) -> tuple[int, bool]:
+    """Offset of the dataset proper (after the preamble and File Meta group, if any), and whether
+    the File Meta group declares a deflated dataset."""
     stream = _BudgetedStream(data, MAX_READS)
     read_preamble(stream, force=True)
-    read_dataset(stream, is_implicit_VR=False, is_little_endian=True, stop_when=_RepeatGuard(group=2))
-    return stream.tell()
+    meta = read_dataset(stream, is_implicit_VR=False, is_little_endian=True, stop_when=_RepeatGuard(group=2))
+    deflated = str(meta.get("TransferSyntaxUID", "")) == DeflatedExplicitVRLittleEndian
+    return stream.tell(), deflated
+
+
+def _check_inflated_size(deflated: memoryview) -> None:
+    """Inflate into a bounded buffer (then dropped): a bomb is refused before pydicom inflates it."""
+    inflated = zlib.decompressobj(-zlib.MAX_WBITS).decompress(deflated, MAX_INFLATED_BYTES + 1)
+    if len(inflated) > MAX_INFLATED_BYTES:
+        raise ImageTooLargeError(f"the deflated dataset inflates to more than {MAX_INFLATED_BYTES} bytes")
 
 
 def _parse(data: bytes) -> Dataset:
-    start = _dataset_start(data)
+    start, deflated = _dataset_start(data)
     if data[start : start + len(_ZERO_ELEMENT)] == _ZERO_ELEMENT:
         raise InvalidDicomError("the data are zero bytes where the DICOM dataset should start")
+    if deflated:
+        _check_inflated_size(memoryview(data)[start:])
     return read_partial(_BudgetedStream(data, MAX_READS), stop_when=_RepeatGuard(), force=True)
 
 
@@ -118,7 +133,7 @@ def read_dicom(data: bytes) -> Dataset:
     """Parse DICOM bytes, with or without the 128-byte preamble, into a dataset (bounded work)."""
     try:
         dataset = _parse(data)
-    except InvalidDicomError:
+    except (InvalidDicomError, ImageTooLargeError):
         raise
     except _ParseBudgetError:
         raise InvalidDicomError(

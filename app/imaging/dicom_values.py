@@ -134,8 +134,10 @@ def sequence_items(dataset: Dataset, keyword: str) -> list[Dataset]:
     if raw_is_empty(dataset, keyword):
         return []
     element = dataset.get_item(Tag(keyword), keep_deferred=True)
-    if isinstance(element, RawDataElement) and _UNDEFINED_LENGTH != element.length > MAX_SEQUENCE_BYTES:
-        raise _invalid(keyword, "implausibly large")
+    if isinstance(element, RawDataElement):  # not parsed yet: its byte length is known for free
+        defined_length = element.length != _UNDEFINED_LENGTH
+        if defined_length and element.length > MAX_SEQUENCE_BYTES:
+            raise _invalid(keyword, "implausibly large")
     try:
         value = dataset.get(keyword)
     except Exception:  # pydicom parses the raw sequence on access; malformed bytes refuse it

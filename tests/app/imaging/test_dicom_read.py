@@ -7,7 +7,9 @@ import struct
 import time
 from collections.abc import Callable
 
+import numpy as np
 import pytest
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from app.imaging import ImagingError, decode_bytes
 from app.imaging.dicom_read import MAX_READS
@@ -114,3 +116,15 @@ def test_trailing_zero_padding_after_a_valid_dataset_still_decodes() -> None:
     for padding in (2048, SIZE):
         data = dicom_bytes(make_dataset(gradient())) + bytes(padding)
         assert decode_bytes(data).shape == (64, 64)
+
+
+def test_deflate_bomb_is_refused_before_it_is_inflated(monkeypatch: pytest.MonkeyPatch) -> None:
+    zeros = np.zeros((512, 512), dtype=np.uint16)
+    dataset = make_dataset(zeros, transfer_syntax=DeflatedExplicitVRLittleEndian)
+    data = dicom_bytes(dataset)  # 512 KiB of pixels, deflated to a few hundred bytes
+    assert decode_bytes(data).shape == (512, 512)
+
+    monkeypatch.setattr("app.imaging.dicom_read.MAX_INFLATED_BYTES", 256 * 1024)
+    with pytest.raises(ImagingError) as caught:
+        decode_bytes(data)
+    assert caught.value.code == "image_too_large"

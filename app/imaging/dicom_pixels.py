@@ -35,6 +35,7 @@ from app.imaging.errors import CorruptImageError, InvalidDicomError, Unsupported
 from app.imaging.info import ImageInfo
 from app.imaging.jpeg_extended import PLUGIN as JPEG_EXTENDED_PLUGIN
 from app.imaging.jpeg_extended import ensure_registered
+from app.imaging.rendering_checks import all_finite
 
 __all__ = ["render_dicom"]
 
@@ -158,7 +159,7 @@ def _modality(stored: np.ndarray, header: GrayscaleHeader, info: ImageInfo) -> n
     rescaled = stored.astype(np.float32)  # (H, W); float32 holds 16-bit values exactly
     rescaled *= np.float32(slope)
     rescaled += np.float32(intercept)
-    if not np.isfinite(rescaled).all():
+    if not all_finite(rescaled):
         raise InvalidDicomError("RescaleSlope and RescaleIntercept take the pixel values beyond float range")
     return rescaled
 
@@ -242,7 +243,7 @@ def _render_gray(dataset: Dataset, stored: np.ndarray, near: int | None, info: I
     padding, tolerance = padding_mask(dataset, stored, header.padding, near, info)  # (H, W) bool or None
     values = _modality(stored, header, info)
     output = _voi(values, padding, header, info)  # (H, W) float32 in [0, 1]
-    if not np.isfinite(output).all():
+    if not all_finite(output):
         raise InvalidDicomError("the header's window or LUT values take the pixels beyond float range")
     if info.photometric == "MONOCHROME1":
         np.subtract(np.float32(1.0), output, out=output)

@@ -13,6 +13,7 @@ import numpy as np
 
 from app.imaging.errors import CorruptImageError
 from app.imaging.geometry import Letterbox, letterbox
+from app.imaging.rendering_checks import all_finite
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -88,7 +89,7 @@ def preprocess(
     pixels = stretch_washed_out(pixels, washed_out_span)
     canvas, box = letterbox(pixels, size, pad_value=pad_value)  # (size, size)
     tensor = normalise(canvas, mean, std)  # (3, size, size)
-    if not np.isfinite(tensor).all():
+    if not all_finite(tensor):
         raise CorruptImageError("the preprocessed image holds values that are not finite numbers")
     return tensor, box
 

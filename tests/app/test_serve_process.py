@@ -176,8 +176,12 @@ def test_sigterm_readiness_503_then_queued_requests_get_problem_503(tiny_bundle:
             futures = [pool.submit(post, dicom_bytes()) for _ in range(3)]
             wait_until_queued(base, depth=3)
             process.send_signal(signal.SIGTERM)
-            ready = httpx.get(f"{base}/health/ready", timeout=5.0)  # still listening, not ready
-            assert ready.status_code == 503 and ready.json()["code"] == "shutting_down"
+            for _ in range(250):  # bounded (5 s): until the signal has been handled
+                ready = httpx.get(f"{base}/health/ready", timeout=5.0)  # still listening...
+                if ready.status_code != 200:
+                    break
+                time.sleep(0.02)
+            assert ready.status_code == 503 and ready.json()["code"] == "shutting_down"  # ...not ready
             assert ready.headers["retry-after"] == "3"
             late = post(dicom_bytes())
             assert late.status_code == 503 and late.json()["code"] == "shutting_down"

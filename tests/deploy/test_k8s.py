@@ -20,6 +20,7 @@ import yaml
 
 from app.bridge.settings import BridgeSettings
 from app.metrics import ServiceMetrics
+from app.server import FINAL_GRACE_S
 from app.settings import Settings
 from tests.deploy.tooling import REPO_ROOT, require_tool, run_tool
 
@@ -115,7 +116,8 @@ def test_api_deployment_probes_shutdown_and_hardening() -> None:
         assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
         pre_stop_s = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
         drain_s = float(objects[("ConfigMap", "medslip-api-config")]["data"]["MEDSLIP_DRAIN_TIMEOUT_S"])
-        assert pod["terminationGracePeriodSeconds"] > pre_stop_s + drain_s
+        # SIGTERM comes after preStop; then the drain, then the server's last grace for responses.
+        assert pod["terminationGracePeriodSeconds"] > pre_stop_s + drain_s + FINAL_GRACE_S
         assert pod["automountServiceAccountToken"] is False
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"

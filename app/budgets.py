@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 from io import BytesIO
 
-import pydicom
 from PIL import Image
 
+from app.imaging import read_dicom
 from app.imaging.sniff import sniff_format
 
 #: Peak resident-memory growth of decode + preprocess per image pixel, measured for 16-bit PNG
@@ -51,9 +51,9 @@ class ByteBudget:
 
 
 def _dicom_pixels(data: bytes) -> int:
-    """Rows x Columns x frames x samples from the DICOM header alone (pixel data not read)."""
+    """Rows x Columns x frames x samples from the DICOM header (the pixel module's bounded parser)."""
     try:
-        dataset = pydicom.dcmread(BytesIO(data), force=True, stop_before_pixels=True)
+        dataset = read_dicom(data)
         frames = int(dataset.get("NumberOfFrames", 1) or 1)
         samples = int(dataset.get("SamplesPerPixel", 1) or 1)
         return int(dataset.Rows) * int(dataset.Columns) * max(1, frames) * max(1, samples)

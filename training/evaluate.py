@@ -39,8 +39,10 @@ from training.metrics import (
     grounding_scores,
     segmentation_scores,
 )
-from training.metrics.plots import plot_overlay, plot_roc_curves
+from training.metrics.classification import reliability
+from training.metrics.plots import plot_overlay, plot_reliability, plot_roc_curves
 from training.model.entities import PATHOLOGY
+from training.model.grounding import GROUNDING_METHODS, default_grounding
 from training.predictors import OnnxPredictor, Predictor, TorchPredictor
 
 logger = logging.getLogger(__name__)
@@ -110,6 +112,7 @@ class Results:
 
     scores: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=lambda: defaultdict(dict))
     grounding: dict[str, list[GroundingScores]] = field(default_factory=lambda: defaultdict(list))
+    findings: dict[str, list[GroundingScores]] = field(default_factory=lambda: defaultdict(list))
     region_kinds: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     segmentation: dict[str, list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
     by_source: Counter[str] = field(default_factory=Counter)
@@ -136,6 +139,7 @@ class Evaluator:
     batch_size: int = 8
     include_lateral: bool = False
     max_overlays: int = 6
+    findings_only: bool = False  # score finding boxes only (records of other splits, see --boxes-all-splits)
     results: Results = field(default_factory=Results)
 
     def run(self, records: Sequence[ManifestRecord]) -> Results:
@@ -166,9 +170,13 @@ class Evaluator:
         images = np.stack([item.model_input for item in batch]).astype(np.float32)  # (B, 3, S, S)
         outputs = self.predictor.predict(images)
         for index, item in enumerate(batch):
+            if self.findings_only:
+                self._finding_grounding(item, outputs["pathology_maps"][index])
+                continue
             self.results.by_source[item.record.source] += 1
             self._classification(item, outputs["pathology_probs"][index])
             self._grounding(item, outputs["anatomy_maps"][index])
+            self._finding_grounding(item, outputs["pathology_maps"][index])
             if self.predictor.info.structures and item.record.masks:
                 self._segmentation(item, outputs["segmentation_logits"][index])
         batch.clear()
@@ -191,6 +199,22 @@ class Evaluator:
                 name = f"overlay_{len(self.results.figures):02d}_{query}.png"
                 title = f"{query} ({item.record.source})"
                 plot_overlay(item.pixels, heatmap, region, title, self.out_dir / name)
+                self.results.figures.append(name)
+
+    def _finding_grounding(self, item: Prepared, pathology_maps: NDArray[np.float32]) -> None:
+        """pathology_maps (Qp, G, G) -> grounding scores of every finding box (NIH radiologist boxes)."""
+        names = self.predictor.info.pathology
+        shape = (int(item.pixels.shape[0]), int(item.pixels.shape[1]))
+        for box in item.record.boxes:
+            if box.label not in names:
+                continue
+            heatmap = item.box.to_original(pathology_maps[names.index(box.label)])  # (H, W)
+            region = box_to_mask((box.x, box.y, box.w, box.h), shape)
+            self.results.findings[box.label].append(grounding_scores(heatmap, region))
+            if len(self.results.figures) < self.max_overlays:
+                name = f"overlay_{len(self.results.figures):02d}_{box.label}.png"
+                plot_overlay(item.pixels, heatmap, region, f"{box.label} ({item.record.source})",
+                             self.out_dir / name)
                 self.results.figures.append(name)
 
     def _segmentation(self, item: Prepared, logits: NDArray[np.float32]) -> None:
@@ -245,7 +269,25 @@ def _classification_section(results: Results, split: str, target_sensitivity: fl
                                      target_sensitivity).to_dict()
         for name, pairs in pooled.items()
     }
+    tables = {name: reliability([p[0] for p in pairs], [p[1] for p in pairs])
+              for name, pairs in sorted(pooled.items()) if len({p[0] for p in pairs}) == 2}
+    if tables:
+        title = f"reliability, all sources pooled ({split})"
+        plot_reliability(tables, title, out_dir / "reliability_all.png")
+        results.figures.append("reliability_all.png")
     return classification
+
+
+def grounding_summary(items: Sequence[GroundingScores], region: str) -> dict[str, Any]:
+    """Mean figures of one query's grounding scores (pointing game, IoU/Dice over thresholds, CNR,
+    heat-in-region ratio)."""
+    return {
+        "region": region, "n": len(items),
+        "pointing_game": _mean([float(s.pointing_hit) for s in items]),
+        "iou": _mean([s.iou for s in items]), "dice": _mean([s.dice for s in items]),
+        "cnr": _mean([s.cnr for s in items]), "n_cnr": int(sum(not np.isnan(s.cnr) for s in items)),
+        "heat_ratio": _mean([s.heat_ratio for s in items]),
+    }
 
 
 def build_report(results: Results, predictor: Predictor, *, split: str, manifests: Sequence[Path],
@@ -253,14 +295,14 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
     """report.json: per-source and pooled classification, anatomy grounding, segmentation, figures."""
     classification = _classification_section(results, split, target_sensitivity, out_dir)
     grounding = {
-        query: {
-            "region": ", ".join(sorted(results.region_kinds[query])), "n": len(items),
-            "pointing_game": _mean([float(s.pointing_hit) for s in items]),
-            "iou": _mean([s.iou for s in items]), "dice": _mean([s.dice for s in items]),
-            "cnr": _mean([s.cnr for s in items]), "n_cnr": int(sum(not np.isnan(s.cnr) for s in items)),
-        }
+        query: grounding_summary(items, ", ".join(sorted(results.region_kinds[query])))
         for query, items in sorted(results.grounding.items())
     }
+    findings = {name: grounding_summary(items, "finding boxes")
+                for name, items in sorted(results.findings.items())}
+    every_box = [score for items in results.findings.values() for score in items]
+    if every_box:
+        findings["all"] = grounding_summary(every_box, "finding boxes")
     segmentation = {
         name: {"n": len(items), "dice": _mean([i["dice"] for i in items]),
                "iou": _mean([i["iou"] for i in items])}
@@ -283,6 +325,9 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
                     "findings); maps min-max normalised, IoU/Dice averaged over thresholds",
             "thresholds": list(DEFAULT_THRESHOLDS),
             "anatomy": grounding,
+            "findings": findings,
+            "findings_note": "finding heat maps (pathology_maps of the graph) vs radiologist finding boxes; "
+                             "heat_ratio = share of heat in the box / box share of the image (flat map = 1)",
         },
         "segmentation": segmentation,
         "figures": results.figures,
@@ -292,8 +337,9 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
 def _predictor(args: argparse.Namespace) -> Predictor:
     if args.bundle is not None:
         return OnnxPredictor(args.bundle)
-    graph = ImageModelGraph(*load_models(args.checkpoint, args.seg_checkpoint))
-    return TorchPredictor(graph, args.checkpoint)
+    model, segmentation = load_models(args.checkpoint, args.seg_checkpoint)
+    grounding = args.grounding or default_grounding(segmentation is not None)
+    return TorchPredictor(ImageModelGraph(model, segmentation, grounding), args.checkpoint)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--checkpoint", type=Path, help="MeDSLIP checkpoint (PyTorch)")
     source.add_argument("--bundle", type=Path, help="exported bundle folder (ONNX Runtime)")
     parser.add_argument("--seg-checkpoint", type=Path, default=None, help="with --checkpoint only")
+    parser.add_argument("--grounding", choices=GROUNDING_METHODS, default=None,
+                        help="with --checkpoint: finding heat-map method (a bundle carries its own)")
     parser.add_argument("--manifest", type=Path, nargs="+", required=True, help="JSONL manifest(s)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--out", type=Path, required=True)
@@ -313,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-sensitivity", type=float, default=0.9)
     parser.add_argument("--max-overlays", type=int, default=6, help="heat-map overlay figures to draw")
     parser.add_argument("--include-lateral", action="store_true", help="also score lateral views")
+    parser.add_argument("--boxes-all-splits", action="store_true",
+                        help="also score finding grounding on boxed records of every other split "
+                             "(boxes are never trained on; reported apart as grounding.findings_all_splits)")
     args = parser.parse_args(argv)
     if args.seg_checkpoint is not None and args.checkpoint is None:
         parser.error("--seg-checkpoint needs --checkpoint (a bundle carries its own segmentation)")
@@ -321,9 +372,12 @@ def main(argv: list[str] | None = None) -> int:
 
     matplotlib.use("Agg")
     records: list[ManifestRecord] = []
+    boxed: list[ManifestRecord] = []
     for manifest in args.manifest:
-        split_records = filter_split(read_manifest(manifest), args.split)
+        every = read_manifest(manifest)
+        split_records = filter_split(every, args.split)
         records.extend(split_records[: args.max_images] if args.max_images else split_records)
+        boxed.extend(r for r in every if r.boxes)
     args.out.mkdir(parents=True, exist_ok=True)
     predictor = _predictor(args)
     logger.info("evaluating %s %s on %d %s records", predictor.info.kind, predictor.info.name, len(records),
@@ -333,6 +387,15 @@ def main(argv: list[str] | None = None) -> int:
     results = evaluator.run(records)
     report = build_report(results, predictor, split=args.split, manifests=args.manifest,
                           target_sensitivity=args.target_sensitivity, out_dir=args.out)
+    if args.boxes_all_splits and boxed:
+        box_results = Evaluator(predictor, args.out, batch_size=args.batch_size, max_overlays=0,
+                                findings_only=True).run(boxed)
+        every_box = [score for items in box_results.findings.values() for score in items]
+        report["grounding"]["findings_all_splits"] = {
+            **{name: grounding_summary(items, "finding boxes, every split")
+               for name, items in sorted(box_results.findings.items())},
+            "all": grounding_summary(every_box, "finding boxes, every split"),
+        }
     path = args.out / REPORT_FILE
     path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     logger.info("evaluated %d images (skipped: %s)", report["n_images"], report["n_skipped"])

@@ -30,6 +30,7 @@ from training.export_text import GRAPH_FILE as TEXT_GRAPH_FILE
 from training.export_text import TOKENIZER_FILE, load_tokenizer, min_cosine, tokenize
 from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel, load_checkpoint
 from training.model.entities import ANATOMY, CXR14_TO_PATHOLOGY, PATHOLOGY, anatomy_query_texts
+from training.model.grounding import GROUNDING_METHODS, PRIOR_STRUCTURES, GroundingMethod, default_grounding
 from training.model.text_encoder import load_descriptions, pathology_query_texts
 from training.model_card import render_model_card
 from training.onnx_tools import cpu_session, run_session
@@ -228,6 +229,7 @@ def build_metadata(
 def export_bundle(
     *, checkpoint: Path, seg_checkpoint: Path | None, name: str, version: str, store: Path,
     text_encoder_dir: Path | None = None, fp16: bool = False, eval_report: Path | None = None,
+    grounding: GroundingMethod | None = None,
 ) -> Path:
     """Export, verify and write `<store>/<name>/<version>/`; returns the bundle folder.
 
@@ -235,7 +237,8 @@ def export_bundle(
     failed export never leaves a half-written version the service could pick up.
     """
     model, segmentation, extra = _load_models_and_extras(checkpoint, seg_checkpoint)
-    graph = ImageModelGraph(model, segmentation)
+    grounding = grounding or default_grounding(segmentation is not None)
+    graph = ImageModelGraph(model, segmentation, grounding)
     report = json.loads(eval_report.read_text(encoding="utf-8")) if eval_report else None
     bundle_dir = store / name / version
     if bundle_dir.exists():
@@ -267,6 +270,11 @@ def export_bundle(
             name=name, version=version, model=model, segmentation=segmentation, precision=precision,
             parity=parity, text_encoder=text_encoder, report=report, training_data=training_data,
         )
+        metadata["graphs"]["image_model"]["finding_maps"] = {
+            "method": grounding,
+            "prior_structures": list(PRIOR_STRUCTURES) if grounding.endswith("_prior") else [],
+            "doc": "training/model/grounding.py",
+        }
         if text_encoder is not None and text_encoder_dir is not None:
             books = {"pathology": model.pathology_book.detach(), "anatomy": model.anatomy_book.detach()}
             agreement = {
@@ -296,11 +304,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="text-encoder bundle, e.g. model_store/text-encoders/all-minilm-l6-v2/1")
     parser.add_argument("--fp16", action="store_true", help="fp16 weights, float32 graph I/O")
     parser.add_argument("--eval-report", type=Path, default=None, help="report.json of medslip-eval")
+    parser.add_argument("--grounding", choices=GROUNDING_METHODS, default=None,
+                        help="finding heat-map method (default: layer_mean_prior with segmentation)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     bundle_dir = export_bundle(
         checkpoint=args.checkpoint, seg_checkpoint=args.seg_checkpoint, name=args.name, version=args.version,
         store=args.out, text_encoder_dir=args.text_encoder_dir, fp16=args.fp16, eval_report=args.eval_report,
+        grounding=args.grounding,
     )
     sys.stdout.write(f"{bundle_dir} {sha256_file(bundle_dir / GRAPH_FILE)}\n")
     return 0

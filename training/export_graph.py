@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.model import MeDSLIP, SegmentationModel
+from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel
+from training.model.grounding import PRIOR_STRUCTURES, GroundingMethod, grounding_maps
 from training.onnx_tools import cpu_session, export_to_onnx, max_abs_diff, run_session
 
 logger = logging.getLogger(__name__)
@@ -31,12 +32,22 @@ class ImageModelGraph(nn.Module):
 
     Without a segmentation model the graph still has `segmentation_logits`, with K = 0 structures, so
     the service never has to special-case the graph's signature (the metadata lists no structures).
+    When the segmentation head reads the MeDSLIP trunk itself (joint pretraining), the trunk runs once.
+    `pathology_maps` are the finding heat maps of `grounding` (`training.model.grounding`).
     """
 
-    def __init__(self, model: MeDSLIP, segmentation: SegmentationModel | None = None) -> None:
+    def __init__(
+        self,
+        model: MeDSLIP,
+        segmentation: SegmentationModel | None = None,
+        grounding: GroundingMethod = "last",
+    ) -> None:
         super().__init__()
         self.model = model.eval()
         self.segmentation = segmentation.eval() if segmentation is not None else None
+        self.shared_trunk = segmentation is not None and segmentation.trunk is model.res_features
+        self.grounding: GroundingMethod = grounding
+        self.prior_channels = [SEGMENTATION_STRUCTURES.index(name) for name in PRIOR_STRUCTURES]
 
     @property
     def num_structures(self) -> int:
@@ -49,15 +60,23 @@ class ImageModelGraph(nn.Module):
         self, image: torch.Tensor, pathology_queries: torch.Tensor, anatomy_queries: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """image (B, 3, S, S), queries (Qp, T) / (Qa, T) -> the five contract outputs."""
-        out = self.model(image, pathology_queries, anatomy_queries)
+        size = (image.shape[-2], image.shape[-1])
+        if self.segmentation is not None and self.shared_trunk:
+            stages = self.model.res_features.forward_stages(image)  # stem..layer3, computed once
+            out = self.model(image, pathology_queries, anatomy_queries, grid=stages[-1])
+            segmentation_logits = self.segmentation.head(stages, size)  # (B, K, S, S)
+        else:
+            out = self.model(image, pathology_queries, anatomy_queries)
+            if self.segmentation is not None:
+                segmentation_logits = self.segmentation(image)  # (B, K, S, S)
+            else:
+                segmentation_logits = image.new_zeros((image.shape[0], 0, *size))  # (B, 0, S, S)
         pathology_probs = out.pathology_logits.softmax(dim=-1)[..., 1]  # (B, Qp)
         anatomy_probs = out.anatomy_logits.softmax(dim=-1)[..., 1]  # (B, Qa)
-        if self.segmentation is not None:
-            segmentation_logits = self.segmentation(image)  # (B, K, S, S)
-        else:
-            batch, _, height, width = image.shape
-            segmentation_logits = image.new_zeros((batch, 0, height, width))  # (B, 0, S, S)
-        return pathology_probs, out.pathology_maps, anatomy_probs, out.anatomy_maps, segmentation_logits
+        pathology_maps = grounding_maps(
+            out.pathology_layer_maps, segmentation_logits, self.grounding, self.prior_channels
+        )  # (B, Qp, G, G)
+        return pathology_probs, pathology_maps, anatomy_probs, out.anatomy_maps, segmentation_logits
 
 
 def export_image_graph(graph: ImageModelGraph, path: Path) -> Path:

@@ -85,41 +85,49 @@ def _structure_balanced_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.
     return (per_structure * present).sum() / present.sum().clamp_min(1.0)
 
 
+def segmentation_terms(
+    logits: torch.Tensor, batch: Sample, task: SegmentationTaskConfig
+) -> dict[str, torch.Tensor]:
+    """logits (B, K, S, S) in `SEGMENTATION_STRUCTURES` order -> masked Dice + BCE terms and "total".
+
+    Shared by the segmentation fine-tune and joint pretraining (where most images have no masks:
+    `mask_valid` / `lungs_valid` 0 leave them out of every term).
+    """
+    right, left = SEGMENTATION_STRUCTURES.index("right_lung"), SEGMENTATION_STRUCTURES.index("left_lung")
+    logits = logits.float()
+    masks, valid = batch["masks"], batch["mask_valid"]  # (B, K, S, S), (B, K)
+    bce = F.binary_cross_entropy_with_logits(logits, masks, reduction="none").mean(dim=(-2, -1))  # (B, K)
+    probs = logits.sigmoid()
+    dice = soft_dice_loss(probs, masks)  # (B, K)
+    # Union of the two lung channels vs the single lungs mask (valid on every image that has one).
+    union = 1.0 - (1.0 - probs[:, right]) * (1.0 - probs[:, left])  # (B, S, S)
+    union = union.clamp(1e-6, 1.0 - 1e-6)
+    lungs, lungs_valid = batch["lungs"], batch["lungs_valid"]  # (B, S, S), (B,)
+    lungs_bce = F.binary_cross_entropy(union, lungs, reduction="none").mean(dim=(-2, -1))  # (B,)
+    lungs_dice = soft_dice_loss(union.unsqueeze(1), lungs.unsqueeze(1)).squeeze(1)  # (B,)
+    reduce = _structure_balanced_mean if task.balance_structures else _masked_mean
+    terms = {
+        "bce": reduce(bce, valid),
+        "dice": reduce(dice, valid),
+        "lungs_bce": _masked_mean(lungs_bce, lungs_valid),
+        "lungs_dice": _masked_mean(lungs_dice, lungs_valid),
+    }
+    terms["total"] = (
+        task.bce_weight * terms["bce"]
+        + task.dice_weight * terms["dice"]
+        + task.lungs_weight * (task.bce_weight * terms["lungs_bce"] + task.dice_weight * terms["lungs_dice"])
+    )
+    return terms
+
+
 class SegmentationTask:
     """Batch -> (B, K, S, S) logits -> masked Dice + BCE per structure and on the lungs union."""
 
     def __init__(self, task: SegmentationTaskConfig) -> None:
         self.task = task
-        self.right = SEGMENTATION_STRUCTURES.index("right_lung")
-        self.left = SEGMENTATION_STRUCTURES.index("left_lung")
 
     def losses(self, model: nn.Module, batch: Sample, *, training: bool) -> dict[str, torch.Tensor]:
-        logits = model(batch["image"]).float()  # (B, K, S, S)
-        masks, valid = batch["masks"], batch["mask_valid"]  # (B, K, S, S), (B, K)
-        bce = F.binary_cross_entropy_with_logits(logits, masks, reduction="none").mean(dim=(-2, -1))  # (B, K)
-        probs = logits.sigmoid()
-        dice = soft_dice_loss(probs, masks)  # (B, K)
-        # Union of the two lung channels vs the single lungs mask (valid on every image that has one).
-        union = 1.0 - (1.0 - probs[:, self.right]) * (1.0 - probs[:, self.left])  # (B, S, S)
-        union = union.clamp(1e-6, 1.0 - 1e-6)
-        lungs, lungs_valid = batch["lungs"], batch["lungs_valid"]  # (B, S, S), (B,)
-        lungs_bce = F.binary_cross_entropy(union, lungs, reduction="none").mean(dim=(-2, -1))  # (B,)
-        lungs_dice = soft_dice_loss(union.unsqueeze(1), lungs.unsqueeze(1)).squeeze(1)  # (B,)
-        reduce = _structure_balanced_mean if self.task.balance_structures else _masked_mean
-        terms = {
-            "bce": reduce(bce, valid),
-            "dice": reduce(dice, valid),
-            "lungs_bce": _masked_mean(lungs_bce, lungs_valid),
-            "lungs_dice": _masked_mean(lungs_dice, lungs_valid),
-        }
-        task = self.task
-        terms["total"] = (
-            task.bce_weight * terms["bce"]
-            + task.dice_weight * terms["dice"]
-            + task.lungs_weight
-            * (task.bce_weight * terms["lungs_bce"] + task.dice_weight * terms["lungs_dice"])
-        )
-        return terms
+        return segmentation_terms(model(batch["image"]), batch, self.task)
 
     def state_dict(self) -> dict[str, Any]:
         return {}

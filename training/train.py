@@ -3,20 +3,37 @@
 Image-report pairs -> report labels (parse_report) -> the five named MeDSLIP losses. The query books are
 encoded once by the frozen text encoder at start and stored as model buffers, so every checkpoint
 carries them and export/evaluation never need the text encoder again.
+
+Joint segmentation (`task.segmentation_weight` > 0): a `SegmentationHead` on the same trunk learns the
+organ masks of the records that have them (JSRT, covid-chestxray) in the same batches; its Dice/BCE terms
+are logged as `seg_*` beside the MeDSLIP terms. The run then also writes `medslip_final.pt` (the MeDSLIP
+checkpoint) and `segmentation_final.pt` (the same + the head), the formats export and evaluation read.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from training.config_io import config_to_dict
+from training.config_io import config_from_dict, config_to_dict
 from training.data.dataset import PretrainDataset, Sample
+from training.finetune_seg import SEGMENTATION_CHECKPOINT, SegmentationTaskConfig, segmentation_terms
 from training.losses import LossConfig, medslip_losses
-from training.model import MeDSLIP, TextEncoder, build_query_books, create_model
+from training.model import (
+    SEGMENTATION_STRUCTURES,
+    MeDSLIP,
+    MeDSLIPWithSegmentation,
+    SegmentationHead,
+    TextEncoder,
+    build_query_books,
+    create_model,
+    save_checkpoint,
+)
 from training.trainer.config import TrainConfig
 from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed, process_device_type
 from training.trainer.loop import Trainer, resolve_device
@@ -33,6 +50,19 @@ from training.trainer.state import seed_everything
 
 logger = logging.getLogger(__name__)
 
+MEDSLIP_CHECKPOINT = "medslip_final.pt"
+
+
+@dataclass
+class PretrainTaskConfig:
+    """`task:` of a pretraining config: the optional joint segmentation head."""
+
+    segmentation_weight: float = 0.0  # 0: MeDSLIP only; > 0: weight of the joint segmentation total
+    segmentation: dict[str, Any] = field(default_factory=dict)  # SegmentationTaskConfig fields
+
+    def segmentation_config(self) -> SegmentationTaskConfig:
+        return config_from_dict(SegmentationTaskConfig, {**self.segmentation, "freeze_trunk": False})
+
 
 class PretrainTask:
     """Batch -> MeDSLIP output with the built-in books -> named losses.
@@ -41,19 +71,37 @@ class PretrainTask:
     validation uses a fresh generator with a fixed seed so it neither perturbs training nor varies.
     """
 
-    def __init__(self, loss_config: LossConfig, seed: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        loss_config: LossConfig,
+        seed: int,
+        device: torch.device,
+        segmentation: tuple[float, SegmentationTaskConfig] | None = None,
+    ) -> None:
         self.loss_config = loss_config
         self.seed = seed
         self.device = device
+        self.segmentation = segmentation
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def losses(self, model: nn.Module, batch: Sample, *, training: bool) -> dict[str, torch.Tensor]:
         pathology_book, anatomy_book = query_books(model)
-        output = model(batch["image"])
         generator = self.generator if training else torch.Generator(device=self.device).manual_seed(self.seed)
-        return medslip_losses(
+        if self.segmentation is None:
+            return medslip_losses(
+                model(batch["image"]), batch, pathology_book, anatomy_book,
+                config=self.loss_config, generator=generator,
+            )
+        weight, seg_config = self.segmentation
+        output, logits = model(batch["image"])  # MeDSLIPOutput, (B, K, S, S)
+        terms = medslip_losses(
             output, batch, pathology_book, anatomy_book, config=self.loss_config, generator=generator
         )
+        seg = segmentation_terms(logits, batch, seg_config)
+        terms.update({f"seg_{name}": value for name, value in seg.items() if name != "total"})
+        terms["segmentation"] = seg["total"]
+        terms["total"] = terms["total"] + weight * seg["total"]
+        return terms
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}
@@ -85,13 +133,51 @@ def build_trainer(config: TrainConfig, info: DistInfo | None = None) -> Trainer:
     seed_everything(config.run.seed)  # same initial weights on every rank and every run
     model = build_model(config)
     check_image_size(model.config.image_size, config.data)
+    task_config = config_from_dict(PretrainTaskConfig, config.task)
+    joint = task_config.segmentation_weight > 0
+    seg_config = task_config.segmentation_config()
+    trained: nn.Module = model
+    if joint:
+        channels = model.res_features.stage_channels
+        head = SegmentationHead(channels, decoder_channels=seg_config.decoder_channels)
+        trained = MeDSLIPWithSegmentation(model, head)
+    structures = list(SEGMENTATION_STRUCTURES) if joint else None
     train_records, val_records = load_records(config.data)
     train_transform, eval_transform = transforms(config.data)
-    train_set = PretrainDataset(train_records, train_transform, seed=config.run.seed)
-    val_set = PretrainDataset(val_records, eval_transform, seed=config.run.seed) if val_records else None
-    task = PretrainTask(config.loss, config.run.seed + info.rank, resolve_device(config.run.device, info))
+    seed = config.run.seed
+    train_set = PretrainDataset(train_records, train_transform, seed=seed, structures=structures)
+    val_set = None
+    if val_records:
+        val_set = PretrainDataset(val_records, eval_transform, seed=seed, structures=structures)
+    task = PretrainTask(
+        config.loss, seed + info.rank, resolve_device(config.run.device, info),
+        (task_config.segmentation_weight, seg_config) if joint else None,
+    )
     return Trainer(
-        model, task, train_set, val_set, config, model_config=config_to_dict(model.config), info=info
+        trained, task, train_set, val_set, config, model_config=config_to_dict(model.config), info=info
+    )
+
+
+def save_final_models(trainer: Trainer) -> None:
+    """After a joint run: the MeDSLIP checkpoint and the segmentation checkpoint (shared trunk)."""
+    joint = trainer.model
+    if not isinstance(joint, MeDSLIPWithSegmentation) or not trainer.info.is_main:
+        return
+    out = Path(trainer.config.run.out_dir)
+    medslip = joint.medslip.cpu()
+    save_checkpoint(out / MEDSLIP_CHECKPOINT, medslip)
+    head = joint.head.cpu()
+    save_checkpoint(
+        out / SEGMENTATION_CHECKPOINT,
+        medslip,
+        segmentation_head={name: tensor.detach() for name, tensor in head.state_dict().items()},
+        segmentation={
+            "structures": list(SEGMENTATION_STRUCTURES),
+            "threshold": 0.5,
+            "decoder_channels": [int(c) for c in config_from_dict(
+                PretrainTaskConfig, trainer.config.task).segmentation_config().decoder_channels],
+            "freeze_trunk": True,  # the head reads the MeDSLIP trunk itself: one trunk in the bundle
+        },
     )
 
 
@@ -106,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume is not None:
             trainer.resume(args.resume)
         trainer.fit()
+        save_final_models(trainer)
     finally:
         cleanup_distributed()
     return 0

@@ -87,3 +87,16 @@ def test_classification_metrics_without_positives_reports_none_in_json() -> None
 def test_labels_other_than_binary_are_rejected() -> None:
     with pytest.raises(ValueError, match="0/1"):
         auroc([0, 2, 1], [0.1, 0.2, 0.3])
+
+
+def test_reliability_of_perfect_and_overconfident_scores() -> None:
+    from training.metrics import reliability
+
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 0, 1, 0])
+    calibrated = np.full(10, 0.5)  # half the films are positive and every score says 0.5
+    ece, table = reliability(labels, calibrated)
+    assert ece == pytest.approx(0.0) and table == [(0.5, 0.5, 10)]
+    overconfident = np.full(10, 0.95)
+    ece, _ = reliability(labels, overconfident)
+    assert ece == pytest.approx(0.45)
+    assert classification_metrics("x", labels, overconfident).ece == pytest.approx(0.45)

@@ -87,3 +87,14 @@ def test_grounding_scores_bundle_every_figure_and_reject_mismatched_grids() -> N
     assert math.isnan(scores.cnr)  # both sides constant: no noise to divide by
     with pytest.raises(ValueError, match="same 2-D grid"):
         grounding_scores(np.zeros((3, 3)), _region())
+
+
+def test_heat_ratio_is_one_for_a_flat_map_and_the_inverse_area_share_when_all_heat_is_inside() -> None:
+    from training.metrics import heat_in_region_ratio
+
+    region = np.zeros((10, 10), dtype=bool)
+    region[2:4, 2:7] = True  # 10 % of the image
+    assert heat_in_region_ratio(np.ones((10, 10)), region) == pytest.approx(1.0)
+    concentrated = np.where(region, 1.0, 0.0)
+    assert heat_in_region_ratio(concentrated, region) == pytest.approx(10.0)
+    assert np.isnan(heat_in_region_ratio(np.zeros((10, 10)), region))

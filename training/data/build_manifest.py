@@ -1,4 +1,4 @@
-"""`python -m training.data.build_manifest --source covid|kermany|jsrt|mimic --root DIR --out FILE`."""
+"""`python -m training.data.build_manifest --source covid|kermany|jsrt|mimic|nih --root DIR --out FILE`."""
 
 from __future__ import annotations
 
@@ -10,13 +10,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from training.data.manifest import ManifestRecord, write_manifest
-from training.data.sources import read_covid_chestxray, read_jsrt_scr, read_kermany_pediatric, read_mimic_cxr
+from training.data.sources import (
+    read_covid_chestxray,
+    read_jsrt_scr,
+    read_kermany_pediatric,
+    read_mimic_cxr,
+    read_nih_cxr14,
+)
 
 READERS: dict[str, Callable[[Path], list[ManifestRecord]]] = {
     "covid": read_covid_chestxray,
     "kermany": read_kermany_pediatric,
     "jsrt": read_jsrt_scr,
     "mimic": read_mimic_cxr,
+    "nih": read_nih_cxr14,
 }
 
 

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from app.imaging import WASHED_OUT_SPAN, decode_path, stretch_washed_out
 from training.data.manifest import ManifestRecord
+from training.data.sources.covid import LUNGS_MASK
 from training.reports import parse_report
 
 logger = logging.getLogger(__name__)
@@ -72,13 +73,25 @@ class RecordDataset(Dataset[Sample]):
 
 
 class PretrainDataset(RecordDataset):
-    """Image + report labels: `matrix` (51, 75), `pathology_labels` (75,), `anatomy_labels` (51,)."""
+    """Image + report labels: `matrix` (51, 75), `pathology_labels` (75,), `anatomy_labels` (51,).
 
-    def __init__(self, records: Sequence[ManifestRecord], transform: PairTransform, seed: int = 0) -> None:
+    With `structures`, every sample also carries the segmentation targets of `mask_targets` (zeros and
+    `mask_valid` 0 where a record has no masks), so pretraining can train a segmentation head on the same
+    trunk and batch (joint pretraining: one trunk serves classification, grounding and masks).
+    """
+
+    def __init__(
+        self,
+        records: Sequence[ManifestRecord],
+        transform: PairTransform,
+        seed: int = 0,
+        structures: Sequence[str] | None = None,
+    ) -> None:
         kept = [record for record in records if record.report]
         if len(kept) < len(records):
             logger.info("pretraining drops %d records without report text", len(records) - len(kept))
         super().__init__(kept, transform, seed)
+        self.structures = list(structures) if structures else None
         parsed: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for record in self.records:
             text = record.report or ""
@@ -90,14 +103,19 @@ class PretrainDataset(RecordDataset):
 
     def __getitem__(self, index: int) -> Sample:
         record = self.records[index]
-        image, _ = self._transform(index, load_pixels(record.image))
+        pixels = load_pixels(record.image)
         matrix, pathology, anatomy = self._labels[index]
-        return {
-            "image": image,  # (3, S, S)
+        sample = {
             "matrix": torch.from_numpy(matrix.astype(np.int64)),  # (51, 75)
             "pathology_labels": torch.from_numpy(pathology.astype(np.int64)),  # (75,)
             "anatomy_labels": torch.from_numpy(anatomy.astype(np.int64)),  # (51,)
         }
+        if self.structures is None:
+            sample["image"], _ = self._transform(index, pixels)  # (3, S, S)
+            return sample
+        stacked, valid = mask_targets(record, pixels, self.structures)
+        sample["image"], masks = self._transform(index, pixels, stacked)
+        return {**sample, **_segmentation_sample(masks, valid)}
 
 
 class ClassificationDataset(RecordDataset):
@@ -161,8 +179,6 @@ class SegmentationDataset(RecordDataset):
     digitised films alone do not.
     """
 
-    LUNGS = "lungs"
-
     def __init__(
         self,
         records: Sequence[ManifestRecord],
@@ -177,27 +193,48 @@ class SegmentationDataset(RecordDataset):
     def __getitem__(self, index: int) -> Sample:
         record = self.records[index]
         pixels = load_pixels(record.image)
-        available = record.masks or {}
-        names = [*self.structures, self.LUNGS]
-        stacked = np.stack(
-            [load_mask(available[name]) if name in available else np.zeros_like(pixels) for name in names]
-        )  # (K + 1, H, W)
-        valid = [name in available for name in names]
-        if valid[-1] and not valid[names.index("right_lung")] and not valid[names.index("left_lung")]:
+        stacked, valid = mask_targets(record, pixels, self.structures)
+        image, masks = self._transform(index, pixels, stacked)
+        return {"image": image, **_segmentation_sample(masks, valid)}
+
+
+
+def mask_targets(
+    record: ManifestRecord, pixels: np.ndarray, structures: Sequence[str]
+) -> tuple[np.ndarray, list[bool]]:
+    """(K + 1, H, W) masks of `structures` then the lungs union, and which of them the record has.
+
+    `lungs` is the union-of-lungs target: from the record's own `lungs` mask (covid-chestxray ships one
+    mask for both lungs) or the union of its left/right masks. A union mask made of exactly two large
+    blobs side by side is also split into the two lungs (`split_lungs`): the blob on the image's left is
+    the patient's right lung.
+    """
+    available = record.masks or {}
+    names = [*structures, LUNGS_MASK]
+    stacked = np.stack(
+        [load_mask(available[name]) if name in available else np.zeros_like(pixels) for name in names]
+    )  # (K + 1, H, W)
+    valid = [name in available for name in names]
+    if "right_lung" in names and "left_lung" in names:
+        right, left = names.index("right_lung"), names.index("left_lung")
+        if valid[-1] and not valid[right] and not valid[left]:
             sides = split_lungs(stacked[-1])
             if sides is not None:
-                stacked[names.index("right_lung")], stacked[names.index("left_lung")] = sides
-                valid[names.index("right_lung")] = valid[names.index("left_lung")] = True
-        if not valid[-1] and "right_lung" in available and "left_lung" in available:
-            stacked[-1] = np.maximum(stacked[names.index("right_lung")], stacked[names.index("left_lung")])
+                stacked[right], stacked[left] = sides
+                valid[right] = valid[left] = True
+        if not valid[-1] and valid[right] and valid[left]:
+            stacked[-1] = np.maximum(stacked[right], stacked[left])
             valid[-1] = True
-        image, masks = self._transform(index, pixels, stacked)
-        if masks is None:
-            raise RuntimeError("the transform dropped the masks it was given")
-        return {
-            "image": image,  # (3, S, S)
-            "masks": torch.from_numpy(np.ascontiguousarray(masks[:-1])),  # (K, S, S)
-            "mask_valid": torch.tensor(valid[:-1], dtype=torch.float32),  # (K,)
-            "lungs": torch.from_numpy(np.ascontiguousarray(masks[-1])),  # (S, S)
-            "lungs_valid": torch.tensor(float(valid[-1])),  # ()
-        }
+    return stacked, valid
+
+
+def _segmentation_sample(masks: np.ndarray | None, valid: list[bool]) -> Sample:
+    """Transformed (K + 1, S, S) masks + validity -> the segmentation entries of a sample."""
+    if masks is None:
+        raise RuntimeError("the transform dropped the masks it was given")
+    return {
+        "masks": torch.from_numpy(np.ascontiguousarray(masks[:-1])),  # (K, S, S)
+        "mask_valid": torch.tensor(valid[:-1], dtype=torch.float32),  # (K,)
+        "lungs": torch.from_numpy(np.ascontiguousarray(masks[-1])),  # (S, S)
+        "lungs_valid": torch.tensor(float(valid[-1])),  # ()
+    }

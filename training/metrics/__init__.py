@@ -6,6 +6,7 @@ from training.metrics.classification import (
     auroc,
     classification_metrics,
     max_f1,
+    reliability,
     threshold_at_sensitivity,
 )
 from training.metrics.grounding import (
@@ -14,6 +15,7 @@ from training.metrics.grounding import (
     box_to_mask,
     contrast_to_noise,
     grounding_scores,
+    heat_in_region_ratio,
     iou_dice_over_thresholds,
     minmax_normalise,
     pointing_game,
@@ -31,11 +33,13 @@ __all__ = [
     "contrast_to_noise",
     "dice",
     "grounding_scores",
+    "heat_in_region_ratio",
     "iou",
     "iou_dice_over_thresholds",
     "max_f1",
     "minmax_normalise",
     "pointing_game",
+    "reliability",
     "segmentation_scores",
     "threshold_at_sensitivity",
 ]

@@ -38,6 +38,7 @@ class ClassMetrics:
     balanced_threshold: float  # Youden's J: the operating point the exported bundle uses
     balanced_sensitivity: float  # at that threshold
     balanced_specificity: float  # at that threshold
+    ece: float  # expected calibration error over RELIABILITY_BINS equal-width score bins
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; NaN becomes None because JSON has no NaN."""
@@ -140,6 +141,7 @@ def classification_metrics(
     sens, spec = sensitivity_specificity(y, s, threshold) if not math.isnan(threshold) else (math.nan,) * 2
     t_sens, spec_at_sens = threshold_at_sensitivity(y, s, target_sensitivity)
     b_threshold, b_sens, b_spec = balanced_threshold(y, s)
+    ece, _ = reliability(y, s)
     return ClassMetrics(
         name=name,
         n_pos=int(y.sum()),
@@ -156,4 +158,34 @@ def classification_metrics(
         balanced_threshold=b_threshold,
         balanced_sensitivity=b_sens,
         balanced_specificity=b_spec,
+        ece=ece,
     )
+
+
+#: Equal-width score bins of the reliability diagram and the ECE.
+RELIABILITY_BINS = 10
+
+
+def reliability(
+    y_true: ArrayLike, scores: ArrayLike, bins: int = RELIABILITY_BINS
+) -> tuple[float, list[tuple[float, float, int]]]:
+    """(ECE, [(mean score, observed positive rate, count) per non-empty bin]) of probabilities in [0, 1].
+
+    ECE = sum over bins of (count / n) * |observed rate - mean score|: how far the scores are from being
+    usable as probabilities (0 = perfectly calibrated). NaN for no samples.
+    """
+    y, s = _as_binary(y_true, scores)
+    if y.size == 0:
+        return math.nan, []
+    index = np.minimum((np.clip(s, 0.0, 1.0) * bins).astype(np.int64), bins - 1)  # (n,)
+    table: list[tuple[float, float, int]] = []
+    ece = 0.0
+    for b in range(bins):
+        members = index == b
+        count = int(members.sum())
+        if count == 0:
+            continue
+        confidence, observed = float(s[members].mean()), float(y[members].mean())
+        table.append((confidence, observed, count))
+        ece += count / y.size * abs(observed - confidence)
+    return float(ece), table

@@ -27,6 +27,7 @@ class GroundingScores:
     iou: float
     dice: float
     cnr: float
+    heat_ratio: float  # share of the map's heat inside the region / the region's share of the image
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +103,20 @@ def contrast_to_noise(map_: ArrayLike, mask: ArrayLike) -> float:
     return abs(float(inside.mean()) - float(outside.mean())) / noise
 
 
+def heat_in_region_ratio(map_: ArrayLike, mask: ArrayLike) -> float:
+    """(heat inside / total heat) / (region area / image area) of the map with negatives clipped to 0.
+
+    1.0 is what a flat map scores whatever the region, so a map that localises scores above 1 and the
+    figure compares across box sizes. NaN for an empty region or a map with no positive heat.
+    """
+    m, region = _check_pair(map_, mask)
+    heat = np.clip(m, 0.0, None)
+    total = float(heat.sum())
+    if not region.any() or total <= 0.0:
+        return math.nan
+    return (float(heat[region].sum()) / total) / (float(region.sum()) / region.size)
+
+
 def grounding_scores(
     map_: ArrayLike, mask: ArrayLike, thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
 ) -> GroundingScores:
@@ -112,4 +127,5 @@ def grounding_scores(
         iou=iou_value,
         dice=dice_value,
         cnr=contrast_to_noise(map_, mask),
+        heat_ratio=heat_in_region_ratio(map_, mask),
     )

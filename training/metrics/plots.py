@@ -59,3 +59,28 @@ def plot_overlay(
     axes.set_axis_off()
     figure.savefig(path, bbox_inches="tight")
     return path
+
+
+def plot_reliability(
+    tables: Mapping[str, tuple[float, list[tuple[float, float, int]]]], title: str, path: Path
+) -> Path:
+    """Reliability diagram per finding (name -> (ECE, [(mean score, observed rate, count)])), one panel
+    each: points on the diagonal are calibrated probabilities; the ECE is in each panel's title."""
+    names = list(tables)
+    columns = max(1, min(4, len(names)))
+    rows = max(1, -(-len(names) // columns))
+    figure = Figure(figsize=(3 * columns, 3 * rows), dpi=90)
+    FigureCanvasAgg(figure)
+    for index, name in enumerate(names):
+        ece, table = tables[name]
+        axes = figure.add_subplot(rows, columns, index + 1)
+        axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+        if table:
+            confidence, observed, counts = zip(*table, strict=True)
+            axes.scatter(confidence, observed, s=[8 + 40 * c / max(counts) for c in counts])
+            axes.plot(confidence, observed, linewidth=0.8)
+        axes.set(xlim=(0, 1), ylim=(0, 1), title=f"{name} (ECE {ece:.3f})")
+        axes.title.set_fontsize("small")
+    figure.suptitle(title, fontsize="small")
+    figure.savefig(path, bbox_inches="tight")
+    return path

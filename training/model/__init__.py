@@ -5,13 +5,19 @@ from training.model.config import ModelConfig
 from training.model.medslip import MeDSLIP, MeDSLIPOutput
 from training.model.registry import create_model, get_model_config, list_models, register_model
 from training.model.resnet import ResNetTrunk
-from training.model.segmentation import SEGMENTATION_STRUCTURES, SegmentationHead, SegmentationModel
+from training.model.segmentation import (
+    SEGMENTATION_STRUCTURES,
+    MeDSLIPWithSegmentation,
+    SegmentationHead,
+    SegmentationModel,
+)
 from training.model.text_encoder import TextEncoder, build_query_books, load_descriptions
 
 __all__ = [
     "SEGMENTATION_STRUCTURES",
     "MeDSLIP",
     "MeDSLIPOutput",
+    "MeDSLIPWithSegmentation",
     "ModelConfig",
     "ResNetTrunk",
     "SegmentationHead",

@@ -96,9 +96,14 @@ class MeDSLIP(nn.Module):
                 raise ValueError(f"{name} must have shape {tuple(buffer.shape)}, got {tuple(book.shape)}")
             buffer.copy_(book.to(dtype=buffer.dtype, device=buffer.device))
 
-    def encode_image(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-        """images (B, 3, S, S) -> pathology tokens (B, N, D), anatomy tokens (B, N, D), grid height, width."""
-        grid = self.res_features(images)  # (B, C, Gh, Gw)
+    def encode_image(
+        self, images: torch.Tensor, grid: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        """images (B, 3, S, S) -> pathology tokens (B, N, D), anatomy tokens (B, N, D), grid height, width.
+
+        `grid` (B, C, Gh, Gw): the trunk's output when the caller already ran the trunk (a segmentation
+        head on the same trunk), so it is not run twice."""
+        grid = self.res_features(images) if grid is None else grid  # (B, C, Gh, Gw)
         grid_h, grid_w = grid.shape[-2], grid.shape[-1]
         tokens = grid.flatten(2).transpose(1, 2)  # (B, N, C), N = Gh * Gw
         mask = self.mask_generator(tokens)  # (B, N, C)
@@ -121,11 +126,13 @@ class MeDSLIP(nn.Module):
         images: torch.Tensor,
         pathology_queries: torch.Tensor | None = None,
         anatomy_queries: torch.Tensor | None = None,
+        grid: torch.Tensor | None = None,
     ) -> MeDSLIPOutput:
-        """images (B, 3, S, S) normalised; queries (Q, T) text embeddings, None for the built-in books."""
+        """images (B, 3, S, S) normalised; queries (Q, T) text embeddings, None for the built-in books;
+        `grid` the trunk output when already computed (see `encode_image`)."""
         pathology_queries = self.pathology_book if pathology_queries is None else pathology_queries
         anatomy_queries = self.anatomy_book if anatomy_queries is None else anatomy_queries
-        pathology_tokens, anatomy_tokens, grid_h, grid_w = self.encode_image(images)
+        pathology_tokens, anatomy_tokens, grid_h, grid_w = self.encode_image(images, grid)
 
         pathology_features, pathology_attn = self._decode(
             self.decoder_pathology, pathology_queries, pathology_tokens

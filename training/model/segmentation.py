@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.model.medslip import MeDSLIP, MeDSLIPOutput
 from training.model.resnet import ResNetTrunk
 
 #: Output channel order (patient's side); sigmoid per structure (clavicles overlap the lungs).
@@ -111,3 +112,23 @@ class SegmentationModel(nn.Module):
         """images (B, 3, S, S) normalised -> logits (B, K, S, S) in `SEGMENTATION_STRUCTURES` order."""
         stages = self.trunk.forward_stages(images)
         return self.head(stages, (images.shape[-2], images.shape[-1]))
+
+
+class MeDSLIPWithSegmentation(nn.Module):
+    """MeDSLIP and a `SegmentationHead` on ONE trunk, run once per image (joint pretraining).
+
+    Sharing the trunk is what lets the exported graph serve classification, grounding and masks for the
+    cost of one ResNet; training both from the start gives the trunk the boundary detail that a head
+    fine-tuned on frozen from-scratch features lacked.
+    """
+
+    def __init__(self, medslip: MeDSLIP, head: SegmentationHead) -> None:
+        super().__init__()
+        self.medslip = medslip
+        self.head = head
+
+    def forward(self, images: torch.Tensor) -> tuple[MeDSLIPOutput, torch.Tensor]:
+        """images (B, 3, S, S) -> (MeDSLIP output with the built-in books, logits (B, K, S, S))."""
+        stages = self.medslip.res_features.forward_stages(images)  # stem..layer3
+        output = self.medslip(images, grid=stages[-1])
+        return output, self.head(stages, (images.shape[-2], images.shape[-1]))

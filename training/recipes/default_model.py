@@ -1,18 +1,21 @@
 """`medslip-build-default`: the one command that rebuilds the default model shipped in `model_store/`.
 
-Stages, each skipped when its output exists (so an interrupted build resumes where it stopped):
+Recipe v1.1. Stages, each skipped when its output exists (so an interrupted build resumes where it stopped):
 
-1. pretrain MeDSLIP on covid-chestxray notes + Kermany template reports (`training/configs/default_cxr.yaml`);
-2. fine-tune the segmentation head AND its own copy of the trunk on JSRT organ masks + covid lung masks
-   (`training/configs/finetune_seg_jsrt.yaml` with the overrides in `SEG_OVERRIDES`);
-3. build JSONL manifests of covid-chestxray, kermany-pediatric and jsrt-scr;
-4. evaluate the checkpoints on the validation splits (operating points = balanced thresholds, Youden's J);
-5. export the ONNX bundle with those operating points (fp16 weights, float32 I/O: half the size);
-6. evaluate the exported bundle on ONNX Runtime (the artefact users get) and write its model card.
+1. for every seed (`--seeds`, default 42 43 44): pretrain MeDSLIP with its JOINT segmentation head on
+   covid-chestxray notes + Kermany, JSRT and NIH ChestX-ray14 label-template reports + JSRT/covid organ
+   masks (`training/configs/default_cxr.yaml`); one trunk serves classification, grounding and masks;
+2. build JSONL manifests of covid-chestxray, kermany-pediatric, jsrt-scr and nih-cxr14;
+3. evaluate every seed's checkpoint on the validation splits (finding grounding also on the NIH boxes of
+   every split, which are never trained on) and summarise the seeds (`seed_study`: mean +- sd);
+4. export the bundle of the shipped seed (`--ship-seed`) with the balanced operating points of its
+   checkpoint evaluation (fp16 weights, float32 I/O);
+5. evaluate the exported bundle on ONNX Runtime (the artefact users get) and write its model card, with
+   the seed study beside it. Its operating points are recomputed from this evaluation.
 
-Every figure in the card comes from stage 6, so re-running this command reproduces the card.
-`medslip-build-default --check` trains nothing: it re-runs stage 6 on the shipped bundle and compares
-every figure with the card's (minutes instead of hours).
+Every figure in the card comes from stage 5 (the seed table from stage 3), so re-running this command
+reproduces the card. `medslip-build-default --check` trains nothing: it re-runs stage 5 on the shipped
+bundle and compares every figure with the card's (minutes instead of hours).
 """
 
 from __future__ import annotations
@@ -33,19 +36,15 @@ from training.data import build_manifest
 from training.data.sources.registry import shared_data_dir
 from training.recipes.card_check import DEFAULT_TOLERANCE, report_differences
 from training.recipes.default_card import render_default_card
+from training.recipes.seed_study import summarise
 
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 PRETRAIN_CONFIG = REPO / "training" / "configs" / "default_cxr.yaml"
-SEG_CONFIG = REPO / "training" / "configs" / "finetune_seg_jsrt.yaml"
-#: The shipped segmentation head was trained with its own (unfrozen) trunk: frozen from-scratch features
-#: are too coarse for lung borders. The exported graph then carries two ResNet-18 trunks (+11 MB).
-SEG_OVERRIDES = (
-    "task.freeze_trunk=false",
-    "schedule.epochs=6",  # 516 steps of 8: ~40 min in fp32 on 2 AVX2 cores (4.5 s per step)
-    "run.checkpoint_every=100",  # resumable: an interrupted build restarts from the last 100 steps
-)
+DEFAULT_VERSION = "1.1.0"
+#: Seeds of the stability study; the first is the one shipped unless --ship-seed says otherwise.
+DEFAULT_SEEDS = (42, 43, 44)
 #: `--precision` -> run overrides for both training stages. bf16 autocast is 2-3x faster than fp32 on a CPU
 #: with native bf16 dot products (AVX512-BF16 / AMX) and several times SLOWER where it is emulated (AVX2).
 PRECISION_OVERRIDES = {
@@ -55,7 +54,7 @@ PRECISION_OVERRIDES = {
 TEXT_ENCODER = REPO / "model_store" / "text-encoders" / "all-minilm-l6-v2" / "1"
 #: manifest name -> (build_manifest source kind, folder under the shared data)
 SOURCES = {"covid": ("covid", "covid-chestxray"), "kermany": ("kermany", "kermany-pediatric"),
-           "jsrt": ("jsrt", "jsrt-scr")}
+           "jsrt": ("jsrt", "jsrt-scr"), "nih": ("nih", "nih-cxr14")}
 
 
 def native_bf16() -> bool:
@@ -110,34 +109,21 @@ def _run(stage: str, entry: Callable[[list[str] | None], int], argv: list[str]) 
         raise SystemExit(f"stage {stage} failed with exit code {code}")
 
 
-def pretrain(work: Path, settings: dict[str, Any]) -> Path:
+def pretrain(work: Path, seed: int, settings: dict[str, Any]) -> tuple[Path, Path]:
+    """Joint pretraining of one seed -> (MeDSLIP checkpoint, segmentation checkpoint on the same trunk)."""
     from training import train  # noqa: PLC0415
+    from training.finetune_seg import SEGMENTATION_CHECKPOINT  # noqa: PLC0415
 
-    out = work / "pretrain"
-    final = out / "checkpoint_final.pt"
-    if not final.exists():
-        argv = ["--config", str(PRETRAIN_CONFIG), "--override", f"run.out_dir={out}"]
+    out = work / f"seed{seed}" / "pretrain"
+    model, seg = out / train.MEDSLIP_CHECKPOINT, out / SEGMENTATION_CHECKPOINT
+    if not (model.exists() and seg.exists()):
+        argv = ["--config", str(PRETRAIN_CONFIG), "--override", f"run.out_dir={out}",
+                "--override", f"run.seed={seed}"]
         argv += run_overrides(settings)
         if (out / "checkpoint_last.pt").exists():
             argv += ["--resume", str(out / "checkpoint_last.pt")]
-        _run("pretrain", train.main, argv)
-    return final
-
-
-def finetune_segmentation(work: Path, init: Path, settings: dict[str, Any]) -> Path:
-    from training import finetune_seg  # noqa: PLC0415
-
-    out = work / "segmentation"
-    final = out / "segmentation_final.pt"
-    if not final.exists():
-        argv = ["--config", str(SEG_CONFIG), "--init", str(init), "--override", f"run.out_dir={out}"]
-        for override in SEG_OVERRIDES:
-            argv += ["--override", override]
-        argv += run_overrides(settings)
-        if (out / "checkpoint_last.pt").exists():
-            argv += ["--resume", str(out / "checkpoint_last.pt")]
-        _run("segmentation", finetune_seg.main, argv)
-    return final
+        _run(f"pretrain-seed{seed}", train.main, argv)
+    return model, seg
 
 
 def manifests(work: Path) -> list[Path]:
@@ -158,7 +144,8 @@ def evaluate(out: Path, source: list[str], manifest_paths: Sequence[Path]) -> Pa
 
     report = out / "report.json"
     if not report.exists():
-        argv = [*source, "--manifest", *map(str, manifest_paths), "--split", "val", "--out", str(out)]
+        argv = [*source, "--manifest", *map(str, manifest_paths), "--split", "val", "--out", str(out),
+                "--boxes-all-splits"]
         _run(f"evaluate-{out.name}", evaluation.main, argv)
     return report
 
@@ -176,8 +163,10 @@ def export(store: Path, name: str, version: str, *, checkpoint: Path, seg: Path,
     return bundle
 
 
-def finalise_card(bundle: Path, bundle_report: Path, command: str, settings: dict[str, Any]) -> None:
-    """Attach the bundle's own evaluation to its metadata and card, then re-hash every file.
+def finalise_card(bundle: Path, bundle_report: Path, command: str, settings: dict[str, Any],
+                  seeds: dict[str, Any]) -> None:
+    """Attach the bundle's own evaluation and the seed study to its metadata and card, then re-hash
+    every file.
 
     The operating points are recomputed from that evaluation, so the thresholds the service applies
     are exactly the ones the card's table shows for the fp16 graph users get."""
@@ -187,7 +176,7 @@ def finalise_card(bundle: Path, bundle_report: Path, command: str, settings: dic
     report = json.loads(bundle_report.read_text(encoding="utf-8"))
     metadata["operating_points"] = operating_points(report)
     metadata["metrics"] = {**report, "source": f"medslip-eval --bundle on the val splits ({command})"}
-    metadata["training_data"] = {**metadata.get("training_data", {}), "compute": settings}
+    metadata["training_data"] = {**metadata.get("training_data", {}), "compute": settings, "seeds": seeds}
     card = render_default_card(metadata, report, command)
     (bundle / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     write_metadata(bundle, metadata)
@@ -217,7 +206,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="checkpoints, manifests and evaluation reports (resumable)")
     parser.add_argument("--store", type=Path, default=REPO / "model_store")
     parser.add_argument("--name", default="medslip-cxr")
-    parser.add_argument("--version", default="1.0.0")
+    parser.add_argument("--version", default=DEFAULT_VERSION)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS),
+                        help="seeds of the stability study (each a full pretraining run)")
+    parser.add_argument("--ship-seed", type=int, default=None, help="seed whose model is exported "
+                        "(default: the first of --seeds)")
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="training precision; auto = bf16 where the CPU has native bf16, else fp32")
     parser.add_argument("--threads", type=int, default=None,
@@ -237,14 +230,22 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = compute_settings(work, args.precision, args.threads)
     logger.info("build settings: %s", settings)
-    checkpoint = pretrain(work, settings)
-    seg = finetune_segmentation(work, checkpoint, settings)
+    ship = args.seeds[0] if args.ship_seed is None else args.ship_seed
+    if ship not in args.seeds:
+        parser.error(f"--ship-seed {ship} is not one of --seeds {args.seeds}")
     manifest_paths = manifests(work)
-    report = evaluate(work / "eval_checkpoint",
-                      ["--checkpoint", str(checkpoint), "--seg-checkpoint", str(seg)], manifest_paths)
-    bundle = export(args.store, args.name, args.version, checkpoint=checkpoint, seg=seg, report=report)
+    checkpoints = {seed: pretrain(work, seed, settings) for seed in args.seeds}
+    reports = {}
+    for seed, (model, seg) in checkpoints.items():
+        path = evaluate(work / f"seed{seed}" / "eval_checkpoint",
+                        ["--checkpoint", str(model), "--seg-checkpoint", str(seg)], manifest_paths)
+        reports[seed] = json.loads(path.read_text(encoding="utf-8"))
+    seeds = {**summarise(reports), "shipped": ship}
+    model, seg = checkpoints[ship]
+    report = work / f"seed{ship}" / "eval_checkpoint" / "report.json"
+    bundle = export(args.store, args.name, args.version, checkpoint=model, seg=seg, report=report)
     bundle_report = evaluate(work / "eval_bundle", ["--bundle", str(bundle)], manifest_paths)
-    finalise_card(bundle, bundle_report, "medslip-build-default", settings)
+    finalise_card(bundle, bundle_report, "medslip-build-default", settings, seeds)
     sys.stdout.write(f"{bundle}\n")
     return 0
 

@@ -52,3 +52,48 @@ def jsrt_report(nodule: int) -> str:
         return JSRT_TEMPLATES[int(nodule)]
     except (KeyError, ValueError):
         raise ValueError(f"JSRT nodule label must be 0 or 1, got {nodule!r}") from None
+
+
+#: NIH ChestX-ray14 label column -> (pathology entity, phrase the parser maps to that entity). Entities
+#: follow `training.model.entities.CXR14_TO_PATHOLOGY` (the released CXR14 evaluation mapping); the
+#: phrases are checked by a test to parse to exactly that entity. Fibrosis has no entity of its own: as
+#: in MedKLIP/MeDSLIP it is scored by `tail_abnorm_obs` (the long tail of rare observations), and on NIH
+#: films that query is taught "fibrosis present/absent" only (NIH labels say nothing of the other rare
+#: observations the entity also covers).
+NIH_FINDINGS: dict[str, tuple[str, str]] = {
+    "atelectasis": ("atelectasis", "atelectasis"),
+    "cardiomegaly": ("cardiomegaly", "cardiomegaly"),
+    "effusion": ("effusion", "pleural effusion"),
+    "infiltration": ("infiltrate", "infiltration"),
+    "mass": ("mass", "mass"),
+    "nodule": ("nodule", "nodule"),
+    "pneumonia": ("pneumonia", "pneumonia"),
+    "pneumothorax": ("pneumothorax", "pneumothorax"),
+    "consolidation": ("consolidation", "consolidation"),
+    "edema": ("edema", "edema"),
+    "emphysema": ("emphysema", "emphysema"),
+    "fibrosis": ("tail_abnorm_obs", "fibrosis"),
+    "pleural_thickening": ("thicken", "pleural thickening"),
+    "hernia": ("hernia", "hernia"),
+}
+
+
+def nih_report(labels: dict[str, int]) -> str:
+    """Report-like text for the 14 NIH labels (+ `no_finding`): every label is stated, present or absent.
+
+    One short sentence per finding ("No edema.") keeps each negation inside its own sentence, so the
+    parser cannot carry a "no" into the next finding. No side, lobe or zone is ever written (the labels
+    carry none); only the entity's own anatomy that the parser attaches to the word (effusion -> pleura,
+    cardiomegaly -> heart) follows. A film with no finding is also stated "normal" and "clear"; a film
+    with any finding is "not normal" (both directions, as for Kermany).
+    """
+    unknown = set(labels) - set(NIH_FINDINGS) - {"no_finding"}
+    if unknown:
+        raise ValueError(f"unknown NIH label(s) {sorted(unknown)}")
+    present = [phrase for name, (_, phrase) in NIH_FINDINGS.items() if labels.get(name, 0) == 1]
+    absent = [phrase for name, (_, phrase) in NIH_FINDINGS.items() if labels.get(name, 0) != 1]
+    if present:
+        opening = "The radiograph is not normal. " + " ".join(f"There is {p}." for p in present)
+    else:
+        opening = "Normal chest radiograph. The lungs are clear."
+    return " ".join([opening, *(f"No {phrase}." for phrase in absent)])

@@ -17,7 +17,7 @@ from training.losses import LossConfig
 
 __all__ = ["ConfigError", "TrainConfig", "apply_overrides", "config_to_dict", "load_config"]
 
-SourceKind = Literal["covid", "kermany", "jsrt", "mimic", "manifest"]
+SourceKind = Literal["covid", "kermany", "jsrt", "nih", "mimic", "manifest"]
 AmpMode = Literal["none", "bf16", "fp16"]
 
 

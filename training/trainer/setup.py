@@ -95,6 +95,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 def query_books(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """(pathology_book (75, T), anatomy_book (51, T)) of a MeDSLIP model, DDP-wrapped or not."""
     inner = unwrap(model)
+    inner = getattr(inner, "medslip", inner)  # MeDSLIPWithSegmentation (joint pretraining)
     if not isinstance(inner, MeDSLIP):
         raise TypeError(f"expected a MeDSLIP model, got {type(inner).__name__}")
     return inner.pathology_book, inner.anatomy_book

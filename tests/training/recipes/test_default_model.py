@@ -11,8 +11,6 @@ from training.recipes import default_model
 from training.recipes.default_card import render_default_card
 from training.trainer.config import load_config
 
-SEG_CONFIG = default_model.SEG_CONFIG
-
 
 def test_auto_precision_follows_native_bf16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(default_model, "native_bf16", lambda: False)
@@ -28,15 +26,22 @@ def test_a_resumed_build_keeps_the_settings_it_started_with(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_overrides_are_valid_for_both_training_configs(precision: str) -> None:
+def test_overrides_are_valid_for_the_pretraining_config(precision: str) -> None:
     argv = default_model.run_overrides({"precision": precision, "threads": 2})
     overrides = argv[1::2]
     assert argv[0::2] == ["--override"] * len(overrides)
-    config = load_config(SEG_CONFIG, [*default_model.SEG_OVERRIDES, *overrides])
-    assert config.run.threads == 2
-    assert (config.run.amp == "bf16") == (precision == "bf16")
     pretrain = load_config(default_model.PRETRAIN_CONFIG, overrides)
+    assert pretrain.run.threads == 2
+    assert (pretrain.run.amp == "bf16") == (precision == "bf16")
     assert pretrain.run.channels_last == (precision == "bf16")
+
+
+def test_the_recipe_pretrains_on_every_shared_set_with_a_joint_segmentation_head() -> None:
+    config = load_config(default_model.PRETRAIN_CONFIG)
+    assert {source.kind for source in config.data.sources} == {"covid", "kermany", "jsrt", "nih"}
+    assert {kind for kind, _ in default_model.SOURCES.values()} == {"covid", "kermany", "jsrt", "nih"}
+    assert config.task["segmentation_weight"] > 0
+    assert len(default_model.DEFAULT_SEEDS) >= 3
 
 
 def test_card_states_the_compute_that_trained_the_model() -> None:

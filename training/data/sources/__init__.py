@@ -5,6 +5,7 @@ from training.data.sources.iu_reports import IUReport, read_iu_reports
 from training.data.sources.jsrt import JSRT_STRUCTURES, read_jsrt_scr
 from training.data.sources.kermany import read_kermany_pediatric
 from training.data.sources.mimic import read_mimic_cxr
+from training.data.sources.nih import read_nih_cxr14
 from training.data.sources.splits import hash_split
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "read_jsrt_scr",
     "read_kermany_pediatric",
     "read_mimic_cxr",
+    "read_nih_cxr14",
 ]

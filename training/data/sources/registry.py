@@ -10,6 +10,7 @@ from training.data.sources.covid import FRONTAL_VIEWS, read_covid_chestxray
 from training.data.sources.jsrt import read_jsrt_scr
 from training.data.sources.kermany import read_kermany_pediatric
 from training.data.sources.mimic import read_mimic_cxr
+from training.data.sources.nih import read_nih_cxr14
 
 SHARED_PLACEHOLDER = "{shared}"
 
@@ -36,6 +37,8 @@ def load_source(
         records = read_kermany_pediatric(root)
     elif kind == "jsrt":
         records = read_jsrt_scr(root)
+    elif kind == "nih":
+        records = read_nih_cxr14(root)
     elif kind == "mimic":
         records = read_mimic_cxr(root, frontal_only=frontal_only)
     elif kind == "manifest":

@@ -1,0 +1,74 @@
+"""Joint pretraining: a segmentation head on the MeDSLIP trunk learns masks in the same batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training.export import load_models
+from training.export_graph import ImageModelGraph
+from training.finetune_seg import SEGMENTATION_CHECKPOINT
+from training.train import MEDSLIP_CHECKPOINT, build_trainer, save_final_models
+from training.trainer.config import TrainConfig, load_config
+
+TINY = Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny.yaml"
+JOINT = (
+    "model.overrides={n_layers: 1, ffn_dim: 128, d_model: 64, dropout: 0.0}",
+    "task={segmentation_weight: 1.0, segmentation: {decoder_channels: [16, 8, 8, 8]}}",
+    "data.sources=[{kind: jsrt, path: '{shared}/jsrt-scr', max_records: 8}, "
+    "{kind: kermany, path: '{shared}/kermany-pediatric', max_records: 4}]",
+    "data.augment=false",
+    "run.val_every=1000",
+)
+
+
+def joint_config(out: Path, *overrides: str) -> TrainConfig:
+    torch.set_num_threads(1)
+    return load_config(TINY, [f"run.out_dir={out}", "run.progress=false", *JOINT, *overrides])
+
+
+@pytest.mark.shared_data
+def test_segmentation_terms_fall_and_both_checkpoints_share_one_trunk(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    config = joint_config(tmp_path, "optim.lr=1e-3", "schedule.epochs=10", "schedule.warmup_steps=2")
+    trainer = build_trainer(config)
+    assert len(trainer.train_set) == 12  # 8 JSRT films with masks + 4 Kermany films without
+    trainer.val_set = None
+    history = trainer.fit()
+    for term in ("segmentation", "seg_dice", "existence_pathology", "total"):
+        first = np.mean([step[term] for step in history[:3]])
+        last = np.mean([step[term] for step in history[-3:]])
+        assert last < first, f"{term} did not decrease: {first:.4f} -> {last:.4f}"
+    save_final_models(trainer)
+    model, segmentation = load_models(tmp_path / MEDSLIP_CHECKPOINT, tmp_path / SEGMENTATION_CHECKPOINT)
+    assert segmentation is not None and segmentation.trunk is model.res_features
+    graph = ImageModelGraph(model, segmentation)
+    assert graph.shared_trunk
+    image = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        shared = graph(image, model.pathology_book, model.anatomy_book)
+        separate = model(image), segmentation(image)
+    assert torch.allclose(shared[4], separate[1], atol=1e-5)  # same masks as running the trunk twice
+    assert torch.allclose(shared[0], separate[0].pathology_logits.softmax(-1)[..., 1], atol=1e-5)
+
+
+@pytest.mark.shared_data
+def test_joint_resume_reproduces_the_next_step_exactly(shared_data: Path, tmp_path: Path) -> None:
+    def config(out: Path, max_steps: int) -> TrainConfig:
+        return joint_config(out, "data.batch_size=4", "model.build_books=false", "schedule.total_steps=6",
+                            f"run.max_steps={max_steps}")
+
+    straight = build_trainer(config(tmp_path / "a", 4))
+    straight.val_set = None
+    expected = straight.fit()[3]
+    first = build_trainer(config(tmp_path / "b", 3))
+    first.val_set = None
+    first.fit()
+    resumed = build_trainer(config(tmp_path / "c", 4))
+    resumed.val_set = None
+    resumed.resume(tmp_path / "b" / "checkpoint_last.pt")
+    assert resumed.fit() == [expected]

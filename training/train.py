@@ -8,11 +8,15 @@ Joint segmentation (`task.segmentation_weight` > 0): a `SegmentationHead` on the
 organ masks of the records that have them (JSRT, covid-chestxray) in the same batches; its Dice/BCE terms
 are logged as `seg_*` beside the MeDSLIP terms. The run then also writes `medslip_final.pt` (the MeDSLIP
 checkpoint) and `segmentation_final.pt` (the same + the head), the formats export and evaluation read.
+
+Extra objectives (`objectives:` entries, training.objectives): ASG's and MLIP's terms on the same trunk
+and batches, logged by name; their heads are training-only, so `medslip_final.pt` is written without them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,8 @@ from training.model import (
     create_model,
     save_checkpoint,
 )
+from training.objectives.model import MeDSLIPWithObjectives
+from training.objectives.setup import ObjectiveRun, build_objectives
 from training.trainer.config import TrainConfig
 from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed, process_device_type
 from training.trainer.loop import Trainer, resolve_device
@@ -77,30 +83,39 @@ class PretrainTask:
         seed: int,
         device: torch.device,
         segmentation: tuple[float, SegmentationTaskConfig] | None = None,
+        objectives: ObjectiveRun | None = None,
     ) -> None:
         self.loss_config = loss_config
         self.seed = seed
         self.device = device
         self.segmentation = segmentation
+        self.objectives = objectives
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def losses(self, model: nn.Module, batch: Sample, *, training: bool) -> dict[str, torch.Tensor]:
         pathology_book, anatomy_book = query_books(model)
         generator = self.generator if training else torch.Generator(device=self.device).manual_seed(self.seed)
-        if self.segmentation is None:
+        if self.segmentation is None and self.objectives is None:
             return medslip_losses(
                 model(batch["image"]), batch, pathology_book, anatomy_book,
                 config=self.loss_config, generator=generator,
             )
-        weight, seg_config = self.segmentation
-        output, logits = model(batch["image"])  # MeDSLIPOutput, (B, K, S, S)
+        extra: dict[str, torch.Tensor] = {}
+        if self.objectives is not None:
+            output, logits, extra = model(batch["image"], batch)  # + the objectives' unweighted terms
+        else:
+            output, logits = model(batch["image"])  # MeDSLIPOutput, (B, K, S, S)
         terms = medslip_losses(
             output, batch, pathology_book, anatomy_book, config=self.loss_config, generator=generator
         )
-        seg = segmentation_terms(logits, batch, seg_config)
-        terms.update({f"seg_{name}": value for name, value in seg.items() if name != "total"})
-        terms["segmentation"] = seg["total"]
-        terms["total"] = terms["total"] + weight * seg["total"]
+        if self.segmentation is not None and logits is not None:
+            weight, seg_config = self.segmentation
+            seg = segmentation_terms(logits, batch, seg_config)
+            terms.update({f"seg_{name}": value for name, value in seg.items() if name != "total"})
+            terms["segmentation"] = seg["total"]
+            terms["total"] = terms["total"] + weight * seg["total"]
+        if self.objectives is not None:
+            terms = self.objectives.add_terms(terms, extra)
         return terms
 
     def state_dict(self) -> dict[str, Any]:
@@ -137,6 +152,7 @@ def build_trainer(config: TrainConfig, info: DistInfo | None = None) -> Trainer:
     joint = task_config.segmentation_weight > 0
     seg_config = task_config.segmentation_config()
     trained: nn.Module = model
+    head = None
     if joint:
         channels = model.res_features.stage_channels
         head = SegmentationHead(channels, decoder_channels=seg_config.decoder_channels)
@@ -145,13 +161,20 @@ def build_trainer(config: TrainConfig, info: DistInfo | None = None) -> Trainer:
     train_records, val_records = load_records(config.data)
     train_transform, eval_transform = transforms(config.data)
     seed = config.run.seed
-    train_set = PretrainDataset(train_records, train_transform, seed=seed, structures=structures)
+    objectives = build_objectives(
+        config.objectives, model, train_records + val_records, head=head, batch_size=config.data.batch_size
+    )  # None: no objective enabled, MeDSLIP (+ segmentation) alone
+    make_set: Callable[..., PretrainDataset] = PretrainDataset
+    if objectives is not None:
+        trained, make_set = objectives.model, objectives.dataset
+    train_set = make_set(train_records, train_transform, seed=seed, structures=structures)
     val_set = None
     if val_records:
-        val_set = PretrainDataset(val_records, eval_transform, seed=seed, structures=structures)
+        val_set = make_set(val_records, eval_transform, seed=seed, structures=structures)
     task = PretrainTask(
         config.loss, seed + info.rank, resolve_device(config.run.device, info),
         (task_config.segmentation_weight, seg_config) if joint else None,
+        objectives,
     )
     return Trainer(
         trained, task, train_set, val_set, config, model_config=config_to_dict(model.config), info=info
@@ -159,13 +182,16 @@ def build_trainer(config: TrainConfig, info: DistInfo | None = None) -> Trainer:
 
 
 def save_final_models(trainer: Trainer) -> None:
-    """After a joint run: the MeDSLIP checkpoint and the segmentation checkpoint (shared trunk)."""
+    """After a joint run (segmentation head or extra objectives): the MeDSLIP checkpoint, and with a
+    segmentation head the segmentation checkpoint (shared trunk)."""
     joint = trainer.model
-    if not isinstance(joint, MeDSLIPWithSegmentation) or not trainer.info.is_main:
+    if not isinstance(joint, MeDSLIPWithSegmentation | MeDSLIPWithObjectives) or not trainer.info.is_main:
         return
     out = Path(trainer.config.run.out_dir)
     medslip = joint.medslip.cpu()
-    save_checkpoint(out / MEDSLIP_CHECKPOINT, medslip)
+    save_checkpoint(out / MEDSLIP_CHECKPOINT, medslip)  # MeDSLIP only: objective heads stay out
+    if joint.head is None:
+        return
     head = joint.head.cpu()
     save_checkpoint(
         out / SEGMENTATION_CHECKPOINT,

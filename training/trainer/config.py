@@ -14,6 +14,7 @@ import yaml
 
 from training.config_io import config_from_dict, config_to_dict, read_mapping
 from training.losses import LossConfig
+from training.objectives.config import ObjectiveSpec
 
 __all__ = ["ConfigError", "TrainConfig", "apply_overrides", "config_to_dict", "load_config"]
 
@@ -97,6 +98,7 @@ class TrainConfig:
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     run: RunSection = field(default_factory=RunSection)
     task: dict[str, Any] = field(default_factory=dict)  # fine-tuning task fields (labels, structures, ...)
+    objectives: list[ObjectiveSpec] = field(default_factory=list)  # extra pretraining terms ([]: MeDSLIP)
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -5,13 +5,18 @@ returned masks (lungs, heart) and the top finding heatmap over the original imag
 from the HTTP responses, so the pictures show the service contract, not training-side code.
 
     python scripts/make_overlays.py --out docs/examples IMAGE [IMAGE ...]
+
+With `--boxes-csv ../shared/data/nih-cxr14/manifest.csv`, a film listed there with radiologist boxes gets
+the heatmap of its boxed finding, the box outlined in white and the heatmap's peak as a cyan cross.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import csv
 import io
+import json
 import logging
 import sys
 import time
@@ -45,8 +50,34 @@ def _post(client: TestClient, route: str, path: Path, params: dict[str, Any]) ->
     return result
 
 
-def overlay(path: Path, segment: dict[str, Any], ground: dict[str, Any]) -> Image.Image:
-    """Gray film with translucent organ masks (left) beside the top finding's heatmap (right)."""
+def read_boxes(path: Path | None) -> dict[str, list[dict[str, Any]]]:
+    """File name -> its boxes [{finding, box: [x0, y0, x1, y1]}] from an NIH-style manifest."""
+    if path is None:
+        return {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {Path(row["image"]).name: json.loads(row["boxes"])
+                for row in csv.DictReader(handle) if row.get("boxes", "").strip() not in ("", "[]")}
+
+
+def _draw_box(rgb: np.ndarray, box: list[float], colour: tuple[int, int, int], width: int = 3) -> None:
+    height, wide = rgb.shape[:2]
+    x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+    x1, y1 = min(wide - 1, int(box[2])), min(height - 1, int(box[3]))
+    for offset in range(width):
+        rgb[y0 + offset, x0:x1 + 1] = rgb[max(y0, y1 - offset), x0:x1 + 1] = colour
+        rgb[y0:y1 + 1, x0 + offset] = rgb[y0:y1 + 1, max(x0, x1 - offset)] = colour
+
+
+def _draw_cross(rgb: np.ndarray, x: int, y: int, colour: tuple[int, int, int], arm: int = 12) -> None:
+    height, wide = rgb.shape[:2]
+    rgb[max(0, y - 1):y + 2, max(0, x - arm):min(wide, x + arm + 1)] = colour
+    rgb[max(0, y - arm):min(height, y + arm + 1), max(0, x - 1):x + 2] = colour
+
+
+def overlay(path: Path, segment: dict[str, Any], ground: dict[str, Any],
+            boxes: list[dict[str, Any]] | None = None) -> Image.Image:
+    """Gray film with translucent organ masks (left) beside the top finding's heatmap (right); radiologist
+    boxes (white) and the heatmap peak (cyan cross) on the right when given."""
     gray = stretch_washed_out(decode_path(path).pixels, WASHED_OUT_SPAN)  # (H, W) [0, 1] as the model saw it
     base = np.repeat(gray[..., None], 3, axis=2) * 255.0  # (H, W, 3)
     masks = base.copy()
@@ -58,6 +89,10 @@ def overlay(path: Path, segment: dict[str, Any], ground: dict[str, Any]) -> Imag
     heat = _png(top["heatmap"]["png_base64"])  # (H, W) in [0, 1]
     hot = np.stack([heat * 255.0, heat * 80.0, np.zeros_like(heat)], axis=2)
     heatmap = 0.6 * base + 0.4 * hot
+    for box in boxes or []:
+        _draw_box(heatmap, box["box"], (255, 255, 255))
+    if boxes:
+        _draw_cross(heatmap, int(top["peak"]["x"]), int(top["peak"]["y"]), (0, 255, 255))
     side_by_side = np.concatenate([masks, heatmap], axis=1).clip(0, 255).astype(np.uint8)
     return Image.fromarray(side_by_side)
 
@@ -70,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/examples"))
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--finding", default="pneumonia", help="finding whose heatmap is drawn")
+    parser.add_argument("--boxes-csv", type=Path, default=None,
+                        help="NIH-style manifest whose `boxes` are drawn (and pick the finding) per film")
     parser.add_argument("--max-width", type=int, default=1000,
                         help="shrink wider overlays to this width (keeps the PNGs in docs/ small)")
     args = parser.parse_args(argv)
@@ -81,11 +118,14 @@ def main(argv: list[str] | None = None) -> int:
             if client.get("/health/ready").status_code == 200:
                 break
             time.sleep(0.1)
+        all_boxes = read_boxes(args.boxes_csv)
         for path in args.images:
+            boxes = all_boxes.get(path.name, [])
+            finding = str(boxes[0]["finding"]).lower() if boxes else args.finding
             segment = _post(client, "/segment", path, {"anatomy": list(COLOURS)})
-            ground = _post(client, "/ground", path, {"findings": [args.finding]})
+            ground = _post(client, "/ground", path, {"findings": [finding]})
             target = args.out / f"{path.stem}_overlay.png"
-            image = overlay(path, segment, ground)
+            image = overlay(path, segment, ground, boxes)
             if image.width > args.max_width:
                 height = max(1, round(image.height * args.max_width / image.width))
                 image = image.resize((args.max_width, height), Image.Resampling.LANCZOS)

@@ -12,14 +12,15 @@ def _figure(value: Any) -> str:
 def classification_table(metrics: dict[str, Any]) -> list[str]:
     """Per source and finding: AUROC, the balanced (Youden's J) operating point with its sensitivity and
     specificity, and max-F1 for comparison."""
-    rows = ["| data | finding | n+ | n- | AUROC | balanced threshold | sensitivity | specificity | max-F1 |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| data | finding | n+ | n- | AUROC | balanced threshold | sensitivity | specificity | max-F1 "
+            "| ECE |", "|---|---|---|---|---|---|---|---|---|---|"]
     for source, findings in metrics.get("classification", {}).items():
         for name, m in findings.items():
             rows.append(
                 f"| {source} | {name} | {m.get('n_pos')} | {m.get('n_neg')} | {_figure(m.get('auroc'))} "
                 f"| {_figure(m.get('balanced_threshold'))} | {_figure(m.get('balanced_sensitivity'))} "
-                f"| {_figure(m.get('balanced_specificity'))} | {_figure(m.get('max_f1'))} |"
+                f"| {_figure(m.get('balanced_specificity'))} | {_figure(m.get('max_f1'))} "
+                f"| {_figure(m.get('ece'))} |"
             )
     return rows if len(rows) > 2 else ["No classification evaluation was attached to this export."]
 
@@ -30,6 +31,19 @@ def grounding_table(metrics: dict[str, Any]) -> list[str]:
         rows.append(f"| {query} | {m.get('region')} | {m.get('n')} | {_figure(m.get('pointing_game'))} "
                     f"| {_figure(m.get('iou'))} | {_figure(m.get('dice'))} | {_figure(m.get('cnr'))} |")
     return rows if len(rows) > 2 else ["No grounding evaluation was attached to this export."]
+
+
+def finding_grounding_table(metrics: dict[str, Any]) -> list[str]:
+    """Finding heat maps vs radiologist boxes: validation-split boxes, then the boxes of every split."""
+    rows = ["| boxes | finding | n | pointing game | heat-in-box ratio | IoU | Dice |",
+            "|---|---|---|---|---|---|---|"]
+    grounding = metrics.get("grounding", {})
+    for section, label in (("findings", "validation split"), ("findings_all_splits", "every split")):
+        for name, m in grounding.get(section, {}).items():
+            rows.append(f"| {label} | {name} | {m.get('n')} | {_figure(m.get('pointing_game'))} "
+                        f"| {_figure(m.get('heat_ratio'))} | {_figure(m.get('iou'))} "
+                        f"| {_figure(m.get('dice'))} |")
+    return rows if len(rows) > 2 else ["No finding boxes were evaluated."]
 
 
 def segmentation_table(metrics: dict[str, Any]) -> list[str]:
@@ -81,6 +95,8 @@ def render_model_card(metadata: dict[str, Any]) -> str:
         *classification_table(metrics),
         "",
         *grounding_table(metrics),
+        "",
+        *finding_grounding_table(metrics),
         "",
         *segmentation_table(metrics),
         "",

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from training.model_card import classification_table, grounding_table, segmentation_table
+from training.model_card import (
+    classification_table,
+    finding_grounding_table,
+    grounding_table,
+    segmentation_table,
+)
 
 DATA_SOURCES = [
     ("covid-chestxray", "ieee8023 COVID-19 chest X-ray collection (2020-06 state): adult PA/AP films with "
@@ -18,8 +23,33 @@ DATA_SOURCES = [
      "labels turned into report sentences by `training/reports/templates.py`", "CC BY 4.0",
      "pretraining, evaluation"),
     ("jsrt-scr", "JSRT adult PA films with SCR expert masks of lungs, heart and clavicles",
-     "research use", "pretraining (nodule-label template reports), segmentation fine-tuning, evaluation"),
+     "research use", "pretraining (nodule-label template reports; masks for the joint segmentation head), "
+     "evaluation"),
+    ("nih-cxr14", "NIH ChestX-ray14: 1,265 adult frontal films, 14 text-mined labels (noisy) turned into "
+     "report sentences by `nih_report`; radiologist boxes on 23 films", "no use restrictions (NIH CC), "
+     "attribution requested", "pretraining (label-template reports), evaluation, finding grounding (boxes, "
+     "never trained on)"),
 ]
+
+
+def seed_table(seeds: dict[str, Any] | None) -> list[str]:
+    """Headline figures per seed of the recipe, with mean +- sample sd, and each seed's collapsed queries."""
+    if not seeds or not seeds.get("per_seed"):
+        return ["No seed study was attached to this build."]
+    order = [str(seed) for seed in seeds["seeds"]]
+    shipped = str(seeds.get("shipped"))
+    header = " | ".join(f"seed {s}{' (shipped)' if s == shipped else ''}" for s in order)
+    rows = [f"| figure | {header} | mean +- sd |", "|---|" + "---|" * (len(order) + 1)]
+    for name, mean in seeds["mean"].items():
+        values = " | ".join(f"{seeds['per_seed'][s][name]:.3f}" for s in order)
+        sd = seeds["sd"].get(name)
+        rows.append(f"| {name} | {values} | {mean:.3f} +- {'n/a' if sd is None else f'{sd:.3f}'} |")
+    rows.append("")
+    for seed in order:
+        collapsed = seeds.get("collapsed", {}).get(seed) or []
+        rows.append(f"- seed {seed}: queries at or below chance (AUROC <= 0.5): "
+                    + (", ".join(f"`{q}`" for q in collapsed) if collapsed else "none"))
+    return rows
 
 
 def _compute(settings: dict[str, Any] | None) -> str:
@@ -36,6 +66,8 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
     graph = metadata["graphs"]["image_model"]
     training = metadata.get("training_data", {})
     counts = report.get("n_images_by_source", {})
+    maps = graph.get("finding_maps", {})
+    train_epochs = training.get("epoch", "?")
     lines = [
         f"# {metadata['name']} {metadata['version']} — default MeDSLIP chest X-ray model",
         "",
@@ -47,8 +79,16 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         f"MeDSLIP dual-stream model (pathology stream: *what*; anatomy stream: *where*) with a "
         f"`{arch['trunk']}` trunk at {arch['image_size']} px, trained FROM SCRATCH by this project on",
         "the small public sets below (no MIMIC-CXR, no ImageNet initialisation: neither is available",
-        "offline here), plus a U-Net segmentation head for lungs, heart and clavicles. Text queries:",
-        "all-MiniLM-L6-v2 (frozen).",
+        "offline here). A light U-Net segmentation head (lungs, heart, clavicles) reads the SAME trunk:",
+        "it was trained jointly with MeDSLIP, so one trunk serves `/classify`, `/ground` and `/segment`.",
+        "Text queries: all-MiniLM-L6-v2 (frozen).",
+        "",
+        f"Finding heat maps (`/ground`): method `{maps.get('method', 'last')}` "
+        "(training/model/grounding.py): the pathology decoder's cross-attention"
+        + (" averaged over its layers" if "layer_mean" in maps.get("method", "") else "")
+        + (", multiplied by the segmentation head's own lungs-and-heart probability (one token of"
+           " dilation) so no heat falls outside the chest" if maps.get("prior_structures") else "")
+        + ". The method runs inside the graph: evaluation and service compute the same map.",
         "",
         "## Data",
         "",
@@ -56,20 +96,26 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "|---|---|---|---|",
         *[f"| {name} | {what} | {licence} | {use} |" for name, what, licence, use in DATA_SOURCES],
         "",
-        "Splits: covid-chestxray's own patient-level `split` column; Kermany and JSRT 80/20 by a",
-        "SHA-256 hash of the file name. Lateral films are excluded from training and refused by the service.",
-        f"Validation images evaluated: {counts or report.get('n_images')}.",
+        "Splits: covid-chestxray's and NIH's own patient-level `split` columns; Kermany and JSRT 80/20 by",
+        "a SHA-256 hash of the file name. Lateral films are excluded from training and refused by the",
+        f"service. Validation images evaluated: {counts or report.get('n_images')}.",
+        "",
+        "NIH labels become report text through `training/reports/templates.py`: every one of the 14",
+        "labels is stated present or absent, mapped onto the MeDSLIP entities as the released CXR14",
+        "evaluation maps them (infiltration -> `infiltrate`, pleural thickening -> `thicken`, fibrosis ->",
+        "`tail_abnorm_obs`, the entity of rare observations; on NIH films that query stands for fibrosis).",
+        "No side or zone is ever written: the labels carry none.",
         "",
         "## Training recipe",
         "",
-        f"`{command}` (training/recipes/default_model.py) runs every stage: pretraining with",
-        "`training/configs/default_cxr.yaml` (all five MeDSLIP losses, weighted 1 as released;",
-        "ResNet-18, 16 epochs, lr 3e-4), segmentation fine-tuning with",
-        "`training/configs/finetune_seg_jsrt.yaml` (trunk unfrozen, 6 epochs, JSRT films repeated",
-        "3x per epoch, every structure weighted equally in the loss), evaluation, export,",
-        "then the evaluation of the exported ONNX bundle that this card reports (its operating points",
-        "come from that same evaluation). `medslip-build-default --check` re-runs only that evaluation",
-        "on this bundle and compares every figure below with the card's.",
+        f"`{command}` (training/recipes/default_model.py, recipe v1.1) pretrains with",
+        "`training/configs/default_cxr.yaml`: all five MeDSLIP losses (pathology existence weighted 2,",
+        "the others 1 as released) plus the joint segmentation Dice + BCE (JSRT films repeated 3x per",
+        f"epoch), ResNet-18, {train_epochs} epochs, lr 3e-4, one seed per run for the seeds below. It",
+        "then evaluates every seed, exports the shipped seed, and evaluates the exported ONNX bundle; this",
+        "card reports that last evaluation (its operating points come from it too).",
+        "`medslip-build-default --check` re-runs that evaluation on this bundle and compares every figure",
+        "below with the card's.",
         f"Compute: {_compute(training.get('compute'))}; no GPU.",
         f"Graph: `{graph['file']}`, {graph.get('precision')} weights with float32 inputs/outputs; max abs",
         "difference from PyTorch fp32: "
@@ -77,27 +123,33 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         f"Checkpoints: `{training.get('checkpoint')}` (step {training.get('step')}), "
         f"`{training.get('seg_checkpoint')}`.",
         "",
+        "## Seed study",
+        "",
+        "The recipe trained from scratch with each seed below, each evaluated identically (PyTorch",
+        "checkpoints, validation splits). `nih_mean_auroc_14` is the mean AUROC over the 14 NIH findings;",
+        "`pointing_game_all_boxes` scores the finding maps on the NIH boxes of every split (boxes are never",
+        "trained on; 20 of the 23 boxed films are training films whose labels were seen).",
+        "",
+        *seed_table(training.get("seeds")),
+        "",
         "## Validation results (ONNX bundle, ONNX Runtime CPU)",
         "",
-        "Zero-shot existence scores of the pathology stream. `pneumonia` on covid-chestxray has very few",
-        "normal films (see the negatives column): treat that AUROC as unreliable. The service's operating",
-        "points are the balanced thresholds of the pooled (`all`) rows: Youden's J, the threshold that",
-        "maximises sensitivity + specificity on the same validation split, so the sensitivity and",
-        "specificity shown at it are optimistic. Max-F1 is listed for comparison (it depends on prevalence",
-        "and, on these pneumonia-heavy splits, would flag most films). Choose your own operating point",
-        "on local data before relying on the `positive` flag. A finding no better than chance (AUROC <= 0.5",
-        "or sensitivity + specificity <= 1 at every threshold) gets no operating point: the service then",
-        "applies the default threshold and marks the finding `\"calibrated\": false`, like every finding",
-        "without validation data.",
+        "Zero-shot existence scores of the pathology stream. The service's operating points are the",
+        "balanced thresholds of the pooled (`all`) rows: Youden's J on the same validation split, so the",
+        "sensitivity and specificity shown at it are optimistic. Only findings with validation labels and",
+        "an AUROC above 0.5 get one (`\"calibrated\": true`); every other finding is served with the default",
+        "threshold and `\"calibrated\": false`. ECE is the expected calibration error of the raw scores",
+        "(10 bins; reliability diagram `reliability_all.png` of the evaluation): the scores are rankings,",
+        "not probabilities. Choose your own operating point on local data before relying on `positive`.",
+        "Figures with few positives (see n+) are unreliable; `covid-chestxray` has almost no normals.",
         "",
         *classification_table(report),
         "",
-        "Label-derived report text supervised only `normal`, `pneumonia` (Kermany, JSRT) and `nodule`",
-        "(about 70 JSRT training films); the other findings `/classify` reports by default were learned",
-        "only from the covid-chestxray clinical notes, so their scores are weak and unvalidated.",
+        "Finding grounding (finding heat maps vs NIH radiologist boxes; 1.0 heat-in-box ratio = a flat map):",
         "",
-        "Anatomy grounding (anatomy-stream attention of the lung queries vs lung boxes/masks; the shared",
-        "data has no finding-level boxes, so finding grounding could not be measured):",
+        *finding_grounding_table(report),
+        "",
+        "Anatomy grounding (anatomy-stream attention of the lung queries vs lung boxes/masks):",
         "",
         *grounding_table(report),
         "",

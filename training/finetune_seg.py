@@ -137,9 +137,10 @@ class SegmentationTask:
 
 
 def build_trainer(
-    config: TrainConfig, init: MeDSLIP, info: DistInfo | None = None
+    config: TrainConfig, init: MeDSLIP, info: DistInfo | None = None, head: dict[str, Any] | None = None
 ) -> tuple[Trainer, SegmentationModel, SegmentationTaskConfig]:
-    """Trainer for a SegmentationModel on `init`'s trunk."""
+    """Trainer for a SegmentationModel on `init`'s trunk; `head` (a SegmentationHead state, e.g. from a
+    joint pretraining run) continues that head instead of starting a fresh one."""
     seed_everything(config.run.seed)
     task_config = config_from_dict(SegmentationTaskConfig, config.task)
     check_image_size(init.config.image_size, config.data)
@@ -148,6 +149,8 @@ def build_trainer(
         decoder_channels=task_config.decoder_channels,
         freeze_trunk=task_config.freeze_trunk,
     )
+    if head is not None:
+        model.head.load_state_dict(head)
     train_records, val_records = load_records(config.data)
     train_transform, eval_transform = transforms(config.data)
     structures = list(SEGMENTATION_STRUCTURES)
@@ -184,6 +187,16 @@ def save_segmentation_checkpoint(
     )
 
 
+def _matching_head(extra: dict[str, Any], task: SegmentationTaskConfig) -> dict[str, Any] | None:
+    """The init checkpoint's segmentation head when it has one of the configured widths (joint
+    pretraining writes one), so fine-tuning continues it; else None (a fresh head)."""
+    settings = extra.get("segmentation") or {}
+    if "segmentation_head" in extra and tuple(settings.get("decoder_channels", ())) == task.decoder_channels:
+        logger.info("continuing the init checkpoint's segmentation head")
+        return dict(extra["segmentation_head"])
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point (torchrun-compatible)."""
     args = base_parser(__doc__ or "", init_required=True).parse_args(argv)
@@ -191,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     info = init_distributed(process_device_type(config.run.device))
     configure_logging(info)
     try:
-        init, _ = load_checkpoint(args.init)
-        trainer, model, task_config = build_trainer(config, init, info)
+        init, extra = load_checkpoint(args.init)
+        head = _matching_head(extra, config_from_dict(SegmentationTaskConfig, config.task))
+        trainer, model, task_config = build_trainer(config, init, info, head)
         if args.resume is not None:
             trainer.resume(args.resume)
         trainer.fit()

@@ -72,3 +72,12 @@ def test_joint_resume_reproduces_the_next_step_exactly(shared_data: Path, tmp_pa
     resumed.val_set = None
     resumed.resume(tmp_path / "b" / "checkpoint_last.pt")
     assert resumed.fit() == [expected]
+
+
+def test_segmentation_fine_tuning_continues_a_joint_head_of_the_same_widths() -> None:
+    from training.finetune_seg import SegmentationTaskConfig, _matching_head
+
+    extra = {"segmentation_head": {"w": torch.zeros(1)}, "segmentation": {"decoder_channels": [16, 8, 8, 8]}}
+    assert _matching_head(extra, SegmentationTaskConfig(decoder_channels=(16, 8, 8, 8))) is not None
+    assert _matching_head(extra, SegmentationTaskConfig()) is None  # other widths: a fresh head
+    assert _matching_head({}, SegmentationTaskConfig(decoder_channels=(16, 8, 8, 8))) is None

@@ -31,6 +31,10 @@ def test_overrides_are_valid_for_the_pretraining_config(precision: str) -> None:
     overrides = argv[1::2]
     assert argv[0::2] == ["--override"] * len(overrides)
     pretrain = load_config(default_model.PRETRAIN_CONFIG, overrides)
+    segmentation = load_config(default_model.SEG_CONFIG, [*default_model.SEG_OVERRIDES, *overrides])
+    assert segmentation.task["freeze_trunk"] is True
+    assert segmentation.task["decoder_channels"] == pretrain.task["segmentation"]["decoder_channels"]
+    assert segmentation.run.amp == pretrain.run.amp
     assert pretrain.run.threads == 2
     assert (pretrain.run.amp == "bf16") == (precision == "bf16")
     assert pretrain.run.channels_last == (precision == "bf16")

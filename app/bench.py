@@ -5,6 +5,9 @@ p50/p95/p99 latency, throughput and mean batch size at several concurrencies (cl
 `c` clients sends its next request when the previous answer arrives), with batching on and off, and
 the bare model time (ONNX Runtime in-process; PyTorch eager when a checkpoint is given) on the same
 real images from ../shared/data. Results go to JSON and a markdown table.
+
+`medslip-bench decode ...` measures decoding instead (full vs reduced resolution, threads vs a process
+pool, against the model call): see `app/bench_decode.py`.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import numpy as np
 import onnxruntime as ort
 
 from app.bundle import load_bundle
-from app.imaging import decode_bytes
+from app.imaging import PreprocessingSpec, decode_bytes
 from app.runtime import OrtImageModel
 from app.settings import REPO_ROOT
 
@@ -79,6 +82,26 @@ def load_images(data_dir: Path, count: int) -> list[tuple[bytes, str]]:
     return images[:count]
 
 
+def service_input(
+    data: bytes,
+    media_type: str | None,
+    spec: PreprocessingSpec,
+    *,
+    reduced: bool = True,
+    check_body_part: bool = True,
+) -> np.ndarray:
+    """Decode + preprocess as the service does (reduced-resolution decoding unless `reduced` is
+    False): the (3, S, S) model input."""
+    image = decode_bytes(
+        data,
+        media_type,
+        check_body_part=check_body_part,
+        min_long_side=spec.decode_long_side if reduced else None,
+    )
+    tensor, _ = spec.apply(image.pixels, source_hw=image.source_shape, reduction=image.reduction)
+    return tensor
+
+
 def time_calls(fn: Callable[[], object], repeats: int) -> list[float]:
     """Milliseconds of `repeats` calls (the service warms up too, so no call is discarded)."""
     samples = []
@@ -100,7 +123,7 @@ def bench_in_process(
     bundle = load_bundle(model_dir)
     runner = OrtImageModel(bundle, device="auto", intra_op_threads=threads)
     spec = bundle.preprocessing
-    tensors = [spec.apply(decode_bytes(data, media).pixels)[0][None] for data, media in images]
+    tensors = [service_input(data, media, spec)[None] for data, media in images]
 
     def bare(index: list[int]) -> None:
         runner.run(tensors[index[0] % len(tensors)], bundle.pathology_queries, bundle.anatomy_queries)
@@ -108,7 +131,7 @@ def bench_in_process(
 
     def pipeline(index: list[int]) -> None:
         data, media = images[index[0] % len(images)]
-        tensor = spec.apply(decode_bytes(data, media).pixels)[0][None]  # (1, 3, S, S)
+        tensor = service_input(data, media, spec)[None]  # (1, 3, S, S)
         runner.run(tensor, bundle.pathology_queries, bundle.anatomy_queries)
         index[0] += 1
 
@@ -260,7 +283,13 @@ def markdown(result: dict[str, Any]) -> str:
         ("decode + preprocess + ONNX Runtime", ref["in_process_pipeline_ms"]),
     ]
     if "torch_eager_ms" in ref:
-        rows.append(("PyTorch eager (same weights, MeDSLIP forward)", ref["torch_eager_ms"]))
+        # Not comparable with the ONNX Runtime row: a smaller graph on its own thread count.
+        threads = ref.get("torch_threads", "?")
+        label = (
+            f"PyTorch eager, MeDSLIP forward only (no segmentation head; fp32; {threads} torch threads, "
+            "not the ONNX Runtime setting)"
+        )
+        rows.append((label, ref["torch_eager_ms"]))
     for name, stats in rows:
         lines.append(f"| {name} | {stats['p50']:.2f} | {stats['p95']:.2f} | {stats['p99']:.2f} |")
     lines += ["", f"Provider: {ref['provider']}.", ""]
@@ -323,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given_argv = list(argv if argv is not None else sys.argv[1:])
+    if given_argv[:1] == ["decode"]:
+        from app.bench_decode import main as decode_main  # noqa: PLC0415  (its own CLI)
+
+        return decode_main(given_argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     load_at_start = [round(v, 2) for v in os.getloadavg()]

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from app.api_docs import install_docs
 from app.budgets import ByteBudget
 from app.bundle import Bundle, load_bundle, resolve_default_bundle
+from app.decode_pool import PoolDecoder
 from app.drain import InFlight, run_drain
 from app.errors import install_problem_handlers
 from app.imaging import quiet_pydicom_value_messages
@@ -60,8 +61,11 @@ async def _bring_up(
     settings: Settings,
     runner_factory: RunnerFactory,
     executors: tuple[ThreadPoolExecutor, ThreadPoolExecutor],
+    *,
+    decoder: PoolDecoder,
 ) -> None:
-    """Build runtime + text encoder, warm every bucket, start the batcher, then mark ready."""
+    """Build runtime + text encoder, start the decode processes, warm every bucket, start the batcher,
+    then mark ready."""
     metrics: ServiceMetrics = app.state.metrics
     try:
         runner = await asyncio.to_thread(runner_factory, bundle, settings)
@@ -73,6 +77,7 @@ async def _bring_up(
                 cache_size=settings.text_cache_size,
                 intra_op_threads=settings.intra_op_threads,
             )
+        await asyncio.to_thread(decoder.start)
         warm_ms = await asyncio.to_thread(warm_up, runner, bundle, settings.effective_buckets())
         service = InferenceService(
             bundle,
@@ -82,6 +87,7 @@ async def _bring_up(
             metrics=metrics,
             executor=executors[0],
             model_executor=executors[1],
+            decoder=decoder,
             batch_seconds={size: ms / 1000.0 for size, ms in warm_ms.items()},
         )
         service.batcher.start()
@@ -117,7 +123,12 @@ def create_app(settings: Settings, *, runner_factory: RunnerFactory | None = Non
         # batch overlap the current model call.
         executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="medslip-worker")
         model_executor = ThreadPoolExecutor(1, thread_name_prefix="medslip-model")
-        bring_up = asyncio.create_task(_bring_up(app, bundle, settings, factory, (executor, model_executor)))
+        decoder = PoolDecoder(
+            settings.decode_processes, log_format=settings.log_format, log_level=settings.log_level
+        )
+        bring_up = asyncio.create_task(
+            _bring_up(app, bundle, settings, factory, (executor, model_executor), decoder=decoder)
+        )
         try:
             yield
         finally:
@@ -130,6 +141,7 @@ def create_app(settings: Settings, *, runner_factory: RunnerFactory | None = Non
                 await service.batcher.close()
             executor.shutdown(wait=True, cancel_futures=True)
             model_executor.shutdown(wait=True, cancel_futures=True)
+            await asyncio.to_thread(decoder.shutdown)
             logger.info("stopped")
 
     app = FastAPI(

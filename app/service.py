@@ -20,13 +20,14 @@ import numpy as np
 from app.batching import Batcher, bucket_size, pad_batch
 from app.budgets import ByteBudget, estimated_decode_bytes
 from app.bundle import Bundle
+from app.decode_pool import DecodeRequest, PoolDecoder
 from app.errors import (
     DecodeBudgetExceededError,
     InvalidParameterError,
     TextEncoderUnavailableError,
     UnknownNameError,
 )
-from app.imaging import ImageInfo, Letterbox, decode_bytes
+from app.imaging import ImageInfo, Letterbox
 from app.metrics import ServiceMetrics
 from app.postprocess import finding_mask, grounding, mask_payload, segmentation_mask
 from app.runtime import ImageModelRunner
@@ -107,17 +108,22 @@ class InferenceService:
         metrics: ServiceMetrics,
         executor: ThreadPoolExecutor,
         model_executor: ThreadPoolExecutor,
+        decoder: PoolDecoder,
         batch_seconds: Mapping[int, float] | None = None,
     ) -> None:
-        """`batch_seconds`: measured seconds per batch bucket (warm-up) to seed the wait estimate."""
+        """`batch_seconds`: measured seconds per batch bucket (warm-up) to seed the wait estimate;
+        `decoder` decodes in its processes (or in the worker thread that calls it)."""
         self.bundle = bundle
         self.runner = runner
         self.text_encoder = text_encoder
         self._settings = settings
         self._metrics = metrics
         self._executor = executor
+        self._decoder = decoder
         self._buckets = settings.effective_buckets()
         self._pathology_index = {n: i for i, n in enumerate(bundle.pathology_names)}
+        # Fewest pixels a reduced-resolution decode may leave on the long side (None: full size).
+        self._decode_long_side = bundle.preprocessing.decode_long_side if settings.reduced_decode else None
         self.decode_budget = ByteBudget(settings.max_decode_bytes)
         self.batcher: Batcher[BatchItem, ItemOutputs] = Batcher(
             self._run_batch,
@@ -215,7 +221,8 @@ class InferenceService:
     def _decode(
         self, data: bytes, media_type: str | None, allow_lateral: bool
     ) -> tuple[ImageInfo, np.ndarray, Letterbox]:
-        """Decode + preprocess inside the decode-memory budget (worker thread); pixels freed on return."""
+        """Decode + preprocess inside the decode-memory budget (worker thread, waiting on a decode
+        process unless MEDSLIP_DECODE_PROCESSES=0); only the model input comes back."""
         cost = estimated_decode_bytes(data)
         if not self.decode_budget.try_acquire(cost):
             raise DecodeBudgetExceededError(
@@ -224,20 +231,22 @@ class InferenceService:
             )
         self._metrics.budget_in_use.labels(budget="decode").set(self.decode_budget.in_use)
         try:
-            decoded = decode_bytes(
-                data,
-                media_type,
-                max_pixels=self._settings.max_pixels,
-                allow_lateral=allow_lateral or self._settings.allow_lateral,
-            )
-            info = decoded.info
+            result = self._decoder.decode(
+                DecodeRequest(
+                    data,
+                    media_type,
+                    max_pixels=self._settings.max_pixels,
+                    allow_lateral=allow_lateral or self._settings.allow_lateral,
+                    min_long_side=self._decode_long_side,
+                    spec=self.bundle.preprocessing,
+                )
+            )  # tensor (3, S, S); box: letterbox of the ORIGINAL rows x columns
+            info = result.info
             self._metrics.record_input(info.format, info.transfer_syntax, info.photometric)
-            tensor, box = self.bundle.preprocessing.apply(decoded.pixels)  # (3, S, S)
-            del decoded
         finally:
             self.decode_budget.release(cost)
             self._metrics.budget_in_use.labels(budget="decode").set(self.decode_budget.in_use)
-        return info, tensor, box
+        return info, result.tensor, result.box
 
     async def _custom_queries(self, findings: list[FindingRef]) -> tuple[np.ndarray, float]:
         """(Qc, T) embeddings of the free-text findings (worker thread), or an empty (0, T) at no cost."""

@@ -80,7 +80,23 @@ class Settings(BaseSettings):
         description="Deadline when a request sends no X-Deadline-Ms header (None = none).",
     )
     worker_threads: int = Field(
-        default=4, ge=1, description="Thread pool for decode, preprocessing and postprocessing."
+        default=4,
+        ge=1,
+        description="Thread pool for requests' decode stage (waiting on the decode processes), text "
+        "encoding and postprocessing.",
+    )
+    decode_processes: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="Processes that decode and preprocess uploads, so codecs that hold the GIL never "
+        "stall the event loop and the batcher; keep it below the core count. 0: decode in the worker "
+        "threads.",
+    )
+    reduced_decode: bool = Field(
+        default=True,
+        description="Decode JPEG 2000 and JPEG at a power-of-two reduced resolution (long side kept at "
+        "least 2x the model input) where the codec allows it; results stay in original coordinates.",
     )
 
     # --- limits ----------------------------------------------------------------------------------

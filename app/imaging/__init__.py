@@ -22,9 +22,10 @@ from app.imaging.errors import (
     UnsupportedTransferSyntaxError,
     UnsupportedViewError,
 )
-from app.imaging.geometry import Letterbox, letterbox, resize
+from app.imaging.geometry import NO_REDUCTION, Letterbox, Reduction, letterbox, resize
 from app.imaging.info import DecodedImage, ImageInfo
 from app.imaging.preprocessing import (
+    DECODE_MARGIN,
     IMAGENET_MEAN,
     IMAGENET_STD,
     WASHED_OUT_SPAN,
@@ -37,11 +38,13 @@ from app.imaging.privacy import quiet_pydicom_value_messages
 from app.imaging.views import ViewKind, view_kind
 
 __all__ = [
+    "DECODE_MARGIN",
     "DEFAULT_MAX_PIXELS",
     "ERROR_CODES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "MIN_SIDE",
+    "NO_REDUCTION",
     "WASHED_OUT_SPAN",
     "CorruptImageError",
     "DecodedImage",
@@ -55,6 +58,7 @@ __all__ = [
     "NotAnImageError",
     "NotChestError",
     "PreprocessingSpec",
+    "Reduction",
     "UnsupportedMediaTypeError",
     "UnsupportedPhotometricError",
     "UnsupportedTransferSyntaxError",

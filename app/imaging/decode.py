@@ -24,15 +24,21 @@ DEFAULT_MAX_PIXELS = 50_000_000
 
 
 def _decode_dataset(
-    dataset: Dataset, *, max_pixels: int, allow_lateral: bool, check_body_part: bool, has_preamble: bool
+    dataset: Dataset,
+    *,
+    max_pixels: int,
+    allow_lateral: bool,
+    check_body_part: bool,
+    has_preamble: bool,
+    min_long_side: int | None,
 ) -> DecodedImage:
     info = check_dicom_header(
         dataset, max_pixels=max_pixels, allow_lateral=allow_lateral, check_body_part=check_body_part
     )
     if not has_preamble:
         info.warnings.append("DICOM file without preamble (read as a bare dataset)")
-    pixels = render_dicom(dataset, info)  # (H, W) float32 in [0, 1]
-    return DecodedImage(pixels=pixels, info=info)
+    pixels, reduction = render_dicom(dataset, info, min_long_side=min_long_side)  # (h, w) float32 [0, 1]
+    return DecodedImage(pixels=pixels, info=info, reduction=reduction)
 
 
 def decode_bytes(
@@ -43,6 +49,7 @@ def decode_bytes(
     allow_lateral: bool = False,
     check_body_part: bool = True,
     min_side: int = MIN_SIDE,
+    min_long_side: int | None = None,
 ) -> DecodedImage:
     """Decode DICOM, PNG or JPEG bytes into float32 (H, W) pixels in [0, 1] (0 = black).
 
@@ -50,6 +57,12 @@ def decode_bytes(
     skips the DICOM Body Part Examined refusal (tests and tools that need non-chest images). An
     image under ``min_side`` pixels on its short side is refused (``image_too_small``); every other
     refusal takes precedence. Raises an ``ImagingError`` subclass for anything refused.
+
+    ``min_long_side``: the caller needs no more than this many pixels on the long side (the service
+    passes ``PreprocessingSpec.decode_long_side``). Where the codec can (JPEG 2000 resolution levels,
+    JPEG DCT scaling) the image is then decoded at a power-of-two reduction that keeps at least that
+    many; ``image.reduction`` says by how much, ``info.rows``/``columns`` stay the original size.
+    None (the default): full resolution, always.
     """
     if not data:
         raise UnsupportedMediaTypeError("empty upload")
@@ -58,7 +71,7 @@ def decode_bytes(
     if sniffed is not None and declared is not None and sniffed != declared:
         raise UnsupportedMediaTypeError(f"declared {declared.upper()} but the content is {sniffed.upper()}")
     if sniffed in ("png", "jpeg"):
-        image = decode_raster(data, sniffed, max_pixels=max_pixels)
+        image = decode_raster(data, sniffed, max_pixels=max_pixels, min_long_side=min_long_side)
     elif sniffed == "dicom" or declared == "dicom":
         image = _decode_dataset(
             read_dicom(data),
@@ -66,6 +79,7 @@ def decode_bytes(
             allow_lateral=allow_lateral,
             check_body_part=check_body_part,
             has_preamble=sniffed == "dicom",
+            min_long_side=min_long_side,
         )
     elif declared is not None:
         raise UnsupportedMediaTypeError(
@@ -73,17 +87,26 @@ def decode_bytes(
         )
     else:
         image = _decode_undeclared(
-            data, max_pixels=max_pixels, allow_lateral=allow_lateral, check_body_part=check_body_part
+            data,
+            max_pixels=max_pixels,
+            allow_lateral=allow_lateral,
+            check_body_part=check_body_part,
+            min_long_side=min_long_side,
         )
     check_rendering(image, min_side=min_side)
     logger.debug(
-        "decoded %s %dx%d steps=%s", image.info.format, image.info.rows, image.info.columns, image.info.steps
+        "decoded %s %dx%d at 1/%d steps=%s",
+        image.info.format,
+        image.info.rows,
+        image.info.columns,
+        image.reduction.factor,
+        image.info.steps,
     )
     return image
 
 
 def _decode_undeclared(
-    data: bytes, *, max_pixels: int, allow_lateral: bool, check_body_part: bool
+    data: bytes, *, max_pixels: int, allow_lateral: bool, check_body_part: bool, min_long_side: int | None
 ) -> DecodedImage:
     """No magic number and no media type: accept only a preamble-less DICOM image dataset."""
     try:
@@ -98,6 +121,7 @@ def _decode_undeclared(
         allow_lateral=allow_lateral,
         check_body_part=check_body_part,
         has_preamble=False,
+        min_long_side=min_long_side,
     )
 
 
@@ -109,6 +133,7 @@ def decode_path(
     allow_lateral: bool = False,
     check_body_part: bool = True,
     min_side: int = 0,
+    min_long_side: int | None = None,
 ) -> DecodedImage:
     """``decode_bytes`` on a file's content (the name's suffix is not trusted).
 
@@ -123,4 +148,5 @@ def decode_path(
         allow_lateral=allow_lateral,
         check_body_part=check_body_part,
         min_side=min_side,
+        min_long_side=min_long_side,
     )

@@ -32,9 +32,11 @@ from app.imaging.dicom_grayscale import GrayscaleHeader, Window, is_little_endia
 from app.imaging.dicom_luts import Lut, read_lut
 from app.imaging.dicom_padding import padding_mask
 from app.imaging.errors import CorruptImageError, InvalidDicomError, UnsupportedPhotometricError
+from app.imaging.geometry import NO_REDUCTION, Reduction
 from app.imaging.info import ImageInfo
 from app.imaging.jpeg_extended import PLUGIN as JPEG_EXTENDED_PLUGIN
 from app.imaging.jpeg_extended import ensure_registered
+from app.imaging.reduced import decode_dicom_reduced
 from app.imaging.rendering_checks import all_finite
 
 __all__ = ["render_dicom"]
@@ -76,8 +78,11 @@ def _check_codestream_size(frame: bytes, transfer_syntax: str, info: ImageInfo) 
         )
 
 
-def _decode_stored_values(dataset: Dataset, info: ImageInfo) -> tuple[np.ndarray, int | None]:
-    """Decompress the single frame (as RGB for YBR colour data); also the JPEG-LS NEAR bound.
+def _decode_stored_values(
+    dataset: Dataset, info: ImageInfo, min_long_side: int | None
+) -> tuple[np.ndarray, int | None, Reduction]:
+    """Decompress the single frame (as RGB for YBR colour data); also the JPEG-LS NEAR bound and the
+    reduction the codec decoded at (``NO_REDUCTION``: full size; see ``reduced``).
 
     pydicom's defaults mask the bits above BitsStored for native and most compressed syntaxes and
     fix JPEG 2000 / JPEG-LS signedness, so the array holds true stored values. A faster plugin is
@@ -89,6 +94,11 @@ def _decode_stored_values(dataset: Dataset, info: ImageInfo) -> tuple[np.ndarray
         frame = _first_frame(dataset)
         _check_codestream_size(frame, transfer_syntax, info)
         near = jpegls_near(frame) if transfer_syntax == JPEGLSNearLossless else None
+        reduced = decode_dicom_reduced(dataset, frame, info, min_long_side) if min_long_side else None
+        if reduced is not None:
+            info.steps.append(reduced.step)
+            _record_bits_stored_mask(dataset, info)
+            return reduced.stored, near, reduced.reduction
     if transfer_syntax == JPEGExtended12Bit:
         ensure_registered()
     decoder = get_decoder(transfer_syntax)
@@ -104,10 +114,14 @@ def _decode_stored_values(dataset: Dataset, info: ImageInfo) -> tuple[np.ndarray
             logger.debug("pixel decode with plugin %r failed: %s", plugin or "any", failure)
     else:
         raise CorruptImageError(f"the pixel data could not be decoded ({failure}); the file may be truncated")
+    _record_bits_stored_mask(dataset, info)
+    return array, near, NO_REDUCTION  # (H, W) or (H, W, 3)
+
+
+def _record_bits_stored_mask(dataset: Dataset, info: ImageInfo) -> None:
     bits_allocated = int(dataset.get("BitsAllocated", 0) or 0)
     if info.bits_stored is not None and 0 < info.bits_stored < bits_allocated:
         info.steps.append(f"bits_stored_mask:{info.bits_stored}/{bits_allocated}")
-    return array, near  # (H, W) or (H, W, 3)
 
 
 def _palette_rgb(dataset: Dataset, stored: np.ndarray) -> tuple[np.ndarray, float]:
@@ -196,16 +210,28 @@ def _voi_lut(values: np.ndarray, lut: Lut, count: int, info: ImageInfo) -> np.nd
     return mapped
 
 
-def _usable_window(window: Window, info: ImageInfo) -> tuple[str, bool]:
+def _window_function(window: Window) -> tuple[str, bool]:
     """The window function to apply (unknown ones are LINEAR) and whether the width allows it."""
     function = window.function if window.function in _WINDOW_FUNCTIONS else "LINEAR"
+    minimum_width = 1.0 if function == "LINEAR" else 0.0
+    return function, window.width > minimum_width
+
+
+def _usable_window(window: Window, info: ImageInfo) -> tuple[str, bool]:
+    """``_window_function``, noting in ``info.warnings`` what is not used as written."""
+    function, usable = _window_function(window)
     if window.function != function:
         info.warnings.append("unknown VOI LUT Function: LINEAR used")
-    minimum_width = 1.0 if function == "LINEAR" else 0.0
-    if window.width > minimum_width:
-        return function, True
-    info.warnings.append(f"invalid window width {window.width:g}: min/max used instead")
-    return function, False
+    if not usable:
+        info.warnings.append(f"invalid window width {window.width:g}: min/max used instead")
+    return function, usable
+
+
+def _voi_from_header(header: GrayscaleHeader) -> bool:
+    """True when the header fixes the output range (a VOI LUT or a usable window); False when the
+    renderer falls back to the pixels' own min/max, which a reduced-resolution decode would narrow
+    (averaging removes the extreme pixels), so such films are decoded at full size."""
+    return header.voi_lut is not None or (header.window is not None and _window_function(header.window)[1])
 
 
 def _voi(
@@ -238,8 +264,9 @@ def _voi(
     return stretched
 
 
-def _render_gray(dataset: Dataset, stored: np.ndarray, near: int | None, info: ImageInfo) -> np.ndarray:
-    header = read_grayscale_header(dataset)
+def _render_gray(
+    dataset: Dataset, header: GrayscaleHeader, stored: np.ndarray, near: int | None, info: ImageInfo
+) -> np.ndarray:
     padding, tolerance = padding_mask(dataset, stored, header.padding, near, info)  # (H, W) bool or None
     values = _modality(stored, header, info)
     output = _voi(values, padding, header, info)  # (H, W) float32 in [0, 1]
@@ -257,15 +284,24 @@ def _render_gray(dataset: Dataset, stored: np.ndarray, near: int | None, info: I
     return output
 
 
-def render_dicom(dataset: Dataset, info: ImageInfo) -> np.ndarray:
-    """Pixels of a dataset already vetted by ``check_dicom_header``: float32 (H, W) in [0, 1]."""
-    stored, near = _decode_stored_values(dataset, info)  # (H, W) or (H, W, 3)
-    expected_shape = (info.rows, info.columns)
+def render_dicom(
+    dataset: Dataset, info: ImageInfo, *, min_long_side: int | None = None
+) -> tuple[np.ndarray, Reduction]:
+    """Pixels of a dataset already vetted by ``check_dicom_header``: float32 (H, W) in [0, 1], and
+    the reduction they were decoded at (one only when ``min_long_side`` allows it, see ``reduced``;
+    the pixels are then ``reduction.shape(rows, columns)``)."""
+    gray = info.photometric in ("MONOCHROME1", "MONOCHROME2")
+    header = read_grayscale_header(dataset) if gray else None
+    reducible = header is not None and _voi_from_header(header)
+    stored, near, reduction = _decode_stored_values(
+        dataset, info, min_long_side if reducible else None
+    )  # (h, w) or (h, w, 3)
+    expected_shape = reduction.shape(info.rows, info.columns)
     if stored.shape[:2] != expected_shape:
         raise InvalidDicomError(f"decoded pixels have shape {stored.shape[:2]}, header says {expected_shape}")
-    if info.photometric not in ("MONOCHROME1", "MONOCHROME2"):
+    if header is None:
         output = _colour_to_gray(dataset, stored, info)  # (H, W) in [0, 1]
     else:
-        output = _render_gray(dataset, stored, near, info)  # (H, W) float32 in [0, 1]
+        output = _render_gray(dataset, header, stored, near, info)  # (h, w) float32 in [0, 1]
     info.steps.append("scale:float32[0,1]")
-    return np.clip(output, 0.0, 1.0, out=output).astype(np.float32, copy=False)  # (H, W)
+    return np.clip(output, 0.0, 1.0, out=output).astype(np.float32, copy=False), reduction  # (h, w)

@@ -36,6 +36,16 @@ class ImagingError(ValueError):
         self.code = code
         self.detail = detail
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle as (class, code, detail): refusals cross from a decode process to the service."""
+        return _rebuild, (type(self), self.code, self.detail)
+
+
+def _rebuild(cls: type[ImagingError], code: str, detail: str) -> ImagingError:
+    error = ImagingError.__new__(cls)
+    ImagingError.__init__(error, code, detail)
+    return error
+
 
 class _CodedError(ImagingError):
     """A subclass whose code is fixed by its class, so callers pass only the detail."""

@@ -4,6 +4,12 @@ The model sees a square image: the longer side is scaled to ``size`` and the sho
 symmetrically with black. Heat maps, boxes and points produced at model resolution must land on the
 right pixels of the ORIGINAL image, so the inverse lives next to the forward transform and both use
 the same rounded content size.
+
+A codec may hand back the image at a power-of-two reduction ``f`` (JPEG 2000 resolution levels, JPEG
+DCT scaling): ``ceil(H / f) x ceil(W / f)`` pixels whose position on the original grid the codec
+defines (``Reduction``). The letterbox is then still fitted to the ORIGINAL ``H x W`` and the reduced
+pixels are resampled from the exact original extent, so the geometry, and every result mapped back
+through it, is the one of the original image.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-__all__ = ["Letterbox", "letterbox", "resize"]
+__all__ = ["NO_REDUCTION", "Letterbox", "Reduction", "letterbox", "resize"]
 
 
 def _resample_filter(src_hw: tuple[float, float], dst_hw: tuple[int, int]) -> Image.Resampling:
@@ -167,12 +173,87 @@ def _content_length(src_len: int, scale: float, size: int) -> int:
     return int(min(size, max(1, round(src_len * scale))))
 
 
-def letterbox(pixels: np.ndarray, size: int, pad_value: float = 0.0) -> tuple[np.ndarray, Letterbox]:
-    """Scale the longer side of a (H, W) image to ``size`` and pad to a square with ``pad_value``."""
+@dataclass(frozen=True)
+class Reduction:
+    """Where the pixels of an image decoded at 1/``factor`` sit on the original pixel grid.
+
+    Reduced pixel ``i`` is centred on original pixel ``factor * i + offset`` (pixel indices; in the
+    module's pixel-edge coordinates its centre is at ``factor * i + offset + 0.5``):
+
+    * JPEG DCT scaling returns block means: pixel ``i`` covers ``[f*i, f*i + f)``, ``offset = (f-1)/2``;
+    * JPEG 2000 resolution levels return the wavelet's low-pass band, centred on the even samples at
+      every level: ``offset = 0`` (measured: assuming block means instead shifts the 224 px model
+      input by 1.5 original pixels at 1/4 and doubles its mean difference from the full decode).
+    """
+
+    factor: int = 1
+    offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.factor < 1 or not 0.0 <= self.offset < self.factor:
+            raise ValueError(f"invalid reduction: factor {self.factor}, offset {self.offset}")
+
+    @classmethod
+    def dct(cls, factor: int) -> Reduction:
+        """JPEG DCT scaling by 1/``factor``: block means."""
+        return cls(factor, (factor - 1) / 2.0)
+
+    @classmethod
+    def wavelet(cls, factor: int) -> Reduction:
+        """JPEG 2000 decoded ``log2(factor)`` resolution levels down: low-pass samples on the even grid."""
+        return cls(factor, 0.0)
+
+    def shape(self, rows: int, columns: int) -> tuple[int, int]:
+        """(rows, columns) of a ``rows x columns`` image decoded at this reduction: ceil of each."""
+        return -(-rows // self.factor), -(-columns // self.factor)
+
+    def source_box(self, rows: int, columns: int) -> tuple[float, float, float, float] | None:
+        """The original image's extent (0, 0, columns, rows) in reduced pixel-edge coordinates, as
+        (x0, y0, x1, y1); None when there is no reduction."""
+        if self.factor == 1 and self.offset == 0.0:
+            return None
+
+        def reduced(edge: float) -> float:  # original pixel-edge coordinate -> reduced one
+            return (edge - 0.5 - self.offset) / self.factor + 0.5
+
+        return reduced(0.0), reduced(0.0), reduced(float(columns)), reduced(float(rows))
+
+
+#: Pixels decoded at full resolution.
+NO_REDUCTION = Reduction()
+
+
+def letterbox(
+    pixels: np.ndarray,
+    size: int,
+    pad_value: float = 0.0,
+    *,
+    source_hw: tuple[int, int] | None = None,
+    reduction: Reduction = NO_REDUCTION,
+) -> tuple[np.ndarray, Letterbox]:
+    """Scale the longer side of a (H, W) image to ``size`` and pad to a square with ``pad_value``.
+
+    ``source_hw`` = (H, W) of the original image when ``pixels`` are that image decoded at a
+    ``reduction`` (then ``pixels`` must be ``reduction.shape(H, W)``): the letterbox, and so every
+    mapping back to the original, is computed for ``source_hw``, and the content is resampled from
+    the original extent in reduced coordinates (``reduction.source_box``).
+    """
     if pixels.ndim != 2:
         raise ValueError(f"expected a 2-D (H, W) array, got shape {pixels.shape}")
-    box = Letterbox.fit(int(pixels.shape[0]), int(pixels.shape[1]), size)
-    content = _resize_float(pixels, (box.content_h, box.content_w))  # (content_h, content_w)
+    src_h, src_w = source_hw if source_hw is not None else (int(pixels.shape[0]), int(pixels.shape[1]))
+    expected = reduction.shape(src_h, src_w)
+    if tuple(pixels.shape) != expected:
+        raise ValueError(
+            f"pixels of shape {pixels.shape} are not a {src_h} x {src_w} image at 1/{reduction.factor} "
+            f"(expected {expected})"
+        )
+    box = Letterbox.fit(src_h, src_w, size)
+    crop = reduction.source_box(src_h, src_w)
+    if crop is not None and (crop[2] > pixels.shape[1] or crop[3] > pixels.shape[0]):
+        # Low-pass samples on the even grid: the original extent ends up to half a reduced pixel
+        # past the last one; the edge sample is repeated there (as the codec's own extension does).
+        pixels = np.pad(pixels, ((0, 1), (0, 1)), mode="edge")  # (h + 1, w + 1)
+    content = _resize_float(pixels, (box.content_h, box.content_w), box=crop)  # (content_h, content_w)
     canvas = np.full((size, size), pad_value, dtype=np.float32)  # (size, size)
     canvas[box.pad_y : box.pad_y + box.content_h, box.pad_x : box.pad_x + box.content_w] = content
     return canvas, box

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from app.imaging.geometry import NO_REDUCTION, Reduction
+
 __all__ = ["DecodedImage", "ImageFormat", "ImageInfo"]
 
 ImageFormat = Literal["dicom", "png", "jpeg"]
@@ -40,13 +42,25 @@ class ImageInfo:
 
 @dataclass
 class DecodedImage:
-    """A single-frame grayscale image in the pixel contract's value convention."""
+    """A single-frame grayscale image in the pixel contract's value convention.
 
-    pixels: np.ndarray  # (H, W) float32 in [0, 1]; 0 = black (air), 1 = white (bone)
+    ``reduction.factor`` > 1 when the codec decoded at a reduced resolution (asked for with
+    ``decode_bytes(..., min_long_side=...)``): ``pixels`` then has ``reduction.shape(rows, columns)``
+    pixels, while ``info.rows`` x ``info.columns`` (``source_shape``) stay the original size that
+    geometry and results are expressed in.
+    """
+
+    pixels: np.ndarray  # reduction.shape(rows, columns) float32 in [0, 1]; 0 = black (air), 1 = white
     info: ImageInfo
+    reduction: Reduction = NO_REDUCTION
 
     @property
     def shape(self) -> tuple[int, int]:
         """(rows, columns) of the decoded pixels."""
         rows, columns = self.pixels.shape
         return int(rows), int(columns)
+
+    @property
+    def source_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the original image (equal to ``shape`` unless decoded reduced)."""
+        return self.info.rows, self.info.columns

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from app.imaging.errors import CorruptImageError
-from app.imaging.geometry import Letterbox, letterbox
+from app.imaging.geometry import NO_REDUCTION, Letterbox, Reduction, letterbox
 from app.imaging.rendering_checks import all_finite
 
 __all__ = [
+    "DECODE_MARGIN",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "WASHED_OUT_SPAN",
@@ -31,6 +32,10 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 #: data: 4 of 145 JSRT films span < 0.06 (8-bit exports written without a window), while the lowest
 #: covid-chestxray and Kermany films span more than 0.25 and are left alone.
 WASHED_OUT_SPAN = 0.25
+#: A codec may decode at a reduced resolution only while the long side stays at least this many times
+#: the model's input size: the letterbox then still shrinks (area averaging over >= 2 x 2 pixels),
+#: never enlarges, and the codec's own reduction filter is not what the model sees alone.
+DECODE_MARGIN = 2
 _PERCENTILES = (0.5, 99.5)
 #: Percentiles are taken on a regular grid of at most about this many pixels: exact for films up to
 #: 512 x 512, and ~20x cheaper than a full sort on a 3000 x 3000 radiograph, with the same answer to
@@ -80,14 +85,20 @@ def preprocess(
     std: tuple[float, float, float] = IMAGENET_STD,
     pad_value: float = 0.0,
     washed_out_span: float = 0.0,
+    source_hw: tuple[int, int] | None = None,
+    reduction: Reduction = NO_REDUCTION,
 ) -> tuple[np.ndarray, Letterbox]:
     """Letterbox a (H, W) [0, 1] image to ``size`` and normalise it: returns ((3, size, size), box).
 
-    ``washed_out_span`` > 0 first stretches washed-out films (see ``stretch_washed_out``). The model
+    ``washed_out_span`` > 0 first stretches washed-out films (see ``stretch_washed_out``). For pixels
+    decoded at a reduced resolution, ``source_hw`` and ``reduction`` (``DecodedImage.source_shape``
+    and ``.reduction``) make the box that of the original image (see ``letterbox``). The model
     input must be finite (a NaN pixel comes back as NaN scores): anything else is refused as
     ``corrupt_image``."""
     pixels = stretch_washed_out(pixels, washed_out_span)
-    canvas, box = letterbox(pixels, size, pad_value=pad_value)  # (size, size)
+    canvas, box = letterbox(
+        pixels, size, pad_value=pad_value, source_hw=source_hw, reduction=reduction
+    )  # (size, size)
     tensor = normalise(canvas, mean, std)  # (3, size, size)
     if not all_finite(tensor):
         raise CorruptImageError("the preprocessed image holds values that are not finite numbers")
@@ -181,7 +192,20 @@ class PreprocessingSpec:
         """The spec of a model trained by this project today (training applies the same stretch)."""
         return cls(image_size=image_size, washed_out_span=WASHED_OUT_SPAN)
 
-    def apply(self, pixels: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        """Preprocess a (H, W) [0, 1] image exactly as this spec says: ((3, S, S), box)."""
+    @property
+    def decode_long_side(self) -> int:
+        """The fewest pixels a reduced-resolution decode may leave on the long side for this input."""
+        return DECODE_MARGIN * self.image_size
+
+    def apply(
+        self,
+        pixels: np.ndarray,
+        *,
+        source_hw: tuple[int, int] | None = None,
+        reduction: Reduction = NO_REDUCTION,
+    ) -> tuple[np.ndarray, Letterbox]:
+        """Preprocess a (H, W) [0, 1] image exactly as this spec says: ((3, S, S), box).
+
+        ``source_hw``/``reduction``: the original size of pixels decoded at a reduced resolution."""
         return preprocess(pixels, self.image_size, mean=self.mean, std=self.std, pad_value=self.pad_value,
-                          washed_out_span=self.washed_out_span)
+                          washed_out_span=self.washed_out_span, source_hw=source_hw, reduction=reduction)

@@ -22,7 +22,9 @@ from app.imaging.errors import (
     MultiFrameError,
     UnsupportedPhotometricError,
 )
+from app.imaging.geometry import NO_REDUCTION, Reduction
 from app.imaging.info import DecodedImage, ImageInfo
+from app.imaging.reduced import draft_jpeg
 
 __all__ = ["decode_raster"]
 
@@ -111,22 +113,50 @@ def _to_unit_gray(image: Image.Image, info: ImageInfo) -> np.ndarray:
     return gray / 255.0
 
 
-def decode_raster(data: bytes, fmt: Literal["png", "jpeg"], *, max_pixels: int) -> DecodedImage:
-    """Decode a PNG or JPEG (already sniffed) into the pixel contract."""
+def _draft(image: Image.Image, fmt: str, min_long_side: int | None, info: ImageInfo) -> Reduction:
+    """libjpeg's DCT scaling for a gray JPEG when the caller needs fewer pixels (``reduced.draft_jpeg``).
+
+    Colour JPEGs are decoded at full size: whether their channels agree is judged per pixel (a thin
+    coloured annotation must be refused), and averaging would dilute it."""
+    if fmt != "jpeg" or not min_long_side or image.mode != "L":
+        return NO_REDUCTION
+    try:
+        factor = draft_jpeg(image, min_long_side)
+    except ValueError:
+        raise CorruptImageError("the JPEG could not be decoded at a reduced size") from None
+    if factor == 1:
+        return NO_REDUCTION
+    info.steps.append(f"reduced_decode:1/{factor} (JPEG DCT scaling)")
+    return Reduction.dct(factor)
+
+
+def decode_raster(
+    data: bytes, fmt: Literal["png", "jpeg"], *, max_pixels: int, min_long_side: int | None = None
+) -> DecodedImage:
+    """Decode a PNG or JPEG (already sniffed) into the pixel contract; a JPEG at a reduced
+    resolution when ``min_long_side`` allows one (see ``decode_bytes``)."""
     with _open_header(data, fmt, max_pixels) as image:
-        info = ImageInfo(format=fmt, rows=image.size[1], columns=image.size[0], photometric=image.mode)
-        upright = _apply_orientation(_load(image, fmt), info)
-        info.rows, info.columns = upright.size[1], upright.size[0]
-        pixels = _to_unit_gray(upright, info)  # (H, W)
+        width, height = image.size
+        info = ImageInfo(format=fmt, rows=height, columns=width, photometric=image.mode)
+        reduction = _draft(image, fmt, min_long_side, info)
+        upright, transposed = _apply_orientation(_load(image, fmt), info)
+        info.rows, info.columns = (width, height) if transposed else (height, width)
+        pixels = _to_unit_gray(upright, info)  # reduction.shape(rows, columns)
     info.steps.append("scale:float32[0,1]")
     info.warnings.append("no view position in header: assumed frontal")
-    return DecodedImage(pixels=np.clip(pixels, 0.0, 1.0).astype(np.float32), info=info)
+    return DecodedImage(pixels=np.clip(pixels, 0.0, 1.0).astype(np.float32), info=info, reduction=reduction)
 
 
-def _apply_orientation(image: Image.Image, info: ImageInfo) -> Image.Image:
-    """Honour the EXIF orientation tag (phone photos of films, some exporters) so anatomy is upright."""
+#: EXIF orientations that swap rows and columns (transpose, 90 degrees, transverse, 270 degrees).
+_TRANSPOSING = frozenset({5, 6, 7, 8})
+
+
+def _apply_orientation(image: Image.Image, info: ImageInfo) -> tuple[Image.Image, bool]:
+    """Honour the EXIF orientation tag (phone photos of films, some exporters) so anatomy is upright;
+    also whether rows and columns were swapped."""
     orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     if orientation in (None, 1):
-        return image
+        return image, False
     info.steps.append(f"exif_orientation:{orientation}")
-    return ImageOps.exif_transpose(image)
+    upright = ImageOps.exif_transpose(image)
+    return upright, orientation in _TRANSPOSING

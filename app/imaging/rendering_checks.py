@@ -45,7 +45,7 @@ def is_blank(pixels: np.ndarray) -> bool:
 
 def check_rendering(image: DecodedImage, *, min_side: int) -> DecodedImage:
     """Refuse a too small or non-finite image; warn (in ``image.info.warnings``) when it is blank."""
-    rows, columns = image.shape
+    rows, columns = image.source_shape  # the original size, also when decoded at a reduced resolution
     if min(rows, columns) < min_side:
         raise ImageTooSmallError(
             f"{rows} x {columns} pixels: a radiograph needs at least {min_side} pixels on its short side"

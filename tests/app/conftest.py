@@ -108,7 +108,14 @@ async def running_app(app: FastAPI, *, ready: bool = True) -> AsyncIterator[http
 @pytest.fixture
 def make_settings(tiny_bundle: Path) -> Callable[..., Settings]:  # noqa: F811
     def build(**overrides: Any) -> Settings:
-        base: dict[str, Any] = {"model_dir": tiny_bundle, "intra_op_threads": 1, "worker_threads": 2}
+        # Decoding in the worker threads keeps each app's start cheap; the decode processes (the
+        # default) are exercised by test_decode_pool.py and by the served-process tests.
+        base: dict[str, Any] = {
+            "model_dir": tiny_bundle,
+            "intra_op_threads": 1,
+            "worker_threads": 2,
+            "decode_processes": 0,
+        }
         return Settings(**{**base, **overrides})
 
     return build

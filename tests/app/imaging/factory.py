@@ -146,3 +146,21 @@ def gradient(height: int = 64, width: int = 64, maximum: int = 255, dtype: type 
     """A left-to-right ramp from 0 to ``maximum``: simple to reason about after any LUT."""
     row = np.linspace(0, maximum, width).round()
     return np.tile(row, (height, 1)).astype(dtype)  # (H, W)
+
+
+def phantom(height: int, width: int, maximum: int = 4095, seed: int = 0) -> np.ndarray:
+    """A chest-like film (H, W): background ramp, body, two textured lungs, a bright spine and a
+    saturated marker with sharp edges, plus mild noise; uint8 when ``maximum`` <= 255, else uint16."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    y /= height
+    x /= width
+    value = 0.15 + 0.1 * y
+    value = np.where(((x - 0.5) / 0.42) ** 2 + ((y - 0.55) / 0.5) ** 2 < 1, 0.55, value)
+    for centre in (0.33, 0.67):
+        lung = ((x - centre) / 0.13) ** 2 + ((y - 0.45) / 0.28) ** 2 < 1
+        value = np.where(lung, 0.3 + 0.1 * np.sin(40 * y), value)
+    value = np.where(np.abs(x - 0.5) < 0.03, 0.85, value)
+    value = np.where((x > 0.05) & (x < 0.12) & (y > 0.05) & (y < 0.08), 1.0, value)
+    value += np.random.default_rng(seed).normal(0.0, 0.01, value.shape)
+    dtype = np.uint8 if maximum <= 255 else np.uint16
+    return np.clip(value * maximum, 0, maximum).round().astype(dtype)  # (H, W)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.imaging import Letterbox, letterbox, resize
+from app.imaging import NO_REDUCTION, Letterbox, Reduction, letterbox, resize
 
 
 def _centroid(weights: np.ndarray) -> tuple[float, float]:
@@ -125,3 +125,50 @@ def test_box_to_original_clips_to_the_image() -> None:
 def test_letterbox_dict_form() -> None:
     box = Letterbox.fit(300, 200, 64)
     assert Letterbox(**box.to_dict()) == box
+
+
+def test_reduction_shapes_and_source_boxes() -> None:
+    assert Reduction.dct(4).shape(10, 9) == Reduction.wavelet(4).shape(10, 9) == (3, 3)
+    assert Reduction.dct(4).source_box(10, 9) == (0.0, 0.0, 2.25, 2.5)  # block means: edges at f*i
+    assert Reduction.wavelet(4).source_box(10, 9) == (0.375, 0.375, 2.625, 2.875)  # centred on 4*i
+    assert NO_REDUCTION.source_box(10, 9) is None
+    with pytest.raises(ValueError, match="invalid reduction"):
+        Reduction(0)
+    with pytest.raises(ValueError, match="invalid reduction"):
+        Reduction(2, 2.0)
+
+
+def _spot(
+    rows: int, columns: int, centre_xy: tuple[float, float], at: np.ndarray | None = None
+) -> np.ndarray:
+    """A Gaussian spot sampled at pixel centres (pixel-edge coordinates); `at` = (ys, xs) sample grid."""
+    ys, xs = at if at is not None else np.indices((rows, columns)) + 0.5
+    return np.exp(-((xs - centre_xy[0]) ** 2 + (ys - centre_xy[1]) ** 2) / (2 * 12.0**2)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["dct", "wavelet"])
+def test_reduced_pixels_land_where_the_full_image_does(kind: str) -> None:
+    """Letterboxing a reduced image with its Reduction puts a spot where the full image puts it."""
+    rows, columns, factor, centre = 203, 157, 4, (61.3, 97.8)
+    full = _spot(rows, columns, centre)
+    if kind == "dct":  # block means, the last block partial
+        reduction = Reduction.dct(factor)
+        padded = np.pad(full, ((0, -rows % factor), (0, -columns % factor)))
+        counts = np.pad(np.ones_like(full), ((0, -rows % factor), (0, -columns % factor)))
+        shape = (padded.shape[0] // factor, factor, padded.shape[1] // factor, factor)
+        reduced = padded.reshape(shape).sum(axis=(1, 3)) / counts.reshape(shape).sum(axis=(1, 3))
+    else:  # samples centred on every factor-th original pixel
+        reduction = Reduction.wavelet(factor)
+        h, w = reduction.shape(rows, columns)
+        reduced = _spot(h, w, centre, at=np.indices((h, w)) * factor + 0.5)
+    canvas_full, box_full = letterbox(full, 64)
+    canvas, box = letterbox(reduced.astype(np.float32), 64, source_hw=(rows, columns), reduction=reduction)
+
+    assert box == box_full
+    assert _centroid(canvas) == pytest.approx(_centroid(canvas_full), abs=0.02)
+    assert _centroid(canvas) == pytest.approx(box.point_to_letterbox(*centre), abs=0.05)
+
+
+def test_letterbox_refuses_pixels_that_are_not_the_stated_reduction() -> None:
+    with pytest.raises(ValueError, match="not a 100 x 80 image at 1/4"):
+        letterbox(np.zeros((26, 20), dtype=np.float32), 64, source_hw=(100, 80), reduction=Reduction.dct(4))

@@ -1,0 +1,153 @@
+"""Decode + preprocess for the model, in the caller's thread or in a small process pool.
+
+Why a process pool (`MEDSLIP_DECODE_PROCESSES`, default 1): the JPEG 2000 (OpenJPEG through Pillow or
+pylibjpeg), JPEG-LS and JPEG Lossless (GDCM) decoders hold the GIL for the whole decode, so in a
+worker thread they stall the event loop, and with it the batcher's releases and the model thread's
+hand-offs. Measured side by side (docs/benchmarks.md, `medslip-bench decode`): one decode process
+instead of one decode thread kept the event loop's 99th-percentile lateness at ~1 ms instead of ~70
+ms and gave the model 16 % more calls per second. Two processes on the same 2-core host took that
+CPU back from the model, hence a small pool, sized below the core count.
+
+The worker thread that calls `PoolDecoder.decode` still holds the request's decode-memory budget and
+waits on the process; the process returns only the model input and the non-identifying `ImageInfo`.
+A worker that dies (a codec crash on hostile input) breaks the pool: it is replaced and the request
+retried once; an image that breaks the fresh pool too is refused as `corrupt_image`.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.imaging import (
+    CorruptImageError,
+    ImageInfo,
+    Letterbox,
+    PreprocessingSpec,
+    decode_bytes,
+    quiet_pydicom_value_messages,
+)
+from app.logging_setup import configure_logging
+from app.request_context import current_request_id, set_request_id
+
+__all__ = ["DecodeRequest", "ModelInput", "PoolDecoder", "decode_for_model"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    """Everything a decode needs, picklable: the upload and the service's settings for it."""
+
+    data: bytes
+    media_type: str | None
+    max_pixels: int
+    allow_lateral: bool
+    min_long_side: int | None  # None: full resolution (MEDSLIP_REDUCED_DECODE=false)
+    spec: PreprocessingSpec
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    info: ImageInfo
+    tensor: np.ndarray  # (3, S, S) float32, normalised
+    box: Letterbox  # letterbox of the ORIGINAL rows x columns
+
+
+def decode_for_model(request: DecodeRequest) -> ModelInput:
+    """Decode (reduced where allowed) and preprocess; raises ImagingError subclasses."""
+    decoded = decode_bytes(
+        request.data,
+        request.media_type,
+        max_pixels=request.max_pixels,
+        allow_lateral=request.allow_lateral,
+        min_long_side=request.min_long_side,
+    )
+    tensor, box = request.spec.apply(
+        decoded.pixels, source_hw=decoded.source_shape, reduction=decoded.reduction
+    )  # (3, S, S)
+    return ModelInput(decoded.info, tensor, box)
+
+
+def _in_worker(request: DecodeRequest, request_id: str | None) -> ModelInput:
+    """The job a pool process runs: log lines carry the request's id, as in a worker thread."""
+    set_request_id(request_id)
+    return decode_for_model(request)
+
+
+def _ready(_index: int) -> bool:
+    return True
+
+
+def _start_worker(log_format: str, log_level: str) -> None:
+    """Each process logs like the server (JSON, redacted warnings) and keeps pydicom quiet about values."""
+    configure_logging(log_format, log_level)
+    quiet_pydicom_value_messages()
+
+
+Job = Callable[[DecodeRequest, str | None], ModelInput]
+
+
+class PoolDecoder:
+    """`decode` in a process pool of `processes` workers, or in the calling thread when 0.
+
+    `job` is what a worker runs (module level, so a process can import it); tests replace it.
+    """
+
+    def __init__(self, processes: int, *, log_format: str, log_level: str, job: Job = _in_worker) -> None:
+        self.processes = processes
+        self._job = job
+        self._init_args = (log_format, log_level)
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = self._new_pool() if processes > 0 else None
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn: a fork of a process running ONNX Runtime and other threads is not safe.
+        return ProcessPoolExecutor(
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=self._init_args,
+        )
+
+    def start(self) -> None:
+        """Start every worker process and import the codecs now, not on the first request."""
+        if self._pool is not None:
+            list(self._pool.map(_ready, range(self.processes)))
+
+    def _replace(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is broken:  # the first thread to notice replaces it; the others reuse that
+                broken.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
+                logger.warning("a decode process died: decode pool replaced")
+            assert self._pool is not None
+            return self._pool
+
+    def decode(self, request: DecodeRequest) -> ModelInput:
+        """Blocking: call from a worker thread. Raises ImagingError subclasses as the decoder does."""
+        pool = self._pool
+        if pool is None:
+            return decode_for_model(request)
+        request_id = current_request_id()
+        try:
+            return pool.submit(self._job, request, request_id).result()
+        except BrokenProcessPool:
+            pool = self._replace(pool)
+        try:
+            return pool.submit(self._job, request, request_id).result()
+        except BrokenProcessPool:
+            self._replace(pool)
+            raise CorruptImageError("the image stopped the decoder twice") from None
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,92 @@
+"""Decoding in the decode processes (MEDSLIP_DECODE_PROCESSES, the default): the same answers and
+refusals as decoding in the worker threads, and a process that dies is replaced."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.decode_pool import DecodeRequest, ModelInput, PoolDecoder, decode_for_model
+from app.imaging import CorruptImageError, PreprocessingSpec
+from tests.app.conftest import dicom_bytes, dicom_dataset, png_bytes, running_app
+
+_CRASH_FLAG = "MEDSLIP_TEST_CRASH_FLAG"
+
+
+async def _answers(make_app: Callable[..., FastAPI], processes: int) -> list[tuple[int, Any]]:
+    hip = dicom_dataset(BodyPartExamined="HIP")
+    lateral = dicom_dataset(ViewPosition="LL")
+    uploads = [
+        (dicom_bytes(), "application/dicom"),
+        (png_bytes(90, 130), "image/png"),
+        (dicom_bytes(hip), "application/dicom"),
+        (dicom_bytes(lateral), "application/dicom"),
+        (b"neither DICOM nor PNG nor JPEG", None),
+    ]
+    answers: list[tuple[int, Any]] = []
+    async with running_app(make_app(decode_processes=processes)) as client:
+        for body, media in uploads:
+            headers = {"Content-Type": media} if media else {}
+            response: httpx.Response = await client.post("/ground", content=body, headers=headers)
+            payload = response.json()
+            if response.status_code == 200:
+                findings = payload["findings"]
+                answers.append((200, [(f["name"], f["score"], f["heatmap"]["width"]) for f in findings]))
+            else:
+                answers.append((response.status_code, (payload["code"], payload["detail"])))
+    return answers
+
+
+async def test_processes_answer_and_refuse_exactly_as_threads(make_app: Callable[..., FastAPI]) -> None:
+    in_processes = await _answers(make_app, 1)
+    assert [status for status, _ in in_processes] == [200, 200, 422, 422, 415]
+    assert in_processes[2][1][0] == "not_chest" and in_processes[3][1][0] == "unsupported_view"
+    assert in_processes == await _answers(make_app, 0)
+
+
+def _request() -> DecodeRequest:
+    return DecodeRequest(
+        dicom_bytes(),
+        "application/dicom",
+        max_pixels=50_000_000,
+        allow_lateral=False,
+        min_long_side=128,
+        spec=PreprocessingSpec.trained(64),
+    )
+
+
+def crash_while_flagged(request: DecodeRequest, _request_id: str | None) -> ModelInput:
+    """A worker job that kills its process while the flag file exists (removing it unless told to
+    keep it): a codec crashing on hostile input, as the pool sees it."""
+    flag = Path(os.environ[_CRASH_FLAG])
+    if flag.exists():
+        if flag.read_text() != "always":
+            flag.unlink()
+        os._exit(70)
+    return decode_for_model(request)
+
+
+@pytest.mark.parametrize("always", [False, True], ids=["once", "always"])
+def test_a_dead_decode_process_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, always: bool
+) -> None:
+    flag = tmp_path / "crash"
+    flag.write_text("always" if always else "once")
+    monkeypatch.setenv(_CRASH_FLAG, str(flag))
+    decoder = PoolDecoder(1, log_format="json", log_level="WARNING", job=crash_while_flagged)
+    try:
+        if always:  # the image breaks the fresh pool too: refused, and the pool is usable again
+            with pytest.raises(CorruptImageError, match="stopped the decoder twice"):
+                decoder.decode(_request())
+            flag.unlink()
+        result = decoder.decode(_request())  # retried once on a fresh pool after the crash
+        assert result.tensor.shape == (3, 64, 64)
+        assert (result.box.src_h, result.box.src_w) == (64, 96)
+    finally:
+        decoder.shutdown()

@@ -7,8 +7,9 @@ over three seeds). Two changes make the map localise (docs/training.md has the t
 * **layers**: the attention of every decoder layer, averaged (the first layers attend more locally;
   the first layer alone scored best on one seed and worst on another, the mean was steadier);
 * **body prior**: the map is multiplied by the segmentation head's own lungs-and-heart probability,
-  pooled to the token grid and dilated by one cell, then renormalised. Heat therefore cannot sit outside
-  the chest (letterbox padding, labels, shoulders), and effusions at the lung border keep their cell.
+  pooled to the token grid and dilated by one cell, then renormalised. Heat therefore stays where the
+  masks see lungs or heart (off letterbox padding and labels; a mask that misfires, e.g. on a shoulder,
+  lets heat there), and effusions at the lung border keep their cell.
 
 Together (`layer_mean_prior`): pointing game 0.35 / 0.22 / 0.22 and heat-in-box 1.33 / 1.19 / 1.15 on
 the three seeds, the best mean of the six variants and the smallest spread.

@@ -87,7 +87,8 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "(training/model/grounding.py): the pathology decoder's cross-attention"
         + (" averaged over its layers" if "layer_mean" in maps.get("method", "") else "")
         + (", multiplied by the segmentation head's own lungs-and-heart probability (one token of"
-           " dilation) so no heat falls outside the chest" if maps.get("prior_structures") else "")
+           " dilation) so heat stays where the model's own masks see lungs or heart (those masks can misfire,"
+           " e.g. on a shoulder: see docs/examples/)" if maps.get("prior_structures") else "")
         + ". The method runs inside the graph: evaluation and service compute the same map.",
         "",
         "## Data",
@@ -162,23 +163,28 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "",
         "## Known limitations",
         "",
-        "- Tiny training data (about 1,050 pretraining films) from scratch: scores are far weaker and less",
-        "  calibrated than a model pretrained on MIMIC-CXR; most of the 75 findings were rarely or never",
-        "  seen.",
-        "- Paediatric (Kermany) and adult COVID-era films differ in anatomy and acquisition; the model can",
-        "  separate the two sources by appearance alone, which inflates pooled figures.",
+        "- Tiny training data (about 2,300 pretraining films) from scratch on 2 CPU cores: far weaker than",
+        "  a model pretrained on MIMIC-CXR. The NIH mean AUROC over the 14 findings (see the seed study)",
+        "  is below the peers' zero-shot 0.72-0.77; `nodule` and `hernia` rank WORSE than chance on NIH",
+        "  films on every seed, and `atelectasis` is near chance: do not use them.",
+        "- NIH labels are text-mined and noisy; NIH pneumonia and no-finding films are over-represented",
+        "  in this subset. Only 3 NIH validation films carry a box (all pneumonia): the validation",
+        "  pointing game is 0, 1/3 or 2/3 by construction, hence the every-split figure beside it.",
+        "- Finding heat maps localise weakly (pointing game well below 0.5); they say which part of the",
+        "  chest the model attended to, not where a lesion is.",
+        "- Clavicle masks are unreliable: on the shipped seed at least one clavicle channel stays empty on",
+        "  most films (Dice near 0), and the seeds disagree (see the seed study). Heart and clavicles were",
+        "  learned from JSRT alone (digitised 1990s films) and transfer poorly to modern digital films.",
+        "- Scores are rankings, not probabilities (see ECE); the operating points are chosen on the same",
+        "  validation split they are shown on, so their sensitivity and specificity are optimistic.",
+        "- Paediatric (Kermany) and adult films differ in anatomy and acquisition; pooled figures mix them.",
         "- Frontal views only; laterals and non-chest images are refused by the service, not scored.",
-        "- Washed-out 8-bit exports (gray range below 0.25 of the scale) are contrast-stretched before",
-        "  inference (`washed_out_span` in metadata.json). These 1.0.0 weights were trained before that",
-        "  rule existed (it touches 1 of the ~1,050 training films); a rebuild applies it in training too.",
-        "- Heatmaps are attention weights, not calibrated localisations; on the example films in",
-        "  `docs/examples/` the pneumonia map covers most of the chest.",
-        "- Heart and clavicle masks were learned from JSRT alone (digitised 1990s films); on modern",
-        "  digital radiographs (the NIH and SIIM examples in `docs/examples/`) the heart mask is visibly",
-        "  truncated or misshapen. Lung masks also had covid-chestxray masks and transfer better.",
+        "- Washed-out 8-bit exports (gray range below 0.25 of the scale) are contrast-stretched in training",
+        "  and inference alike (`washed_out_span` in metadata.json).",
         "- What would raise the figures: MIMIC-CXR-scale pretraining",
-        "  (`training/configs/mimic_resnet50.yaml`), the released ResNet-50 trunk, longer schedules on a",
-        "  GPU, and importing the official weights.",
+        "  (`training/configs/mimic_resnet50.yaml`), the released ResNet-50 trunk, longer schedules and a",
+        "  higher segmentation resolution on a GPU, more mask data for heart and clavicles, and importing",
+        "  the official weights.",
         "",
     ]
     return "\n".join(lines)

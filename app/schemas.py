@@ -1,4 +1,4 @@
-"""Response models of the HTTP API (issue 4). Field names are a contract: extend, never rename."""
+"""Response models of the HTTP API. Field names are a contract: extend, never rename."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Response contracts of /classify, /ground, /segment and the operations routes (issue 4)."""
+"""Response contracts of /classify, /ground, /segment and the operations routes."""
 
 from __future__ import annotations
 

@@ -101,15 +101,19 @@ class PretrainDataset(RecordDataset):
         self._labels = [parsed[record.report or ""] for record in self.records]
         logger.info("parsed %d distinct reports for %d images", len(parsed), len(self.records))
 
-    def __getitem__(self, index: int) -> Sample:
-        record = self.records[index]
-        pixels = load_pixels(record.image)
+    def label_entries(self, index: int) -> Sample:
+        """The report-label entries of sample `index` (shared by subclasses that add their own)."""
         matrix, pathology, anatomy = self._labels[index]
-        sample = {
+        return {
             "matrix": torch.from_numpy(matrix.astype(np.int64)),  # (51, 75)
             "pathology_labels": torch.from_numpy(pathology.astype(np.int64)),  # (75,)
             "anatomy_labels": torch.from_numpy(anatomy.astype(np.int64)),  # (51,)
         }
+
+    def __getitem__(self, index: int) -> Sample:
+        record = self.records[index]
+        pixels = load_pixels(record.image)
+        sample = self.label_entries(index)
         if self.structures is None:
             sample["image"], _ = self._transform(index, pixels)  # (3, S, S)
             return sample

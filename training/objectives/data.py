@@ -52,13 +52,7 @@ class ObjectivePretrainDataset(PretrainDataset):
         record = self.records[index]
         row = self._rows[index]
         pixels = load_pixels(record.image)
-        matrix, pathology, anatomy = self._labels[index]
-        sample = {
-            "matrix": torch.from_numpy(matrix.astype(np.int64)),  # (51, 75)
-            "pathology_labels": torch.from_numpy(pathology.astype(np.int64)),  # (75,)
-            "anatomy_labels": torch.from_numpy(anatomy.astype(np.int64)),  # (51,)
-            **self.bank.item(row),
-        }
+        sample = {**self.label_entries(index), **self.bank.item(row)}
         layers: list[np.ndarray] = []
         seg_valid: list[bool] = []
         if self.structures is not None:

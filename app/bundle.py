@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from app.graph_contract import FULL_GRAPH, graph_file, graph_problems
 from app.imaging.preprocessing import PreprocessingSpec
 
 logger = logging.getLogger(__name__)
 
 TEXT_ENCODERS_DIR = "text-encoders"
-SCHEMA_VERSION = 1
 #: The segmentation structures of the bundle contract (docs/contracts.md), patient's side, in the
 #: order of the segmentation head's channels; a bundle may carry a subset, never another name.
 SEGMENTATION_STRUCTURES: tuple[str, ...] = (
@@ -78,7 +78,17 @@ class Bundle:
 
     @property
     def graph_path(self) -> Path:
-        return self.root / str(self.metadata["graphs"]["image_model"]["file"])
+        """The full graph (`image_model.onnx`), which every bundle schema has."""
+        return self.graph_path_for(FULL_GRAPH)
+
+    @property
+    def graph_names(self) -> tuple[str, ...]:
+        """The contract graphs this bundle carries (schema 1: `image_model` only)."""
+        return tuple(self.metadata["graphs"])
+
+    def graph_path_for(self, name: str, precision: str | None = None) -> Path:
+        """File of graph `name` at `precision` (None: as stored); GraphContractError when it has none."""
+        return self.root / graph_file(self.metadata["graphs"][name], precision)
 
     @property
     def image_size(self) -> int:
@@ -150,8 +160,10 @@ def load_bundle(root: Path, *, verify: bool = True) -> Bundle:
     """Read metadata.json, check schema and checksums, load both query books and the text-encoder entry."""
     root = root.resolve()
     meta = _read_json(root / "metadata.json")
-    if meta.get("schema_version") != SCHEMA_VERSION:
-        raise BundleError(f"unsupported bundle schema_version {meta.get('schema_version')!r}")
+    graphs = meta.get("graphs")
+    problems = graph_problems(meta.get("schema_version"), graphs if isinstance(graphs, dict) else {})
+    if problems:
+        raise BundleError(f"bundle {root.name}: " + "; ".join(problems))
     try:
         if verify:
             _verify_files(root, dict(meta["files"]))
@@ -167,7 +179,7 @@ def load_bundle(root: Path, *, verify: bool = True) -> Bundle:
         unknown = [n for n in seg.get("structures", ()) if n not in SEGMENTATION_STRUCTURES]
         if unknown:
             raise BundleError(f"segmentation structures {unknown} are not in the bundle contract")
-        graph_file = root / str(meta["graphs"]["image_model"]["file"])
+        full_graph = root / str(meta["graphs"][FULL_GRAPH]["file"])
         try:
             preprocessing = PreprocessingSpec.from_dict(dict(meta["preprocessing"]))
         except ValueError as exc:
@@ -177,7 +189,7 @@ def load_bundle(root: Path, *, verify: bool = True) -> Bundle:
             metadata=meta,
             name=str(meta["name"]),
             version=str(meta["version"]),
-            sha256=str(meta["files"].get(graph_file.name) or sha256_file(graph_file)),
+            sha256=str(meta["files"].get(full_graph.name) or sha256_file(full_graph)),
             preprocessing=preprocessing,
             pathology_names=pathology_names,
             anatomy_names=anatomy_names,

@@ -45,7 +45,12 @@ DESCRIPTION = (
 
 def default_runner(bundle: Bundle, settings: Settings) -> ImageModelRunner:
     """ONNX Runtime on the configured device."""
-    return OrtImageModel(bundle, device=settings.device, intra_op_threads=settings.intra_op_threads)
+    return OrtImageModel(
+        bundle,
+        device=settings.device,
+        intra_op_threads=settings.intra_op_threads,
+        precision=settings.precision,
+    )
 
 
 def bundle_dir(settings: Settings) -> Path:

@@ -1,5 +1,8 @@
-"""ONNX Runtime session for the image model: provider choice, thread settings and bucket warm-up.
+"""ONNX Runtime sessions for the image model: one per bundle graph, provider choice, thread settings and
+bucket warm-up.
 
+Why one session per graph: ONNX Runtime computes every node of a graph whatever outputs are fetched, so
+a batch runs the cheapest graph that has the outputs its requests read (`app/graph_contract.py`).
 Why a Protocol: the batcher and service only need `run()`; tests swap in doubles (slow, failing)
 without touching ONNX Runtime.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,6 +19,8 @@ import numpy as np
 import onnxruntime as ort
 
 from app.bundle import Bundle
+from app.graph_contract import GRAPH_SIGNATURES, OUTPUT_NAMES, choose_graph
+from app.graph_precision import fp32_graph_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +30,14 @@ CPU = "CPUExecutionProvider"
 
 @dataclass(frozen=True)
 class ModelOutputs:
-    """Raw outputs of one batch, names as in the contract's `image_model.onnx` table."""
+    """Raw outputs of one batch, names as in the contract's `image_model.onnx` table; None where the
+    graph that ran does not compute the output (only `pathology_probs` is always there)."""
 
     pathology_probs: np.ndarray  # (B, Qp)
-    pathology_maps: np.ndarray  # (B, Qp, G, G)
-    anatomy_probs: np.ndarray  # (B, Qa)
-    anatomy_maps: np.ndarray  # (B, Qa, G, G)
-    segmentation_logits: np.ndarray  # (B, K, S, S)
+    pathology_maps: np.ndarray | None = None  # (B, Qp, G, G)
+    anatomy_probs: np.ndarray | None = None  # (B, Qa)
+    anatomy_maps: np.ndarray | None = None  # (B, Qa, G, G)
+    segmentation_logits: np.ndarray | None = None  # (B, K, S, S)
 
 
 class ImageModelRunner(Protocol):
@@ -40,9 +47,14 @@ class ImageModelRunner(Protocol):
     def provider(self) -> str: ...
 
     def run(
-        self, images: np.ndarray, pathology_queries: np.ndarray, anatomy_queries: np.ndarray
+        self,
+        images: np.ndarray,
+        pathology_queries: np.ndarray,
+        anatomy_queries: np.ndarray,
+        outputs: Iterable[str] = OUTPUT_NAMES,
     ) -> ModelOutputs:
-        """images (B, 3, S, S); queries (Qp, T) and (Qa, T)."""
+        """images (B, 3, S, S); queries (Qp, T) and (Qa, T); `outputs`: those the caller reads (at least
+        these are computed)."""
         ...
 
 
@@ -57,51 +69,94 @@ def select_providers(device: str, available: list[str]) -> list[str]:
     return [CPU]
 
 
+def session_options(intra_op_threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads:
+        options.intra_op_num_threads = intra_op_threads
+    return options
+
+
 class OrtImageModel:
-    """The bundle's `image_model.onnx` in an InferenceSession."""
+    """Every graph of the bundle in its own InferenceSession; `run` picks the cheapest one that computes
+    the requested outputs."""
 
-    OUTPUT_NAMES = (
-        "pathology_probs",
-        "pathology_maps",
-        "anatomy_probs",
-        "anatomy_maps",
-        "segmentation_logits",
-    )
-
-    def __init__(self, bundle: Bundle, *, device: str = "auto", intra_op_threads: int = 0) -> None:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_threads:
-            options.intra_op_num_threads = intra_op_threads
+    def __init__(
+        self, bundle: Bundle, *, device: str = "auto", intra_op_threads: int = 0, precision: str = "stored"
+    ) -> None:
+        """`precision` (MEDSLIP_PRECISION): "stored" loads every graph as the bundle stores it; "fp32"
+        computes in fp32 (a stored fp32 variant, else fp16 weights upcast in memory); "int8" loads the
+        int8 variant of every graph that has one (at least one must); "auto" is "fp32" on the CPU and
+        "stored" on CUDA, where fp16 is the fast type."""
         providers = select_providers(device, ort.get_available_providers())
-        self._session = ort.InferenceSession(
-            str(bundle.graph_path), sess_options=options, providers=providers
-        )
-        self._provider = self._session.get_providers()[0]
-        names = {i.name for i in self._session.get_inputs()}
-        missing = {"image", "pathology_queries", "anatomy_queries"} - names
-        if missing:
-            raise RuntimeError(f"image_model.onnx lacks inputs {sorted(missing)}")
-        logger.info("onnxruntime session ready", extra={"provider": self._provider})
+        if precision == "auto":
+            precision = "stored" if providers[0] == CUDA else "fp32"
+        if precision == "int8" and not any(_has_variant(bundle, n, "int8") for n in bundle.graph_names):
+            raise RuntimeError(
+                f"MEDSLIP_PRECISION=int8: bundle {bundle.name} {bundle.version} has no int8 graph"
+            )
+        options = session_options(intra_op_threads)
+        self._sessions: dict[str, ort.InferenceSession] = {}
+        self.precisions: dict[str, str] = {}
+        for name in bundle.graph_names:
+            stored = str(bundle.metadata["graphs"][name].get("precision", "fp32"))
+            wanted = precision in ("fp32", "int8") and _has_variant(bundle, name, precision)
+            variant = precision if wanted else None
+            path = bundle.graph_path_for(name, variant)
+            source: str | bytes = str(path)
+            self.precisions[name] = variant or stored
+            if precision == "fp32" and variant is None and stored == "fp16":
+                source, self.precisions[name] = fp32_graph_bytes(path), "fp32 (fp16 weights)"
+            session = ort.InferenceSession(source, sess_options=options, providers=providers)
+            expected_inputs, expected_outputs = GRAPH_SIGNATURES[name]
+            inputs = {i.name for i in session.get_inputs()}
+            missing = set(expected_inputs) - inputs
+            if missing:
+                raise RuntimeError(f"{path.name} lacks inputs {sorted(missing)}")
+            absent = set(expected_outputs) - {o.name for o in session.get_outputs()}
+            if absent:
+                raise RuntimeError(f"{path.name} lacks outputs {sorted(absent)}")
+            self._sessions[name] = session
+        self._provider = next(iter(self._sessions.values())).get_providers()[0]
+        logger.info("onnxruntime sessions ready",
+                    extra={"provider": self._provider, "graphs": ",".join(self._sessions)})
 
     @property
     def provider(self) -> str:
         return self._provider
 
+    @property
+    def graphs(self) -> tuple[str, ...]:
+        return tuple(self._sessions)
+
     def run(
-        self, images: np.ndarray, pathology_queries: np.ndarray, anatomy_queries: np.ndarray
+        self,
+        images: np.ndarray,
+        pathology_queries: np.ndarray,
+        anatomy_queries: np.ndarray,
+        outputs: Iterable[str] = OUTPUT_NAMES,
     ) -> ModelOutputs:
+        name = choose_graph(outputs, self._sessions)
         feeds = {"image": images, "pathology_queries": pathology_queries, "anatomy_queries": anatomy_queries}
-        outputs = self._session.run(list(self.OUTPUT_NAMES), feeds)
-        return ModelOutputs(*(np.asarray(o) for o in outputs))
+        inputs, names = GRAPH_SIGNATURES[name]
+        values = self._sessions[name].run(list(names), {key: feeds[key] for key in inputs})
+        return ModelOutputs(**{key: np.asarray(v) for key, v in zip(names, values, strict=True)})
+
+
+def _has_variant(bundle: Bundle, name: str, precision: str) -> bool:
+    """True when graph `name` is stored in `precision` or has a variant in it."""
+    entry = bundle.metadata["graphs"][name]
+    return precision == entry.get("precision", "fp32") or precision in entry.get("variants", {})
 
 
 def warm_up(runner: ImageModelRunner, bundle: Bundle, buckets: list[int]) -> dict[int, float]:
-    """Run every bucket size once (first runs allocate and, on CUDA, tune kernels); returns ms per bucket."""
+    """Run every bucket size once through every graph (first runs allocate and, on CUDA, tune kernels);
+    returns ms per bucket of the full graph, the admission controller's pessimistic estimate."""
     timings: dict[int, float] = {}
     s = bundle.image_size
     for size in buckets:
         images = np.zeros((size, 3, s, s), dtype=np.float32)  # (B, 3, S, S)
+        runner.run(images, bundle.pathology_queries, bundle.anatomy_queries, outputs=("pathology_probs",))
         start = time.perf_counter()
         runner.run(images, bundle.pathology_queries, bundle.anatomy_queries)
         timings[size] = (time.perf_counter() - start) * 1000.0

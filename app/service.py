@@ -27,6 +27,7 @@ from app.errors import (
     TextEncoderUnavailableError,
     UnknownNameError,
 )
+from app.graph_contract import ENDPOINT_OUTPUTS
 from app.imaging import ImageInfo, Letterbox
 from app.metrics import ServiceMetrics
 from app.postprocess import finding_mask, grounding, mask_payload, segmentation_mask
@@ -68,17 +69,26 @@ class FindingRef:
 class BatchItem:
     image: np.ndarray  # (3, S, S)
     custom_queries: np.ndarray  # (Qc, T)
+    outputs: frozenset[str] = ENDPOINT_OUTPUTS["segment"]  # what its endpoint reads
 
 
 @dataclass(frozen=True)
 class ItemOutputs:
-    """One image's outputs; pathology rows = built-in book then this request's custom queries."""
+    """One image's outputs; pathology rows = built-in book then this request's custom queries. Outputs
+    the batch's graph did not compute are None (never one the item's endpoint reads)."""
 
     pathology_probs: np.ndarray  # (Qp + Qc,)
-    pathology_maps: np.ndarray  # (Qp + Qc, G, G)
-    anatomy_probs: np.ndarray  # (Qa,)
-    anatomy_maps: np.ndarray  # (Qa, G, G)
-    segmentation_logits: np.ndarray  # (K, S, S)
+    pathology_maps: np.ndarray | None  # (Qp + Qc, G, G)
+    anatomy_probs: np.ndarray | None  # (Qa,)
+    anatomy_maps: np.ndarray | None  # (Qa, G, G)
+    segmentation_logits: np.ndarray | None  # (K, S, S)
+
+
+def _required(value: np.ndarray | None, name: str) -> np.ndarray:
+    """An output the endpoint's graph choice guarantees; its absence is a bug, not a client error."""
+    if value is None:
+        raise RuntimeError(f"model output {name} was not computed for this request")
+    return value
 
 
 @dataclass(frozen=True)
@@ -141,12 +151,14 @@ class InferenceService:
 
     # --- the batch function (worker thread) -----------------------------------------------------
     def _run_batch(self, items: list[BatchItem]) -> list[ItemOutputs]:
-        """Stack, pad to a bucket, append every item's custom queries to the book, run, split per item."""
+        """Stack, pad to a bucket, append every item's custom queries to the book, run the cheapest graph
+        with every output the batch's endpoints read, split per item."""
         images = np.stack([item.image for item in items])  # (n, 3, S, S)
         padded = pad_batch(images, bucket_size(len(items), self._buckets))  # (bucket, 3, S, S)
         customs = [item.custom_queries for item in items]
         queries = np.concatenate([self.bundle.pathology_queries, *customs], axis=0)  # (Qp + sum Qc, T)
-        out = self.runner.run(padded, queries, self.bundle.anatomy_queries)
+        needed = frozenset().union(*(item.outputs for item in items))
+        out = self.runner.run(padded, queries, self.bundle.anatomy_queries, outputs=needed)
         book = self.bundle.pathology_queries.shape[0]
         results: list[ItemOutputs] = []
         offset = book
@@ -156,10 +168,10 @@ class InferenceService:
             results.append(
                 ItemOutputs(
                     out.pathology_probs[i, rows],
-                    out.pathology_maps[i, rows],
-                    out.anatomy_probs[i],
-                    out.anatomy_maps[i],
-                    out.segmentation_logits[i],
+                    None if out.pathology_maps is None else out.pathology_maps[i, rows],
+                    None if out.anatomy_probs is None else out.anatomy_probs[i],
+                    None if out.anatomy_maps is None else out.anatomy_maps[i],
+                    None if out.segmentation_logits is None else out.segmentation_logits[i],
                 )
             )
         return results
@@ -257,9 +269,15 @@ class InferenceService:
         return await self._in_pool("text", lambda: encoder.encode(texts))
 
     async def infer(
-        self, data: bytes, media_type: str | None, options: RequestOptions, findings: list[FindingRef]
+        self,
+        data: bytes,
+        media_type: str | None,
+        options: RequestOptions,
+        findings: list[FindingRef],
+        endpoint: str = "segment",
     ) -> Inference:
-        """Decode, queue for a batch and wait; raises ImagingError / ServiceError subclasses."""
+        """Decode, queue for a batch and wait; raises ImagingError / ServiceError subclasses. `endpoint`
+        says which outputs the caller reads (`ENDPOINT_OUTPUTS`), hence which graph may serve it."""
         self.batcher.expect(options.priority)  # may refuse with 503 before any decode work
         try:
             (info, tensor, box), decode_ms = await self._in_pool(
@@ -269,7 +287,9 @@ class InferenceService:
         finally:
             self.batcher.unexpect()
         result = await self.batcher.submit(
-            BatchItem(tensor, custom), priority=options.priority, deadline=options.deadline
+            BatchItem(tensor, custom, ENDPOINT_OUTPUTS[endpoint]),
+            priority=options.priority,
+            deadline=options.deadline,
         )
         timing = {
             "queue": result.queue_s * 1000.0,
@@ -303,14 +323,17 @@ class InferenceService:
 
     def _ground(self, inference: Inference) -> list[dict[str, Any]]:
         out = inference.outputs
+        maps = _required(out.pathology_maps, "pathology_maps")
+        anatomy_maps = _required(out.anatomy_maps, "anatomy_maps")
+        anatomy_probs = _required(out.anatomy_probs, "anatomy_probs")
         grounded = []
         for row, entry in self._scores(inference):
             entry.update(
                 grounding(
-                    out.pathology_maps[row],
+                    maps[row],
                     inference.box,
-                    anatomy_maps=out.anatomy_maps,
-                    anatomy_probs=out.anatomy_probs,
+                    anatomy_maps=anatomy_maps,
+                    anatomy_probs=anatomy_probs,
                     anatomy_names=self.bundle.anatomy_names,
                     top_k=self._settings.anatomy_top_k,
                 )
@@ -322,14 +345,14 @@ class InferenceService:
         self, inference: Inference, structures: list[tuple[str, int]], rle: bool
     ) -> list[dict[str, Any]]:
         out = inference.outputs
+        maps = _required(out.pathology_maps, "pathology_maps")
+        logits = _required(out.segmentation_logits, "segmentation_logits")
         masks = []
         for row, entry in self._scores(inference):
-            mask = finding_mask(out.pathology_maps[row], inference.box)
+            mask = finding_mask(maps[row], inference.box)
             masks.append(mask_payload(entry["name"], "finding", mask, with_rle=rle))
         for name, k in structures:
-            mask = segmentation_mask(
-                out.segmentation_logits[k], inference.box, self.bundle.segmentation_threshold
-            )
+            mask = segmentation_mask(logits[k], inference.box, self.bundle.segmentation_threshold)
             masks.append(mask_payload(name, "anatomy", mask, with_rle=rle))
         return masks
 
@@ -360,7 +383,9 @@ class InferenceService:
         }
 
     async def classify(self, data: bytes, media_type: str | None, options: RequestOptions) -> dict[str, Any]:
-        inference = await self.infer(data, media_type, options, self.resolve_findings(options.findings))
+        inference = await self.infer(
+            data, media_type, options, self.resolve_findings(options.findings), endpoint="classify"
+        )
         start = time.perf_counter()  # scores only: cheaper inline than a thread hop
         findings = [entry for _, entry in self._scores(inference)]
         post_ms = (time.perf_counter() - start) * 1000.0
@@ -368,7 +393,9 @@ class InferenceService:
         return {"findings": findings, **self.envelope(inference, post_ms)}
 
     async def ground(self, data: bytes, media_type: str | None, options: RequestOptions) -> dict[str, Any]:
-        inference = await self.infer(data, media_type, options, self.resolve_findings(options.findings))
+        inference = await self.infer(
+            data, media_type, options, self.resolve_findings(options.findings), endpoint="ground"
+        )
         findings, post_ms = await self._in_pool("post", lambda: self._ground(inference))
         return {"findings": findings, **self.envelope(inference, post_ms)}
 
@@ -377,7 +404,7 @@ class InferenceService:
         findings = self.resolve_findings(options.findings) if options.findings else []
         if not structures and not findings:
             raise InvalidParameterError("ask for at least one `anatomy` structure or `findings` name")
-        inference = await self.infer(data, media_type, options, findings)
+        inference = await self.infer(data, media_type, options, findings, endpoint="segment")
         masks, post_ms = await self._in_pool(
             "post", lambda: self._segment(inference, structures, options.rle)
         )

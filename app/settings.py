@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(
         default=0, ge=0, description="ONNX Runtime intra-op threads (0 = ORT default)."
     )
+    precision: Literal["auto", "stored", "fp32", "int8"] = Field(
+        default="auto",
+        description="Graph precision: stored = as the bundle stores each graph; fp32 = fp32 compute (fp16 "
+        "weights upcast in memory); int8 = the bundle's int8 graph variants (refused at start-up when it "
+        "has none); auto = fp32 on the CPU, stored on CUDA.",
+    )
 
     # --- batching --------------------------------------------------------------------------------
     max_batch_size: int = Field(default=8, ge=1, le=256, description="Largest batch released to the model.")

@@ -13,10 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from app.graph_contract import graph_problems
+
 logger = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.json"
-SCHEMA_VERSION = 1
+#: Text-encoder bundles have their own, unchanged schema (image bundles: app/graph_contract.py).
+TEXT_SCHEMA_VERSION = 1
 
 #: Top-level keys every image-model bundle's metadata must have (docs/contracts.md).
 IMAGE_BUNDLE_KEYS: tuple[str, ...] = (
@@ -96,8 +99,15 @@ def bundle_problems(bundle_dir: Path, required_keys: tuple[str, ...] | None = No
     if required_keys is None:
         required_keys = TEXT_BUNDLE_KEYS if "text_encoder.onnx" in listed else IMAGE_BUNDLE_KEYS
     problems = [f"missing metadata key {key!r}" for key in required_keys if key not in metadata]
-    if metadata.get("schema_version") != SCHEMA_VERSION:
-        problems.append(f"schema_version is {metadata.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    if required_keys == TEXT_BUNDLE_KEYS:
+        if metadata.get("schema_version") != TEXT_SCHEMA_VERSION:
+            problems.append(
+                f"schema_version is {metadata.get('schema_version')!r}, expected {TEXT_SCHEMA_VERSION}"
+            )
+    else:
+        graphs = metadata.get("graphs")
+        graphs = graphs if isinstance(graphs, dict) else {}
+        problems.extend(graph_problems(metadata.get("schema_version"), graphs))
     actual = bundle_files(bundle_dir)
     for name, expected in listed.items():
         if name not in actual:

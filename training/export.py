@@ -1,8 +1,9 @@
 """`medslip-export --checkpoint CKPT [--seg-checkpoint CKPT] --name N --version V --out model_store`.
 
-Writes `model_store/<name>/<version>/`: the single-file `image_model.onnx` (checked, and compared with
-PyTorch before it is accepted), the two query books, MODEL_CARD.md and `metadata.json` with the sha256
-of every file, so the service can serve it without importing torch.
+Writes `model_store/<name>/<version>/`: the contract's graphs (`app/graph_contract.py`: the full
+`image_model.onnx` and the classification-only `classify_model.onnx`, each a single file, checked and
+compared with PyTorch before it is accepted), the two query books, MODEL_CARD.md and `metadata.json`
+with the sha256 of every file, so the service can serve it without importing torch.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from app.graph_contract import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_FILES, GRAPH_SIGNATURES, SCHEMA_VERSION
 from app.imaging.preprocessing import PreprocessingSpec
-from training.bundle import SCHEMA_VERSION, read_metadata, sha256_file, verify_bundle, write_metadata
+from training.bundle import read_metadata, sha256_file, verify_bundle, write_metadata
 from training.config_io import config_to_dict
-from training.export_graph import ImageModelGraph, export_image_graph, measure_parity, require_fp32_parity
+from training.export_graph import ImageModelGraph, export_graph, graph_of, measure_parity, require_fp32_parity
 from training.export_text import GRAPH_FILE as TEXT_GRAPH_FILE
 from training.export_text import TOKENIZER_FILE, load_tokenizer, min_cosine, tokenize
 from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel, load_checkpoint
@@ -38,7 +40,7 @@ from training.quantize import convert_to_fp16
 
 logger = logging.getLogger(__name__)
 
-GRAPH_FILE = "image_model.onnx"
+GRAPH_FILE = GRAPH_FILES[FULL_GRAPH]
 PATHOLOGY_BOOK_FILE = "pathology_queries.npy"
 ANATOMY_BOOK_FILE = "anatomy_queries.npy"
 CARD_FILE = "MODEL_CARD.md"
@@ -167,29 +169,38 @@ def operating_points(report: dict[str, Any] | None) -> dict[str, dict[str, Any]]
     return points
 
 
-def graph_io(model: MeDSLIP, num_structures: int) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
-    """Symbolic I/O shapes of the graph, as metadata lists them."""
+def graph_io(model: MeDSLIP, num_structures: int, name: str = FULL_GRAPH
+             ) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """Symbolic I/O shapes of graph `name`, as metadata lists them."""
     config = model.config
     size, grid, dim = config.image_size, config.grid_size, config.text_dim
-    inputs: dict[str, list[Any]] = {
+    shapes: dict[str, list[Any]] = {
         "image": ["B", 3, size, size], "pathology_queries": ["Qp", dim], "anatomy_queries": ["Qa", dim],
-    }
-    outputs: dict[str, list[Any]] = {
         "pathology_probs": ["B", "Qp"], "pathology_maps": ["B", "Qp", grid, grid],
         "anatomy_probs": ["B", "Qa"], "anatomy_maps": ["B", "Qa", grid, grid],
         "segmentation_logits": ["B", num_structures, size, size],
     }
-    return inputs, outputs
+    inputs, outputs = GRAPH_SIGNATURES[name]
+    return {n: shapes[n] for n in inputs}, {n: shapes[n] for n in outputs}
+
+
+def graph_entry(name: str, model: MeDSLIP, num_structures: int, precision: str,
+                parity: dict[str, float]) -> dict[str, Any]:
+    """One `graphs` entry of metadata.json."""
+    inputs, outputs = graph_io(model, num_structures, name)
+    return {"file": GRAPH_FILES[name], "inputs": inputs, "outputs": outputs, "precision": precision,
+            "io_dtype": "float32", "parity_max_abs_diff": parity}
 
 
 def build_metadata(
     *, name: str, version: str, model: MeDSLIP, segmentation: SegmentationModel | None, precision: str,
-    parity: dict[str, float], text_encoder: dict[str, Any] | None, report: dict[str, Any] | None,
+    parity: dict[str, dict[str, float]], text_encoder: dict[str, Any] | None, report: dict[str, Any] | None,
     training_data: dict[str, Any],
 ) -> dict[str, Any]:
-    """Every metadata.json key of docs/contracts.md except `files` (added by `write_metadata`)."""
+    """Every metadata.json key of docs/contracts.md except `files` (added by `write_metadata`).
+
+    `parity`: graph name -> max |ORT - torch| per output of that graph."""
     structures = [] if segmentation is None else list(SEGMENTATION_STRUCTURES)
-    inputs, outputs = graph_io(model, len(structures))
     points = operating_points(report)
     findings = [n for n in PATHOLOGY if n in points or n in DEFAULT_FINDINGS]
     metrics: dict[str, Any] = {}
@@ -209,9 +220,8 @@ def build_metadata(
         "intended_use": "research only; not a medical device",
         "architecture": config_to_dict(model.config),
         "preprocessing": PreprocessingSpec.trained(model.config.image_size).to_dict(),
-        "graphs": {"image_model": {"file": GRAPH_FILE, "inputs": inputs, "outputs": outputs,
-                                   "precision": precision, "io_dtype": "float32",
-                                   "parity_max_abs_diff": parity}},
+        "graphs": {graph: graph_entry(graph, model, len(structures), precision, diffs)
+                   for graph, diffs in parity.items()},
         "text_encoder": text_encoder,
         "pathology": {"names": list(PATHOLOGY), "query_texts": pathology_query_texts(load_descriptions()),
                       "embeddings_file": PATHOLOGY_BOOK_FILE},
@@ -248,17 +258,23 @@ def export_bundle(
 
     with tempfile.TemporaryDirectory(dir=bundle_dir.parent, prefix=f".{version}-") as scratch:
         work = Path(scratch)
-        fp32_path = export_image_graph(graph, work / "fp32.onnx")
-        parity = measure_parity(graph, fp32_path)
-        require_fp32_parity(parity)
-        final_path, precision = fp32_path, "fp32"
-        if fp16:
-            final_path, precision = convert_to_fp16(fp32_path, work / "fp16.onnx"), "fp16"
-            parity = measure_parity(graph, final_path)  # drift of the shipped graph, recorded not enforced
-            logger.info("fp16 drift vs torch fp32: %s", {k: f"{v:.2e}" for k, v in parity.items()})
         staged = work / "bundle"
         staged.mkdir()
-        shutil.move(final_path, staged / GRAPH_FILE)
+        precision = "fp16" if fp16 else "fp32"
+        parity: dict[str, dict[str, float]] = {}
+        for graph_name in (FULL_GRAPH, CLASSIFY_GRAPH):
+            module = graph_of(graph_name, graph)
+            fp32_path = export_graph(graph_name, module, model, work / f"{graph_name}.onnx")
+            diffs = measure_parity(graph, fp32_path, name=graph_name)
+            require_fp32_parity(diffs)
+            final_path = fp32_path
+            if fp16:
+                final_path = convert_to_fp16(fp32_path, work / f"{graph_name}.fp16.onnx")
+                diffs = measure_parity(graph, final_path, name=graph_name)  # shipped graph: recorded only
+                drift = {k: f"{v:.2e}" for k, v in diffs.items()}
+                logger.info("%s fp16 drift vs torch fp32: %s", graph_name, drift)
+            parity[graph_name] = diffs
+            shutil.move(final_path, staged / GRAPH_FILES[graph_name])
         np.save(staged / PATHOLOGY_BOOK_FILE, model.pathology_book.detach().numpy().astype(np.float32))
         np.save(staged / ANATOMY_BOOK_FILE, model.anatomy_book.detach().numpy().astype(np.float32))
         training_data = {"checkpoint": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint),
@@ -270,7 +286,7 @@ def export_bundle(
             name=name, version=version, model=model, segmentation=segmentation, precision=precision,
             parity=parity, text_encoder=text_encoder, report=report, training_data=training_data,
         )
-        metadata["graphs"]["image_model"]["finding_maps"] = {
+        metadata["graphs"][FULL_GRAPH]["finding_maps"] = {
             "method": grounding,
             "prior_structures": list(PRIOR_STRUCTURES) if grounding.endswith("_prior") else [],
             "doc": "training/model/grounding.py",

@@ -11,16 +11,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from app.graph_contract import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_SIGNATURES, OUTPUT_NAMES
 from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel
 from training.model.grounding import PRIOR_STRUCTURES, GroundingMethod, grounding_maps
 from training.onnx_tools import cpu_session, export_to_onnx, max_abs_diff, run_session
 
 logger = logging.getLogger(__name__)
 
-INPUT_NAMES: tuple[str, ...] = ("image", "pathology_queries", "anatomy_queries")
-OUTPUT_NAMES: tuple[str, ...] = (
-    "pathology_probs", "pathology_maps", "anatomy_probs", "anatomy_maps", "segmentation_logits",
-)
 #: Outputs the contract's fp32 parity (<= 1e-4) is enforced on; segmentation logits are reported only,
 #: because unbounded logits of a deep decoder legitimately drift more than probabilities do.
 PARITY_OUTPUTS: tuple[str, ...] = ("pathology_probs", "pathology_maps", "anatomy_probs", "anatomy_maps")
@@ -79,27 +76,62 @@ class ImageModelGraph(nn.Module):
         return pathology_probs, pathology_maps, anatomy_probs, out.anatomy_maps, segmentation_logits
 
 
-def export_image_graph(graph: ImageModelGraph, path: Path) -> Path:
-    """Export with a dynamic batch axis and dynamic query counts; image size stays fixed (the bundle's
-    preprocessing promises it)."""
-    config = graph.model.config
-    batch, n_pathology, n_anatomy = torch.export.Dim("batch"), torch.export.Dim("Qp"), torch.export.Dim("Qa")
+class ClassifyGraph(nn.Module):
+    """`classify_model.onnx`: the trunk and the pathology decoder only -> `pathology_probs`.
+
+    The same modules as `ImageModelGraph` (so the same weights and the same probabilities), without the
+    anatomy stream, the segmentation decoder and the heat maps that `/classify` never returns."""
+
+    def __init__(self, model: MeDSLIP) -> None:
+        super().__init__()
+        self.model = model.eval()
+
+    def forward(self, image: torch.Tensor, pathology_queries: torch.Tensor) -> torch.Tensor:
+        """image (B, 3, S, S), queries (Qp, T) -> pathology_probs (B, Qp)."""
+        model = self.model
+        pathology_tokens, _, _, _ = model.encode_image(image, None)  # (B, N, D)
+        decoder = model.decoder_pathology
+        features, _ = model._decode(decoder, pathology_queries, pathology_tokens)  # (B, Qp, D)
+        logits = model.classifier_pathology(model.dropout_feas_pathology(features))  # (B, Qp, 2)
+        return logits.softmax(dim=-1)[..., 1]
+
+
+def graph_of(name: str, full: ImageModelGraph) -> nn.Module:
+    """The module exported as graph `name` of the contract, built on the full graph's modules."""
+    if name == FULL_GRAPH:
+        return full
+    if name == CLASSIFY_GRAPH:
+        return ClassifyGraph(full.model)
+    raise ValueError(f"unknown graph {name!r}")
+
+
+def export_graph(name: str, module: nn.Module, model: MeDSLIP, path: Path) -> Path:
+    """Export graph `name` with a dynamic batch axis and dynamic query counts; the image size stays fixed
+    (the bundle's preprocessing promises it)."""
+    config = model.config
+    inputs, outputs = GRAPH_SIGNATURES[name]
+    dims = {"image": {0: torch.export.Dim("batch")}, "pathology_queries": {0: torch.export.Dim("Qp")},
+            "anatomy_queries": {0: torch.export.Dim("Qa")}}
     generator = torch.Generator().manual_seed(0)
-    example = (
-        torch.randn(2, 3, config.image_size, config.image_size, generator=generator),
+    examples = {
+        "image": torch.randn(2, 3, config.image_size, config.image_size, generator=generator),
         # Clones: passing the buffers themselves makes torch.export treat the query counts as constants.
-        graph.model.pathology_book.detach().clone(),  # (75, T)
-        graph.model.anatomy_book.detach().clone(),  # (51, T)
-    )
+        "pathology_queries": model.pathology_book.detach().clone(),  # (75, T)
+        "anatomy_queries": model.anatomy_book.detach().clone(),  # (51, T)
+    }
     return export_to_onnx(
-        graph,
-        example,
+        module,
+        tuple(examples[n] for n in inputs),
         path,
-        input_names=INPUT_NAMES,
-        output_names=OUTPUT_NAMES,
-        dynamic_shapes={"image": {0: batch}, "pathology_queries": {0: n_pathology},
-                        "anatomy_queries": {0: n_anatomy}},
+        input_names=list(inputs),
+        output_names=list(outputs),
+        dynamic_shapes={n: dims[n] for n in inputs},
     )
+
+
+def export_image_graph(graph: ImageModelGraph, path: Path) -> Path:
+    """`image_model.onnx`: every output of the contract."""
+    return export_graph(FULL_GRAPH, graph, graph.model, path)
 
 
 def _random_queries(count: int, dim: int, generator: torch.Generator) -> torch.Tensor:
@@ -112,16 +144,19 @@ def measure_parity(
     onnx_path: Path,
     batches: Iterable[int] = (1, 3),
     query_counts: Iterable[tuple[int, int] | None] = (None, (7, 3)),
+    *,
     seed: int = 0,
+    name: str = FULL_GRAPH,
 ) -> dict[str, float]:
-    """Max |ORT - torch| per output over every (batch, query count) case; `None` = the built-in books.
-
-    Different batch sizes and query counts from the export example prove the dynamic axes work.
-    """
+    """Max |ORT - torch| per output of graph `name` over every (batch, query count) case; `None` = the
+    built-in books. Different batch sizes and query counts from the export example prove the dynamic
+    axes work. The torch reference of every graph is the full graph's forward, so a partial graph is also
+    checked against what `image_model` computes for the same outputs."""
     config = graph.model.config
+    inputs, outputs = GRAPH_SIGNATURES[name]
     session = cpu_session(onnx_path)
     generator = torch.Generator().manual_seed(seed)
-    worst = dict.fromkeys(OUTPUT_NAMES, 0.0)
+    worst = dict.fromkeys(outputs, 0.0)
     for batch in batches:
         for counts in query_counts:
             image = torch.randn(batch, 3, config.image_size, config.image_size, generator=generator)
@@ -131,18 +166,18 @@ def measure_parity(
                 pathology = _random_queries(counts[0], config.text_dim, generator)
                 anatomy = _random_queries(counts[1], config.text_dim, generator)
             with torch.no_grad():
-                expected = graph(image, pathology, anatomy)
+                expected = dict(zip(OUTPUT_NAMES, graph(image, pathology, anatomy), strict=True))
             feeds = {"image": image.numpy(), "pathology_queries": pathology.numpy().astype(np.float32),
                      "anatomy_queries": anatomy.numpy().astype(np.float32)}
-            actual = run_session(session, feeds)
-            for name, reference in zip(OUTPUT_NAMES, expected, strict=True):
-                worst[name] = max(worst[name], max_abs_diff(actual[name], reference.numpy()))
-    logger.info("ORT vs torch max abs diff: %s", {k: f"{v:.2e}" for k, v in worst.items()})
+            actual = run_session(session, {key: feeds[key] for key in inputs})
+            for output in outputs:
+                worst[output] = max(worst[output], max_abs_diff(actual[output], expected[output].numpy()))
+    logger.info("%s: ORT vs torch max abs diff: %s", name, {k: f"{v:.2e}" for k, v in worst.items()})
     return worst
 
 
 def require_fp32_parity(diffs: dict[str, float]) -> None:
     """Refuse an fp32 graph that does not reproduce the torch model within FP32_TOLERANCE."""
-    failing = {name: diffs[name] for name in PARITY_OUTPUTS if diffs[name] > FP32_TOLERANCE}
+    failing = {name: diffs[name] for name in PARITY_OUTPUTS if diffs.get(name, 0.0) > FP32_TOLERANCE}
     if failing:
         raise RuntimeError(f"ONNX graph differs from torch beyond {FP32_TOLERANCE}: {failing}")

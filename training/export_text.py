@@ -21,7 +21,7 @@ import torch
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
-from training.bundle import SCHEMA_VERSION, sha256_file, write_metadata
+from training.bundle import TEXT_SCHEMA_VERSION, sha256_file, write_metadata
 from training.model.entities import PATHOLOGY, anatomy_query_texts
 from training.model.text_encoder import (
     TextEncoder,
@@ -154,7 +154,7 @@ def export_text_encoder(
 
     config = encoder.model.config
     metadata: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": TEXT_SCHEMA_VERSION,
         "name": name,
         "version": version,
         "dim": int(reference.shape[1]),

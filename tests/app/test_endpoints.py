@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import httpx
 import numpy as np
@@ -176,16 +176,21 @@ async def test_ready_is_503_until_every_bucket_is_warm(make_app: Callable[..., F
     """A runner whose warm-up blocks keeps /health/ready at 503 and inference at 503 model_not_ready."""
     import threading
 
+    from app.graph_contract import OUTPUT_NAMES
     from app.runtime import ModelOutputs, OrtImageModel
 
     release = threading.Event()
 
     class GatedRunner(OrtImageModel):
         def run(
-            self, images: np.ndarray, pathology_queries: np.ndarray, anatomy_queries: np.ndarray
+            self,
+            images: np.ndarray,
+            pathology_queries: np.ndarray,
+            anatomy_queries: np.ndarray,
+            outputs: Iterable[str] = OUTPUT_NAMES,
         ) -> ModelOutputs:
             release.wait(timeout=10)
-            return super().run(images, pathology_queries, anatomy_queries)
+            return super().run(images, pathology_queries, anatomy_queries, outputs)
 
     app = make_app(runner_factory=lambda bundle, settings: GatedRunner(bundle, intra_op_threads=1))
     async with running_app(app, ready=False) as client:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from fastapi import FastAPI
 
 from app.bundle import Bundle
+from app.graph_contract import OUTPUT_NAMES
 from app.runtime import ModelOutputs, OrtImageModel
 from app.settings import Settings
 from tests.app.conftest import dicom_bytes, png_bytes, running_app
@@ -28,14 +29,18 @@ class ControlledRunner(OrtImageModel):
         self.calls = 0
 
     def run(
-        self, images: np.ndarray, pathology_queries: np.ndarray, anatomy_queries: np.ndarray
+        self,
+        images: np.ndarray,
+        pathology_queries: np.ndarray,
+        anatomy_queries: np.ndarray,
+        outputs: Iterable[str] = OUTPUT_NAMES,
     ) -> ModelOutputs:
         self.calls += 1
         if self.fail_next.is_set():
             self.fail_next.clear()
             raise RuntimeError("injected device failure")
         time.sleep(self.delay_s)
-        return super().run(images, pathology_queries, anatomy_queries)
+        return super().run(images, pathology_queries, anatomy_queries, outputs)
 
 
 def controlled(holder: list[ControlledRunner]) -> Callable[[Bundle, Settings], ControlledRunner]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import httpx
 import numpy as np
 from fastapi import FastAPI
 
 from app.bundle import Bundle
+from app.graph_contract import OUTPUT_NAMES
 from app.runtime import ModelOutputs, OrtImageModel
 from app.settings import Settings
 from tests.app.conftest import png_bytes, running_app
@@ -33,10 +34,14 @@ class SlowRunner(OrtImageModel):
     """The tiny model taking a fixed BATCH_S per call, as a real model's compute would."""
 
     def run(
-        self, images: np.ndarray, pathology_queries: np.ndarray, anatomy_queries: np.ndarray
+        self,
+        images: np.ndarray,
+        pathology_queries: np.ndarray,
+        anatomy_queries: np.ndarray,
+        outputs: Iterable[str] = OUTPUT_NAMES,
     ) -> ModelOutputs:
         time.sleep(BATCH_S)  # stands in for the model's compute time
-        return super().run(images, pathology_queries, anatomy_queries)
+        return super().run(images, pathology_queries, anatomy_queries, outputs)
 
 
 def slow(bundle: Bundle, settings: Settings) -> SlowRunner:

@@ -2,9 +2,11 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from app.graph_contract import GRAPH_FILES, GRAPH_SIGNATURES, SCHEMA_VERSION
 from training.bundle import (
     IMAGE_BUNDLE_KEYS,
     BundleError,
@@ -19,9 +21,15 @@ def _bundle(tmp_path: Path) -> Path:
     folder = tmp_path / "medslip-cxr" / "0.0.1"
     folder.mkdir(parents=True)
     (folder / "image_model.onnx").write_bytes(b"graph-bytes")
+    (folder / "classify_model.onnx").write_bytes(b"smaller-graph-bytes")
     (folder / "pathology_queries.npy").write_bytes(b"book")
-    metadata = {key: {} for key in IMAGE_BUNDLE_KEYS}
-    metadata["schema_version"] = 1
+    metadata: dict[str, Any] = {key: {} for key in IMAGE_BUNDLE_KEYS}
+    metadata["schema_version"] = SCHEMA_VERSION
+    metadata["graphs"] = {
+        name: {"file": GRAPH_FILES[name], "inputs": {k: ["B"] for k in inputs},
+               "outputs": {k: ["B"] for k in outputs}}
+        for name, (inputs, outputs) in GRAPH_SIGNATURES.items()
+    }
     write_metadata(folder, metadata)
     return folder
 
@@ -39,9 +47,25 @@ def test_sha256_of_a_known_content() -> None:
 def test_written_metadata_lists_every_file_but_itself(tmp_path: Path) -> None:
     folder = _bundle(tmp_path)
     files = json.loads((folder / "metadata.json").read_text())["files"]
-    assert sorted(files) == ["image_model.onnx", "pathology_queries.npy"]
+    assert sorted(files) == ["classify_model.onnx", "image_model.onnx", "pathology_queries.npy"]
     assert files["image_model.onnx"] == sha256_file(folder / "image_model.onnx")
-    assert verify_bundle(folder)["schema_version"] == 1
+    assert verify_bundle(folder)["schema_version"] == SCHEMA_VERSION
+
+
+def test_graphs_that_break_the_schema_contract_are_problems(tmp_path: Path) -> None:
+    """A schema-2 bundle without its classification graph, a graph with other outputs, and an unknown
+    schema are each refused with the reason."""
+    folder = _bundle(tmp_path)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    del metadata["graphs"]["classify_model"]
+    metadata["graphs"]["image_model"]["outputs"] = {"pathology_probs": []}
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    problems = bundle_problems(folder)
+    assert "schema 2 requires graph 'classify_model'" in problems
+    assert any(p.startswith("graph 'image_model' must list outputs") for p in problems)
+    metadata["schema_version"] = 99
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    assert bundle_problems(folder)[0].startswith("unsupported bundle schema_version 99")
 
 
 def test_tampered_missing_and_extra_files_are_all_reported(tmp_path: Path) -> None:

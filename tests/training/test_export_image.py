@@ -5,9 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
+from app.graph_contract import SCHEMA_VERSION
+from app.graph_precision import fp32_graph_bytes
+from app.runtime import CPU
 from training.bundle import IMAGE_BUNDLE_KEYS, bundle_problems, write_metadata
 from training.export import (
     export_bundle,
@@ -52,8 +56,10 @@ def test_bundle_has_every_contract_key_and_verifies(exported: tuple[Path, Path, 
     assert bundle_problems(bundle) == []
     metadata = json.loads((bundle / "metadata.json").read_text())
     assert set(IMAGE_BUNDLE_KEYS) <= set(metadata)
-    assert sorted(metadata["files"]) == ["MODEL_CARD.md", "anatomy_queries.npy", "image_model.onnx",
-                                         "pathology_queries.npy"]
+    assert sorted(metadata["files"]) == ["MODEL_CARD.md", "anatomy_queries.npy", "classify_model.onnx",
+                                         "image_model.onnx", "pathology_queries.npy"]
+    assert metadata["schema_version"] == SCHEMA_VERSION
+    assert list(metadata["graphs"]["classify_model"]["outputs"]) == ["pathology_probs"]
     assert metadata["graphs"]["image_model"]["outputs"]["pathology_maps"] == ["B", "Qp", 4, 4]
     assert metadata["segmentation"]["structures"][0] == "right_lung"
     assert metadata["preprocessing"]["image_size"] == IMAGE_SIZE
@@ -89,6 +95,33 @@ def test_onnx_matches_torch_for_other_batch_sizes_and_query_counts(exported: tup
             np.testing.assert_allclose(actual[name], reference.numpy(), atol=1e-4, rtol=0, err_msg=name)
 
 
+def test_classify_graph_matches_torch_and_the_full_graph(exported: tuple[Path, Path, Path]) -> None:
+    """The classification graph computes the full graph's `pathology_probs` (same weights), and nothing
+    else: no anatomy stream, no segmentation decoder."""
+    bundle, checkpoint, seg_checkpoint = exported
+    metadata = json.loads((bundle / "metadata.json").read_text())
+    assert metadata["graphs"]["classify_model"]["parity_max_abs_diff"]["pathology_probs"] <= 1e-4
+    graph = ImageModelGraph(*load_models(checkpoint, seg_checkpoint))
+    classify, full = cpu_session(bundle / "classify_model.onnx"), cpu_session(bundle / "image_model.onnx")
+    assert [i.name for i in classify.get_inputs()] == ["image", "pathology_queries"]
+    assert [o.name for o in classify.get_outputs()] == ["pathology_probs"]
+    def convolutions(file: str) -> int:
+        return sum(node.op_type == "Conv" for node in onnx.load(str(bundle / file)).graph.node)
+
+    # the segmentation decoder's convolutions are gone
+    assert 0 < convolutions("classify_model.onnx") < convolutions("image_model.onnx")
+    generator = torch.Generator().manual_seed(2)
+    image = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
+    queries = torch.nn.functional.normalize(torch.randn(5, TEXT_DIM, generator=generator), dim=-1)
+    with torch.no_grad():
+        expected = graph(image, queries[:3], queries[3:])[0]
+    probs = run_session(classify, {"image": image.numpy(), "pathology_queries": queries[:3].numpy()})
+    np.testing.assert_allclose(probs["pathology_probs"], expected.numpy(), atol=1e-4, rtol=0)
+    both = run_session(full, {"image": image.numpy(), "pathology_queries": queries[:3].numpy(),
+                              "anatomy_queries": queries[3:].numpy()})
+    np.testing.assert_allclose(probs["pathology_probs"], both["pathology_probs"], atol=1e-5, rtol=0)
+
+
 def test_a_version_is_never_overwritten(exported: tuple[Path, Path, Path]) -> None:
     bundle, checkpoint, _ = exported
     with pytest.raises(FileExistsError):
@@ -112,6 +145,13 @@ def test_fp16_export_keeps_float32_io_and_records_drift(exported: tuple[Path, Pa
                                     "anatomy_queries": np.load(fp16 / "anatomy_queries.npy")})
     assert outputs["pathology_probs"].dtype == np.float32
     assert outputs["segmentation_logits"].shape == (1, 0, IMAGE_SIZE, IMAGE_SIZE)
+    assert metadata["graphs"]["classify_model"]["precision"] == "fp16"
+    # fp32 compute of the fp16 weights (the service's CPU default) agrees with fp16 compute.
+    upcast = ort.InferenceSession(fp32_graph_bytes(fp16 / "classify_model.onnx"), providers=[CPU])
+    stored = cpu_session(fp16 / "classify_model.onnx")
+    feeds = {"image": np.ones((2, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32),
+             "pathology_queries": np.load(fp16 / "pathology_queries.npy")}
+    np.testing.assert_allclose(upcast.run(None, feeds)[0], stored.run(None, feeds)[0], atol=5e-3, rtol=0)
 
 
 def test_text_encoder_of_another_width_is_refused(tmp_path: Path) -> None:

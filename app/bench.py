@@ -6,8 +6,14 @@ p50/p95/p99 latency, throughput and mean batch size at several concurrencies (cl
 the bare model time (ONNX Runtime in-process; PyTorch eager when a checkpoint is given) on the same
 real images from ../shared/data. Results go to JSON and a markdown table.
 
+`--device cuda` measures the CUDA path (fp16 graphs as stored, IO binding) in-process and in the spawned
+servers, and refuses at once on a host whose onnxruntime has no CUDAExecutionProvider; `--out DIR`
+writes DIR/service.json and DIR/service.md.
+
 `medslip-bench decode ...` measures decoding instead (full vs reduced resolution, threads vs a process
-pool, against the model call): see `app/bench_decode.py`.
+pool, against the model call): see `app/bench_decode.py`. `medslip-bench compare ...` is the interleaved
+comparison of ONNX Runtime, PyTorch eager, the official architecture, HTTP, decoding and RSS (it needs
+torch): see `training/bench_compare.py`.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import onnxruntime as ort
 
 from app.bundle import load_bundle
 from app.imaging import PreprocessingSpec, decode_bytes
-from app.runtime import OrtImageModel
+from app.runtime import CUDA, OrtImageModel
 from app.settings import REPO_ROOT
 
 logger = logging.getLogger(__name__)
@@ -112,8 +118,18 @@ def time_calls(fn: Callable[[], object], repeats: int) -> list[float]:
     return samples
 
 
+def require_device(device: str, available: list[str]) -> None:
+    """Refuse (SystemExit) `--device cuda` when this onnxruntime offers no CUDAExecutionProvider."""
+    if device == "cuda" and CUDA not in available:
+        raise SystemExit(
+            "medslip-bench: --device cuda needs onnxruntime with the CUDAExecutionProvider "
+            f"(onnxruntime-gpu and a visible GPU); this onnxruntime {ort.__version__} offers "
+            f"{', '.join(available)}. Run with --device cpu, or on a GPU host."
+        )
+
+
 def bench_in_process(
-    model_dir: Path, images: list[tuple[bytes, str]], repeats: int, threads: int
+    model_dir: Path, images: list[tuple[bytes, str]], repeats: int, threads: int, device: str = "auto"
 ) -> dict[str, Any]:
     """Bare ONNX Runtime at batch 1, and decode+preprocess+model in-process (no HTTP, no queue).
 
@@ -121,7 +137,7 @@ def bench_in_process(
     so the server-overhead figure compares the same image mix.
     """
     bundle = load_bundle(model_dir)
-    runner = OrtImageModel(bundle, device="auto", intra_op_threads=threads)
+    runner = OrtImageModel(bundle, device=device, intra_op_threads=threads, precision="auto")
     spec = bundle.preprocessing
     tensors = [service_input(data, media, spec)[None] for data, media in images]
 
@@ -139,6 +155,8 @@ def bench_in_process(
     counter_a, counter_b = [0], [0]
     return {
         "provider": runner.provider,
+        "io_binding": runner.io_binding,
+        "precisions": dict(runner.precisions),
         "onnxruntime_bare_ms": percentiles(time_calls(lambda: bare(counter_a), repeats)),
         "in_process_pipeline_ms": percentiles(time_calls(lambda: pipeline(counter_b), repeats)),
     }
@@ -188,15 +206,21 @@ def free_port() -> int:
 
 
 def spawn_server(
-    model_dir: Path, env_overrides: dict[str, str], threads: int
+    model_dir: Path,
+    env_overrides: dict[str, str],
+    threads: int,
+    device: str = "auto",
+    ready_timeout_s: float = 60.0,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start medslip-serve on a free loopback port and wait (bounded) until it is ready."""
+    """Start medslip-serve on a free loopback port and wait (at most `ready_timeout_s`) until it is
+    ready, i.e. every batch bucket of every graph is warmed up."""
     port = free_port()
     env = {
         **os.environ,
         **env_overrides,
         "MEDSLIP_LOG_LEVEL": "WARNING",
         "MEDSLIP_INTRA_OP_THREADS": str(threads),
+        "MEDSLIP_DEVICE": device,
     }
     command = [
         sys.executable,
@@ -213,7 +237,7 @@ def spawn_server(
         command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+    for _ in range(int(ready_timeout_s * 10)):
         if process.poll() is not None:
             raise SystemExit(f"medslip-serve exited with {process.returncode}")
         try:
@@ -223,7 +247,7 @@ def spawn_server(
             pass
         time.sleep(0.1)
     process.kill()
-    raise SystemExit("medslip-serve did not become ready in 60 s")
+    raise SystemExit(f"medslip-serve did not become ready in {ready_timeout_s:.0f} s")
 
 
 def run_http(url: str, args: argparse.Namespace, images: list[tuple[bytes, str]]) -> list[dict[str, Any]]:
@@ -292,7 +316,8 @@ def markdown(result: dict[str, Any]) -> str:
         rows.append((label, ref["torch_eager_ms"]))
     for name, stats in rows:
         lines.append(f"| {name} | {stats['p50']:.2f} | {stats['p95']:.2f} | {stats['p99']:.2f} |")
-    lines += ["", f"Provider: {ref['provider']}.", ""]
+    binding = f", IO binding {'on' if ref['io_binding'] else 'off'}" if "io_binding" in ref else ""
+    lines += ["", f"Provider: {ref['provider']}{binding}.", ""]
     for config in result["servers"]:
         lines += [
             f"## Over HTTP: {config['name']}",
@@ -344,6 +369,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(DEFAULT_LEVELS))
     parser.add_argument("--endpoint", default="/classify")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = default)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="execution provider, in-process and in the spawned servers (cuda: refused at once without "
+        "CUDAExecutionProvider)",
+    )
+    parser.add_argument("--out", type=Path, help="write DIR/service.json and DIR/service.md instead")
     parser.add_argument("--label", default="model bundle")
     parser.add_argument("--note", default="", help="paragraph written under the title (context for readers)")
     parser.add_argument("--out-json", type=Path, default=REPO_ROOT / "docs" / "bench" / "service.json")
@@ -357,12 +390,22 @@ def main(argv: list[str] | None = None) -> int:
         from app.bench_decode import main as decode_main  # noqa: PLC0415  (its own CLI)
 
         return decode_main(given_argv[1:])
+    if given_argv[:1] == ["compare"]:
+        try:
+            from training.bench_compare import main as compare_main  # noqa: PLC0415  (needs torch)
+        except ImportError as exc:
+            raise SystemExit(f"medslip-bench compare needs the training extras (torch): {exc}") from exc
+
+        return compare_main(given_argv[1:])
     args = build_parser().parse_args(argv)
+    require_device(args.device, ort.get_available_providers())
+    if args.out is not None:
+        args.out_json, args.out_md = args.out / "service.json", args.out / "service.md"
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     load_at_start = [round(v, 2) for v in os.getloadavg()]
     images = load_images(args.data_dir or shared_data_dir(), args.images)
     calls = max(args.requests, 4)  # as many as the concurrency-1 HTTP run sends
-    reference = bench_in_process(args.model_dir, images, calls, args.threads)
+    reference = bench_in_process(args.model_dir, images, calls, args.threads, args.device)
     if args.checkpoint:
         # The PyTorch reference lives in training/ (app/ never imports torch).
         from training.bench_eager import bench_torch_eager  # noqa: PLC0415
@@ -376,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             ("batching on (max_batch_size 8, max_delay 5 ms)", BATCHING_ON),
             ("batching off (max_batch_size 1)", BATCHING_OFF),
         ):
-            process, url = spawn_server(args.model_dir, env, args.threads)
+            process, url = spawn_server(args.model_dir, env, args.threads, args.device)
             try:
                 servers.append({"name": name, "levels": run_http(url, args, images)})
             finally:
@@ -395,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, onnxruntime {ort.__version__}",
+        "device": args.device,
         "load_average": load_at_start,
         "images": len(images),
         "endpoint": args.endpoint,

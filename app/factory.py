@@ -50,6 +50,7 @@ def default_runner(bundle: Bundle, settings: Settings) -> ImageModelRunner:
         device=settings.device,
         intra_op_threads=settings.intra_op_threads,
         precision=settings.precision,
+        io_binding=settings.io_binding,
     )
 
 

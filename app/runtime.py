@@ -5,6 +5,12 @@ Why one session per graph: ONNX Runtime computes every node of a graph whatever 
 a batch runs the cheapest graph that has the outputs its requests read (`app/graph_contract.py`).
 Why a Protocol: the batcher and service only need `run()`; tests swap in doubles (slow, failing)
 without touching ONNX Runtime.
+
+On CUDA the sessions run the graphs as stored (fp16 compute) through IO binding (`app/io_binding.py`:
+inputs from host numpy, outputs kept on the GPU and copied back once), and `warm_up` runs every batch
+bucket through every graph before the service reports ready, so no request pays for cuDNN's algorithm
+search. Host work overlaps the GPU: uploads are decoded and preprocessed in the decode process(es)
+(`app/decode_pool.py`) while the single model thread waits on ONNX Runtime, which releases the GIL.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ import numpy as np
 import onnxruntime as ort
 
 from app.bundle import Bundle
-from app.graph_contract import GRAPH_SIGNATURES, OUTPUT_NAMES, choose_graph
+from app.graph_contract import GRAPH_COST_ORDER, GRAPH_SIGNATURES, OUTPUT_NAMES, choose_graph
 from app.graph_precision import fp32_graph_bytes
+from app.io_binding import output_device, run_bound
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +89,19 @@ class OrtImageModel:
     the requested outputs."""
 
     def __init__(
-        self, bundle: Bundle, *, device: str = "auto", intra_op_threads: int = 0, precision: str = "stored"
+        self,
+        bundle: Bundle,
+        *,
+        device: str = "auto",
+        intra_op_threads: int = 0,
+        precision: str = "stored",
+        io_binding: bool | None = None,
     ) -> None:
         """`precision` (MEDSLIP_PRECISION): "stored" loads every graph as the bundle stores it; "fp32"
         computes in fp32 (a stored fp32 variant, else fp16 weights upcast in memory); "int8" loads the
         int8 variant of every graph that has one (at least one must); "auto" is "fp32" on the CPU and
-        "stored" on CUDA, where fp16 is the fast type."""
+        "stored" on CUDA, where fp16 is the fast type. `io_binding` (MEDSLIP_IO_BINDING): run through
+        ONNX Runtime IO binding; None = on with CUDA only."""
         providers = select_providers(device, ort.get_available_providers())
         if precision == "auto":
             precision = "stored" if providers[0] == CUDA else "fp32"
@@ -118,8 +132,11 @@ class OrtImageModel:
                 raise RuntimeError(f"{path.name} lacks outputs {sorted(absent)}")
             self._sessions[name] = session
         self._provider = next(iter(self._sessions.values())).get_providers()[0]
+        self.io_binding = self._provider == CUDA if io_binding is None else io_binding
+        self._device_type = output_device(self._provider) if self.io_binding else ""
         logger.info("onnxruntime sessions ready",
-                    extra={"provider": self._provider, "graphs": ",".join(self._sessions)})
+                    extra={"provider": self._provider, "graphs": ",".join(self._sessions),
+                           "io_binding": self.io_binding})
 
     @property
     def provider(self) -> str:
@@ -139,7 +156,11 @@ class OrtImageModel:
         name = choose_graph(outputs, self._sessions)
         feeds = {"image": images, "pathology_queries": pathology_queries, "anatomy_queries": anatomy_queries}
         inputs, names = GRAPH_SIGNATURES[name]
-        values = self._sessions[name].run(list(names), {key: feeds[key] for key in inputs})
+        used = {key: feeds[key] for key in inputs}
+        if self.io_binding:
+            values = run_bound(self._sessions[name], used, names, self._device_type)
+        else:
+            values = self._sessions[name].run(list(names), used)
         return ModelOutputs(**{key: np.asarray(v) for key, v in zip(names, values, strict=True)})
 
 
@@ -150,13 +171,15 @@ def _has_variant(bundle: Bundle, name: str, precision: str) -> bool:
 
 
 def warm_up(runner: ImageModelRunner, bundle: Bundle, buckets: list[int]) -> dict[int, float]:
-    """Run every bucket size once through every graph (first runs allocate and, on CUDA, tune kernels);
-    returns ms per bucket of the full graph, the admission controller's pessimistic estimate."""
+    """Run every bucket size through every graph (first runs allocate and, on CUDA, tune kernels), then
+    time a second run of the full graph per bucket: the admission controller's pessimistic estimate."""
     timings: dict[int, float] = {}
     s = bundle.image_size
     for size in buckets:
         images = np.zeros((size, 3, s, s), dtype=np.float32)  # (B, 3, S, S)
-        runner.run(images, bundle.pathology_queries, bundle.anatomy_queries, outputs=("pathology_probs",))
+        for graph in GRAPH_COST_ORDER:  # each graph's own outputs select that graph (or a bigger one)
+            runner.run(images, bundle.pathology_queries, bundle.anatomy_queries,
+                       outputs=GRAPH_SIGNATURES[graph][1])
         start = time.perf_counter()
         runner.run(images, bundle.pathology_queries, bundle.anatomy_queries)
         timings[size] = (time.perf_counter() - start) * 1000.0

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         "weights upcast in memory); int8 = the bundle's int8 graph variants (refused at start-up when it "
         "has none); auto = fp32 on the CPU, stored on CUDA.",
     )
+    io_binding: bool | None = Field(
+        default=None,
+        description="Run the graphs through ONNX Runtime IO binding (inputs from host memory, outputs on "
+        "the device, copied back once per batch); None = on with CUDA only.",
+    )
 
     # --- batching --------------------------------------------------------------------------------
     max_batch_size: int = Field(default=8, ge=1, le=256, description="Largest batch released to the model.")

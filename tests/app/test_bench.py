@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
 
+import httpx
+import onnxruntime as ort
 import pytest
 import uvicorn
 
-from app.bench import drive_level, load_images, markdown, overhead, percentiles
+from app.bench import (
+    build_parser,
+    drive_level,
+    load_images,
+    markdown,
+    overhead,
+    percentiles,
+    require_device,
+)
+from app.bench import main as bench_main
 from app.factory import create_app
+from app.runtime import CPU, CUDA
 from app.settings import Settings
 from tests.app.test_serve_process import free_port
 
@@ -104,3 +117,58 @@ async def test_drive_level_against_a_live_server(tiny_bundle: Path) -> None:
         thread.join(timeout=30)
     assert level["ok"] == 12 and level["errors"] == {} and level["throughput_rps"] > 0
     assert 1.0 <= level["mean_batch_size"] <= 4.0 and level["latency_ms"]["p50"] > 0
+
+
+def test_device_and_out_arguments(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["--model-dir", "m", "--device", "cuda", "--out", str(tmp_path)])
+    assert args.device == "cuda" and args.out == tmp_path
+    assert build_parser().parse_args(["--model-dir", "m"]).device == "auto"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--model-dir", "m", "--device", "tpu"])
+
+
+def test_require_device() -> None:
+    require_device("cuda", [CUDA, CPU])
+    require_device("cpu", [CPU])
+    require_device("auto", [CPU])
+    with pytest.raises(SystemExit, match="--device cuda needs onnxruntime with the CUDAExecutionProvider"):
+        require_device("cuda", [CPU])
+
+
+@pytest.mark.skipif(CUDA in ort.get_available_providers(), reason="this host has CUDA: nothing to refuse")
+def test_cuda_run_refused_at_once_without_cuda(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    with pytest.raises(SystemExit, match="CUDAExecutionProvider"):
+        bench_main(["--model-dir", str(tmp_path / "absent"), "--device", "cuda", "--out", str(tmp_path)])
+    assert time.perf_counter() - started < 5.0  # refused before any bundle, image or server
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.shared_data
+def test_cpu_run_writes_json_and_markdown_to_out(
+    tiny_bundle: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    app = create_app(Settings(model_dir=tiny_bundle, intra_op_threads=1))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+        argv = ["--model-dir", str(tiny_bundle), "--device", "cpu", "--url", f"http://127.0.0.1:{port}",
+                "--data-dir", str(shared_data), "--images", "2", "--requests", "4", "--concurrency", "1",
+                "--threads", "1", "--out", str(tmp_path / "out")]
+        assert bench_main(argv) == 0
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    result = json.loads((tmp_path / "out" / "service.json").read_text())
+    assert result["device"] == "cpu" and result["in_process"]["provider"] == CPU
+    assert result["in_process"]["io_binding"] is False
+    assert "IO binding off" in (tmp_path / "out" / "service.md").read_text()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from app.bundle import load_bundle
-from app.runtime import CPU, CUDA, OrtImageModel, select_providers, warm_up
+from app.graph_contract import ENDPOINT_OUTPUTS, choose_graph
+from app.runtime import CPU, CUDA, ModelOutputs, OrtImageModel, select_providers, warm_up
 from app.textquery import TextQueryEncoder
 
 
@@ -27,10 +30,63 @@ def test_runner_shapes_and_warm_up(tiny_bundle: Path) -> None:
     images = np.zeros((3, 3, 64, 64), np.float32)  # (B, 3, S, S)
     extra = np.concatenate([bundle.pathology_queries, bundle.pathology_queries[:2]])  # (77, T)
     out = runner.run(images, extra, bundle.anatomy_queries)
+    assert out.pathology_maps is not None and out.anatomy_probs is not None
+    assert out.segmentation_logits is not None
     assert out.pathology_probs.shape == (3, 77) and out.pathology_maps.shape == (3, 77, 8, 8)
     assert out.anatomy_probs.shape == (3, 51) and out.segmentation_logits.shape == (3, 5, 64, 64)
     assert np.allclose(out.pathology_maps.sum(axis=(2, 3)), 1.0, atol=1e-4)  # softmax attention
     assert sorted(warm_up(runner, bundle, [1, 2, 4])) == [1, 2, 4]
+
+
+def test_io_binding_path_gives_identical_outputs_on_cpu(tiny_bundle: Path) -> None:
+    bundle = load_bundle(tiny_bundle)
+    plain = OrtImageModel(bundle, device="cpu", intra_op_threads=1)
+    bound = OrtImageModel(bundle, device="cpu", intra_op_threads=1, io_binding=True)
+    assert not plain.io_binding and bound.io_binding  # default: on with CUDA only
+    images = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)  # (B, 3, S, S)
+    for outputs in ENDPOINT_OUTPUTS.values():
+        want = plain.run(images, bundle.pathology_queries, bundle.anatomy_queries, outputs=outputs)
+        got = bound.run(images, bundle.pathology_queries, bundle.anatomy_queries, outputs=outputs)
+        for name in ModelOutputs.__dataclass_fields__:
+            expected, actual = getattr(want, name), getattr(got, name)
+            assert (expected is None) == (actual is None), name
+            if expected is not None:
+                assert actual.dtype == expected.dtype and np.array_equal(actual, expected), name
+
+
+@pytest.mark.skipif(
+    CUDA not in ort.get_available_providers(), reason="onnxruntime offers no CUDAExecutionProvider"
+)
+def test_cuda_runs_stored_precision_through_io_binding(tiny_bundle: Path) -> None:
+    bundle = load_bundle(tiny_bundle)
+    cpu = OrtImageModel(bundle, device="cpu", intra_op_threads=1)
+    cuda = OrtImageModel(bundle, device="cuda", precision="auto")
+    assert cuda.provider == CUDA and cuda.io_binding
+    assert set(cuda.precisions.values()) <= {"fp32", "fp16"}  # as stored, never upcast on the GPU
+    warm_up(cuda, bundle, [1, 2])
+    images = np.random.default_rng(1).normal(size=(2, 3, 64, 64)).astype(np.float32)  # (B, 3, S, S)
+    want = cpu.run(images, bundle.pathology_queries, bundle.anatomy_queries)
+    got = cuda.run(images, bundle.pathology_queries, bundle.anatomy_queries)
+    assert np.allclose(got.pathology_probs, want.pathology_probs, atol=1e-2)
+
+
+def test_warm_up_runs_every_bucket_through_every_graph(tiny_bundle: Path) -> None:
+    bundle = load_bundle(tiny_bundle)
+    runner = OrtImageModel(bundle, device="cpu", intra_op_threads=1)
+    seen: list[tuple[str, int]] = []
+
+    class Recording:
+        provider = CPU
+
+        def run(
+            self, images: np.ndarray, pq: np.ndarray, aq: np.ndarray, outputs: Iterable[str] = ()
+        ) -> ModelOutputs:
+            seen.append((choose_graph(outputs, runner.graphs), images.shape[0]))
+            return runner.run(images, pq, aq, outputs=outputs)
+
+    warm_up(Recording(), bundle, [1, 4])
+    assert set(runner.graphs) == {"image_model", "classify_model"}
+    assert {(graph, size) for graph in runner.graphs for size in (1, 4)} <= set(seen)
 
 
 def test_text_encoder_matches_book_and_caches(tiny_bundle: Path) -> None:

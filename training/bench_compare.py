@@ -184,7 +184,8 @@ def http_candidates(
     client: httpx.Client, payload: bytes, timings: dict[str, list[dict[str, float]]]
 ) -> list[Candidate]:
     """One request at a time to `/classify` and `/ground` of a running service (keep-alive client); the
-    `timing_ms` each response reports (queue, decode, infer, post) is appended to `timings[endpoint]`."""
+    `timing_ms` each response reports (queue, decode, infer, post) and its size (`response_kb`) are
+    appended to `timings[endpoint]`."""
     out: list[Candidate] = []
     for endpoint in ENDPOINTS:
         timings[endpoint] = []
@@ -195,7 +196,8 @@ def http_candidates(
             )
             if response.status_code != 200:
                 raise RuntimeError(f"/{endpoint} answered {response.status_code}: {response.text[:200]}")
-            timings[endpoint].append({k: float(v) for k, v in response.json()["timing_ms"].items()})
+            stages = {k: float(v) for k, v in response.json()["timing_ms"].items()}
+            timings[endpoint].append({**stages, "response_kb": len(response.content) / 1000.0})
             return response
 
         out.append(Candidate(f"http:/{endpoint}", "http", 1, call))
@@ -412,8 +414,8 @@ def markdown(result: dict[str, Any]) -> str:
         "stage medians (`timing_ms`) are listed beside it.",
         "",
         "| endpoint | graph | HTTP p50 ms | bare graph p50 ms | decode p50 ms | post ms | HTTP / bare | "
-        "overhead ms | overhead | service-reported queue / decode / infer / post ms |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "overhead ms | overhead | service-reported queue / decode / infer / post ms | response KB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for endpoint, row in result["http"].items():
         stages = row.get("server_reported_ms") or {}
@@ -421,7 +423,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| /{endpoint} | `{row['graph']}` | {_fmt(row['http_ms'], 1)} | {_fmt(row['bare_ms'], 1)} | "
             f"{_fmt(row['decode_ms'], 1)} | {_fmt(row['post_ms'], 1)} | {_fmt(row['http_over_bare'])}x | "
-            f"{_fmt(row['server_added_ms'], 1)} | {_fmt(row['server_overhead_pct'], 1)} % | {reported} |"
+            f"{_fmt(row['server_added_ms'], 1)} | {_fmt(row['server_overhead_pct'], 1)} % | {reported} | "
+            f"{_fmt(stages.get('response_kb'), 1)} |"
         )
     lines += ["", "## Decode + preprocess of the real DICOMs", "",
               "| film | p50 ms | / `/classify` model time (batch 1) |", "|---|---|---|"]

@@ -19,6 +19,7 @@ from training.bench_compare import (
     analyse,
     batch_inputs,
     cpu_model,
+    http_candidates,
     interleave,
     markdown,
     proc_status_kib,
@@ -147,3 +148,41 @@ def test_proc_status_reads_own_rss() -> None:
 def test_compare_subcommand_needs_its_arguments() -> None:
     with pytest.raises(SystemExit):
         bench_main(["compare", "--rounds", "2"])  # no --model-dir / --checkpoint
+
+
+def test_http_candidates_record_the_service_timings(tiny_bundle: Path) -> None:  # noqa: F811
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from app.factory import create_app
+    from app.settings import Settings
+    from tests.app.conftest import dicom_bytes
+    from tests.app.test_serve_process import free_port
+
+    port = free_port()
+    app = create_app(Settings(model_dir=tiny_bundle, intra_op_threads=1, decode_processes=0))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    timings: dict[str, list[dict[str, float]]] = {}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
+            for _ in range(300):
+                try:
+                    if client.get("/health/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.02)
+            candidates = http_candidates(client, dicom_bytes(), timings)
+            samples, _ = interleave(candidates, 2)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert set(samples) == {"http:/classify", "http:/ground"}
+    assert [len(timings[e]) for e in ("classify", "ground")] == [3, 3]  # warm-up round + 2
+    row = timings["ground"][-1]
+    assert {"queue", "decode", "infer", "post"} <= set(row) and row["response_kb"] > 0

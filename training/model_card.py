@@ -55,10 +55,22 @@ def segmentation_table(metrics: dict[str, Any]) -> list[str]:
     return rows if len(rows) > 2 else ["No segmentation evaluation was attached to this export."]
 
 
+def graph_lines(metadata: dict[str, Any]) -> list[str]:
+    """One line per graph of the bundle: what it computes, its precision and its drift from PyTorch."""
+    lines = []
+    for name, graph in metadata["graphs"].items():
+        drift = ", ".join(f"{k} {v:.1e}" for k, v in graph.get("parity_max_abs_diff", {}).items())
+        lines.append(
+            f"- Graph `{graph['file']}` ({name}; outputs {', '.join(graph.get('outputs', {}))}): "
+            f"{graph.get('precision', 'fp32')} weights, float32 inputs/outputs; max abs difference from "
+            f"PyTorch fp32: {drift}."
+        )
+    return lines
+
+
 def render_model_card(metadata: dict[str, Any]) -> str:
     """Markdown card: identity, intended use, I/O, preprocessing, measured figures, limitations."""
     architecture = metadata["architecture"]
-    graph = metadata["graphs"]["image_model"]
     metrics = metadata.get("metrics") or {}
     structures = metadata["segmentation"]["structures"]
     lines = [
@@ -78,8 +90,7 @@ def render_model_card(metadata: dict[str, Any]) -> str:
         f"input {architecture['image_size']} px.",
         f"- Text encoder: `{architecture['text_encoder']}` ({architecture['text_pooling']} pooling, "
         f"dim {architecture['text_dim']}).",
-        f"- Graph: `{graph['file']}`, precision {graph['precision']}; ONNX Runtime vs PyTorch max abs "
-        f"difference: " + ", ".join(f"{k} {v:.1e}" for k, v in graph["parity_max_abs_diff"].items()) + ".",
+        *graph_lines(metadata),
         "- Segmentation structures: "
         + (", ".join(structures) if structures else "none (no segmentation head)") + ".",
         "",

@@ -12,12 +12,13 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from app.bundle import load_bundle
 from app.imaging.preprocessing import PreprocessingSpec
+from app.runtime import OrtImageModel
 from training.bundle import sha256_file, verify_bundle
 from training.export_graph import OUTPUT_NAMES, ImageModelGraph
 from training.model import SEGMENTATION_STRUCTURES
 from training.model.entities import ANATOMY, PATHOLOGY
-from training.onnx_tools import cpu_session, run_session
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +66,14 @@ class TorchPredictor:
 
 
 class OnnxPredictor:
-    """An exported bundle on ONNX Runtime (CPU), verified against its sha256s before use."""
+    """An exported bundle on ONNX Runtime (CPU), verified against its sha256s before use, run by the
+    service's own runner (`app.runtime.OrtImageModel`, precision "auto": fp16 weights computed in fp32)
+    so the figures are those of the computation users get."""
 
     def __init__(self, bundle_dir: Path) -> None:
         metadata: dict[str, Any] = verify_bundle(bundle_dir)
         graph_file = metadata["graphs"]["image_model"]["file"]
-        self.session = cpu_session(bundle_dir / graph_file)
+        self.runner = OrtImageModel(load_bundle(bundle_dir, verify=False), device="cpu", precision="auto")
         books = {stream: np.load(bundle_dir / metadata[stream]["embeddings_file"]).astype(np.float32)
                  for stream in ("pathology", "anatomy")}
         self.pathology_book, self.anatomy_book = books["pathology"], books["anatomy"]  # (Qp, T), (Qa, T)
@@ -83,5 +86,5 @@ class OnnxPredictor:
         )
 
     def predict(self, images: NDArray[np.float32]) -> dict[str, NDArray[np.float32]]:
-        return run_session(self.session, {"image": images, "pathology_queries": self.pathology_book,
-                                          "anatomy_queries": self.anatomy_book})
+        out = self.runner.run(images, self.pathology_book, self.anatomy_book)  # every output: image_model
+        return {name: np.asarray(getattr(out, name)) for name in OUTPUT_NAMES}

@@ -11,6 +11,7 @@ from typing import Any
 from training.model_card import (
     classification_table,
     finding_grounding_table,
+    graph_lines,
     grounding_table,
     segmentation_table,
 )
@@ -115,14 +116,13 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         f"epoch), ResNet-18, {train_epochs} epochs, lr 3e-4, one run per seed below; then continues the",
         "segmentation head alone for 4 epochs on the frozen trunk (`finetune_seg_jsrt.yaml`; the MeDSLIP",
         "outputs are unchanged by it). It then evaluates every seed, exports the shipped seed, and",
-        "evaluates the exported ONNX bundle; this card reports that last evaluation (its operating",
-        "points come from it too).",
+        "evaluates the exported ONNX bundle with the service's own runner (on the CPU: the fp16 weights",
+        "computed in fp32, the service's default there); this card reports that last evaluation (its",
+        "operating points come from it too).",
         "`medslip-build-default --check` re-runs that evaluation on this bundle and compares every figure",
         "below with the card's.",
         f"Compute: {_compute(training.get('compute'))}; no GPU.",
-        f"Graph: `{graph['file']}`, {graph.get('precision')} weights with float32 inputs/outputs; max abs",
-        "difference from PyTorch fp32: "
-        + ", ".join(f"{k} {v:.1e}" for k, v in graph.get("parity_max_abs_diff", {}).items()) + ".",
+        *graph_lines(metadata),
         f"Checkpoints: `{training.get('checkpoint')}` (step {training.get('step')}), "
         f"`{training.get('seg_checkpoint')}`.",
         "",

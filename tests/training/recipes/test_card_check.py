@@ -15,7 +15,7 @@ from training.recipes.card_check import report_differences
 from training.recipes.default_card import render_default_card
 
 REPO = Path(__file__).resolve().parents[3]
-SHIPPED = REPO / "model_store" / "medslip-cxr" / "1.1.0"
+SHIPPED = REPO / "model_store" / "medslip-cxr" / "1.2.0"
 
 CARD: dict[str, Any] = {
     "created": "2026-11-25T11:02:39+00:00",

@@ -16,15 +16,9 @@ from training.bundle import bundle_problems
 from training.export import export_bundle
 from training.onnx_tools import cpu_session, run_session
 from training.quantize import convert_to_fp16, topologically_sorted
-from training.quantize_static import (
-    RECIPES,
-    GraphVariant,
-    build_variants,
-    decide,
-    float_nodes,
-    measure_drift,
-    write_variant_bundle,
-)
+from training.quantize_measure import decide, measure_drift
+from training.quantize_recipes import RECIPES, float_nodes
+from training.quantize_static import GraphVariant, build_variants, write_variant_bundle
 
 from .tiny_models import IMAGE_SIZE, write_tiny_checkpoints
 

@@ -1,0 +1,166 @@
+"""Judging an int8 variant against its fp32 graph: drift, CPU timing and the ship decision.
+
+Drift (`measure_drift`): AUROC of both graphs per calibrated finding and their difference, the largest
+probability change, the mean cosine of the finding heat maps. Timing (`time_graph`): the fp32 and int8
+graphs run interleaved on the same feeds so that load from other processes falls on both, on the CPU
+described by `cpu_info`. The decision rule (`decide`) lists every measured reason a variant may not ship.
+Kept apart from the recipes (`training.quantize_recipes`) so the bounds are judged the same way whatever
+was quantised.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+from app.graph_contract import GRAPH_SIGNATURES
+from training.metrics import auroc
+from training.onnx_tools import max_abs_diff
+from training.quantize_recipes import BATCH, Feeds, feeds_for
+
+#: Largest |AUROC int8 - AUROC fp32| of any calibrated finding a shipped variant may have.
+MAX_AUROC_DRIFT = 0.005
+#: Smallest mean cosine between int8 and fp32 finding heat maps a shipped variant may have.
+MIN_MAP_COSINE = 0.95
+
+
+def session(source: Path | bytes, threads: int = 1) -> ort.InferenceSession:
+    """A CPU session with full graph optimisation and `threads` intra-op threads (as the service makes)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    model = str(source) if isinstance(source, Path) else source
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def run_graph(path: Path, graph: str, images: Sequence[NDArray[np.float32]],
+              books: Mapping[str, NDArray[np.float32]]) -> dict[str, NDArray[np.float32]]:
+    """The outputs of graph `graph` (at `path`) for every image, batch by batch, stacked."""
+    inputs, outputs = GRAPH_SIGNATURES[graph]
+    wanted = [name for name in outputs if name in ("pathology_probs", "pathology_maps")]
+    runner = session(path)
+    runs = [dict(zip(wanted, runner.run(wanted, feeds), strict=True))
+            for feeds in feeds_for(images, books, inputs)]
+    return {name: np.concatenate([run[name] for run in runs]) for name in wanted}
+
+
+# --- drift and decision -----------------------------------------------------------------------------
+
+
+def map_cosine(a: NDArray[np.float32], b: NDArray[np.float32]) -> float:
+    """Mean cosine between matching maps (B, Q, G, G), each flattened: 1.0 = same spatial pattern."""
+    flat_a = a.reshape(a.shape[0] * a.shape[1], -1).astype(np.float64)  # (B*Q, G*G)
+    flat_b = b.reshape(b.shape[0] * b.shape[1], -1).astype(np.float64)
+    norms = np.linalg.norm(flat_a, axis=1) * np.linalg.norm(flat_b, axis=1)  # (B*Q,)
+    cos = (flat_a * flat_b).sum(1) / (norms + 1e-12)
+    return float(cos.mean())
+
+
+def _finite(value: float) -> float | None:
+    """None for an AUROC that is not defined (one class only), so JSON stays valid."""
+    return None if np.isnan(value) else float(value)
+
+
+def measure_drift(reference: Mapping[str, NDArray[np.float32]], quantised: Mapping[str, NDArray[np.float32]],
+                  labels: Sequence[Mapping[str, int]], pathology_names: Sequence[str],
+                  findings: Sequence[str]) -> dict[str, Any]:
+    """int8 vs fp32 on the same images: per calibrated finding the AUROC of both and their difference,
+    the largest |probability difference|, and (when the graph has them) the mean heat-map cosine."""
+    drift: dict[str, Any] = {
+        "n_images": int(reference["pathology_probs"].shape[0]),
+        "pathology_probs_max_abs_diff": max_abs_diff(quantised["pathology_probs"],
+                                                     reference["pathology_probs"]),
+        "auroc": {},
+    }
+    if "pathology_maps" in reference and "pathology_maps" in quantised:
+        drift["pathology_maps_mean_cosine"] = map_cosine(quantised["pathology_maps"],
+                                                         reference["pathology_maps"])
+    worst: float | None = 0.0
+    for name in findings:
+        rows = [i for i, image_labels in enumerate(labels) if name in image_labels]
+        y = [labels[i][name] for i in rows]
+        column = list(pathology_names).index(name)
+        fp32 = _finite(auroc(y, reference["pathology_probs"][rows, column])) if rows else None
+        int8 = _finite(auroc(y, quantised["pathology_probs"][rows, column])) if rows else None
+        delta = None if fp32 is None or int8 is None else int8 - fp32
+        drift["auroc"][name] = {"n": len(rows), "n_pos": int(sum(y)), "fp32": fp32, "int8": int8,
+                                "delta": delta}
+        worst = None if delta is None or worst is None else max(worst, abs(delta))
+    drift["max_abs_auroc_delta"] = worst
+    return drift
+
+
+def decide(drift: Mapping[str, Any], max_auroc_drift: float = MAX_AUROC_DRIFT,
+           min_map_cosine: float = MIN_MAP_COSINE) -> list[str]:
+    """Every measured reason a variant may not ship; [] when it meets the bounds."""
+    reasons: list[str] = []
+    for name, figures in drift["auroc"].items():
+        if figures["delta"] is None:
+            reasons.append(f"{name}: AUROC drift not measurable on {figures['n']} labelled images "
+                           f"({figures['n_pos']} positive)")
+        elif abs(figures["delta"]) > max_auroc_drift:
+            reasons.append(f"{name}: |AUROC drift| {abs(figures['delta']):.4f} > {max_auroc_drift} "
+                           f"(fp32 {figures['fp32']:.4f}, int8 {figures['int8']:.4f}, n={figures['n']})")
+    cosine = drift.get("pathology_maps_mean_cosine")
+    if cosine is not None and cosine < min_map_cosine:
+        reasons.append(f"heat-map mean cosine {cosine:.4f} < {min_map_cosine}")
+    return reasons
+
+
+# --- speed ------------------------------------------------------------------------------------------
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model, core count and the int8/bf16 instruction sets ONNX Runtime's kernels can use."""
+    model, flags = platform.processor() or "?", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+    return {"model": model, "cores": os.cpu_count(), "flags": {flag: flag in flags for flag in wanted},
+            "onnxruntime": ort.__version__}
+
+
+def time_pair(fp32_path: Path, int8_path: Path, feeds: Feeds, threads: int, repeats: int) -> dict[str, float]:
+    """Median ms of the fp32 and int8 graph on the same feeds, run alternately (A B A B ...) so that
+    load from other processes falls on both; `speedup` = fp32 ms / int8 ms."""
+    runners = {"fp32": session(fp32_path, threads), "int8": session(int8_path, threads)}
+    times: dict[str, list[float]] = {key: [] for key in runners}
+    for runner in runners.values():
+        runner.run(None, feeds)  # first run allocates
+    for _ in range(repeats):
+        for key, runner in runners.items():
+            start = time.perf_counter()
+            runner.run(None, feeds)
+            times[key].append((time.perf_counter() - start) * 1000.0)
+    fp32_ms, int8_ms = float(np.median(times["fp32"])), float(np.median(times["int8"]))
+    return {"fp32_ms": round(fp32_ms, 2), "int8_ms": round(int8_ms, 2),
+            "speedup": round(fp32_ms / int8_ms, 3)}
+
+
+def time_graph(fp32_path: Path, int8_path: Path, graph: str, images: Sequence[NDArray[np.float32]], *,
+               books: Mapping[str, NDArray[np.float32]], batches: Sequence[int] = (1, BATCH),
+               threads: Sequence[int] = (1, 2), repeats: int = 5) -> dict[str, Any]:
+    """`time_pair` at every batch size and thread count (keys like "b8_t2")."""
+    inputs = GRAPH_SIGNATURES[graph][0]
+    timing: dict[str, Any] = {}
+    for batch in batches:
+        feeds = next(feeds_for(list(images[:batch]), books, inputs, batch))
+        for count in threads:
+            timing[f"b{batch}_t{count}"] = time_pair(fp32_path, int8_path, feeds, count, repeats)
+    return timing

@@ -104,23 +104,60 @@ def _cell(mean: float | None, sd: float | None) -> str:
     return f"{mean:.3f}" if sd is None else f"{mean:.3f} +- {sd:.3f}"
 
 
-def table(work: Path) -> str:
-    """Markdown: one row per arm (mean +- sd over its seeds), then the pretraining wall time per run."""
-    head = ["arm", "seeds", *(title for _, title in COLUMNS), "pretrain wall (min/run)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+#: The figure an arm must raise to be adopted (the issue's headline: adult findings).
+HEADLINE = "nih_mean_auroc_14"
+BASELINE = "medslip"
+
+
+def studies(work: Path) -> dict[str, dict[str, Any]]:
+    """arm -> `seed_study.summarise` of its seeds' reports (arms without runs left out)."""
+    found = {}
     for arm in ARMS:
         reports = {int(p.parent.parent.name[4:]): json.loads(p.read_text(encoding="utf-8"))
                    for p in sorted(work.glob(f"{arm}/seed*/eval/report.json"))}
-        if not reports:
+        if reports:
+            found[arm] = summarise(reports)
+    return found
+
+
+def verdict(arm: dict[str, Any], base: dict[str, Any]) -> tuple[bool, list[str], list[str]]:
+    """(adopt?, figures better, figures worse) of an arm against MeDSLIP alone.
+
+    A figure is better (worse) when the means differ by more than the larger of the two seed spreads
+    (sample sd). An arm is adopted only when it is better on the headline and worse on no figure of
+    the table: a gain in adult findings paid for with masks or paediatric pneumonia is not a gain."""
+    better, worse = [], []
+    for key, _ in COLUMNS:
+        if key not in arm["mean"] or key not in base["mean"]:
             continue
-        study = summarise(reports)
+        spread = max(arm["sd"].get(key) or 0.0, base["sd"].get(key) or 0.0)
+        diff = arm["mean"][key] - base["mean"][key]
+        if diff > spread:
+            better.append(key)
+        elif diff < -spread:
+            worse.append(key)
+    return HEADLINE in better and not worse, better, worse
+
+
+def table(work: Path) -> str:
+    """Markdown: one row per arm (mean +- sd over its seeds) with the pretraining wall time per run and
+    its verdict against MeDSLIP alone."""
+    head = ["arm", "seeds", *(title for _, title in COLUMNS), "pretrain wall (min/run)", "vs MeDSLIP alone"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    found = studies(work)
+    for arm, study in found.items():
         walls = [json.loads(p.read_text(encoding="utf-8")).get("pretrain")
                  for p in sorted(work.glob(f"{arm}/seed*/wall.json"))]
         minutes = [w / 60 for w in walls if w]
         cells = [_cell(study["mean"].get(key), study["sd"].get(key)) for key, _ in COLUMNS]
         wall = f"{statistics.fmean(minutes):.1f}" if minutes else "-"
         seeds = " ".join(str(s) for s in study["seeds"])
-        lines.append("| " + " | ".join([arm, seeds, *cells, wall]) + " |")
+        judged = "baseline" if arm == BASELINE else "-"
+        if arm != BASELINE and BASELINE in found:
+            adopt, better, worse = verdict(study, found[BASELINE])
+            judged = ("ADOPT" if adopt else "not adopted") + (
+                f": better {', '.join(better) or 'nothing'}; worse {', '.join(worse) or 'nothing'}")
+        lines.append("| " + " | ".join([arm, seeds, *cells, wall, judged]) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from training.objectives.config import resolve_objectives
 from training.recipes.default_model import PRETRAIN_CONFIG
-from training.recipes.objective_ablation import ARMS, COLUMNS, table
+from training.recipes.objective_ablation import ARMS, COLUMNS, table, verdict
 from training.recipes.seed_study import NIH, NIH_ENTITIES
 from training.trainer.config import load_config
 
@@ -49,4 +49,27 @@ def test_table_gives_mean_and_sd_over_seeds_and_the_wall_time(tmp_path: Path) ->
     assert cells[2] == "0.620 +- 0.028"  # NIH mean AUROC: mean 0.62, sample sd 0.0283
     assert cells[4] == "0.900 +- 0.000"
     assert cells[2 + [k for k, _ in COLUMNS].index("dice_heart")] == "0.900 +- 0.000"
-    assert cells[-1] == "11.0"  # (10 + 12) / 2 minutes
+    assert cells[-2] == "11.0"  # (10 + 12) / 2 minutes
+    assert cells[-1] == "-"  # no MeDSLIP-alone runs to judge against
+
+
+def _study(mean: dict[str, float], sd: dict[str, float]) -> dict[str, object]:
+    return {"mean": mean, "sd": sd}
+
+
+def test_an_arm_is_adopted_only_when_better_on_the_headline_and_worse_nowhere() -> None:
+    base = _study(
+        {"nih_mean_auroc_14": 0.63, "dice_heart": 0.90}, {"nih_mean_auroc_14": 0.01, "dice_heart": 0.02}
+    )
+    gain = _study(
+        {"nih_mean_auroc_14": 0.66, "dice_heart": 0.89}, {"nih_mean_auroc_14": 0.005, "dice_heart": 0.01}
+    )
+    assert verdict(gain, base) == (True, ["nih_mean_auroc_14"], [])
+    within_spread = _study(
+        {"nih_mean_auroc_14": 0.635, "dice_heart": 0.9}, {"nih_mean_auroc_14": 0.0, "dice_heart": 0.0}
+    )
+    assert verdict(within_spread, base)[0] is False
+    paid_with_masks = _study(
+        {"nih_mean_auroc_14": 0.70, "dice_heart": 0.80}, {"nih_mean_auroc_14": 0.0, "dice_heart": 0.0}
+    )
+    assert verdict(paid_with_masks, base) == (False, ["nih_mean_auroc_14"], ["dice_heart"])

@@ -372,10 +372,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"Measured {result['created']} with `{result['command']}`.",
         "",
         *([result["note"], ""] if result.get("note") else []),
-        f"Hardware: {hw['cpu_model']}, {hw['cores']} cores ({hw['machine']}), {hw['threads']} threads for "
-        f"ONNX Runtime and torch alike; Python {hw['python']}, onnxruntime {hw['onnxruntime']}, torch "
-        f"{hw['torch']}. Load average at the start {hw['load_average']}, at the end "
-        f"{result['load_average_end']}.",
+        f"Hardware: {hw['cpu_model']}, {hw['cores']} cores ({hw['machine']}), intra-op threads "
+        f"{hw['threads']} for ONNX Runtime and torch alike; Python {hw['python']}, onnxruntime "
+        f"{hw['onnxruntime']}, torch {hw['torch']}. Load average at the start {hw['load_average']}, "
+        f"at the end {result['load_average_end']}.",
         "",
         f"Bundle: `{result['bundle']['dir']}` ({result['bundle']['name']} {result['bundle']['version']}); "
         f"graphs as the service loads them: {result['bundle']['precisions']}; at precision stored: "

@@ -1,9 +1,10 @@
 """Run an fp16-stored graph in fp32 on the CPU: the weights are upcast in memory when the session is made.
 
 Why: bundles store fp16 weights (half the download, and the GPU's compute type), but ONNX Runtime's CPU
-kernels for float16 are few and slow; measured side by side on a 2-core AVX-512 CPU, the full graph ran
-1.27x faster upcast (docs/benchmarks.md, "Precision"). The upcast graph computes exactly what the fp16
-weights say, in fp32 arithmetic; nothing is written to disk and the bundle's checksums still hold.
+kernels for float16 are few and slow; in the interleaved benchmark on a 2-core AVX-512 CPU the full
+graph ran 1.04x faster upcast, at no cost in accuracy (docs/benchmarks.md, "Precision on the CPU").
+The upcast graph computes exactly what the fp16 weights say, in fp32 arithmetic; nothing is written to
+disk and the bundle's checksums still hold.
 """
 
 from __future__ import annotations

@@ -1,0 +1,138 @@
+"""The candidates `medslip-bench compare` times: each is one whole unit of work behind a no-argument
+call, so the interleaved loop in `training/bench_compare.py` can time ONNX Runtime, PyTorch eager, the
+official architecture, HTTP and decoding alike without knowing what any of them does.
+
+Names follow `<group>:<what>:b<batch>` (`ort:image_model:b8`, `official:b1`, `http:/classify`,
+`decode:<film>`): `training/bench_compare_report.py` looks the medians up by these names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+import torch
+from torch import nn
+
+from app.bench import service_input
+from app.bundle import Bundle
+from app.graph_contract import CLASSIFY_GRAPH, ENDPOINT_OUTPUTS, FULL_GRAPH, choose_graph
+from app.runtime import OrtImageModel
+from training.bench_compare_report import ENDPOINTS
+from training.export_graph import ImageModelGraph, graph_of
+from training.model import MeDSLIP, create_model
+
+#: The graphs timed, in report order: the /classify graph, then the full one (/ground, /segment).
+GRAPHS: tuple[str, ...] = (CLASSIFY_GRAPH, FULL_GRAPH)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One thing timed: `call()` does the whole unit of work once."""
+
+    name: str
+    group: str  # ort | ort-stored | eager | official | http | decode
+    batch: int
+    call: Callable[[], object]
+
+
+def ort_candidates(
+    runner: OrtImageModel, bundle: Bundle, inputs: dict[int, np.ndarray], group: str, graphs: Sequence[str]
+) -> list[Candidate]:
+    """The bare ONNX Runtime call of each graph in `graphs` at each batch size of `inputs`."""
+    endpoint_of = {CLASSIFY_GRAPH: ENDPOINT_OUTPUTS["classify"], FULL_GRAPH: ENDPOINT_OUTPUTS["segment"]}
+    out: list[Candidate] = []
+    for batch, images in inputs.items():
+        for graph in graphs:
+            outputs = endpoint_of[graph]
+            if choose_graph(outputs, runner.graphs) != graph:
+                continue  # a schema-1 bundle has no classify graph
+
+            def call(images: np.ndarray = images, outputs: frozenset[str] = outputs) -> object:
+                return runner.run(images, bundle.pathology_queries, bundle.anatomy_queries, outputs=outputs)
+
+            out.append(Candidate(f"{group}:{graph}:b{batch}", group, batch, call))
+    return out
+
+
+def eager_candidates(
+    full: ImageModelGraph, bundle: Bundle, inputs: dict[int, np.ndarray], graphs: Sequence[str]
+) -> list[Candidate]:
+    """PyTorch eager of each graph's module (fp32, eval, inference_mode) on the same inputs."""
+    pathology = torch.from_numpy(bundle.pathology_queries)
+    anatomy = torch.from_numpy(bundle.anatomy_queries)
+    out: list[Candidate] = []
+    for batch, images in inputs.items():
+        tensor = torch.from_numpy(images)
+        for graph in graphs:
+            module = graph_of(graph, full).eval()
+            args = (tensor, pathology) if graph == CLASSIFY_GRAPH else (tensor, pathology, anatomy)
+
+            def call(module: nn.Module = module, args: tuple[torch.Tensor, ...] = args) -> object:
+                with torch.inference_mode():
+                    return module(*args)
+
+            out.append(Candidate(f"eager:{graph}:b{batch}", "eager", batch, call))
+    return out
+
+
+def official_model() -> MeDSLIP:
+    """The released MeDSLIP architecture and config (ResNet-50 trunk, 768-d Bio_ClinicalBERT queries),
+    random weights: the shapes match ../shared/docs/medslip_official_state_dict.json."""
+    torch.manual_seed(0)
+    return create_model("medslip_resnet50", text_dim=768).eval()
+
+
+def official_candidates(model: MeDSLIP, batches: Sequence[int], seed: int = 0) -> list[Candidate]:
+    """The official model's full forward (both streams, its own query books), eager, fp32."""
+    generator = torch.Generator().manual_seed(seed)
+    size = model.config.image_size
+    out: list[Candidate] = []
+    for batch in batches:
+        images = torch.randn(batch, 3, size, size, generator=generator)  # content does not change timing
+
+        def call(images: torch.Tensor = images) -> object:
+            with torch.inference_mode():
+                return model(images)
+
+        out.append(Candidate(f"official:b{batch}", "official", batch, call))
+    return out
+
+
+def decode_candidates(films: dict[str, bytes], bundle: Bundle) -> list[Candidate]:
+    """Decode + preprocess of each film as the service does (reduced decoding; body part not checked)."""
+    spec = bundle.preprocessing
+    out: list[Candidate] = []
+    for name, data in films.items():
+
+        def call(data: bytes = data) -> object:
+            return service_input(data, None, spec, reduced=True, check_body_part=False)
+
+        out.append(Candidate(f"decode:{name}", "decode", 1, call))
+    return out
+
+
+def http_candidates(
+    client: httpx.Client, payload: bytes, timings: dict[str, list[dict[str, float]]]
+) -> list[Candidate]:
+    """One request at a time to `/classify` and `/ground` of a running service (keep-alive client); the
+    `timing_ms` each response reports (queue, decode, infer, post) and its size (`response_kb`) are
+    appended to `timings[endpoint]`."""
+    out: list[Candidate] = []
+    for endpoint in ENDPOINTS:
+        timings[endpoint] = []
+
+        def call(endpoint: str = endpoint) -> object:
+            response = client.post(
+                f"/{endpoint}", content=payload, headers={"Content-Type": "application/dicom"}
+            )
+            if response.status_code != 200:
+                raise RuntimeError(f"/{endpoint} answered {response.status_code}: {response.text[:200]}")
+            stages = {k: float(v) for k, v in response.json()["timing_ms"].items()}
+            timings[endpoint].append({**stages, "response_kb": len(response.content) / 1000.0})
+            return response
+
+        out.append(Candidate(f"http:/{endpoint}", "http", 1, call))
+    return out

@@ -1,0 +1,202 @@
+"""The report of `medslip-bench compare`: ratios of the candidates' medians, the targets met or not, and
+the markdown rendering of the result JSON. Pure arithmetic and text (no torch, no ONNX Runtime), so the
+targets can be checked and the report re-rendered from a stored `compare.json` alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from app.graph_contract import CLASSIFY_GRAPH, ENDPOINT_OUTPUTS, FULL_GRAPH, GraphContractError, choose_graph
+
+#: The endpoints requested over HTTP; the report has one overhead row and one target per endpoint.
+ENDPOINTS: tuple[str, ...] = ("classify", "ground")
+#: The film the decode target is about: 2140 x 1760 JPEG 2000 lossless.
+J2K_FILM = "wg04_RG2_J2KR"
+#: The film sent over HTTP (a 1024 x 1024 uncompressed chest DX, a typical upload).
+HTTP_FILM = "nih_gcp_DX_nofinding"
+RSS_TARGET_MB = 1000.0  # 1 GB
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """`numerator / denominator`, None where either was not measured (a ratio of a missing candidate
+    must read "n/a", not fail the run)."""
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+def _target(name: str, value: float | None, op: str, bound: float) -> dict[str, Any]:
+    """One target row; `met` None where `value` was not measured, so "not met" means measured."""
+    met = None if value is None else (value <= bound if op == "<=" else value >= bound)
+    return {"target": name, "value": value, "op": op, "bound": bound, "met": met}
+
+
+def analyse(
+    p50: dict[str, float],
+    batches: Sequence[int],
+    graphs: Sequence[str],
+    *,
+    rss_mb: float | None = None,
+    server_ms: dict[str, dict[str, float]] | None = None,
+    http_film: str = HTTP_FILM,
+    j2k_film: str = J2K_FILM,
+) -> dict[str, Any]:
+    """Ratios of medians (`p50`: candidate name -> median ms) and the targets, met or not (None: a
+    candidate was not measured). `server_ms`: per endpoint, the medians of the stage times the service
+    reported (queue, decode, infer, post).
+
+    HTTP overhead = HTTP - bare graph - decode + preprocess of the same film in-process - the endpoint's
+    postprocessing as the service reports it (heat-map PNGs, JSON building): what serving adds beyond
+    the work a caller of the bare graph would do too, as a share of the bare graph."""
+    get = p50.get
+    classify_b1 = get(f"ort:{CLASSIFY_GRAPH}:b1")
+    ratios: dict[str, Any] = {
+        "classify_vs_official_b1": _ratio(classify_b1, get("official:b1")),
+        "eager_over_ort": {
+            graph: {f"b{b}": _ratio(get(f"eager:{graph}:b{b}"), get(f"ort:{graph}:b{b}")) for b in batches}
+            for graph in graphs
+        },
+        "official_over_ort": {
+            graph: {f"b{b}": _ratio(get(f"official:b{b}"), get(f"ort:{graph}:b{b}")) for b in batches}
+            for graph in graphs
+        },
+        "stored_over_auto_full": {
+            f"b{b}": _ratio(get(f"ort-stored:{FULL_GRAPH}:b{b}"), get(f"ort:{FULL_GRAPH}:b{b}"))
+            for b in batches
+        },
+    }
+    http: dict[str, Any] = {}
+    decode_ms = get(f"decode:{http_film}")
+    for endpoint in ENDPOINTS:
+        try:
+            graph: str | None = choose_graph(ENDPOINT_OUTPUTS[endpoint], graphs)
+        except GraphContractError:
+            graph = None
+        total, bare = get(f"http:/{endpoint}"), get(f"ort:{graph}:b1")
+        stages = (server_ms or {}).get(endpoint, {})
+        post = stages.get("post")
+        added = None
+        if total is not None and bare is not None and decode_ms is not None and post is not None:
+            added = total - bare - decode_ms - post
+        http[endpoint] = {
+            "graph": graph,
+            "http_ms": total,
+            "bare_ms": bare,
+            "decode_ms": decode_ms,
+            "post_ms": post,
+            "server_reported_ms": stages,
+            "http_over_bare": _ratio(total, bare),
+            "server_added_ms": added,
+            "server_overhead_pct": None if added is None or not bare else added / bare * 100.0,
+        }
+    decode = {
+        name.removeprefix("decode:"): {"ms": ms, "over_classify_b1": _ratio(ms, classify_b1)}
+        for name, ms in p50.items()
+        if name.startswith("decode:")
+    }
+    targets = [_target("/classify bare <= 0.5x official-architecture eager (batch 1)",
+                       ratios["classify_vs_official_b1"], "<=", 0.5)]
+    for graph in graphs:
+        for b in batches:
+            targets.append(_target(f"ORT >= 2x faster than eager, {graph}, batch {b}",
+                                   ratios["eager_over_ort"][graph][f"b{b}"], ">=", 2.0))
+    for endpoint in ENDPOINTS:
+        targets.append(_target(f"HTTP overhead at concurrency 1 <= 10 %, /{endpoint}",
+                               http[endpoint]["server_overhead_pct"], "<=", 10.0))
+    targets.append(_target("decode + preprocess of the 2k JPEG 2000 lossless film <= 1x /classify model",
+                           decode.get(j2k_film, {}).get("over_classify_b1"), "<=", 1.0))
+    targets.append(_target("service RSS after warm-up <= 1 GB (MB)", rss_mb, "<=", RSS_TARGET_MB))
+    return {"ratios": ratios, "http": http, "decode": decode, "targets": targets}
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    """A figure for the tables, "n/a" where it was not measured."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The report: hardware, the per-candidate table, ratios, HTTP overhead, decode, memory, targets."""
+    hw = result["hardware"]
+    stats = result["candidates"]
+    lines = [
+        "# Interleaved comparison: ONNX Runtime, PyTorch eager, official architecture, HTTP, decoding",
+        "",
+        f"Measured {result['created']} with `{result['command']}`.",
+        "",
+        *([result["note"], ""] if result.get("note") else []),
+        f"Hardware: {hw['cpu_model']}, {hw['cores']} cores ({hw['machine']}), intra-op threads "
+        f"{hw['threads']} for ONNX Runtime and torch alike; Python {hw['python']}, onnxruntime "
+        f"{hw['onnxruntime']}, torch {hw['torch']}. Load average at the start {hw['load_average']}, "
+        f"at the end {result['load_average_end']}.",
+        "",
+        f"Bundle: `{result['bundle']['dir']}` ({result['bundle']['name']} {result['bundle']['version']}); "
+        f"graphs as the service loads them: {result['bundle']['precisions']}; at precision stored: "
+        f"{result['bundle']['stored_precisions']}. {result['rounds']} rounds, every candidate once per "
+        "round, round-robin with the start rotating; one untimed warm-up round first.",
+        "",
+        "| candidate | batch | p50 ms | p95 ms | mean ms | p50 ms / image |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in stats.items():
+        lines.append(
+            f"| `{name}` | {row['batch']} | {row['p50']:.1f} | {row['p95']:.1f} | {row['mean']:.1f} | "
+            f"{row['p50'] / row['batch']:.1f} |"
+        )
+    ratios = result["ratios"]
+    lines += ["", "## Ratios (of medians)", "", "| ratio | " + " | ".join(
+        f"batch {b}" for b in result["batches"]) + " |", "|---|" + "---|" * len(result["batches"])]
+    for graph, row in ratios["eager_over_ort"].items():
+        lines.append(f"| PyTorch eager / ONNX Runtime, `{graph}` | "
+                     + " | ".join(f"{_fmt(v)}x" for v in row.values()) + " |")
+    for graph, row in ratios["official_over_ort"].items():
+        lines.append(f"| official architecture eager / ONNX Runtime `{graph}` | "
+                     + " | ".join(f"{_fmt(v)}x" for v in row.values()) + " |")
+    lines.append("| `image_model` at precision stored (fp16 compute) / auto (fp32 compute) | "
+                 + " | ".join(f"{_fmt(v)}x" for v in ratios["stored_over_auto_full"].values()) + " |")
+    lines += [
+        "",
+        f"`/classify` bare model (`{CLASSIFY_GRAPH}`, batch 1) / official architecture eager (batch 1): "
+        f"**{_fmt(ratios['classify_vs_official_b1'], 3)}x**.",
+        "",
+        "## HTTP at concurrency 1",
+        "",
+        f"Payload: `{result['http_film']}.dcm`, one request at a time. HTTP overhead = HTTP p50 - bare "
+        "graph p50 - in-process decode + preprocess p50 of the same film - the endpoint's postprocessing "
+        "(median `timing_ms.post` the service reported), as a share of the bare graph. The service's own "
+        "stage medians (`timing_ms`) are listed beside it.",
+        "",
+        "| endpoint | graph | HTTP p50 ms | bare graph p50 ms | decode p50 ms | post ms | HTTP / bare | "
+        "overhead ms | overhead | service-reported queue / decode / infer / post ms | response KB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for endpoint, row in result["http"].items():
+        stages = row.get("server_reported_ms") or {}
+        reported = " / ".join(_fmt(stages.get(k), 1) for k in ("queue", "decode", "infer", "post"))
+        lines.append(
+            f"| /{endpoint} | `{row['graph']}` | {_fmt(row['http_ms'], 1)} | {_fmt(row['bare_ms'], 1)} | "
+            f"{_fmt(row['decode_ms'], 1)} | {_fmt(row['post_ms'], 1)} | {_fmt(row['http_over_bare'])}x | "
+            f"{_fmt(row['server_added_ms'], 1)} | {_fmt(row['server_overhead_pct'], 1)} % | {reported} | "
+            f"{_fmt(stages.get('response_kb'), 1)} |"
+        )
+    lines += ["", "## Decode + preprocess of the real DICOMs", "",
+              "| film | p50 ms | / `/classify` model time (batch 1) |", "|---|---|---|"]
+    for film, row in result["decode"].items():
+        lines.append(f"| {film} | {_fmt(row['ms'], 1)} | {_fmt(row['over_classify_b1'])}x |")
+    memory = result.get("memory") or {}
+    if memory:
+        after, end = memory["after_warm_up"], memory["after_run"]
+        lines += [
+            "",
+            "## Service memory",
+            "",
+            f"`medslip-serve` (default settings, this bundle), /proc/<pid>/status: VmRSS "
+            f"**{after['rss_mb']:.0f} MB** after warm-up, {end['rss_mb']:.0f} MB after the run (peak VmHWM "
+            f"{end['hwm_mb']:.0f} MB); decode process(es) {[round(v) for v in end['children_rss_mb']]} MB.",
+        ]
+    lines += ["", "## Targets", "", "| target | value | met |", "|---|---|---|"]
+    for target in result["targets"]:
+        met = {True: "met", False: "**not met**", None: "not measured"}[target["met"]]
+        lines.append(f"| {target['target']} | {_fmt(target['value'], 3)} | {met} |")
+    return "\n".join(lines) + "\n"

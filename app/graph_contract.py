@@ -102,13 +102,29 @@ def choose_graph(needed: Iterable[str], available: Iterable[str]) -> str:
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 
 
-def graph_file(entry: Mapping[str, object], precision: str | None) -> str:
-    """The file of a graph entry at `precision` (None: the graph's own precision)."""
-    own = str(entry.get("precision", "fp32"))
-    if precision is None or precision == own:
-        return str(entry["file"])
+def stored_precision(entry: Mapping[str, object]) -> str:
+    """The precision a graph entry's own file is stored in (fp32 when the entry does not say)."""
+    return str(entry.get("precision", "fp32"))
+
+
+def _variant(entry: Mapping[str, object], precision: str) -> Mapping[str, object] | None:
     variants = entry.get("variants", {})
     variant = variants.get(precision) if isinstance(variants, Mapping) else None
-    if not isinstance(variant, Mapping) or not isinstance(variant.get("file"), str):
-        raise GraphContractError(f"the bundle has no {precision} variant of this graph (it is {own})")
+    return variant if isinstance(variant, Mapping) and isinstance(variant.get("file"), str) else None
+
+
+def has_precision(entry: Mapping[str, object], precision: str) -> bool:
+    """True when the graph is stored in `precision` or has a variant in it."""
+    return precision == stored_precision(entry) or _variant(entry, precision) is not None
+
+
+def graph_file(entry: Mapping[str, object], precision: str | None) -> str:
+    """The file of a graph entry at `precision` (None: the graph's own precision)."""
+    if precision is None or precision == stored_precision(entry):
+        return str(entry["file"])
+    variant = _variant(entry, precision)
+    if variant is None:
+        raise GraphContractError(
+            f"the bundle has no {precision} variant of this graph (it is {stored_precision(entry)})"
+        )
     return str(variant["file"])

@@ -19,13 +19,21 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
 
 from app.bundle import Bundle
-from app.graph_contract import GRAPH_COST_ORDER, GRAPH_SIGNATURES, OUTPUT_NAMES, choose_graph
+from app.graph_contract import (
+    GRAPH_COST_ORDER,
+    GRAPH_SIGNATURES,
+    OUTPUT_NAMES,
+    choose_graph,
+    has_precision,
+    stored_precision,
+)
 from app.graph_precision import fp32_graph_bytes
 from app.io_binding import output_device, run_bound
 
@@ -105,7 +113,8 @@ class OrtImageModel:
         providers = select_providers(device, ort.get_available_providers())
         if precision == "auto":
             precision = "stored" if providers[0] == CUDA else "fp32"
-        if precision == "int8" and not any(_has_variant(bundle, n, "int8") for n in bundle.graph_names):
+        graphs = bundle.metadata["graphs"]
+        if precision == "int8" and not any(has_precision(graphs[n], "int8") for n in bundle.graph_names):
             raise RuntimeError(
                 f"MEDSLIP_PRECISION=int8: bundle {bundle.name} {bundle.version} has no int8 graph"
             )
@@ -113,14 +122,7 @@ class OrtImageModel:
         self._sessions: dict[str, ort.InferenceSession] = {}
         self.precisions: dict[str, str] = {}
         for name in bundle.graph_names:
-            stored = str(bundle.metadata["graphs"][name].get("precision", "fp32"))
-            wanted = precision in ("fp32", "int8") and _has_variant(bundle, name, precision)
-            variant = precision if wanted else None
-            path = bundle.graph_path_for(name, variant)
-            source: str | bytes = str(path)
-            self.precisions[name] = variant or stored
-            if precision == "fp32" and variant is None and stored == "fp16":
-                source, self.precisions[name] = fp32_graph_bytes(path), "fp32 (fp16 weights)"
+            path, source, self.precisions[name] = _graph_source(bundle, name, precision)
             session = ort.InferenceSession(source, sess_options=options, providers=providers)
             expected_inputs, expected_outputs = GRAPH_SIGNATURES[name]
             inputs = {i.name for i in session.get_inputs()}
@@ -164,10 +166,18 @@ class OrtImageModel:
         return ModelOutputs(**{key: np.asarray(v) for key, v in zip(names, values, strict=True)})
 
 
-def _has_variant(bundle: Bundle, name: str, precision: str) -> bool:
-    """True when graph `name` is stored in `precision` or has a variant in it."""
+def _graph_source(bundle: Bundle, name: str, precision: str) -> tuple[Path, str | bytes, str]:
+    """(file, what the session loads, the precision it computes in) of graph `name` under `precision`
+    ("stored", "fp32" or "int8"; "auto" already resolved): the variant when the bundle has one, else
+    the stored file, upcast in memory when fp32 is asked of fp16 weights."""
     entry = bundle.metadata["graphs"][name]
-    return precision == entry.get("precision", "fp32") or precision in entry.get("variants", {})
+    if precision in ("fp32", "int8") and has_precision(entry, precision):
+        path = bundle.graph_path_for(name, precision)
+        return path, str(path), precision
+    path, stored = bundle.graph_path_for(name), stored_precision(entry)
+    if precision == "fp32" and stored == "fp16":
+        return path, fp32_graph_bytes(path), "fp32 (fp16 weights)"
+    return path, str(path), stored
 
 
 def warm_up(runner: ImageModelRunner, bundle: Bundle, buckets: list[int]) -> dict[int, float]:

@@ -84,6 +84,11 @@ class ItemOutputs:
     segmentation_logits: np.ndarray | None  # (K, S, S)
 
 
+def _take(value: np.ndarray | None, index: Any) -> np.ndarray | None:
+    """One item's slice of a batch output, or None when the batch's graph did not compute it."""
+    return None if value is None else value[index]
+
+
 def _required(value: np.ndarray | None, name: str) -> np.ndarray:
     """An output the endpoint's graph choice guarantees; its absence is a bug, not a client error."""
     if value is None:
@@ -168,10 +173,10 @@ class InferenceService:
             results.append(
                 ItemOutputs(
                     out.pathology_probs[i, rows],
-                    None if out.pathology_maps is None else out.pathology_maps[i, rows],
-                    None if out.anatomy_probs is None else out.anatomy_probs[i],
-                    None if out.anatomy_maps is None else out.anatomy_maps[i],
-                    None if out.segmentation_logits is None else out.segmentation_logits[i],
+                    _take(out.pathology_maps, (i, rows)),
+                    _take(out.anatomy_probs, i),
+                    _take(out.anatomy_maps, i),
+                    _take(out.segmentation_logits, i),
                 )
             )
         return results

@@ -1,10 +1,11 @@
-"""Fixtures for the service tests: a tiny bundle, a started app with an httpx client, tiny images."""
+"""Fixtures for the service tests: a tiny bundle, a started app with an httpx client, tiny images, and
+a runner test double with hooks around each model call."""
 
 from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,10 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
+from app.bundle import Bundle
 from app.factory import RunnerFactory, create_app
+from app.graph_contract import OUTPUT_NAMES
+from app.runtime import ModelOutputs, OrtImageModel
 from app.settings import Settings
 from tests.fixtures.tiny_bundle import tiny_bundle  # noqa: F401  (re-exported fixture)
 
@@ -83,6 +87,36 @@ def dicom_bytes(ds: Dataset | None = None, *, preamble: bool = True) -> bytes:
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, ds if ds is not None else dicom_dataset(), enforce_file_format=preamble)
     return buffer.getvalue()
+
+
+class HookedRunner(OrtImageModel):
+    """The real tiny model (CPU, one intra-op thread) with hooks around each call, warm-up included:
+    a test double overrides `before_run` to wait on an event, sleep, count, record or fail (raise), and
+    `after_run` to note when the real run has finished."""
+
+    def __init__(
+        self, bundle: Bundle, *, device: str = "cpu", intra_op_threads: int = 1, **options: Any
+    ) -> None:
+        super().__init__(bundle, device=device, intra_op_threads=intra_op_threads, **options)
+
+    def before_run(self, images: np.ndarray, outputs: frozenset[str]) -> None:
+        """Called with the batch and the outputs asked for before the real run; raising fails the call."""
+
+    def after_run(self) -> None:
+        """Called once the real run has returned."""
+
+    def run(
+        self,
+        images: np.ndarray,
+        pathology_queries: np.ndarray,
+        anatomy_queries: np.ndarray,
+        outputs: Iterable[str] = OUTPUT_NAMES,
+    ) -> ModelOutputs:
+        wanted = frozenset(outputs)
+        self.before_run(images, wanted)
+        result = super().run(images, pathology_queries, anatomy_queries, wanted)
+        self.after_run()
+        return result
 
 
 async def wait_ready(client: httpx.AsyncClient, attempts: int = 200) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,6 +27,7 @@ from app.bench import main as bench_main
 from app.factory import create_app
 from app.runtime import CPU, CUDA
 from app.settings import Settings
+from tests.app.conftest import png_bytes
 from tests.app.test_serve_process import free_port
 
 
@@ -91,15 +94,16 @@ def test_load_images_skips_hip_films(shared_data: Path) -> None:
     assert {media for _, media in images} == {"application/dicom", "image/jpeg"}
 
 
-async def test_drive_level_against_a_live_server(tiny_bundle: Path) -> None:
+@contextmanager
+def live_server(model_dir: Path) -> Iterator[str]:
+    """The service on a free local port in a daemon thread, polled (bounded) until ready; yields its URL
+    and stops it on the way out."""
     port = free_port()
-    app = create_app(Settings(model_dir=tiny_bundle, intra_op_threads=1))
+    app = create_app(Settings(model_dir=model_dir, intra_op_threads=1))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        import httpx
-
         for _ in range(300):
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
@@ -107,14 +111,15 @@ async def test_drive_level_against_a_live_server(tiny_bundle: Path) -> None:
             except httpx.TransportError:
                 pass
             time.sleep(0.02)
-        from tests.app.conftest import png_bytes
-
-        level = await drive_level(
-            f"http://127.0.0.1:{port}", "/classify", [(png_bytes(), "image/png")], 4, 12
-        )
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+async def test_drive_level_against_a_live_server(tiny_bundle: Path) -> None:
+    with live_server(tiny_bundle) as url:
+        level = await drive_level(url, "/classify", [(png_bytes(), "image/png")], 4, 12)
     assert level["ok"] == 12 and level["errors"] == {} and level["throughput_rps"] > 0
     assert 1.0 <= level["mean_batch_size"] <= 4.0 and level["latency_ms"]["p50"] > 0
 
@@ -148,26 +153,11 @@ def test_cuda_run_refused_at_once_without_cuda(tmp_path: Path) -> None:
 def test_cpu_run_writes_json_and_markdown_to_out(
     tiny_bundle: Path, shared_data: Path, tmp_path: Path
 ) -> None:
-    port = free_port()
-    app = create_app(Settings(model_dir=tiny_bundle, intra_op_threads=1))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.02)
-        argv = ["--model-dir", str(tiny_bundle), "--device", "cpu", "--url", f"http://127.0.0.1:{port}",
+    with live_server(tiny_bundle) as url:
+        argv = ["--model-dir", str(tiny_bundle), "--device", "cpu", "--url", url,
                 "--data-dir", str(shared_data), "--images", "2", "--requests", "4", "--concurrency", "1",
                 "--threads", "1", "--out", str(tmp_path / "out")]
         assert bench_main(argv) == 0
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
     result = json.loads((tmp_path / "out" / "service.json").read_text())
     assert result["device"] == "cpu" and result["in_process"]["provider"] == CPU
     assert result["in_process"]["io_binding"] is False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -14,33 +14,24 @@ from fastapi import FastAPI
 from starlette.types import Message
 
 from app.bundle import Bundle
-from app.graph_contract import OUTPUT_NAMES
-from app.runtime import ModelOutputs, OrtImageModel
 from app.settings import Settings
-from tests.app.conftest import png_bytes, running_app
+from tests.app.conftest import HookedRunner, png_bytes, running_app
 
 
-class CountingRunner(OrtImageModel):
+class CountingRunner(HookedRunner):
     """The tiny model; after warm-up, each call blocks until `gate` is set and counts its images."""
 
     def __init__(self, bundle: Bundle) -> None:
-        super().__init__(bundle, intra_op_threads=1)
+        super().__init__(bundle)
         self.gate = threading.Event()
         self.gate.set()
         self.started = threading.Event()
         self.images_seen = 0
 
-    def run(
-        self,
-        images: np.ndarray,
-        pathology_queries: np.ndarray,
-        anatomy_queries: np.ndarray,
-        outputs: Iterable[str] = OUTPUT_NAMES,
-    ) -> ModelOutputs:
+    def before_run(self, images: np.ndarray, outputs: frozenset[str]) -> None:
         self.started.set()
         self.gate.wait(timeout=10)
         self.images_seen += int(np.abs(images).reshape(images.shape[0], -1).sum(axis=1).astype(bool).sum())
-        return super().run(images, pathology_queries, anatomy_queries, outputs)
 
 
 def _scope(path: str, body_length: int) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import httpx
 import numpy as np
@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from PIL import Image
 
 from app.postprocess import decode_coco_rle
-from tests.app.conftest import dicom_bytes, jpeg_bytes, png_bytes, running_app
+from tests.app.conftest import HookedRunner, dicom_bytes, jpeg_bytes, png_bytes, running_app
 
 ENVELOPE = {"model", "input", "timing_ms", "batch_size"}
 
@@ -176,23 +176,13 @@ async def test_ready_is_503_until_every_bucket_is_warm(make_app: Callable[..., F
     """A runner whose warm-up blocks keeps /health/ready at 503 and inference at 503 model_not_ready."""
     import threading
 
-    from app.graph_contract import OUTPUT_NAMES
-    from app.runtime import ModelOutputs, OrtImageModel
-
     release = threading.Event()
 
-    class GatedRunner(OrtImageModel):
-        def run(
-            self,
-            images: np.ndarray,
-            pathology_queries: np.ndarray,
-            anatomy_queries: np.ndarray,
-            outputs: Iterable[str] = OUTPUT_NAMES,
-        ) -> ModelOutputs:
+    class GatedRunner(HookedRunner):
+        def before_run(self, images: np.ndarray, outputs: frozenset[str]) -> None:
             release.wait(timeout=10)
-            return super().run(images, pathology_queries, anatomy_queries, outputs)
 
-    app = make_app(runner_factory=lambda bundle, settings: GatedRunner(bundle, intra_op_threads=1))
+    app = make_app(runner_factory=lambda bundle, settings: GatedRunner(bundle))
     async with running_app(app, ready=False) as client:
         assert (await client.get("/health/live")).status_code == 200
         not_ready = await client.get("/health/ready")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +26,9 @@ from app.graph_contract import (
     graph_problems,
 )
 from app.graph_precision import fp32_graph_bytes, is_fp16
-from app.runtime import CPU, ModelOutputs, OrtImageModel
+from app.runtime import CPU, OrtImageModel
 from app.settings import Settings
-from tests.app.conftest import png_bytes, running_app
+from tests.app.conftest import HookedRunner, png_bytes, running_app
 from tests.fixtures.tiny_bundle import build_tiny_bundle
 
 
@@ -101,22 +101,15 @@ def test_classify_runs_only_the_classification_graph(tiny_bundle: Path) -> None:
     np.testing.assert_allclose(cheap.pathology_probs, full.pathology_probs, atol=1e-6)
 
 
-class RecordingRunner(OrtImageModel):
+class RecordingRunner(HookedRunner):
     """Records which outputs each batch asked for."""
 
     def __init__(self, bundle: Bundle) -> None:
-        super().__init__(bundle, device="cpu", intra_op_threads=1)
+        super().__init__(bundle)
         self.asked: list[frozenset[str]] = []
 
-    def run(
-        self,
-        images: np.ndarray,
-        pathology_queries: np.ndarray,
-        anatomy_queries: np.ndarray,
-        outputs: Iterable[str] = OUTPUT_NAMES,
-    ) -> ModelOutputs:
-        self.asked.append(frozenset(outputs))
-        return super().run(images, pathology_queries, anatomy_queries, outputs)
+    def before_run(self, images: np.ndarray, outputs: frozenset[str]) -> None:
+        self.asked.append(outputs)
 
 
 async def test_endpoints_ask_the_batcher_for_their_outputs_and_agree(

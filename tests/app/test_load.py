@@ -5,42 +5,33 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
 from fastapi import FastAPI
 
 from app.bundle import Bundle
-from app.graph_contract import OUTPUT_NAMES
-from app.runtime import ModelOutputs, OrtImageModel
 from app.settings import Settings
-from tests.app.conftest import dicom_bytes, png_bytes, running_app
+from tests.app.conftest import HookedRunner, dicom_bytes, png_bytes, running_app
 
 HEADERS = {"Content-Type": "image/png"}
 
 
-class ControlledRunner(OrtImageModel):
+class ControlledRunner(HookedRunner):
     """The real tiny model plus test knobs: a per-run delay and a one-shot failure (after warm-up)."""
 
     def __init__(self, bundle: Bundle) -> None:
-        super().__init__(bundle, intra_op_threads=1)
+        super().__init__(bundle)
         self.delay_s = 0.0
         self.fail_next = threading.Event()
         self.calls = 0
 
-    def run(
-        self,
-        images: np.ndarray,
-        pathology_queries: np.ndarray,
-        anatomy_queries: np.ndarray,
-        outputs: Iterable[str] = OUTPUT_NAMES,
-    ) -> ModelOutputs:
+    def before_run(self, images: np.ndarray, outputs: frozenset[str]) -> None:
         self.calls += 1
         if self.fail_next.is_set():
             self.fail_next.clear()
             raise RuntimeError("injected device failure")
         time.sleep(self.delay_s)
-        return super().run(images, pathology_queries, anatomy_queries, outputs)
 
 
 def controlled(holder: list[ControlledRunner]) -> Callable[[Bundle, Settings], ControlledRunner]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,38 +14,31 @@ import pytest
 from fastapi import FastAPI
 
 from app.bundle import Bundle
-from app.graph_contract import OUTPUT_NAMES
-from app.runtime import ModelOutputs, OrtImageModel
 from app.service import InferenceService
 from app.settings import Settings
-from tests.app.conftest import png_bytes, running_app
+from tests.app.conftest import HookedRunner, png_bytes, running_app
 
 MODEL_S = 0.25
 DECODE_S = 0.15
 Interval = tuple[float, float]
 
 
-class TimedRunner(OrtImageModel):
+class TimedRunner(HookedRunner):
     """The tiny model taking MODEL_S per call (the GIL released, as ONNX Runtime does); records calls."""
 
     calls: ClassVar[list[Interval]] = []
+    started = 0.0
 
-    def run(
-        self,
-        images: np.ndarray,
-        pathology_queries: np.ndarray,
-        anatomy_queries: np.ndarray,
-        outputs: Iterable[str] = OUTPUT_NAMES,
-    ) -> ModelOutputs:
-        start = time.perf_counter()
+    def before_run(self, images: np.ndarray, outputs: frozenset[str]) -> None:
+        self.started = time.perf_counter()
         time.sleep(MODEL_S)
-        result = super().run(images, pathology_queries, anatomy_queries, outputs)
-        TimedRunner.calls.append((start, time.perf_counter()))
-        return result
+
+    def after_run(self) -> None:
+        TimedRunner.calls.append((self.started, time.perf_counter()))
 
 
 def timed(bundle: Bundle, settings: Settings) -> TimedRunner:
-    return TimedRunner(bundle, intra_op_threads=1)
+    return TimedRunner(bundle)
 
 
 def _overlap(a: Interval, b: Interval) -> float:

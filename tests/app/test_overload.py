@@ -11,17 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import httpx
 import numpy as np
 from fastapi import FastAPI
 
 from app.bundle import Bundle
-from app.graph_contract import OUTPUT_NAMES
-from app.runtime import ModelOutputs, OrtImageModel
 from app.settings import Settings
-from tests.app.conftest import png_bytes, running_app
+from tests.app.conftest import HookedRunner, png_bytes, running_app
 
 BATCH_S = 0.1
 BUDGET_MS = 500.0
@@ -30,22 +28,15 @@ ACCEPTED_TARGET = 60
 HEADERS = {"Content-Type": "image/png"}
 
 
-class SlowRunner(OrtImageModel):
+class SlowRunner(HookedRunner):
     """The tiny model taking a fixed BATCH_S per call, as a real model's compute would."""
 
-    def run(
-        self,
-        images: np.ndarray,
-        pathology_queries: np.ndarray,
-        anatomy_queries: np.ndarray,
-        outputs: Iterable[str] = OUTPUT_NAMES,
-    ) -> ModelOutputs:
+    def before_run(self, images: np.ndarray, outputs: frozenset[str]) -> None:
         time.sleep(BATCH_S)  # stands in for the model's compute time
-        return super().run(images, pathology_queries, anatomy_queries, outputs)
 
 
 def slow(bundle: Bundle, settings: Settings) -> SlowRunner:
-    return SlowRunner(bundle, intra_op_threads=1)
+    return SlowRunner(bundle)
 
 
 async def test_overload_keeps_accepted_latency_within_budget(make_app: Callable[..., FastAPI]) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 import onnxruntime as ort
 import torch
 
+from training.host import cpu_model
+
 
 def proc_status_kib(pid: int, fields: Sequence[str] = ("VmRSS", "VmHWM")) -> dict[str, int]:
     """`fields` of /proc/<pid>/status in KiB ({} where there is no /proc)."""
@@ -46,16 +48,6 @@ def service_memory(pid: int) -> dict[str, Any]:
         "hwm_mb": own.get("VmHWM", 0) * 1024 / 1e6,
         "children_rss_mb": [v.get("VmRSS", 0) * 1024 / 1e6 for v in children.values()],
     }
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (platform.processor() elsewhere)."""
-    path = Path("/proc/cpuinfo")
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def hardware(threads: int) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training.host import cpu_model
 from training.losses import LossConfig, medslip_losses
 from training.model import create_model
 from training.trainer.config import OptimSection
@@ -144,15 +145,8 @@ def decode_rate(image_size: int, count: int = 32) -> float | None:
 
 def machine_description() -> str:
     """CPU model, logical cores, torch version."""
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     python = platform.python_version()
-    return f"{model}, {os.cpu_count()} logical cores, torch {torch.__version__}, Python {python}"
+    return f"{cpu_model()}, {os.cpu_count()} logical cores, torch {torch.__version__}, Python {python}"
 
 
 def write_markdown(results: list[BenchResult], decode: float | None, path: Path, command: str) -> None:

@@ -59,12 +59,15 @@ def check_onnx(path: Path) -> None:
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
-def cpu_session(path: Path) -> ort.InferenceSession:
-    """A single-threaded CPU session: deterministic and polite on shared build machines."""
+def cpu_session(source: Path | bytes, threads: int = 1) -> ort.InferenceSession:
+    """A CPU session with `threads` intra-op threads (default one: deterministic and polite on shared
+    build machines) and ONNX Runtime's full graph optimisation; `source` a file or a serialised graph."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    model = str(source) if isinstance(source, Path) else source
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def run_session(session: ort.InferenceSession, feeds: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:

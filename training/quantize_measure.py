@@ -11,7 +11,6 @@ was quantised.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,8 +21,9 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from app.graph_contract import GRAPH_SIGNATURES
+from training.host import cpu_flags, cpu_model
 from training.metrics import auroc
-from training.onnx_tools import max_abs_diff
+from training.onnx_tools import cpu_session, max_abs_diff
 from training.quantize_recipes import BATCH, Feeds, feeds_for
 
 #: Largest |AUROC int8 - AUROC fp32| of any calibrated finding a shipped variant may have.
@@ -32,22 +32,12 @@ MAX_AUROC_DRIFT = 0.005
 MIN_MAP_COSINE = 0.95
 
 
-def session(source: Path | bytes, threads: int = 1) -> ort.InferenceSession:
-    """A CPU session with full graph optimisation and `threads` intra-op threads (as the service makes)."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    model = str(source) if isinstance(source, Path) else source
-    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
-
-
 def run_graph(path: Path, graph: str, images: Sequence[NDArray[np.float32]],
               books: Mapping[str, NDArray[np.float32]]) -> dict[str, NDArray[np.float32]]:
     """The outputs of graph `graph` (at `path`) for every image, batch by batch, stacked."""
     inputs, outputs = GRAPH_SIGNATURES[graph]
     wanted = [name for name in outputs if name in ("pathology_probs", "pathology_maps")]
-    runner = session(path)
+    runner = cpu_session(path)
     runs = [dict(zip(wanted, runner.run(wanted, feeds), strict=True))
             for feeds in feeds_for(images, books, inputs)]
     return {name: np.concatenate([run[name] for run in runs]) for name in wanted}
@@ -121,16 +111,7 @@ def decide(drift: Mapping[str, Any], max_auroc_drift: float = MAX_AUROC_DRIFT,
 
 def cpu_info() -> dict[str, Any]:
     """CPU model, core count and the int8/bf16 instruction sets ONNX Runtime's kernels can use."""
-    model, flags = platform.processor() or "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
+    model, flags = cpu_model(), cpu_flags()
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
     return {"model": model, "cores": os.cpu_count(), "flags": {flag: flag in flags for flag in wanted},
             "onnxruntime": ort.__version__}
@@ -139,7 +120,7 @@ def cpu_info() -> dict[str, Any]:
 def time_pair(fp32_path: Path, int8_path: Path, feeds: Feeds, threads: int, repeats: int) -> dict[str, float]:
     """Median ms of the fp32 and int8 graph on the same feeds, run alternately (A B A B ...) so that
     load from other processes falls on both; `speedup` = fp32 ms / int8 ms."""
-    runners = {"fp32": session(fp32_path, threads), "int8": session(int8_path, threads)}
+    runners = {"fp32": cpu_session(fp32_path, threads), "int8": cpu_session(int8_path, threads)}
     times: dict[str, list[float]] = {key: [] for key in runners}
     for runner in runners.values():
         runner.run(None, feeds)  # first run allocates

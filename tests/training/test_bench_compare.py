@@ -16,9 +16,10 @@ from tests.fixtures.tiny_bundle import tiny_bundle  # noqa: F401  (fixture)
 from tests.training.tiny_models import tiny_model
 from training.bench_compare import batch_inputs, interleave, run_compare
 from training.bench_compare_candidates import Candidate, http_candidates
-from training.bench_compare_host import cpu_model, proc_status_kib
+from training.bench_compare_host import proc_status_kib
 from training.bench_compare_report import analyse, markdown
 from training.export_graph import ImageModelGraph
+from training.host import cpu_model
 from training.model import SegmentationModel
 
 

@@ -25,7 +25,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from typing import Any
 from training.bundle import read_metadata, verify_bundle, write_metadata
 from training.data import build_manifest
 from training.data.sources.registry import shared_data_dir
+from training.host import cpu_model
 from training.recipes.card_check import DEFAULT_TOLERANCE, report_differences
 from training.recipes.default_card import render_default_card
 from training.recipes.seed_study import summarise
@@ -78,17 +78,6 @@ def native_bf16() -> bool:
         return False
 
 
-def cpu_name() -> str:
-    """The CPU model recorded in the card (`compute`), from /proc/cpuinfo where there is one."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def compute_settings(work: Path, precision: str, threads: int | None) -> dict[str, Any]:
     """Precision, threads and CPU of this build, fixed at its first stage (build.json) so a resumed
     build keeps training with the settings it started with."""
@@ -97,7 +86,7 @@ def compute_settings(work: Path, precision: str, threads: int | None) -> dict[st
         return dict(json.loads(path.read_text(encoding="utf-8")))
     if precision == "auto":
         precision = "bf16" if native_bf16() else "fp32"
-    settings = {"precision": precision, "threads": threads, "cpu": cpu_name(), "cores": os.cpu_count()}
+    settings = {"precision": precision, "threads": threads, "cpu": cpu_model(), "cores": os.cpu_count()}
     work.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=1), encoding="utf-8")
     return settings

@@ -12,17 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Output channel order = the bundle contract's structures, patient's side; sigmoid per structure
+# (clavicles overlap the lungs).
+from app.bundle import SEGMENTATION_STRUCTURES
 from training.model.medslip import MeDSLIP, MeDSLIPOutput
 from training.model.resnet import ResNetTrunk
-
-#: Output channel order (patient's side); sigmoid per structure (clavicles overlap the lungs).
-SEGMENTATION_STRUCTURES: tuple[str, ...] = (
-    "right_lung",
-    "left_lung",
-    "heart",
-    "right_clavicle",
-    "left_clavicle",
-)
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:

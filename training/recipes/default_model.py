@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -102,11 +103,14 @@ def run_overrides(settings: dict[str, Any]) -> list[str]:
     return argv
 
 
-def _run(stage: str, entry: Callable[[list[str] | None], int], argv: list[str]) -> None:
+def run_stage(stage: str, entry: Callable[[list[str] | None], int], argv: list[str]) -> float:
+    """Run one stage's entry point; returns its wall seconds, exits when it fails."""
     logger.info("stage %s: %s", stage, " ".join(argv))
+    start = time.perf_counter()
     code = entry(argv)
     if code != 0:
         raise SystemExit(f"stage {stage} failed with exit code {code}")
+    return time.perf_counter() - start
 
 
 def pretrain(work: Path, seed: int, settings: dict[str, Any]) -> tuple[Path, Path]:
@@ -122,7 +126,7 @@ def pretrain(work: Path, seed: int, settings: dict[str, Any]) -> tuple[Path, Pat
         argv += run_overrides(settings)
         if (out / "checkpoint_last.pt").exists():
             argv += ["--resume", str(out / "checkpoint_last.pt")]
-        _run(f"pretrain-seed{seed}", train.main, argv)
+        run_stage(f"pretrain-seed{seed}", train.main, argv)
     return model, seg
 
 
@@ -140,7 +144,7 @@ def finetune_segmentation(work: Path, seed: int, init: Path, settings: dict[str,
         argv += run_overrides(settings)
         if (out / "checkpoint_last.pt").exists():
             argv += ["--resume", str(out / "checkpoint_last.pt")]
-        _run(f"segmentation-seed{seed}", finetune_seg.main, argv)
+        run_stage(f"segmentation-seed{seed}", finetune_seg.main, argv)
     return final
 
 
@@ -151,7 +155,7 @@ def manifests(work: Path) -> list[Path]:
         path = work / "manifests" / f"{name}.jsonl"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            _run(f"manifest-{name}", build_manifest.main,
+            run_stage(f"manifest-{name}", build_manifest.main,
                  ["--source", kind, "--root", str(shared / folder), "--out", str(path)])
         paths.append(path)
     return paths
@@ -164,7 +168,7 @@ def evaluate(out: Path, source: list[str], manifest_paths: Sequence[Path]) -> Pa
     if not report.exists():
         argv = [*source, "--manifest", *map(str, manifest_paths), "--split", "val", "--out", str(out),
                 "--boxes-all-splits"]
-        _run(f"evaluate-{out.name}", evaluation.main, argv)
+        run_stage(f"evaluate-{out.name}", evaluation.main, argv)
     return report
 
 
@@ -173,7 +177,7 @@ def export(store: Path, name: str, version: str, *, checkpoint: Path, seg: Path,
 
     bundle = store / name / version
     if not bundle.exists():
-        _run("export", exporter.main, [
+        run_stage("export", exporter.main, [
             "--checkpoint", str(checkpoint), "--seg-checkpoint", str(seg), "--name", name,
             "--version", version, "--out", str(store), "--text-encoder-dir", str(TEXT_ENCODER),
             "--eval-report", str(report), "--fp16",

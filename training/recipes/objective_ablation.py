@@ -18,7 +18,6 @@ import json
 import logging
 import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from training.recipes.default_model import (
     evaluate,
     manifests,
     run_overrides,
+    run_stage,
 )
 from training.recipes.seed_study import summarise
 
@@ -54,13 +54,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 
 def _timed(stage: str, entry: Callable[[list[str] | None], int], argv: list[str], wall: Path) -> None:
     """Run one stage and add its wall seconds to `wall.json` beside its output."""
-    logger.info("stage %s: %s", stage, " ".join(argv))
-    start = time.perf_counter()
-    code = entry(argv)
-    if code != 0:
-        raise SystemExit(f"stage {stage} failed with exit code {code}")
+    seconds = run_stage(stage, entry, argv)
     times = json.loads(wall.read_text(encoding="utf-8")) if wall.exists() else {}
-    times[stage] = times.get(stage, 0.0) + time.perf_counter() - start
+    times[stage] = times.get(stage, 0.0) + seconds
     wall.write_text(json.dumps(times, indent=1), encoding="utf-8")
 
 

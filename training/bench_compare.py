@@ -30,8 +30,7 @@ import os
 import shlex
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,6 @@ from app.runtime import OrtImageModel
 from app.settings import REPO_ROOT
 from training.bench_compare_candidates import (
     GRAPHS,
-    Candidate,
     decode_candidates,
     eager_candidates,
     http_candidates,
@@ -59,36 +57,11 @@ from training.bench_compare_host import hardware, service_memory
 from training.bench_compare_report import HTTP_FILM, analyse, markdown
 from training.export import load_models
 from training.export_graph import ImageModelGraph
+from training.interleave import interleave
 from training.model import MeDSLIP
 from training.model.grounding import default_grounding
 
 logger = logging.getLogger(__name__)
-
-
-def interleave(
-    candidates: Sequence[Candidate],
-    rounds: int,
-    *,
-    warmup: int = 1,
-    clock: Callable[[], float] = time.perf_counter,
-) -> tuple[dict[str, list[float]], list[str]]:
-    """Milliseconds per call of every candidate over `rounds` rounds; each round calls every candidate
-    once, starting one place further along the list than the round before. `warmup` untimed rounds
-    come first. Returns (samples by name, the timed call order)."""
-    for _ in range(warmup):
-        for candidate in candidates:
-            candidate.call()
-    samples: dict[str, list[float]] = {c.name: [] for c in candidates}
-    order: list[str] = []
-    count = len(candidates)
-    for round_index in range(rounds):
-        shift = round_index % count if count else 0
-        for candidate in [*candidates[shift:], *candidates[:shift]]:
-            start = clock()
-            candidate.call()
-            samples[candidate.name].append((clock() - start) * 1000.0)
-            order.append(candidate.name)
-    return samples, order
 
 
 def batch_inputs(images: list[np.ndarray], batches: Sequence[int]) -> dict[int, np.ndarray]:

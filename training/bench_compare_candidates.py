@@ -8,8 +8,7 @@ Names follow `<group>:<what>:b<batch>` (`ort:image_model:b8`, `official:b1`, `ht
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import httpx
 import numpy as np
@@ -22,20 +21,11 @@ from app.graph_contract import CLASSIFY_GRAPH, ENDPOINT_OUTPUTS, FULL_GRAPH, cho
 from app.runtime import OrtImageModel
 from training.bench_compare_report import ENDPOINTS
 from training.export_graph import ImageModelGraph, graph_of
+from training.interleave import Candidate
 from training.model import MeDSLIP, create_model
 
 #: The graphs timed, in report order: the /classify graph, then the full one (/ground, /segment).
 GRAPHS: tuple[str, ...] = (CLASSIFY_GRAPH, FULL_GRAPH)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One thing timed: `call()` does the whole unit of work once."""
-
-    name: str
-    group: str  # ort | ort-stored | eager | official | http | decode
-    batch: int
-    call: Callable[[], object]
 
 
 def ort_candidates(

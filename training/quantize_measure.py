@@ -10,8 +10,8 @@ was quantised.
 
 from __future__ import annotations
 
+import functools
 import os
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from app.graph_contract import GRAPH_SIGNATURES
 from training.host import cpu_flags, cpu_model
+from training.interleave import Candidate, interleave
 from training.metrics import auroc
 from training.onnx_tools import cpu_session, max_abs_diff
 from training.quantize_recipes import BATCH, Feeds, feeds_for
@@ -118,17 +119,14 @@ def cpu_info() -> dict[str, Any]:
 
 
 def time_pair(fp32_path: Path, int8_path: Path, feeds: Feeds, threads: int, repeats: int) -> dict[str, float]:
-    """Median ms of the fp32 and int8 graph on the same feeds, run alternately (A B A B ...) so that
+    """Median ms of the fp32 and int8 graph on the same feeds, run alternately (`interleave`) so that
     load from other processes falls on both; `speedup` = fp32 ms / int8 ms."""
-    runners = {"fp32": cpu_session(fp32_path, threads), "int8": cpu_session(int8_path, threads)}
-    times: dict[str, list[float]] = {key: [] for key in runners}
-    for runner in runners.values():
-        runner.run(None, feeds)  # first run allocates
-    for _ in range(repeats):
-        for key, runner in runners.items():
-            start = time.perf_counter()
-            runner.run(None, feeds)
-            times[key].append((time.perf_counter() - start) * 1000.0)
+    batch = len(feeds["image"])
+    candidates = [
+        Candidate(key, "ort", batch, functools.partial(cpu_session(path, threads).run, None, feeds))
+        for key, path in (("fp32", fp32_path), ("int8", int8_path))
+    ]
+    times, _ = interleave(candidates, repeats, warmup=1)  # the warm-up round allocates
     fp32_ms, int8_ms = float(np.median(times["fp32"])), float(np.median(times["int8"]))
     return {"fp32_ms": round(fp32_ms, 2), "int8_ms": round(int8_ms, 2),
             "speedup": round(fp32_ms / int8_ms, 3)}

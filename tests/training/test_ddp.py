@@ -87,6 +87,11 @@ def _worker(rank: int, port: int, manifest: str, out_dir: str) -> None:
         trainer.save(Path(out_dir) / f"rank{rank}_checkpoint.pt")  # only rank 0 may write
     finally:
         cleanup_distributed()
+    # The rank's work is saved and the group destroyed. gloo's threads can still abort the interpreter's
+    # own teardown ("terminate called without an active exception", SIGABRT, about 1 run in 10 on a
+    # 2-core host), which mp.spawn would report as a failed rank: leave without that teardown. An error
+    # above never gets here, so it still fails the test.
+    os._exit(0)
 
 
 def test_two_rank_gloo_step_keeps_ranks_identical(tmp_path: Path) -> None:

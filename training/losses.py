@@ -3,7 +3,9 @@
 Terms (defaults reproduce the release, Shef-AIRE/MeDSLIP model_MeDSLIP.py: every weight 1):
 
 * ``existence_pathology`` / ``existence_anatomy``: 2-way cross-entropy of the existence heads, skipping
-  entities the report does not mention (label -1).
+  entities the report does not mention (label -1). `existence_pathology_balance="batch"` weighs the
+  present and the absent mentions of each finding equally within a batch, so a finding that one film in
+  sixteen has still pulls on its query as hard as its negatives do (the release averages all mentions).
 * ``protocl_pathology`` / ``protocl_anatomy``: prototypical contrastive loss. For every entity present in
   an image, its text projection must pick the *prototype* (mean text embedding of the co-occurring present
   entities of the other stream) out of 1 + 7 candidates; the 7 negatives are other-stream entities that do
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from training.model.medslip import MeDSLIPOutput
 
 Similarity = Literal["dot", "cosine"]
+Balance = Literal["none", "batch"]
 
 #: Loss-term names, in the order they are reported.
 LOSS_TERMS: tuple[str, ...] = (
@@ -50,12 +53,17 @@ class LossConfig:
     protocl_similarity: Similarity = "dot"  # "dot" as released, or "cosine" (then divided by temperature)
     temperature: float = 1.0  # divides ProtoCL similarities (the release uses none, i.e. 1.0)
     icl_logit_scale: float = 1.0  # multiplies the ICL dot products (release: 1.0)
+    existence_pathology_balance: Balance = "none"  # "batch": present and absent weigh equally per query
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.protocl_negatives < 1:
             raise ValueError(f"protocl_negatives must be >= 1, got {self.protocl_negatives}")
+        if self.existence_pathology_balance not in ("none", "batch"):
+            raise ValueError(
+                f"existence_pathology_balance must be 'none' or 'batch', got {self.existence_pathology_balance!r}"
+            )
         if self.protocl_similarity not in ("dot", "cosine"):
             raise ValueError(f"protocl_similarity must be 'dot' or 'cosine', got {self.protocl_similarity!r}")
 
@@ -66,12 +74,27 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def existence_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """logits (B, Q, 2), labels (B, Q) in {-1, 0, 1} -> mean CE over mentioned entries (label != -1)."""
+def existence_loss(logits: torch.Tensor, labels: torch.Tensor, balance: Balance = "none") -> torch.Tensor:
+    """logits (B, Q, 2), labels (B, Q) in {-1, 0, 1} -> CE over mentioned entries (label != -1).
+
+    "none": the mean over every mentioned entry. "batch": per query, the mean CE of its present entries
+    and the mean CE of its absent entries each weigh one half (all of it when only one side occurs in the
+    batch); the result is the mean over queries mentioned at all. Rare findings are then not drowned by
+    their negatives, which is what ranks them (AUROC) on adult films where most are rare."""
     mentioned = labels >= 0  # (B, Q)
     targets = labels.clamp(min=0).long()  # (B, Q); -1 entries are masked out below
     per_entry = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")  # (B*Q,)
-    return _masked_mean(per_entry, mentioned.flatten())
+    if balance == "none":
+        return _masked_mean(per_entry, mentioned.flatten())
+    per_entry = per_entry.view_as(labels).float()  # (B, Q)
+    present, absent = (labels == 1).float(), (labels == 0).float()  # (B, Q)
+    n_present, n_absent = present.sum(0), absent.sum(0)  # (Q,)
+    mean_present = (per_entry * present).sum(0) / n_present.clamp(min=1.0)  # (Q,)
+    mean_absent = (per_entry * absent).sum(0) / n_absent.clamp(min=1.0)  # (Q,)
+    has_present, has_absent = (n_present > 0).float(), (n_absent > 0).float()  # (Q,)
+    sides = (has_present + has_absent).clamp(min=1.0)  # (Q,)
+    per_query = (mean_present * has_present + mean_absent * has_absent) / sides  # (Q,)
+    return _masked_mean(per_query, (has_present + has_absent) > 0)
 
 
 def protocl_loss(
@@ -162,7 +185,9 @@ def medslip_losses(
             f"({num_pathology}, {num_anatomy}) queries; got matrix {tuple(matrix.shape)}, {queries} queries"
         )
     terms = {
-        "existence_pathology": existence_loss(output.pathology_logits, pathology_labels),
+        "existence_pathology": existence_loss(
+            output.pathology_logits, pathology_labels, config.existence_pathology_balance
+        ),
         "existence_anatomy": existence_loss(output.anatomy_logits, anatomy_labels),
         "protocl_pathology": protocl_loss(
             output.pathology_text_proj,

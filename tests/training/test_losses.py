@@ -74,6 +74,31 @@ def test_existence_loss_is_mean_cross_entropy_over_mentioned() -> None:
     assert torch.allclose(existence_loss(logits, labels), expected)
 
 
+def test_batch_balanced_existence_weighs_present_and_absent_halves_per_query() -> None:
+    logits = torch.randn(4, 3, 2)
+    # query 0: one present, three absent; query 1: only absent; query 2: never mentioned
+    labels = torch.tensor([[1, 0, -1], [0, 0, -1], [0, -1, -1], [0, 0, -1]])
+    ce = F.cross_entropy(logits.flatten(0, 1), labels.clamp(min=0).flatten(), reduction="none").view(4, 3)
+    query0 = 0.5 * ce[0, 0] + 0.5 * ce[1:, 0].mean()
+    query1 = ce[[0, 1, 3], 1].mean()
+    expected = (query0 + query1) / 2
+    assert torch.allclose(existence_loss(logits, labels, "batch"), expected)
+    # the lone positive weighs as much as all three negatives together, unlike the plain mean
+    assert not torch.allclose(existence_loss(logits, labels, "none"), expected)
+
+
+def test_balanced_existence_is_selected_by_the_config_for_the_pathology_head_only() -> None:
+    batch, output, (book_p, book_a) = _batch(3, seed=2), _random_output(3, seed=2), _books()
+    balanced = medslip_losses(output, batch, book_p, book_a,
+                              config=LossConfig(existence_pathology_balance="batch"))
+    plain = medslip_losses(output, batch, book_p, book_a)
+    expected = existence_loss(output.pathology_logits, batch["pathology_labels"], "batch")
+    assert torch.allclose(balanced["existence_pathology"], expected)
+    assert torch.allclose(balanced["existence_anatomy"], plain["existence_anatomy"])
+    with pytest.raises(ValueError, match="existence_pathology_balance"):
+        LossConfig(existence_pathology_balance="focal")  # type: ignore[arg-type]
+
+
 def test_unmentioned_entries_do_not_change_existence_or_icl() -> None:
     batch, output = _batch(2, seed=1), _random_output(2, seed=1)
     base_p = existence_loss(output.pathology_logits, batch["pathology_labels"])

@@ -12,12 +12,19 @@ The worker thread that calls `PoolDecoder.decode` still holds the request's deco
 waits on the process; the process returns only the model input and the non-identifying `ImageInfo`.
 A worker that dies (a codec crash on hostile input) breaks the pool: it is replaced and the request
 retried once; an image that breaks the fresh pool too is refused as `corrupt_image`.
+
+Inputs whose decode needs no GIL-holding codec (`decodes_without_gil`: PNG and JPEG, which Pillow
+decodes in C with the GIL released, and DICOM with native, uncompressed pixel data, which is a numpy
+view) are decoded in the calling worker thread instead (`MEDSLIP_DECODE_INLINE`, default on): for them
+the hop to the process, pickling the upload there and the model input back, cost more than the decode
+itself (docs/benchmarks.md, "Decode routing").
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import struct
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -34,10 +41,19 @@ from app.imaging import (
     decode_bytes,
     quiet_pydicom_value_messages,
 )
+from app.imaging.sniff import sniff_format
 from app.logging_setup import configure_logging
 from app.request_context import current_request_id, set_request_id
 
-__all__ = ["DecodeRequest", "ModelInput", "PoolDecoder", "decode_for_model"]
+__all__ = [
+    "NATIVE_TRANSFER_SYNTAXES",
+    "DecodeRequest",
+    "ModelInput",
+    "PoolDecoder",
+    "decode_for_model",
+    "decodes_without_gil",
+    "transfer_syntax",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +92,52 @@ def decode_for_model(request: DecodeRequest) -> ModelInput:
     return ModelInput(decoded.info, tensor, box)
 
 
+#: Transfer syntaxes whose pixel data is stored native (no codec): implicit / explicit little endian,
+#: explicit big endian.
+NATIVE_TRANSFER_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
+_META_START = 132  # 128-byte preamble + b"DICM"
+_MAX_META_ELEMENTS = 32  # group 0002 holds about a dozen elements; more is not a file meta group
+_LONG_LENGTH_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
+
+
+def transfer_syntax(data: bytes) -> str | None:
+    """The Transfer Syntax UID of a Part 10 file's meta group (always explicit VR little endian), or
+    None when the bytes have no readable one. Reads at most the first few hundred bytes, with no
+    parser, so routing a hostile upload costs nothing; the decoder validates the file properly."""
+    offset = _META_START
+    for _ in range(_MAX_META_ELEMENTS):
+        if offset + 8 > len(data):
+            return None
+        group, element = struct.unpack_from("<HH", data, offset)
+        if group != 0x0002:
+            return None
+        vr = data[offset + 4 : offset + 6]
+        if vr in _LONG_LENGTH_VRS:
+            if offset + 12 > len(data):
+                return None
+            (length,) = struct.unpack_from("<I", data, offset + 8)
+            value_at = offset + 12
+        else:
+            (length,) = struct.unpack_from("<H", data, offset + 6)
+            value_at = offset + 8
+        if element == 0x0010:
+            value = data[value_at : value_at + length]
+            return value.rstrip(b"\x00 ").decode("ascii", errors="replace") if len(value) == length else None
+        offset = value_at + length
+    return None
+
+
+def decodes_without_gil(data: bytes) -> bool:
+    """Whether decoding `data` runs no codec that holds the GIL: PNG and JPEG (Pillow releases it
+    while decoding) and DICOM with native pixel data. Everything else goes to the decode process."""
+    kind = sniff_format(data)
+    if kind in ("png", "jpeg"):
+        return True
+    return kind == "dicom" and transfer_syntax(data) in NATIVE_TRANSFER_SYNTAXES
+
+
 def _in_worker(request: DecodeRequest, request_id: str | None) -> ModelInput:
     """The job a pool process runs: log lines carry the request's id, as in a worker thread."""
     set_request_id(request_id)
@@ -96,14 +158,24 @@ Job = Callable[[DecodeRequest, str | None], ModelInput]
 
 
 class PoolDecoder:
-    """`decode` in a process pool of `processes` workers, or in the calling thread when 0.
+    """`decode` in a process pool of `processes` workers, or in the calling thread when 0 or when
+    `inline(data)` says the upload decodes without holding the GIL (None: every upload to the pool).
 
     `job` is what a worker runs (module level, so a process can import it); tests replace it.
     """
 
-    def __init__(self, processes: int, *, log_format: str, log_level: str, job: Job = _in_worker) -> None:
+    def __init__(
+        self,
+        processes: int,
+        *,
+        log_format: str,
+        log_level: str,
+        job: Job = _in_worker,
+        inline: Callable[[bytes], bool] | None = None,
+    ) -> None:
         self.processes = processes
         self._job = job
+        self._inline = inline
         self._init_args = (log_format, log_level)
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = self._new_pool() if processes > 0 else None
@@ -134,7 +206,7 @@ class PoolDecoder:
     def decode(self, request: DecodeRequest) -> ModelInput:
         """Blocking: call from a worker thread. Raises ImagingError subclasses as the decoder does."""
         pool = self._pool
-        if pool is None:
+        if pool is None or (self._inline is not None and self._inline(request.data)):
             return decode_for_model(request)
         request_id = current_request_id()
         try:

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from app.api_docs import install_docs
 from app.budgets import ByteBudget
 from app.bundle import Bundle, load_bundle, resolve_default_bundle
-from app.decode_pool import PoolDecoder
+from app.decode_pool import PoolDecoder, decodes_without_gil
 from app.drain import InFlight, run_drain
 from app.errors import install_problem_handlers
 from app.imaging import quiet_pydicom_value_messages
@@ -130,7 +130,10 @@ def create_app(settings: Settings, *, runner_factory: RunnerFactory | None = Non
         executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="medslip-worker")
         model_executor = ThreadPoolExecutor(1, thread_name_prefix="medslip-model")
         decoder = PoolDecoder(
-            settings.decode_processes, log_format=settings.log_format, log_level=settings.log_level
+            settings.decode_processes,
+            log_format=settings.log_format,
+            log_level=settings.log_level,
+            inline=decodes_without_gil if settings.decode_inline else None,
         )
         bring_up = asyncio.create_task(
             _bring_up(app, bundle, settings, factory, (executor, model_executor), decoder=decoder)

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         "stall the event loop and the batcher; keep it below the core count. 0: decode in the worker "
         "threads.",
     )
+    decode_inline: bool = Field(
+        default=True,
+        description="Decode PNG, JPEG and uncompressed DICOM in the worker threads (their decoders "
+        "release the GIL), skipping the hop to the decode processes; other codecs still go there.",
+    )
     reduced_decode: bool = Field(
         default=True,
         description="Decode JPEG 2000 and JPEG at a power-of-two reduced resolution (long side kept at "

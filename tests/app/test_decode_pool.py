@@ -9,17 +9,28 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pydicom
 import pytest
 from fastapi import FastAPI
 
-from app.decode_pool import DecodeRequest, ModelInput, PoolDecoder, decode_for_model
+from app.decode_pool import (
+    NATIVE_TRANSFER_SYNTAXES,
+    DecodeRequest,
+    ModelInput,
+    PoolDecoder,
+    decode_for_model,
+    decodes_without_gil,
+    transfer_syntax,
+)
 from app.imaging import CorruptImageError, PreprocessingSpec
 from tests.app.conftest import dicom_bytes, dicom_dataset, png_bytes, running_app
 
 _CRASH_FLAG = "MEDSLIP_TEST_CRASH_FLAG"
 
 
-async def _answers(make_app: Callable[..., FastAPI], processes: int) -> list[tuple[int, Any]]:
+async def _answers(
+    make_app: Callable[..., FastAPI], processes: int, inline: bool = False
+) -> list[tuple[int, Any]]:
     hip = dicom_dataset(BodyPartExamined="HIP")
     lateral = dicom_dataset(ViewPosition="LL")
     uploads = [
@@ -30,7 +41,7 @@ async def _answers(make_app: Callable[..., FastAPI], processes: int) -> list[tup
         (b"neither DICOM nor PNG nor JPEG", None),
     ]
     answers: list[tuple[int, Any]] = []
-    async with running_app(make_app(decode_processes=processes)) as client:
+    async with running_app(make_app(decode_processes=processes, decode_inline=inline)) as client:
         for body, media in uploads:
             headers = {"Content-Type": media} if media else {}
             response: httpx.Response = await client.post("/ground", content=body, headers=headers)
@@ -48,6 +59,88 @@ async def test_processes_answer_and_refuse_exactly_as_threads(make_app: Callable
     assert [status for status, _ in in_processes] == [200, 200, 422, 422, 415]
     assert in_processes[2][1][0] == "not_chest" and in_processes[3][1][0] == "unsupported_view"
     assert in_processes == await _answers(make_app, 0)
+    assert in_processes == await _answers(make_app, 1, inline=True)
+
+
+@pytest.mark.parametrize(
+    "syntax",
+    ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.5"],
+)
+def test_transfer_syntax_is_read_from_the_meta_group(syntax: str) -> None:
+    ds = dicom_dataset()
+    del ds.PixelData  # the meta group alone decides the route; no encoder needed for the syntax
+    ds.file_meta.TransferSyntaxUID = syntax
+    data = dicom_bytes(ds)
+    assert transfer_syntax(data) == syntax
+    assert decodes_without_gil(data) is (syntax in NATIVE_TRANSFER_SYNTAXES)
+
+
+def test_transfer_syntax_matches_pydicom_on_real_files(shared_data: Path) -> None:
+    files = sorted((shared_data / "dicom").glob("*.dcm"))
+    assert files
+    routed = {}
+    for path in files:
+        data = path.read_bytes()
+        assert transfer_syntax(data) == str(
+            pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
+        )
+        routed[path.stem] = decodes_without_gil(data)
+    assert any(routed.values()) and not all(routed.values())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\0" * 132,
+        b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\x00" + b"1.2",
+        b"\0" * 128 + b"DICM" + b"\x08\x00" * 8,
+    ],
+    ids=["empty", "no-meta", "truncated-value", "not-group-2"],
+)
+def test_unreadable_meta_groups_have_no_transfer_syntax(data: bytes) -> None:
+    assert transfer_syntax(data) is None
+    assert not decodes_without_gil(data)
+
+
+def test_png_and_jpeg_decode_inline_and_unknown_bytes_do_not() -> None:
+    assert decodes_without_gil(png_bytes(90, 130))
+    assert decodes_without_gil(b"\xff\xd8\xff\xe0" + b"\0" * 64)
+    assert not decodes_without_gil(b"neither DICOM nor PNG nor JPEG")
+
+
+def test_inline_uploads_never_reach_the_decode_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the process job crashing on every call, an upload routed inline still decodes, one routed
+    to the pool is refused: routing decides where each upload runs."""
+    flag = tmp_path / "crash"
+    flag.write_text("always")
+    monkeypatch.setenv(_CRASH_FLAG, str(flag))
+    decoder = PoolDecoder(
+        1,
+        log_format="json",
+        log_level="WARNING",
+        job=crash_while_flagged,
+        inline=lambda data: data.startswith(b"\x89PNG"),
+    )
+    request = _request()
+    try:
+        png = decoder.decode(
+            DecodeRequest(
+                png_bytes(90, 130),
+                "image/png",
+                max_pixels=request.max_pixels,
+                allow_lateral=False,
+                min_long_side=None,
+                spec=request.spec,
+            )
+        )
+        assert png.tensor.shape == (3, 64, 64)
+        with pytest.raises(CorruptImageError, match="stopped the decoder twice"):
+            decoder.decode(request)
+    finally:
+        decoder.shutdown()
 
 
 def _request() -> DecodeRequest:

@@ -1,6 +1,6 @@
 """Dynamic batcher: many concurrent requests -> few model calls (after BentoML's dispatcher).
 
-Requests wait in a bounded asyncio queue (a `stat` lane served first). A batch is released when it
+Requests wait in a bounded asyncio queue (the `Priority.STAT` lane served first). A batch is released when it
 holds `max_batch_size` requests or the oldest has waited `max_delay_ms`; with `eager` on, it is also
 released at once when no other request is still being decoded (nobody is about to join, so waiting
 would only add latency). The model call runs in a worker thread so the event loop keeps accepting.
@@ -11,19 +11,25 @@ expected wait for its result, from the requests ahead and the measured time per 
 (`app.admission`), exceeds the latency budget; checked when it starts decoding and again when it is
 queued. A request whose caller gave up (deadline, disconnect, shutdown) leaves the queue at once and
 is never computed. Every job's result or error goes to its own future; nothing here knows HTTP.
+
+Seams (as in BentoML's CorkDispatcher, which takes its clock and optimiser from outside): `admit()`
+brackets the decode of a request that will submit soon; time comes from a `Clock` (monotonic seconds
+and waiting with a deadline), so tests move time by hand instead of sleeping; counts go to a narrow
+`BatchMetrics` protocol, so the batcher needs no Prometheus registry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -35,12 +41,56 @@ from app.errors import (
     QueueFullError,
     ShuttingDownError,
 )
-from app.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
 
 PayloadT = TypeVar("PayloadT")
 ResultT = TypeVar("ResultT")
+T = TypeVar("T")
+
+
+class Priority(enum.StrEnum):
+    """Queue lane of a request: `stat` requests are served before every routine one."""
+
+    STAT = "stat"
+    ROUTINE = "routine"
+
+
+class Clock(Protocol):
+    """Where the batcher reads time and waits with a deadline (`MonotonicClock` in the service)."""
+
+    def now(self) -> float:
+        """Monotonic seconds; deadlines passed to `Batcher.submit` are instants of this clock."""
+
+    async def wait_for(self, awaitable: Awaitable[T], until: float | None) -> T:
+        """Await `awaitable`; raise TimeoutError once `now()` reaches `until` (None: no deadline)."""
+
+
+class MonotonicClock:
+    """The real clock: `time.monotonic()` and `asyncio.wait_for`."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def wait_for(self, awaitable: Awaitable[T], until: float | None) -> T:
+        timeout = None if until is None else max(0.0, until - time.monotonic())
+        return await asyncio.wait_for(awaitable, timeout)
+
+
+class BatchMetrics(Protocol):
+    """What the batcher reports; `app.metrics.ServiceMetrics` implements it on Prometheus collectors."""
+
+    def batch_released(self, reason: str, size: int) -> None:
+        """A batch of `size` requests left the queue for `reason` (full, timeout, idle, drain)."""
+
+    def queue_waited(self, priority: Priority, seconds: float) -> None:
+        """A request of `priority` waited `seconds` in the queue before its batch was taken."""
+
+    def batch_inferred(self, seconds: float) -> None:
+        """A batch's model call took `seconds`."""
+
+    def set_queue_depth(self, depth: int) -> None:
+        """`depth` requests wait in the queue now."""
 
 
 def bucket_size(count: int, buckets: Sequence[int]) -> int:
@@ -75,7 +125,7 @@ class _Pending(Generic[PayloadT, ResultT]):
     future: asyncio.Future[BatchResult[ResultT]]
     enqueued: float
     deadline: float | None
-    priority: str
+    priority: Priority
     dequeued: float = field(default=0.0)
 
 
@@ -87,7 +137,7 @@ class Batcher(Generic[PayloadT, ResultT]):
         process: Callable[[list[PayloadT]], list[ResultT]],
         *,
         executor: Executor,
-        metrics: ServiceMetrics,
+        metrics: BatchMetrics,
         max_batch_size: int,
         max_delay_s: float,
         max_queue_size: int,
@@ -96,6 +146,7 @@ class Batcher(Generic[PayloadT, ResultT]):
         latency_budget_s: float | None = None,
         buckets: Sequence[int] | None = None,
         batch_seconds: Mapping[int, float] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._process = process
         self._executor = executor
@@ -106,8 +157,9 @@ class Batcher(Generic[PayloadT, ResultT]):
         self._retry_after = retry_after_s
         self._eager = eager
         self._budget = latency_budget_s
+        self._clock: Clock = clock or MonotonicClock()
         self.timer = BatchTimer(buckets or [max_batch_size], seed=batch_seconds)
-        self._running: tuple[float, int] | None = None  # (perf_counter start, batch size)
+        self._running: tuple[float, int] | None = None  # (clock start, batch size)
         self._incoming = 0
         self._stat: deque[_Pending[PayloadT, ResultT]] = deque()
         self._routine: deque[_Pending[PayloadT, ResultT]] = deque()
@@ -125,20 +177,22 @@ class Batcher(Generic[PayloadT, ResultT]):
             headers={"Retry-After": str(self._retry_after)},
         )
 
-    def expected_wait_s(self, priority: str = "routine", *, include_incoming: bool = False) -> float:
+    def expected_wait_s(
+        self, priority: Priority = Priority.ROUTINE, *, include_incoming: bool = False
+    ) -> float:
         """Expected seconds until a request queued now gets its result (see `app.admission`)."""
-        ahead = len(self._stat) if priority == "stat" else self.depth
+        ahead = len(self._stat) if priority == Priority.STAT else self.depth
         if include_incoming:
             ahead += self._incoming
         running_remaining = 0.0
         if self._running is not None:
             started, size = self._running
-            running_remaining = max(0.0, self.timer.estimate(size) - (time.perf_counter() - started))
+            running_remaining = max(0.0, self.timer.estimate(size) - (self._clock.now() - started))
         return expected_wait_s(
             self.timer, ahead=ahead, max_batch=self._max_batch, running_remaining_s=running_remaining
         )
 
-    def _admit(self, priority: str, *, queued: int, include_incoming: bool) -> None:
+    def _admit(self, priority: Priority, *, queued: int, include_incoming: bool) -> None:
         """Raise the refusal a new request gets now, if any (shutdown, queue bound, latency budget)."""
         if self._closing:
             raise self._shutting_down()
@@ -156,20 +210,22 @@ class Batcher(Generic[PayloadT, ResultT]):
                 headers={"Retry-After": str(retry_after_s(expected, self._budget, self._retry_after))},
             )
 
-    def expect(self, priority: str = "routine") -> None:
-        """A request starts decoding and will probably submit soon: worth waiting for.
+    @contextlib.asynccontextmanager
+    async def admit(self, priority: Priority = Priority.ROUTINE) -> AsyncIterator[None]:
+        """Bracket the decode of a request that will probably submit soon: worth waiting for.
 
-        Refuses (503) before any decode work is spent on a request that could not be queued anyway:
-        queued plus decoding requests already fill the queue, or the expected wait (counting those
-        decoding as ahead) exceeds the latency budget.
+        Entering refuses (503) before any decode work is spent on a request that could not be queued
+        anyway: queued plus decoding requests already fill the queue, or the expected wait (counting
+        those decoding as ahead) exceeds the latency budget. Leaving (submitted, or failed) re-checks
+        whether the batch should go, since one fewer request may join it.
         """
         self._admit(priority, queued=self.depth + self._incoming, include_incoming=True)
         self._incoming += 1
-
-    def unexpect(self) -> None:
-        """The announced request submitted or failed; re-check whether the batch should go."""
-        self._incoming = max(0, self._incoming - 1)
-        self._wakeup.set()
+        try:
+            yield
+        finally:
+            self._incoming = max(0, self._incoming - 1)
+            self._wakeup.set()
 
     def start(self) -> None:
         """Start the dispatcher task on the running loop."""
@@ -195,27 +251,26 @@ class Batcher(Generic[PayloadT, ResultT]):
                 if not pending.future.done():
                     pending.future.set_exception(self._shutting_down())
                     aborted += 1
-        self._metrics.queue_depth.set(self.depth)
+        self._metrics.set_queue_depth(self.depth)
         self._wakeup.set()
         return aborted
 
     async def submit(
-        self, payload: PayloadT, *, priority: str = "routine", deadline: float | None = None
+        self, payload: PayloadT, *, priority: Priority = Priority.ROUTINE, deadline: float | None = None
     ) -> BatchResult[ResultT]:
-        """Queue `payload`; `deadline` is a time.monotonic() instant after which the caller gets 504."""
-        lane = self._stat if priority == "stat" else self._routine
+        """Queue `payload`; `deadline` is an instant of the clock after which the caller gets 504."""
+        lane = self._stat if priority == Priority.STAT else self._routine
         self._admit(priority, queued=self.depth, include_incoming=False)
-        now = time.monotonic()
+        now = self._clock.now()
         if deadline is not None and deadline <= now:
             raise DeadlineExceededError("the deadline passed before the request was queued")
         future: asyncio.Future[BatchResult[ResultT]] = asyncio.get_running_loop().create_future()
         pending = _Pending(payload, future, now, deadline, priority)
         lane.append(pending)
-        self._metrics.queue_depth.set(self.depth)
+        self._metrics.set_queue_depth(self.depth)
         self._wakeup.set()
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            return await self._clock.wait_for(asyncio.shield(future), deadline)
         except TimeoutError:
             self._forget(pending)
             raise DeadlineExceededError("no result before the request's deadline") from None
@@ -229,7 +284,7 @@ class Batcher(Generic[PayloadT, ResultT]):
             with contextlib.suppress(ValueError):
                 lane.remove(pending)
         pending.future.cancel()  # a batch already holding it skips it (see _dispatch_forever)
-        self._metrics.queue_depth.set(self.depth)
+        self._metrics.set_queue_depth(self.depth)
         self._wakeup.set()
 
     def _oldest_enqueued(self) -> float:
@@ -242,25 +297,25 @@ class Batcher(Generic[PayloadT, ResultT]):
                 return "empty"
             if self._eager and self._incoming == 0:
                 return "idle"
-            remaining = self._oldest_enqueued() + self._max_delay - time.monotonic()
-            if remaining <= 0:
+            release_at = self._oldest_enqueued() + self._max_delay
+            if release_at <= self._clock.now():
                 return "timeout"
             self._wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+                await self._clock.wait_for(self._wakeup.wait(), release_at)
             except TimeoutError:
                 return "timeout"
         return "full" if self.depth >= self._max_batch else "drain"
 
     def _take(self) -> list[_Pending[PayloadT, ResultT]]:
         taken: list[_Pending[PayloadT, ResultT]] = []
-        now = time.monotonic()
+        now = self._clock.now()
         for lane in (self._stat, self._routine):
             while lane and len(taken) < self._max_batch:
                 pending = lane.popleft()
                 pending.dequeued = now
                 taken.append(pending)
-        self._metrics.queue_depth.set(self.depth)
+        self._metrics.set_queue_depth(self.depth)
         return taken
 
     async def _dispatch_forever(self) -> None:
@@ -279,13 +334,10 @@ class Batcher(Generic[PayloadT, ResultT]):
                 await self._run_batch(live, reason)
 
     async def _run_batch(self, batch: list[_Pending[PayloadT, ResultT]], reason: str) -> None:
-        self._metrics.batches.labels(reason=reason).inc()
-        self._metrics.batch_size.observe(len(batch))
+        self._metrics.batch_released(reason, len(batch))
         for pending in batch:
-            self._metrics.queue_wait.labels(priority=pending.priority).observe(
-                pending.dequeued - pending.enqueued
-            )
-        start = time.perf_counter()
+            self._metrics.queue_waited(pending.priority, pending.dequeued - pending.enqueued)
+        start = self._clock.now()
         self._running = (start, len(batch))
         try:
             results = await asyncio.get_running_loop().run_in_executor(
@@ -302,9 +354,9 @@ class Batcher(Generic[PayloadT, ResultT]):
             return
         finally:
             self._running = None
-        infer_s = time.perf_counter() - start
+        infer_s = self._clock.now() - start
         self.timer.observe(len(batch), infer_s)
-        self._metrics.stage_duration.labels(stage="infer").observe(infer_s)
+        self._metrics.batch_inferred(infer_s)
         for pending, value in zip(batch, results, strict=True):
             if not pending.future.done():
                 pending.future.set_result(

@@ -16,6 +16,7 @@ from fastapi import Depends, Header, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import UploadFile
 
+from app.batching import Priority
 from app.bundle import SEGMENTATION_STRUCTURES
 from app.errors import (
     MissingFileError,
@@ -31,7 +32,7 @@ from app.settings import MAX_DEADLINE_MS, Settings
 
 RAW_MEDIA_TYPES = frozenset({"application/dicom", "image/png", "image/jpeg"})
 MULTIPART = "multipart/form-data"
-PRIORITIES = ("stat", "routine")
+PRIORITIES = tuple(p.value for p in Priority)
 
 #: The two ways to present an API key, as OpenAPI security schemes (either one will do).
 API_KEY_HEADER = APIKeyHeader(
@@ -127,7 +128,7 @@ async def request_options(
 ) -> RequestOptions:
     """Options shared by every inference route; the deadline clock starts here."""
     budget_ms = x_deadline_ms if x_deadline_ms is not None else settings.default_deadline_ms
-    priority = "stat" if (x_priority or "").strip().lower() == "stat" else "routine"
+    priority = Priority.STAT if (x_priority or "").strip().lower() == Priority.STAT else Priority.ROUTINE
     return RequestOptions(
         findings=tuple(findings),
         allow_lateral=allow_lateral,

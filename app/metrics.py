@@ -95,6 +95,20 @@ class ServiceMetrics:
             "medslip_model_ready", "1 when the model is loaded and warmed up.", registry=r
         )
 
+    # --- app.batching.BatchMetrics ----------------------------------------------------------------
+    def batch_released(self, reason: str, size: int) -> None:
+        self.batches.labels(reason=reason).inc()
+        self.batch_size.observe(size)
+
+    def queue_waited(self, priority: str, seconds: float) -> None:
+        self.queue_wait.labels(priority=priority).observe(seconds)
+
+    def batch_inferred(self, seconds: float) -> None:
+        self.stage_duration.labels(stage="infer").observe(seconds)
+
+    def set_queue_depth(self, depth: int) -> None:
+        self.queue_depth.set(depth)
+
     def record_input(self, fmt: str, transfer_syntax: str | None, photometric: str | None) -> None:
         """Count a decoded input, mapping free-form header values onto bounded label sets."""
         self.inputs.labels(format=fmt).inc()

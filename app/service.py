@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from app.batching import Batcher, bucket_size, pad_batch
+from app.batching import Batcher, Priority, bucket_size, pad_batch
 from app.budgets import ByteBudget, estimated_decode_bytes
 from app.bundle import Bundle
 from app.decode_pool import DecodeRequest, PoolDecoder
@@ -47,7 +47,7 @@ class RequestOptions:
     anatomy: tuple[str, ...] = ()
     allow_lateral: bool = False
     rle: bool = False
-    priority: str = "routine"
+    priority: Priority = Priority.ROUTINE
     deadline: float | None = None  # time.monotonic() instant
 
 
@@ -283,14 +283,11 @@ class InferenceService:
     ) -> Inference:
         """Decode, queue for a batch and wait; raises ImagingError / ServiceError subclasses. `endpoint`
         says which outputs the caller reads (`ENDPOINT_OUTPUTS`), hence which graph may serve it."""
-        self.batcher.expect(options.priority)  # may refuse with 503 before any decode work
-        try:
+        async with self.batcher.admit(options.priority):  # may refuse with 503 before any decode work
             (info, tensor, box), decode_ms = await self._in_pool(
                 "decode", lambda: self._decode(data, media_type, options.allow_lateral)
             )
             custom, text_ms = await self._custom_queries(findings)
-        finally:
-            self.batcher.unexpect()
         result = await self.batcher.submit(
             BatchItem(tensor, custom, ENDPOINT_OUTPUTS[endpoint]),
             priority=options.priority,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,10 @@ def make_app(make_settings: Callable[..., Settings]) -> Callable[..., FastAPI]:
 async def client(make_app: Callable[..., FastAPI]) -> AsyncIterator[httpx.AsyncClient]:
     async with running_app(make_app()) as started:
         yield started
+
+
+@pytest.fixture
+def model_pool() -> Iterator[ThreadPoolExecutor]:
+    """A one-thread model pool for batcher tests, shut down when the test ends (none outlives it)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="test-model") as pool:
+        yield pool

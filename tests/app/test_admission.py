@@ -3,38 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import threading
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from app.admission import BatchTimer, expected_wait_s, retry_after_s
-from app.batching import Batcher
+from app.batching import Batcher, BatchResult, Priority
 from app.errors import LatencyBudgetExceededError, QueueFullError, ShuttingDownError
 from app.metrics import ServiceMetrics
-
-
-class Gated:
-    """Batch function that blocks until released and records what it computed."""
-
-    def __init__(self) -> None:
-        self.gate = threading.Event()
-        self.started = threading.Event()
-        self.batches: list[list[int]] = []
-
-    def __call__(self, items: list[int]) -> list[int]:
-        self.started.set()
-        self.gate.wait(timeout=10)
-        self.batches.append(list(items))
-        return [i * 10 for i in items]
+from tests.support.batches import GatedBatch
+from tests.support.clock import ManualClock, until
 
 
 def gated_batcher(
-    gated: Gated, *, budget_s: float | None, batch_s: float = 1.0, max_queue: int = 64
+    gated: GatedBatch,
+    pool: ThreadPoolExecutor,
+    *,
+    budget_s: float | None,
+    batch_s: float = 1.0,
+    max_queue: int = 64,
 ) -> Batcher[int, int]:
     batcher: Batcher[int, int] = Batcher(
         gated,
-        executor=ThreadPoolExecutor(1),
+        executor=pool,
         metrics=ServiceMetrics(),
         max_batch_size=2,
         max_delay_s=0.0,
@@ -44,14 +36,15 @@ def gated_batcher(
         latency_budget_s=budget_s,
         buckets=[1, 2],
         batch_seconds={1: batch_s, 2: batch_s},  # as if warm-up measured 1 s per batch
+        clock=ManualClock(),  # never advanced: the running batch has its whole estimate left
     )
     batcher.start()
     return batcher
 
 
-async def occupy_model(batcher: Batcher[int, int], gated: Gated) -> asyncio.Task[object]:
+async def occupy_model(batcher: Batcher[int, int], gated: GatedBatch) -> asyncio.Task[BatchResult[int]]:
     running = asyncio.create_task(batcher.submit(0))
-    await asyncio.to_thread(gated.started.wait, 10)
+    await gated.entered.wait()
     return running
 
 
@@ -77,49 +70,49 @@ def test_expected_wait_counts_batches_ahead_and_the_running_one() -> None:
     assert retry_after_s(3.3, 2.0, 1) == 2 and retry_after_s(2.1, 2.0, 3) == 3
 
 
-async def test_requests_beyond_the_budget_are_refused_before_queueing() -> None:
-    gated = Gated()
-    batcher = gated_batcher(gated, budget_s=2.5)
+async def test_requests_beyond_the_budget_are_refused_before_queueing(model_pool: ThreadPoolExecutor) -> None:
+    gated = GatedBatch(closed=True)
+    batcher = gated_batcher(gated, model_pool, budget_s=2.5)
     running = await occupy_model(batcher, gated)
-    # The running batch has about 1 s left; each queued pair adds 1 s: two pairs fit in 2.5 s.
+    # The running batch has 1 s left; each queued pair adds 1 s: two pairs fit in 2.5 s.
     queued = [asyncio.create_task(batcher.submit(i)) for i in (1, 2)]
-    await asyncio.sleep(0)
+    await until(lambda: batcher.depth == 2)
     with pytest.raises(LatencyBudgetExceededError) as refused:
         await batcher.submit(3)
     assert int(refused.value.headers["Retry-After"]) >= 1
     assert batcher.depth == 2  # the refused one never queued
     with pytest.raises(LatencyBudgetExceededError):
-        batcher.expect()  # refused before any decode work too
-    stat = asyncio.create_task(batcher.submit(4, priority="stat"))  # the stat lane is empty: in budget
-    await asyncio.sleep(0)
-    assert batcher.depth == 3
+        async with batcher.admit():  # refused before any decode work too
+            pass
+    stat = asyncio.create_task(batcher.submit(4, priority=Priority.STAT))  # the stat lane is empty: in budget
+    await until(lambda: batcher.depth == 3)
     gated.gate.set()
     assert [r.value for r in await asyncio.gather(running, stat, *queued)] == [0, 40, 10, 20]
     assert batcher.expected_wait_s() == pytest.approx(batcher.timer.estimate(1))
     await batcher.close()
 
 
-async def test_expect_counts_decoding_requests_as_ahead() -> None:
-    gated = Gated()
-    batcher = gated_batcher(gated, budget_s=2.5, max_queue=64)
-    for _ in range(4):  # four requests decoding: two batches of 1 s once queued
-        batcher.expect()
-    with pytest.raises(LatencyBudgetExceededError):
-        batcher.expect()  # a fifth would need a third batch: 3 s
-    for _ in range(4):
-        batcher.unexpect()
-    batcher.expect()
-    batcher.unexpect()
+async def test_admit_counts_decoding_requests_as_ahead(model_pool: ThreadPoolExecutor) -> None:
+    gated = GatedBatch(closed=True)
+    batcher = gated_batcher(gated, model_pool, budget_s=2.5, max_queue=64)
+    async with contextlib.AsyncExitStack() as decoding:
+        for _ in range(4):  # four requests decoding: two batches of 1 s once queued
+            await decoding.enter_async_context(batcher.admit())
+        with pytest.raises(LatencyBudgetExceededError):
+            async with batcher.admit():  # a fifth would need a third batch: 3 s
+                pass
+    async with batcher.admit():  # the four left the bracket: in budget again
+        pass
     gated.gate.set()
     await batcher.close()
 
 
-async def test_without_a_budget_only_the_count_bound_refuses() -> None:
-    gated = Gated()
-    batcher = gated_batcher(gated, budget_s=None, max_queue=3)
+async def test_without_a_budget_only_the_count_bound_refuses(model_pool: ThreadPoolExecutor) -> None:
+    gated = GatedBatch(closed=True)
+    batcher = gated_batcher(gated, model_pool, budget_s=None, max_queue=3)
     running = await occupy_model(batcher, gated)
     queued = [asyncio.create_task(batcher.submit(i)) for i in (1, 2, 3)]
-    await asyncio.sleep(0)
+    await until(lambda: batcher.depth == 3)
     with pytest.raises(QueueFullError):
         await batcher.submit(4)
     gated.gate.set()
@@ -127,14 +120,13 @@ async def test_without_a_budget_only_the_count_bound_refuses() -> None:
     await batcher.close()
 
 
-async def test_cancelled_caller_is_dropped_before_inference() -> None:
-    gated = Gated()
-    batcher = gated_batcher(gated, budget_s=None)
+async def test_cancelled_caller_is_dropped_before_inference(model_pool: ThreadPoolExecutor) -> None:
+    gated = GatedBatch(closed=True)
+    batcher = gated_batcher(gated, model_pool, budget_s=None)
     running = await occupy_model(batcher, gated)
     gone = asyncio.create_task(batcher.submit(7))
     stays = asyncio.create_task(batcher.submit(8))
-    await asyncio.sleep(0)
-    assert batcher.depth == 2
+    await until(lambda: batcher.depth == 2)
     gone.cancel()  # the client hung up, or the server cut the request
     with pytest.raises(asyncio.CancelledError):
         await gone
@@ -145,19 +137,22 @@ async def test_cancelled_caller_is_dropped_before_inference() -> None:
     await batcher.close()
 
 
-async def test_abort_fails_queued_requests_while_the_running_batch_finishes() -> None:
-    gated = Gated()
-    batcher = gated_batcher(gated, budget_s=None)
+async def test_abort_fails_queued_requests_while_the_running_batch_finishes(
+    model_pool: ThreadPoolExecutor,
+) -> None:
+    gated = GatedBatch(closed=True)
+    batcher = gated_batcher(gated, model_pool, budget_s=None)
     running = await occupy_model(batcher, gated)
     queued = [asyncio.create_task(batcher.submit(i)) for i in (1, 2, 3)]
-    await asyncio.sleep(0)
+    await until(lambda: batcher.depth == 3)
     assert batcher.abort() == 3
     for task in queued:
         with pytest.raises(ShuttingDownError) as cut:
             await task
         assert cut.value.headers["Retry-After"] == "1"
     with pytest.raises(ShuttingDownError):
-        batcher.expect()
+        async with batcher.admit():
+            pass
     gated.gate.set()
     assert (await running).value == 0
     await batcher.close()

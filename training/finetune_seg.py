@@ -16,7 +16,7 @@ MeDSLIP heads and the segmentation head in the exported bundle. The final output
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,9 @@ class SegmentationTaskConfig:
     bce_weight: float = 1.0  # weight of the BCE terms
     lungs_weight: float = 1.0  # weight of the lungs-union terms (covid-chestxray single lung mask)
     balance_structures: bool = True  # each structure weighs the same, however few images annotate it
+    #: output channels, one per manifest mask key; the bundle contract's five by default (a benchmark
+    #: such as SIIM-ACR trains ["pneumothorax"]; the lungs-union terms need both lungs in the list)
+    structures: list[str] = field(default_factory=lambda: list(SEGMENTATION_STRUCTURES))
 
 
 def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -88,24 +91,28 @@ def _structure_balanced_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.
 def segmentation_terms(
     logits: torch.Tensor, batch: Sample, task: SegmentationTaskConfig
 ) -> dict[str, torch.Tensor]:
-    """logits (B, K, S, S) in `SEGMENTATION_STRUCTURES` order -> masked Dice + BCE terms and "total".
+    """logits (B, K, S, S) in `task.structures` order -> masked Dice + BCE terms and "total".
 
     Shared by the segmentation fine-tune and joint pretraining (where most images have no masks:
     `mask_valid` / `lungs_valid` 0 leave them out of every term).
     """
-    right, left = SEGMENTATION_STRUCTURES.index("right_lung"), SEGMENTATION_STRUCTURES.index("left_lung")
     logits = logits.float()
     masks, valid = batch["masks"], batch["mask_valid"]  # (B, K, S, S), (B, K)
     bce = F.binary_cross_entropy_with_logits(logits, masks, reduction="none").mean(dim=(-2, -1))  # (B, K)
     probs = logits.sigmoid()
     dice = soft_dice_loss(probs, masks)  # (B, K)
+    reduce = _structure_balanced_mean if task.balance_structures else _masked_mean
+    if not {"right_lung", "left_lung"} <= set(task.structures):  # no lungs: no union terms
+        terms = {"bce": reduce(bce, valid), "dice": reduce(dice, valid)}
+        terms["total"] = task.bce_weight * terms["bce"] + task.dice_weight * terms["dice"]
+        return terms
+    right, left = task.structures.index("right_lung"), task.structures.index("left_lung")
     # Union of the two lung channels vs the single lungs mask (valid on every image that has one).
     union = 1.0 - (1.0 - probs[:, right]) * (1.0 - probs[:, left])  # (B, S, S)
     union = union.clamp(1e-6, 1.0 - 1e-6)
     lungs, lungs_valid = batch["lungs"], batch["lungs_valid"]  # (B, S, S), (B,)
     lungs_bce = F.binary_cross_entropy(union, lungs, reduction="none").mean(dim=(-2, -1))  # (B,)
     lungs_dice = soft_dice_loss(union.unsqueeze(1), lungs.unsqueeze(1)).squeeze(1)  # (B,)
-    reduce = _structure_balanced_mean if task.balance_structures else _masked_mean
     terms = {
         "bce": reduce(bce, valid),
         "dice": reduce(dice, valid),
@@ -146,6 +153,7 @@ def build_trainer(
     check_image_size(init.config.image_size, config.data)
     model = SegmentationModel(
         init.res_features,
+        num_structures=len(task_config.structures),
         decoder_channels=task_config.decoder_channels,
         freeze_trunk=task_config.freeze_trunk,
     )
@@ -153,7 +161,7 @@ def build_trainer(
         model.head.load_state_dict(head)
     train_records, val_records = load_records(config.data)
     train_transform, eval_transform = transforms(config.data)
-    structures = list(SEGMENTATION_STRUCTURES)
+    structures = list(task_config.structures)
     seed = config.run.seed
     train_set = SegmentationDataset(train_records, structures, train_transform, seed=seed)
     val_set = SegmentationDataset(val_records, structures, eval_transform, seed=seed) if val_records else None
@@ -179,7 +187,7 @@ def save_segmentation_checkpoint(
         init,
         segmentation_head={name: tensor.detach().cpu() for name, tensor in model.head.state_dict().items()},
         segmentation={
-            "structures": list(SEGMENTATION_STRUCTURES),
+            "structures": list(task.structures),
             "threshold": 0.5,
             "decoder_channels": list(task.decoder_channels),
             "freeze_trunk": task.freeze_trunk,
@@ -191,7 +199,9 @@ def _matching_head(extra: dict[str, Any], task: SegmentationTaskConfig) -> dict[
     """The init checkpoint's segmentation head when it has one of the configured widths (joint
     pretraining writes one), so fine-tuning continues it; else None (a fresh head)."""
     settings = extra.get("segmentation") or {}
-    if "segmentation_head" in extra and tuple(settings.get("decoder_channels", ())) == task.decoder_channels:
+    same_outputs = list(settings.get("structures", SEGMENTATION_STRUCTURES)) == list(task.structures)
+    same_widths = tuple(settings.get("decoder_channels", ())) == task.decoder_channels
+    if "segmentation_head" in extra and same_outputs and same_widths:
         logger.info("continuing the init checkpoint's segmentation head")
         return dict(extra["segmentation_head"])
     return None

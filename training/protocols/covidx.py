@@ -51,7 +51,7 @@ def read_covidx(root: Path) -> BenchmarkData:
             if not image.is_file():
                 count_skip(skipped, "image file not found")
                 continue
-            records.append(ManifestRecord(image=str(image.resolve()), split=split, source=NAME,
+            records.append(ManifestRecord(image=str(image.absolute()), split=split, source=NAME,
                                           labels={CLASS: label}))
     data = BenchmarkData(name=NAME, records=records, classes=CLASSES, layout="official (train/val/test.txt)",
                          split_note="official train.txt / val.txt / test.txt", skipped=skipped)

@@ -107,7 +107,7 @@ def read_official(root: Path) -> BenchmarkData:
                 size = image_size(path)
                 film_boxes = [scaled_box(label, xywh, OFFICIAL_SIZE, size) for label, xywh in boxes[name]]
             records.append(ManifestRecord(
-                image=str(path.resolve()), split=split, source=NAME,
+                image=str(path.absolute()), split=split, source=NAME,
                 view=row.get("View Position", "").strip(),
                 labels=parse_finding_labels(row["Finding Labels"]), boxes=film_boxes,
             ))

@@ -57,7 +57,7 @@ def read_mscxr(root: Path) -> BenchmarkData:
         split = (rows[0].get("split") or "test").strip().lower()
         split = {"valid": "val", "validation": "val"}.get(split, split)
         labels = {name: int(any(b.label == name for b in boxes)) for name in CLASSES}
-        records.append(ManifestRecord(image=str(path.resolve()), split=split, source=NAME,
+        records.append(ManifestRecord(image=str(path.absolute()), split=split, source=NAME,
                                       labels=labels, boxes=boxes))
     has_split = any("split" in rows[0] for rows in rows_by_image.values())
     data = BenchmarkData(

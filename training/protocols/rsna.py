@@ -73,7 +73,7 @@ def read_rsna(root: Path) -> BenchmarkData:
         else:
             split = three_way_split(pid)
         records.append(ManifestRecord(
-            image=str(path.resolve()), split=split, source=NAME, labels={CLASS: target},
+            image=str(path.absolute()), split=split, source=NAME, labels={CLASS: target},
             boxes=[Box(CLASS, *box) for box in boxes],
         ))
     note = (f"split files in {SPLIT_DIR}/" if official_split is not None else

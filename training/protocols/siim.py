@@ -100,7 +100,7 @@ def read_siim(root: Path) -> BenchmarkData:
         if split is None:
             count_skip(skipped, "not in the split files")
             continue
-        image = str(path.resolve())
+        image = str(path.absolute())
         records.append(ManifestRecord(image=image, split=split, source=NAME, labels={CLASS: int(bool(rles))}))
         rle_masks[image] = rles
     note = (f"split files in {SPLIT_DIR}/" if official_split is not None else

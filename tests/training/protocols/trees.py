@@ -1,0 +1,85 @@
+"""Small official-layout trees written around REAL films of ../shared/data, with their known answers.
+
+Each writer returns what the reader must find, computed here from the source files independently of the
+readers (box arithmetic by hand, labels straight from the shared manifest).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Shared-manifest column -> official CXR14 class name.
+CXR14_COLUMNS: dict[str, str] = {
+    "atelectasis": "Atelectasis", "cardiomegaly": "Cardiomegaly", "effusion": "Effusion",
+    "infiltration": "Infiltration", "mass": "Mass", "nodule": "Nodule", "pneumonia": "Pneumonia",
+    "pneumothorax": "Pneumothorax", "consolidation": "Consolidation", "edema": "Edema",
+    "emphysema": "Emphysema", "fibrosis": "Fibrosis", "pleural_thickening": "Pleural_Thickening",
+    "hernia": "Hernia",
+}
+#: Official box-list spelling of the shared manifest's box findings.
+BOX_SPELLING = {"infiltration": "Infiltrate", "infiltrate": "Infiltrate"}
+
+
+@dataclass
+class Cxr14Tree:
+    root: Path
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)  # stem -> class -> 0/1
+    test: set[str] = field(default_factory=set)  # stems
+    boxes: dict[str, list[tuple[str, float, float, float, float]]] = field(default_factory=dict)  # 512 px
+
+
+def write_cxr14_tree(shared: Path, root: Path, *, n_plain: int = 12) -> Cxr14Tree:
+    """Official CXR14 files for every boxed film of the shared subset and `n_plain` others: the shared
+    val split is written as test_list.txt, boxes go back to the 1024 grid of the release, and the
+    images keep their JPEG files under `images/` (Image Index says .png, as the release does)."""
+    with (shared / "nih-cxr14" / "manifest.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    boxed = [row for row in rows if row["boxes"].strip()]
+    plain = [row for row in rows if not row["boxes"].strip()]
+    train = [row for row in plain if row["split"] == "train"][:n_plain // 2]
+    chosen = boxed + train + [row for row in plain if row["split"] == "val"][:n_plain - len(train)]
+    tree = Cxr14Tree(root)
+    (root / "images").mkdir(parents=True)
+    entries, box_lines, test_lines, train_lines = [], [], [], []
+    for row in chosen:
+        source = shared / "nih-cxr14" / row["image"]
+        stem = source.stem
+        (root / "images" / source.name).symlink_to(source)
+        classes = [name for column, name in CXR14_COLUMNS.items() if row[column] == "1"]
+        tree.labels[stem] = {name: int(name in classes) for name in CXR14_COLUMNS.values()}
+        entries.append([f"{stem}.png", "|".join(classes) or "No Finding", "0", row["patient_id"], "50", "M",
+                        "PA", "2500", "2048", "0.143", "0.143", ""])
+        (test_lines if row["split"] == "val" else train_lines).append(f"{stem}.png")
+        if row["split"] == "val":
+            tree.test.add(stem)
+        for item in json.loads(row["boxes"]) if row["boxes"].strip() else []:
+            x0, y0, x1, y1 = item["box"]
+            finding = item["finding"].strip().lower()
+            name = CXR14_COLUMNS.get(finding.replace(" ", "_"), finding.capitalize())
+            tree.boxes.setdefault(stem, []).append((name, x0, y0, x1 - x0, y1 - y0))
+            spelled = BOX_SPELLING.get(finding, name.replace("_", " "))
+            box_lines.append([f"{stem}.png", spelled, str(2 * x0), str(2 * y0), str(2 * (x1 - x0)),
+                              str(2 * (y1 - y0)), "", "", ""])
+    header = ["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender",
+              "View Position", "OriginalImage[Width", "Height]", "OriginalImagePixelSpacing[x", "y]", ""]
+    _write_csv(root / "Data_Entry_2017.csv", header, entries)
+    _write_csv(root / "BBox_List_2017.csv", ["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]", "", "",
+                                             ""], box_lines)
+    (root / "test_list.txt").write_text("\n".join(test_lines) + "\n", encoding="utf-8")
+    (root / "train_val_list.txt").write_text("\n".join(train_lines) + "\n", encoding="utf-8")
+    return tree
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def nih_images(shared: Path, count: int) -> list[Path]:
+    """The first `count` NIH films of the shared subset (real adult frontal JPEGs)."""
+    return sorted((shared / "nih-cxr14" / "images").glob("*.jpg"))[:count]

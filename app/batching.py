@@ -174,7 +174,7 @@ class Batcher(Generic[PayloadT, ResultT]):
     def _shutting_down(self) -> ShuttingDownError:
         return ShuttingDownError(
             "the service is draining; retry on another replica",
-            headers={"Retry-After": str(self._retry_after)},
+            retry_after_s=self._retry_after,
         )
 
     def expected_wait_s(
@@ -199,7 +199,7 @@ class Batcher(Generic[PayloadT, ResultT]):
         if queued >= self._max_queue:
             raise QueueFullError(
                 f"{queued} requests already queued or decoding",
-                headers={"Retry-After": str(self._retry_after)},
+                retry_after_s=self._retry_after,
             )
         if self._budget is None:
             return
@@ -207,7 +207,7 @@ class Batcher(Generic[PayloadT, ResultT]):
         if expected > self._budget:
             raise LatencyBudgetExceededError(
                 f"expected wait {expected:.1f} s exceeds the latency budget of {self._budget:.1f} s",
-                headers={"Retry-After": str(retry_after_s(expected, self._budget, self._retry_after))},
+                retry_after_s=retry_after_s(expected, self._budget, self._retry_after),
             )
 
     @contextlib.asynccontextmanager

@@ -53,7 +53,7 @@ class BodyGuard:
         if not self._budget.try_acquire(amount):
             raise UploadBudgetExceededError(
                 "other uploads hold the buffer budget; retry shortly",
-                headers={"Retry-After": str(self._retry_after)},
+                retry_after_s=self._retry_after,
             )
         self._reserved += amount
 

@@ -24,8 +24,8 @@ from app.errors import (
     ShuttingDownError,
     UnauthorizedError,
     UnknownModelError,
-    UnsupportedMediaTypeError,
 )
+from app.imaging import UnsupportedMediaTypeError
 from app.metrics import ServiceMetrics
 from app.service import InferenceService, RequestOptions
 from app.settings import MAX_DEADLINE_MS, Settings
@@ -60,11 +60,11 @@ async def get_service(request: Request) -> InferenceService:
     if request.app.state.in_flight.draining:
         raise ShuttingDownError(
             "the service is draining; retry on another replica",
-            headers={"Retry-After": str(settings.retry_after_s)},
+            retry_after_s=settings.retry_after_s,
         )
     service: InferenceService | None = getattr(request.app.state, "service", None)
     if service is None or not request.app.state.ready:
-        raise ModelNotReadyError("the model is still loading or warming up", headers={"Retry-After": "5"})
+        raise ModelNotReadyError("the model is still loading or warming up", retry_after_s=5)
     return service
 
 
@@ -93,9 +93,7 @@ async def require_api_key(
     for key in settings.api_keys:  # no early exit: time does not depend on which key matched
         matched |= hmac.compare_digest(candidate, key.get_secret_value().encode())
     if not presented or not matched:
-        raise UnauthorizedError(
-            "send a valid key in X-API-Key or Authorization: Bearer", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise UnauthorizedError("send a valid key in X-API-Key or Authorization: Bearer")
 
 
 async def request_options(

@@ -22,10 +22,10 @@ from app.budgets import ByteBudget
 from app.bundle import Bundle, load_bundle, resolve_default_bundle
 from app.decode_pool import PoolDecoder, decodes_without_gil
 from app.drain import InFlight, run_drain
-from app.errors import install_problem_handlers
 from app.imaging import quiet_pydicom_value_messages
 from app.metrics import ServiceMetrics
 from app.middleware import BodyLimits, RequestContextMiddleware
+from app.problems import install_problem_handlers
 from app.routes import inference, operations
 from app.runtime import ImageModelRunner, OrtImageModel, warm_up
 from app.service import InferenceService

@@ -20,15 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.body_guard import BodyGuard
 from app.budgets import ByteBudget
 from app.drain import InFlight
-from app.errors import (
-    CLIENT_CLOSED_CODE,
-    CLIENT_CLOSED_STATUS,
-    PayloadTooLargeError,
-    ServiceError,
-    ShuttingDownError,
-    service_error_response,
-)
+from app.errors import PayloadTooLargeError, ServiceError, ShuttingDownError
 from app.metrics import ServiceMetrics
+from app.problems import CLIENT_CLOSED_CODE, CLIENT_CLOSED_STATUS, domain_error_response
 from app.request_context import set_request_id
 
 logger = logging.getLogger("app.access")
@@ -118,7 +112,7 @@ class RequestContextMiddleware:
             refusal = self._refuse_up_front(scope, guard)
             self._metrics.budget_in_use.labels(budget="upload").set(limits.budget.in_use)
             if refusal is not None:
-                response = service_error_response(refusal, instance=scope.get("path"), metrics=self._metrics)
+                response = domain_error_response(refusal, instance=scope.get("path"), metrics=self._metrics)
                 await response(scope, receive, send_with_id)
                 return
             try:
@@ -132,9 +126,9 @@ class RequestContextMiddleware:
                 else:  # the server is stopping: say so instead of a bare 500
                     cut = ShuttingDownError(
                         "the service stopped before this request finished; retry on another replica",
-                        headers={"Retry-After": str(limits.retry_after_s)},
+                        retry_after_s=limits.retry_after_s,
                     )
-                    response = service_error_response(cut, instance=scope.get("path"), metrics=self._metrics)
+                    response = domain_error_response(cut, instance=scope.get("path"), metrics=self._metrics)
                     await response(scope, receive, send_with_id)
         finally:
             guard.release()

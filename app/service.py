@@ -244,7 +244,7 @@ class InferenceService:
         if not self.decode_budget.try_acquire(cost):
             raise DecodeBudgetExceededError(
                 "other images are being decoded; this one would exceed the decoding memory budget",
-                headers={"Retry-After": str(self._settings.retry_after_s)},
+                retry_after_s=self._settings.retry_after_s,
             )
         self._metrics.budget_in_use.labels(budget="decode").set(self.decode_budget.in_use)
         try:

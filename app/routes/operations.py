@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.dependencies import get_metrics, get_service, known_model
-from app.errors import problem_response
 from app.metrics import METRICS_CONTENT_TYPE, ServiceMetrics
+from app.problems import problem_response
 from app.schemas import Liveness, ModelReadiness, Readiness, problem_responses
 from app.service import InferenceService
 

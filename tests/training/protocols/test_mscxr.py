@@ -27,8 +27,8 @@ def test_phrases_become_category_boxes_in_file_pixels(shared_data: Path, tmp_pat
     rows = [
         ["d0", "Pneumonia", "patchy opacity at the left base", paths[0], "100", "200", "300", "100", "1024",
          "1024", "test"],
-        ["d0", "Pleural Effusion", "small left effusion", paths[0], "600", "700", "200", "150", "1024", "1024",
-         "test"],
+        ["d0", "Pleural Effusion", "small left effusion", paths[0], "600", "700", "200", "150", "1024",
+         "1024", "test"],
         ["d1", "Cardiomegaly", "enlarged heart", paths[1], "256", "512", "512", "256", "2048", "2048", "val"],
         ["d2", "Edema", "edema", "files/p11/p11/s1/none.jpg", "0", "0", "1", "1", "10", "10", "test"],
     ]

@@ -8,26 +8,8 @@ import pytest
 
 from training.protocols.rsna import read_rsna
 
-HEADER = "patientId,x,y,width,height,Target\n"
-ROWS = (
-    "p-a,100,200,50,60,1\n"
-    "p-a,600,220,80,90,1\n"
-    "p-b,,,,,0\n"
-    "p-c,300.5,310,40.5,20,1\n"
-    "p-missing,,,,,0\n"
-)
-#: patient -> the real DICOM it is given (NIH DX, SIIM CR JPEG baseline, highdicom DX).
-FILMS = {"p-a": "nih_gcp_DX_nofinding.dcm", "p-b": "siim_chest_jpeg_baseline.dcm",
-         "p-c": "highdicom_dx_image.dcm"}
-
-
-def _tree(shared: Path, root: Path) -> Path:
-    images = root / "stage_2_train_images"
-    images.mkdir(parents=True)
-    for pid, name in FILMS.items():
-        (images / f"{pid}.dcm").symlink_to(shared / "dicom" / name)
-    (root / "stage_2_train_labels.csv").write_text(HEADER + ROWS, encoding="utf-8")
-    return root
+from .trees import RSNA_FILMS as FILMS
+from .trees import write_rsna_tree as _tree
 
 
 @pytest.mark.shared_data

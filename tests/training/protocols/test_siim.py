@@ -10,6 +10,8 @@ import pytest
 from training.protocols.datasets import DatasetLayoutError
 from training.protocols.siim import decode_masks, decode_rle, read_siim
 
+from .trees import write_siim_tree
+
 
 def test_rle_is_relative_and_column_major() -> None:
     # positions 1, 2 then (gap 3 after the run) 6, counted down the columns of a 4 x 3 image
@@ -22,25 +24,9 @@ def test_rle_is_relative_and_column_major() -> None:
         decode_rle("10 5", 4, 3)
 
 
-def _rectangle_rle(rows: range, columns: range, height: int) -> str:
-    """Hand-made relative RLE of a rectangle: one run per column, the gap to the next column's run."""
-    values = [f"{columns.start * height + rows.start} {len(rows)}"]
-    values += [f"{height - len(rows)} {len(rows)}"] * (len(columns) - 1)
-    return " ".join(values)
-
-
 @pytest.mark.shared_data
 def test_reader_labels_films_and_unions_their_regions(shared_data: Path, tmp_path: Path) -> None:
-    root = tmp_path / "siim"
-    series = root / "dicom-images-train" / "1.2.3" / "1.2.3.4"
-    series.mkdir(parents=True)
-    (series / "1.2.9.1.dcm").symlink_to(shared_data / "dicom" / "siim_chest_jpeg_baseline.dcm")
-    (series / "1.2.9.2.dcm").symlink_to(shared_data / "dicom" / "nih_gcp_DX_nofinding.dcm")
-    upper = _rectangle_rle(range(100, 200), range(300, 400), 1024)
-    lower = _rectangle_rle(range(700, 750), range(600, 610), 1024)
-    (root / "train-rle.csv").write_text(
-        f"ImageId, EncodedPixels\n1.2.9.1, {upper}\n1.2.9.1, {lower}\n1.2.9.2, -1\n1.2.9.3, -1\n",
-        encoding="utf-8")
+    root = write_siim_tree(shared_data, tmp_path / "siim")
     data = read_siim(root)
     assert data.skipped == {"image file not found": 1}
     by_id = {Path(r.image).stem: r for r in data.records}

@@ -43,7 +43,10 @@ def write_cxr14_tree(shared: Path, root: Path, *, n_plain: int = 12) -> Cxr14Tre
     chosen = boxed + train + [row for row in plain if row["split"] == "val"][:n_plain - len(train)]
     tree = Cxr14Tree(root)
     (root / "images").mkdir(parents=True)
-    entries, box_lines, test_lines, train_lines = [], [], [], []
+    entries: list[list[str]] = []
+    box_lines: list[list[str]] = []
+    test_lines: list[str] = []
+    train_lines: list[str] = []
     for row in chosen:
         source = shared / "nih-cxr14" / row["image"]
         stem = source.stem
@@ -66,8 +69,8 @@ def write_cxr14_tree(shared: Path, root: Path, *, n_plain: int = 12) -> Cxr14Tre
     header = ["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender",
               "View Position", "OriginalImage[Width", "Height]", "OriginalImagePixelSpacing[x", "y]", ""]
     _write_csv(root / "Data_Entry_2017.csv", header, entries)
-    _write_csv(root / "BBox_List_2017.csv", ["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]", "", "",
-                                             ""], box_lines)
+    box_header = ["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]", "", "", ""]
+    _write_csv(root / "BBox_List_2017.csv", box_header, box_lines)
     (root / "test_list.txt").write_text("\n".join(test_lines) + "\n", encoding="utf-8")
     (root / "train_val_list.txt").write_text("\n".join(train_lines) + "\n", encoding="utf-8")
     return tree
@@ -83,3 +86,45 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
 def nih_images(shared: Path, count: int) -> list[Path]:
     """The first `count` NIH films of the shared subset (real adult frontal JPEGs)."""
     return sorted((shared / "nih-cxr14" / "images").glob("*.jpg"))[:count]
+
+
+#: RSNA patient -> the real DICOM it is given (NIH DX, SIIM CR JPEG baseline, highdicom DX).
+RSNA_FILMS = {"p-a": "nih_gcp_DX_nofinding.dcm", "p-b": "siim_chest_jpeg_baseline.dcm",
+              "p-c": "highdicom_dx_image.dcm"}
+RSNA_LABELS = ("patientId,x,y,width,height,Target\n"
+               "p-a,100,200,50,60,1\n"
+               "p-a,600,220,80,90,1\n"
+               "p-b,,,,,0\n"
+               "p-c,300.5,310,40.5,20,1\n"
+               "p-missing,,,,,0\n")
+
+
+def write_rsna_tree(shared: Path, root: Path) -> Path:
+    """stage_2_train_labels.csv + stage_2_train_images/<patientId>.dcm around real chest DICOMs."""
+    images = root / "stage_2_train_images"
+    images.mkdir(parents=True)
+    for pid, name in RSNA_FILMS.items():
+        (images / f"{pid}.dcm").symlink_to(shared / "dicom" / name)
+    (root / "stage_2_train_labels.csv").write_text(RSNA_LABELS, encoding="utf-8")
+    return root
+
+
+def rectangle_rle(rows: range, columns: range, height: int) -> str:
+    """Hand-made relative RLE of a rectangle: one run per column, the gap to the next column's run."""
+    values = [f"{columns.start * height + rows.start} {len(rows)}"]
+    values += [f"{height - len(rows)} {len(rows)}"] * (len(columns) - 1)
+    return " ".join(values)
+
+
+def write_siim_tree(shared: Path, root: Path) -> Path:
+    """train-rle.csv (two regions on one film, -1 on another, a film not on disk) + DICOM folders."""
+    series = root / "dicom-images-train" / "1.2.3" / "1.2.3.4"
+    series.mkdir(parents=True)
+    (series / "1.2.9.1.dcm").symlink_to(shared / "dicom" / "siim_chest_jpeg_baseline.dcm")
+    (series / "1.2.9.2.dcm").symlink_to(shared / "dicom" / "nih_gcp_DX_nofinding.dcm")
+    upper = rectangle_rle(range(100, 200), range(300, 400), 1024)
+    lower = rectangle_rle(range(700, 750), range(600, 610), 1024)
+    (root / "train-rle.csv").write_text(
+        f"ImageId, EncodedPixels\n1.2.9.1, {upper}\n1.2.9.1, {lower}\n1.2.9.2, -1\n1.2.9.3, -1\n",
+        encoding="utf-8")
+    return root

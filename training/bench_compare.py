@@ -14,6 +14,8 @@ host or a cache warmed by the previous candidate shifts every candidate alike):
   random weights: timing only), its full forward, eager: the research baseline;
 - `http:/classify`, `http:/ground`: one request at a time (concurrency 1) to a loopback `medslip-serve`
   of the same bundle with its default settings;
+- `http-pool:/classify`: the same to a second server with `MEDSLIP_DECODE_INLINE=false` (every upload
+  decoded in the decode process): what routing cheap decodes to the worker thread saves;
 - `decode:<film>`: decode + preprocess of each real DICOM in ../shared/data/dicom as the service does it
   (reduced-resolution decoding on).
 
@@ -54,7 +56,7 @@ from training.bench_compare_candidates import (
     ort_candidates,
 )
 from training.bench_compare_host import hardware, service_memory
-from training.bench_compare_report import HTTP_FILM, analyse, markdown
+from training.bench_compare_report import HTTP_FILM, ROUTING_ENDPOINT, ROUTING_GROUP, analyse, markdown
 from training.export import load_models
 from training.export_graph import ImageModelGraph
 from training.interleave import interleave
@@ -113,22 +115,29 @@ def run_compare(
     hw = hardware(threads)
     memory: dict[str, Any] = {}
     timings: dict[str, list[dict[str, float]]] = {}
-    process = None
+    process = pooled = None
     try:
         if http and http_film in films:
             process, url = spawn_server(bundle_dir, {}, threads, "cpu", ready_timeout_s=600.0)
             memory["after_warm_up"] = service_memory(process.pid)  # ready = every bucket warmed
             client = httpx.Client(base_url=url, timeout=300.0)
             candidates += http_candidates(client, films[http_film], timings)
+            # The same service with every upload sent to the decode process: the routing's effect.
+            pooled, pooled_url = spawn_server(bundle_dir, {"MEDSLIP_DECODE_INLINE": "false"}, threads, "cpu",
+                                              ready_timeout_s=600.0)
+            pooled_client = httpx.Client(base_url=pooled_url, timeout=300.0)
+            candidates += http_candidates(pooled_client, films[http_film], timings, ROUTING_GROUP,
+                                          (ROUTING_ENDPOINT,))
         logger.info("interleaving %d candidates x %d rounds", len(candidates), rounds)
         samples, order = interleave(candidates, rounds)
         if process is not None:
             memory["after_run"] = service_memory(process.pid)
             memory["pid"] = process.pid
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=60)
+        for server in (process, pooled):
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=60)
     groups = {c.name: (c.group, c.batch) for c in candidates}
     table = {
         name: {"group": groups[name][0], "batch": groups[name][1], **percentiles(values), "samples": values}

@@ -105,24 +105,30 @@ def decode_candidates(films: dict[str, bytes], bundle: Bundle) -> list[Candidate
 
 
 def http_candidates(
-    client: httpx.Client, payload: bytes, timings: dict[str, list[dict[str, float]]]
+    client: httpx.Client,
+    payload: bytes,
+    timings: dict[str, list[dict[str, float]]],
+    group: str = "http",
+    endpoints: tuple[str, ...] = ENDPOINTS,
 ) -> list[Candidate]:
-    """One request at a time to `/classify` and `/ground` of a running service (keep-alive client); the
-    `timing_ms` each response reports (queue, decode, infer, post) and its size (`response_kb`) are
-    appended to `timings[endpoint]`."""
+    """One request at a time to `/classify` and `/ground` of a running service (keep-alive client),
+    named `<group>:/<endpoint>`; the `timing_ms` each response reports (queue, decode, infer, post) and
+    its size (`response_kb`) are appended to `timings[endpoint]` ("http" group) or
+    `timings["<group>:/<endpoint>"]`."""
     out: list[Candidate] = []
-    for endpoint in ENDPOINTS:
-        timings[endpoint] = []
+    for endpoint in endpoints:
+        key = endpoint if group == "http" else f"{group}:/{endpoint}"
+        timings[key] = []
 
-        def call(endpoint: str = endpoint) -> object:
+        def call(endpoint: str = endpoint, key: str = key) -> object:
             response = client.post(
                 f"/{endpoint}", content=payload, headers={"Content-Type": "application/dicom"}
             )
             if response.status_code != 200:
                 raise RuntimeError(f"/{endpoint} answered {response.status_code}: {response.text[:200]}")
             stages = {k: float(v) for k, v in response.json()["timing_ms"].items()}
-            timings[endpoint].append({**stages, "response_kb": len(response.content) / 1000.0})
+            timings[key].append({**stages, "response_kb": len(response.content) / 1000.0})
             return response
 
-        out.append(Candidate(f"http:/{endpoint}", "http", 1, call))
+        out.append(Candidate(f"{group}:/{endpoint}", group, 1, call))
     return out

@@ -16,6 +16,9 @@ ENDPOINTS: tuple[str, ...] = ("classify", "ground")
 J2K_FILM = "wg04_RG2_J2KR"
 #: The film sent over HTTP (a 1024 x 1024 uncompressed chest DX, a typical upload).
 HTTP_FILM = "nih_gcp_DX_nofinding"
+#: The second server's candidates: every upload decoded in the decode process (no inline routing).
+ROUTING_GROUP = "http-pool"
+ROUTING_ENDPOINT = "classify"
 RSS_TARGET_MB = 1000.0  # 1 GB
 
 
@@ -91,6 +94,16 @@ def analyse(
             "server_added_ms": added,
             "server_overhead_pct": None if added is None or not bare else added / bare * 100.0,
         }
+    routed_key = f"{ROUTING_GROUP}:/{ROUTING_ENDPOINT}"
+    pooled = get(routed_key)
+    routing = {
+        "endpoint": ROUTING_ENDPOINT,
+        "inline_http_ms": get(f"http:/{ROUTING_ENDPOINT}"),
+        "pool_http_ms": pooled,
+        "pool_over_inline": _ratio(pooled, get(f"http:/{ROUTING_ENDPOINT}")),
+        "inline_decode_reported_ms": (server_ms or {}).get(ROUTING_ENDPOINT, {}).get("decode"),
+        "pool_decode_reported_ms": (server_ms or {}).get(routed_key, {}).get("decode"),
+    }
     decode = {
         name.removeprefix("decode:"): {"ms": ms, "over_classify_b1": _ratio(ms, classify_b1)}
         for name, ms in p50.items()
@@ -108,7 +121,7 @@ def analyse(
     targets.append(_target("decode + preprocess of the 2k JPEG 2000 lossless film <= 1x /classify model",
                            decode.get(j2k_film, {}).get("over_classify_b1"), "<=", 1.0))
     targets.append(_target("service RSS after warm-up <= 1 GB (MB)", rss_mb, "<=", RSS_TARGET_MB))
-    return {"ratios": ratios, "http": http, "decode": decode, "targets": targets}
+    return {"ratios": ratios, "http": http, "routing": routing, "decode": decode, "targets": targets}
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -180,6 +193,25 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_fmt(row['server_added_ms'], 1)} | {_fmt(row['server_overhead_pct'], 1)} % | {reported} | "
             f"{_fmt(stages.get('response_kb'), 1)} |"
         )
+    routing = result.get("routing") or {}
+    if routing.get("pool_http_ms") is not None:
+        lines += [
+            "",
+            "## Decode routing",
+            "",
+            f"`/{routing['endpoint']}` of the same film with the default routing (uncompressed DICOM "
+            "decoded in the worker thread) against a second server that sends every upload to the decode "
+            "process (`MEDSLIP_DECODE_INLINE=false`), interleaved in the same rounds.",
+            "",
+            "| routing | HTTP p50 ms | service-reported decode ms |",
+            "|---|---|---|",
+            f"| worker thread (default) | {_fmt(routing['inline_http_ms'], 1)} | "
+            f"{_fmt(routing['inline_decode_reported_ms'], 1)} |",
+            f"| decode process | {_fmt(routing['pool_http_ms'], 1)} | "
+            f"{_fmt(routing['pool_decode_reported_ms'], 1)} |",
+            "",
+            f"Decode process / worker thread, HTTP p50: **{_fmt(routing['pool_over_inline'])}x**.",
+        ]
     lines += ["", "## Decode + preprocess of the real DICOMs", "",
               "| film | p50 ms | / `/classify` model time (batch 1) |", "|---|---|---|"]
     for film, row in result["decode"].items():

@@ -90,6 +90,15 @@ def test_ratio_arithmetic_and_targets() -> None:
     assert len(met) == 1 + 4 + 2 + 1 + 1
 
 
+def test_routing_compares_the_pooled_server_with_the_default() -> None:
+    server_ms = {"classify": {"decode": 6.0, "post": 0.1}, "http-pool:/classify": {"decode": 14.0}}
+    p50 = {**_p50(), "http-pool:/classify": 75.0}
+    routing = analyse(p50, (1,), ("classify_model",), server_ms=server_ms)["routing"]
+    assert routing["pool_over_inline"] == pytest.approx(1.25)  # 75 / 60
+    assert (routing["inline_decode_reported_ms"], routing["pool_decode_reported_ms"]) == (6.0, 14.0)
+    assert analyse(_p50(), (1,), ("classify_model",))["routing"]["pool_over_inline"] is None
+
+
 def test_missing_candidates_are_not_measured_not_failed() -> None:
     p50 = {"ort:classify_model:b1": 40.0, "official:b1": 100.0}
     result = analyse(p50, (1,), ("classify_model",))
@@ -173,11 +182,13 @@ def test_http_candidates_record_the_service_timings(tiny_bundle: Path) -> None: 
                     pass
                 time.sleep(0.02)
             candidates = http_candidates(client, dicom_bytes(), timings)
+            candidates += http_candidates(client, dicom_bytes(), timings, "http-pool", ("classify",))
             samples, _ = interleave(candidates, 2)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-    assert set(samples) == {"http:/classify", "http:/ground"}
-    assert [len(timings[e]) for e in ("classify", "ground")] == [3, 3]  # warm-up round + 2
+    assert set(samples) == {"http:/classify", "http:/ground", "http-pool:/classify"}
+    rounds = [len(timings[e]) for e in ("classify", "ground", "http-pool:/classify")]
+    assert rounds == [3, 3, 3]  # warm-up round + 2
     row = timings["ground"][-1]
     assert {"queue", "decode", "infer", "post"} <= set(row) and row["response_kb"] > 0

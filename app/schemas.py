@@ -276,3 +276,20 @@ class Readiness(BaseModel):
 class ModelReadiness(BaseModel):
     name: str
     ready: bool
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    """GET /v2/models/{name} (Open Inference Protocol model metadata) as the service sends it."""
+
+    name: str
+    versions: list[str] = Field(description="Served version first")
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+    parameters: dict[str, Any] = Field(default_factory=dict)

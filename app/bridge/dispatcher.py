@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 import pydicom
 
 from app.bridge.egress import Egress
+from app.bridge.inference import InferenceResult
 from app.bridge.journal import InstanceRecord, InstanceState
 from app.bridge.metrics import BridgeMetrics
 from app.bridge.results import build_results
-from app.bridge.retry import Backoff
+from app.bridge.retry import Backoff, RetryWindow
 from app.bridge.service_client import InferenceClient, ServiceRefusedError, ServiceUnavailableError
 from app.bridge.spool import InstanceHeader, Spool
 from app.bridge.views import classify_view, group_by_study, is_stable, wants_inference
@@ -37,7 +38,8 @@ class DispatchPolicy:
     """Timing and retry knobs of the dispatcher (from BridgeSettings)."""
 
     stable_seconds: float = 10.0
-    max_attempts: int = 5
+    max_attempts: int = 5  # build / internal faults
+    retry_window_seconds: float = 6 * 3600.0  # inference / egress outages
     backoff: Backoff = field(default_factory=Backoff)
     max_heatmaps: int = 3
     ground_all_findings: bool = True
@@ -64,6 +66,7 @@ class Dispatcher:
         self.metrics = metrics
         self.policy = policy
         self._clock = clock
+        self.retry = RetryWindow(policy.backoff, policy.retry_window_seconds, policy.max_attempts, clock)
 
     # ------------------------------------------------------------------ loop
     def run(self, stop: threading.Event, poll_seconds: float) -> None:
@@ -134,9 +137,10 @@ class Dispatcher:
     def _build(self, record: InstanceRecord) -> InstanceRecord:
         started = time.perf_counter()
         try:
-            inference = self.spool.read_json_result(record.key, INFERENCE_FILE)
-            if inference is None:  # lost answer (should not happen): ask the service again
+            saved = self.spool.read_json_result(record.key, INFERENCE_FILE)
+            if saved is None:  # lost answer (should not happen): ask the service again
                 return self._step(record, InstanceState.RECEIVED)
+            inference = InferenceResult.from_json(saved)
             source = pydicom.dcmread(self.spool.instance_path(record.key))
             objects = build_results(source, inference, self.policy.manufacturer, self.policy.max_heatmaps)
             for obj in objects:
@@ -184,17 +188,27 @@ class Dispatcher:
         return updated
 
     def _retry_later(self, record: InstanceRecord, stage: str, reason: str) -> InstanceRecord:
-        """Count a failed try; schedule the next one with backoff, or dead-letter after max_attempts."""
+        """Count a failed try; schedule the next one with backoff, or dead-letter (RetryWindow decides).
+
+        Whatever the step has produced (service answers, built objects) stays in the spool meanwhile.
+        """
         attempts = record.attempts + 1
+        first_failure_at = record.first_failure_at if record.first_failure_at is not None else self._clock()
         reason = f"{stage}: {reason}"
-        if attempts >= self.policy.max_attempts:
-            updated = self.spool.dead_letter(dataclasses.replace(record, attempts=attempts), reason)
+        next_at = self.retry.next_attempt_at(stage, attempts, first_failure_at)
+        if next_at is None:
+            failed = dataclasses.replace(record, attempts=attempts, first_failure_at=first_failure_at)
+            updated = self.spool.dead_letter(failed, reason, stage)
             self.metrics.jobs.labels(InstanceState.DEAD_LETTER.value).inc()
             logger.error("instance dead-lettered", extra=_log_fields(updated))
             return updated
-        next_at = self._clock() + self.policy.backoff.delay(attempts - 1)
         updated = self.spool.journal.transition(
-            record, record.state, attempts=attempts, next_attempt_at=next_at, reason=reason
+            record,
+            record.state,
+            attempts=attempts,
+            first_failure_at=first_failure_at,
+            next_attempt_at=next_at,
+            reason=reason,
         )
         self.metrics.retries.labels(stage).inc()
         logger.warning("instance will be retried", extra=_log_fields(updated))

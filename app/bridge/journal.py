@@ -53,6 +53,7 @@ class InstanceRecord:
     updated_at: float
     attempts: int = 0
     next_attempt_at: float = 0.0
+    first_failure_at: float | None = None  # start of the current run of failed tries (retry window)
     reason: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -100,6 +101,15 @@ class Journal:
             os.replace(pending, self.finished_dir / pending.name)
             fsync_directory(self.finished_dir)
 
+    def now(self) -> float:
+        """The journal's clock (injected: tests drive it)."""
+        return float(self._clock())
+
+    def forget_finished(self, key: str) -> None:
+        """Drop the final entry of an instance that is pending again (requeued or replayed)."""
+        (self.finished_dir / f"{key}.json").unlink(missing_ok=True)
+        fsync_directory(self.finished_dir)
+
     def load(self, key: str) -> InstanceRecord:
         return InstanceRecord.from_json(self.path(key).read_bytes())
 
@@ -133,8 +143,14 @@ class Journal:
         return records
 
     def transition(self, record: InstanceRecord, state: InstanceState, **changes: Any) -> InstanceRecord:
-        """Move a record to `state` (with field changes) and persist it before returning."""
+        """Move a record to `state` (with field changes) and persist it before returning.
+
+        Entering a new non-final step starts its tries afresh: an outage at egress must get its own
+        retry window, not what is left of one the inference step used up.
+        """
         now = self._clock()
+        if state is not record.state and not state.terminal:
+            changes = {"attempts": 0, "first_failure_at": None, "next_attempt_at": 0.0, **changes}
         updated = dataclasses.replace(record, state=state, updated_at=now, **changes)
         event = "retry_scheduled" if state is record.state else "entered"
         step = {"state": state.value, "event": event, "time": now, "reason": changes.get("reason")}

@@ -1,20 +1,23 @@
 """`medslip-bridge`: run the PACS bridge (C-STORE SCP + STOW-RS + dispatcher + egress).
 
 Every setting is an env var MEDSLIP_BRIDGE_<NAME> (see BridgeSettings / docs/bridge.md); the few
-flags below override them for convenience.
+flags below override them for convenience. `medslip-bridge dead-letter list|replay|purge` runs the
+dead-letter operations instead (dead_letter_cli.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import uvicorn
 
+from app.bridge import dead_letter_cli
 from app.bridge.logs import configure_logging
-from app.bridge.runtime import BridgeRuntime
 from app.bridge.settings import BridgeSettings
+from app.bridge.wiring import Bridge
 
 logger = logging.getLogger(__name__)
 
@@ -48,25 +51,28 @@ def settings_from_args(args: argparse.Namespace) -> BridgeSettings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["dead-letter"]:
+        return dead_letter_cli.run(arguments[1:])
+    args = parse_args(arguments)
     settings = settings_from_args(args)
     configure_logging(settings.log_level)
-    runtime = BridgeRuntime(settings)
-    runtime.start()
+    bridge = Bridge(settings)
+    bridge.start()
     logger.info(
         "bridge started",
-        extra={"http_port": settings.http_port, "dicom_port": runtime.scp.port, "egress": settings.egress},
+        extra={"http_port": settings.http_port, "dicom_port": bridge.scp.port, "egress": settings.egress},
     )
     try:
         uvicorn.run(
-            runtime.http_app(),
+            bridge.http_app(),
             host=settings.http_host,
             port=settings.http_port,
             access_log=False,  # access lines carry Study Instance UIDs in the path
             log_config=None,  # keep our JSON logging
         )
     finally:
-        runtime.stop()
+        bridge.stop()
         logger.info("bridge stopped")
     return 0
 

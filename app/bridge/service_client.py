@@ -2,7 +2,9 @@
 
 Transient failures (network, timeouts, 429, 5xx) are retried with backoff and the same
 Idempotency-Key, so a retried request never makes the service do or record the work twice.
-A 4xx problem+json answer is a refusal for good (e.g. `not_chest`) and is not retried.
+A 4xx problem+json answer is a refusal for good (e.g. `not_chest`) and is not retried. Answers are
+parsed with the service's own response models (`app.schemas`): an answer that breaks the HTTP
+contract is a service fault (retried later), never a half-read dict written into a DICOM object.
 """
 
 from __future__ import annotations
@@ -10,17 +12,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from app.bridge.identifiers import idempotency_key
+from app.bridge.inference import InferenceResult
 from app.bridge.retry import Backoff
+from app.bundle import SEGMENTATION_STRUCTURES
+from app.schemas import ClassifyResponse, GroundResponse, ModelMetadata, SegmentResponse
 
 logger = logging.getLogger(__name__)
 
-ANATOMY_STRUCTURES = ("right_lung", "left_lung", "heart", "right_clavicle", "left_clavicle")
+_Response = TypeVar("_Response", bound=BaseModel)
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -36,18 +41,6 @@ class ServiceRefusedError(Exception):
 
 class ServiceUnavailableError(Exception):
     """All immediate retries failed; the dispatcher will try again later or dead-letter."""
-
-
-@dataclass(frozen=True)
-class InferenceResult:
-    """The three service answers for one image, verbatim (the SR must carry the service's scores)."""
-
-    classify: dict[str, Any]
-    ground: dict[str, Any]
-    segment: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"classify": self.classify, "ground": self.ground, "segment": self.segment}
 
 
 class InferenceClient:
@@ -86,7 +79,10 @@ class InferenceClient:
                 response = self._request("GET", f"/v2/models/{self._model_name}", route="model")
             except ServiceRefusedError as exc:  # e.g. 404 unknown_model: a config problem, not the image's
                 raise ServiceUnavailableError(f"model metadata: {exc.code}") from exc
-            versions = response.json().get("versions") or []
+            try:
+                versions = ModelMetadata.model_validate_json(response.content).versions
+            except ValidationError as exc:
+                raise ServiceUnavailableError("model metadata does not match ModelMetadata") from exc
             if not versions:
                 raise ServiceUnavailableError("model metadata lists no version")
             self._model_version = str(versions[0])
@@ -98,22 +94,28 @@ class InferenceClient:
         """Scores of every finding; heatmap + anatomy for the top `max_grounded` (None: all); masks."""
         version = self.model_version()
         params: list[tuple[str, str]] = [("findings", name) for name in findings]
-        classify = self._post_dicom("classify", dicom, sop_instance_uid, version, params)
-        ranked = sorted(classify.get("findings", []), key=lambda f: float(f.get("score", 0.0)), reverse=True)
-        grounded = [str(f["name"]) for f in (ranked if max_grounded is None else ranked[:max_grounded])]
-        ground: dict[str, Any] = {"findings": []}
+        uid = sop_instance_uid
+        classify = self._post_dicom(ClassifyResponse, "classify", dicom, uid, version, params=params)
+        ranked = sorted(classify.findings, key=lambda f: f.score, reverse=True)
+        grounded = [f.name for f in (ranked if max_grounded is None else ranked[:max_grounded])]
+        ground = None
         if grounded:
-            ground = self._post_dicom(
-                "ground", dicom, sop_instance_uid, version, [("findings", name) for name in grounded]
-            )
-        segment = self._post_dicom(
-            "segment", dicom, sop_instance_uid, version, [("anatomy", name) for name in ANATOMY_STRUCTURES]
-        )
+            wanted = [("findings", name) for name in grounded]
+            ground = self._post_dicom(GroundResponse, "ground", dicom, uid, version, params=wanted)
+        structures = [("anatomy", name) for name in SEGMENTATION_STRUCTURES]
+        segment = self._post_dicom(SegmentResponse, "segment", dicom, uid, version, params=structures)
         return InferenceResult(classify=classify, ground=ground, segment=segment)
 
     def _post_dicom(
-        self, route: str, dicom: bytes, sop_instance_uid: str, version: str, params: list[tuple[str, str]]
-    ) -> dict[str, Any]:
+        self,
+        model: type[_Response],
+        route: str,
+        dicom: bytes,
+        sop_instance_uid: str,
+        version: str,
+        *,
+        params: list[tuple[str, str]],
+    ) -> _Response:
         headers = {
             "Content-Type": "application/dicom",
             "Accept": "application/json",
@@ -122,8 +124,10 @@ class InferenceClient:
         response = self._request(
             "POST", f"/{route}", route=route, content=dicom, headers=headers, params=params
         )
-        body: dict[str, Any] = response.json()
-        return body
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:  # the service broke its contract: a fault on its side, retry later
+            raise ServiceUnavailableError(f"{route}: answer does not match {model.__name__}") from exc
 
     def _request(self, method: str, path: str, *, route: str, **kwargs: Any) -> httpx.Response:
         """One logical call: retried on transient failures, raised as refusal on a 4xx answer."""

@@ -26,9 +26,19 @@ class BridgeSettings(BaseSettings):
     spool_dir: Path = Field(Path("/var/lib/medslip-bridge/spool"))
     stable_seconds: float = Field(10.0, ge=0, description="Quiet time after which a study is complete.")
     poll_seconds: float = Field(1.0, gt=0, description="How often the dispatcher scans the spool.")
-    max_attempts: int = Field(5, ge=1, description="Tries per instance before dead-letter.")
+    max_attempts: int = Field(
+        5, ge=1, description="Tries of a step failing for the instance's own sake (build) before dead-letter."
+    )
+    retry_window_seconds: float = Field(
+        6 * 3600.0,
+        ge=0,
+        description="How long an outage of the service or the PACS is retried (results wait in the spool) "
+        "before the instance is dead-lettered; counted from the step's first failure.",
+    )
     retry_base_seconds: float = Field(1.0, ge=0, description="First backoff; doubles on each retry.")
-    retry_max_seconds: float = Field(60.0, ge=0)
+    retry_max_seconds: float = Field(
+        300.0, ge=0, description="Backoff cap: a recovered PACS waits at most this long."
+    )
 
     # --- inference service -------------------------------------------------------------------
     service_url: str = Field("http://127.0.0.1:8000", description="Base URL of the inference service.")

@@ -7,7 +7,8 @@ Layout under the spool root (file names are hashed instance keys, never UIDs):
     journal/<key>.json        per-instance state of pending instances (see journal.py)
     journal/finished/         the same for instances in a final state (audit, duplicate detection)
     results/<key>/            service answers (inference.json) and built result objects (*.dcm)
-    dead-letter/<key>/        instances given up on: the DICOM file plus reason.json
+    dead-letter/<key>/        instances given up on: the DICOM file, results/ and reason.json
+                              (listed, replayed and purged by dead_letter.py)
 """
 
 from __future__ import annotations
@@ -36,6 +37,25 @@ logger = logging.getLogger(__name__)
 class StoreOutcome(StrEnum):
     STORED = "stored"
     DUPLICATE = "duplicate"  # already known: acknowledged again, never processed twice
+    REQUEUED = "requeued"  # known but dead-lettered: the re-sent copy gets a new chance
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What waits in the spool: the figure an operator watches during a PACS or service outage."""
+
+    pending: int  # instances not yet in a final state
+    by_state: dict[str, int]  # received / inferred / built
+    retrying: int  # of which failed at least once and wait for their next try
+    oldest_seconds: float  # age of the oldest pending instance (0 when none)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pending": self.pending,
+            "by_state": self.by_state,
+            "retrying": self.retrying,
+            "oldest_seconds": round(self.oldest_seconds, 1),
+        }
 
 
 @dataclass(frozen=True)
@@ -102,7 +122,8 @@ class Spool:
             "study": self.study_key(header.study_instance_uid)[:16],
         }
         with self._store_lock:
-            if self.journal.exists(key):
+            earlier = self.journal.load(key) if self.journal.exists(key) else None
+            if earlier is not None and earlier.state is not InstanceState.DEAD_LETTER:
                 logger.info("duplicate instance acknowledged, not requeued", extra=fields)
                 return StoreOutcome.DUPLICATE, key
             atomic_write(self.instance_path(key), data, self.tmp_dir)
@@ -116,7 +137,16 @@ class Spool:
                 received_at=now,
                 updated_at=now,
             )
+            if earlier is not None:  # the PACS re-sent a dead-lettered instance: process it again
+                step = {"state": "received", "event": "requeued", "time": now, "reason": "resent"}
+                record.history = [*earlier.history, step]
             self.journal.save(record)
+            if earlier is not None:
+                self.journal.forget_finished(key)
+                shutil.rmtree(self.dead_letter_dir / key, ignore_errors=True)
+        if earlier is not None:
+            logger.warning("dead-lettered instance re-sent, requeued", extra=fields)
+            return StoreOutcome.REQUEUED, key
         logger.info("instance received", extra=fields)
         return StoreOutcome.STORED, key
 
@@ -169,13 +199,19 @@ class Spool:
         loaded: dict[str, Any] = json.loads(path.read_text())
         return loaded
 
-    def dead_letter(self, record: InstanceRecord, reason: str) -> InstanceRecord:
-        """Give up on an instance: keep its file and the reason where an operator looks for them."""
+    def dead_letter(self, record: InstanceRecord, reason: str, stage: str) -> InstanceRecord:
+        """Give up on an instance: keep its file and the reason where an operator looks for them.
+
+        `category` is the bounded label of the dead-letter metric (stage, and for egress the problem).
+        """
+        category = reason.replace(" ", "") if stage == "egress" else stage
         self._move_to_dead_letter(
             record.key,
             {
                 "reason": reason,
+                "category": category,
                 "attempts": record.attempts,
+                "first_failure_at": record.first_failure_at,
                 "study_key": record.study_key,
                 "time": self._clock(),
             },
@@ -201,3 +237,28 @@ class Spool:
     def depth(self) -> int:
         """Instances waiting for or under processing (the spool-depth gauge)."""
         return len(self.journal.load_pending())
+
+    def backlog(self) -> Backlog:
+        pending = self.journal.load_pending()
+        by_state: dict[str, int] = {}
+        for record in pending:
+            by_state[record.state.value] = by_state.get(record.state.value, 0) + 1
+        oldest = min((record.received_at for record in pending), default=None)
+        return Backlog(
+            pending=len(pending),
+            by_state=by_state,
+            retrying=sum(1 for record in pending if record.attempts > 0),
+            oldest_seconds=0.0 if oldest is None else max(0.0, self._clock() - oldest),
+        )
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        """Dead-lettered instances now in the folder, by category (see `dead_letter`)."""
+        counts: dict[str, int] = {}
+        for reason_file in self.dead_letter_dir.glob("*/reason.json"):
+            try:
+                reason = json.loads(reason_file.read_text())
+            except (OSError, ValueError):
+                continue
+            category = str(reason.get("category") or reason.get("reason", "unknown"))
+            counts[category] = counts.get(category, 0) + 1
+        return counts

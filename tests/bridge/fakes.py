@@ -9,11 +9,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-MODEL = {"name": "medslip-cxr", "version": "0.0.1-test", "sha256": "0" * 64}
+from app.bridge.inference import InferenceResult
+from app.bundle import SEGMENTATION_STRUCTURES
+
+MODEL = {
+    "name": "medslip-cxr", "version": "0.0.1-test", "sha256": "0" * 64, "provider": "CPUExecutionProvider"
+}
 FINDINGS = [("effusion", 0.81, True), ("pneumonia", 0.34, False), ("cardiomegaly", 0.62, True)]
 #: findings the fake service has no validated operating point for ("calibrated": false)
 UNCALIBRATED = {"cardiomegaly"}
-STRUCTURES = ["right_lung", "left_lung", "heart", "right_clavicle", "left_clavicle"]
+STRUCTURES = list(SEGMENTATION_STRUCTURES)
 
 
 def png_base64(array: np.ndarray) -> str:
@@ -22,8 +27,30 @@ def png_base64(array: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def fake_inference(width: int, height: int) -> dict[str, Any]:
-    """classify / ground / segment answers in the issue-4 response shape for an image of this size."""
+def model_metadata(name: str, version: str) -> dict[str, Any]:
+    """GET /v2/models/{name} as the service answers it (app.schemas.ModelMetadata)."""
+    tensor = {"name": "image", "datatype": "FP32", "shape": [-1, 3, 224, 224]}
+    return {"name": name, "versions": [version], "platform": "onnxruntime_onnx", "inputs": [tensor],
+            "outputs": [{"name": "pathology_probs", "datatype": "FP32", "shape": [-1, 75]}], "parameters": {}}
+
+
+def _envelope(width: int, height: int) -> dict[str, Any]:
+    """The fields every service answer carries besides its results (app.schemas.ResponseBase)."""
+    return {
+        "model": MODEL,
+        "input": {"format": "dicom", "rows": height, "columns": width, "photometric": "MONOCHROME2"},
+        "timing_ms": {"queue": 0.1, "decode": 1.0, "infer": 2.0, "post": 0.5},
+        "batch_size": 1,
+    }
+
+
+def fake_inference(width: int, height: int) -> InferenceResult:
+    """The answers of `fake_answers`, parsed with the service's response models as the client does."""
+    return InferenceResult.from_json(fake_answers(width, height))
+
+
+def fake_answers(width: int, height: int) -> dict[str, Any]:
+    """classify / ground / segment JSON bodies as the service sends them, for an image of this size."""
     yy, xx = np.mgrid[0:height, 0:width]
     blob = np.exp(
         -(((xx - width * 0.3) / (width * 0.15)) ** 2 + ((yy - height * 0.6) / (height * 0.15)) ** 2)
@@ -35,8 +62,7 @@ def fake_inference(width: int, height: int) -> dict[str, Any]:
              "custom": False}
             for n, s, p in FINDINGS
         ],
-        "model": MODEL,
-        "batch_size": 1,
+        **_envelope(width, height),
     }
     ground = {
         "findings": [
@@ -48,13 +74,16 @@ def fake_inference(width: int, height: int) -> dict[str, Any]:
                 "calibrated": n not in UNCALIBRATED,
                 "custom": False,
                 "heatmap": {"png_base64": png_base64(heat), "width": width, "height": height},
-                "peak": [int(width * 0.3), int(height * 0.6)],
+                "peak": {"x": int(width * 0.3), "y": int(height * 0.6)},
                 "box": [0, 0, width // 2, height // 2],
-                "anatomy": [{"name": "right lower lobe", "score": 0.7}, {"name": "left lung", "score": 0.2}],
+                "anatomy": [
+                    {"name": "lower_right_lobe", "score": 0.7},
+                    {"name": "left_lung_unspec", "score": 0.2},
+                ],
             }
             for n, s, p in FINDINGS[:2]
         ],
-        "model": MODEL,
+        **_envelope(width, height),
     }
     masks = []
     for index, name in enumerate(STRUCTURES):
@@ -71,7 +100,8 @@ def fake_inference(width: int, height: int) -> dict[str, Any]:
                 "box": [width // 6, height // 4, width // 2, height // 2],
             }
         )
-    return {"classify": classify, "ground": ground, "segment": {"masks": masks, "model": MODEL}}
+    segment = {"masks": masks, **_envelope(width, height)}
+    return {"classify": classify, "ground": ground, "segment": segment}
 
 
 def make_chest_dicom(

@@ -1,54 +1,67 @@
-"""Read the bridge's numbers back out of a TID 1500 SR (to compare them with the service's)."""
+"""Read the bridge's numbers back out of a TID 1500 SR with highdicom, keyed by finding code.
+
+Reading through highdicom (not our own tree walk) is what an AI-results viewer does: it finds each
+finding by its coded concept (e.g. SCT 36118008 Pneumothorax), not by a display string.
+"""
 
 from __future__ import annotations
 
+from typing import cast
+
+import highdicom as hd
 import pydicom
+from pydicom.sr.coding import Code
+
+from app.bridge.results.codes import PROBABILITY, anatomy_site, finding_code
+
+CodeKey = tuple[str, str]  # (coding scheme designator, code value)
 
 
-def sr_probabilities(sr: pydicom.Dataset) -> dict[str, float]:
-    """finding name -> NUM value, read back from the SR content tree (TID 1500 -> 1501 groups)."""
-    values: dict[str, float] = {}
+def key(code: hd.sr.CodedConcept | Code | None) -> CodeKey:
+    assert code is not None, "a measurement group without a finding code"
+    return (str(code.scheme_designator), str(code.value))
 
-    def walk(items: pydicom.Sequence, finding: str | None) -> None:
-        for item in items:
-            name = item.ConceptNameCodeSequence[0].CodeMeaning
-            if name == "Finding" and "ConceptCodeSequence" in item:
-                finding = item.ConceptCodeSequence[0].CodeMeaning
-            if item.ValueType == "NUM" and name == "Probability of presence" and finding is not None:
-                values[finding] = float(item.MeasuredValueSequence[0].NumericValue)
-            if "ContentSequence" in item:
-                walk(item.ContentSequence, finding)
 
-    walk(sr.ContentSequence, None)
+def by_code(scores: dict[str, float]) -> dict[CodeKey, float]:
+    """Service finding name -> score, re-keyed by the code the bridge writes for each name."""
+    return {key(finding_code(name)): score for name, score in scores.items()}
+
+
+def _groups(sr: pydicom.Dataset) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
+    report = cast(hd.sr.MeasurementReport, hd.sr.ComprehensiveSR.from_dataset(sr).content)
+    return list(report.get_image_measurement_groups())
+
+
+def sr_probabilities(sr: pydicom.Dataset) -> dict[CodeKey, float]:
+    """finding code -> NUM "Probability" (DCM 122157) of its TID 1501 group."""
+    values: dict[CodeKey, float] = {}
+    for group in _groups(sr):
+        [measurement] = group.get_measurements(name=PROBABILITY)
+        values[key(group.finding_type)] = float(measurement.value)
     return values
 
 
-def _group_codes(sr: pydicom.Dataset) -> list[dict[str, str]]:
-    """Concept name -> coded value of every TID 1501 measurement group, in document order."""
-    groups: list[dict[str, str]] = []
-
-    def walk(items: pydicom.Sequence) -> None:
-        for item in items:
-            if item.ConceptNameCodeSequence[0].CodeMeaning == "Measurement Group":
-                groups.append({
-                    child.ConceptNameCodeSequence[0].CodeMeaning: child.ConceptCodeSequence[0].CodeMeaning
-                    for child in item.ContentSequence
-                    if "ConceptCodeSequence" in child
-                })
-            elif "ContentSequence" in item:
-                walk(item.ContentSequence)
-
-    walk(sr.ContentSequence)
-    return groups
+def sr_finding_sites(sr: pydicom.Dataset) -> dict[CodeKey, tuple[CodeKey, CodeKey | None]]:
+    """finding code -> (site code, laterality code or None) of each group that has a site."""
+    sites = {}
+    for group in _groups(sr):
+        if group.finding_sites:
+            site = group.finding_sites[0]
+            laterality = key(site.laterality) if site.laterality is not None else None
+            sites[key(group.finding_type)] = (key(site.value), laterality)
+    return sites
 
 
-def sr_finding_sites(sr: pydicom.Dataset) -> dict[str, str]:
-    """finding name -> finding site (anatomy) of each TID 1501 measurement group that has one."""
-    return {codes["Finding"]: codes["Finding Site"] for codes in _group_codes(sr) if "Finding Site" in codes}
+def expected_site(anatomy_name: str) -> tuple[CodeKey, CodeKey | None]:
+    site = anatomy_site(anatomy_name)
+    return key(site.code), (key(site.laterality) if site.laterality is not None else None)
 
 
-def sr_presence(sr: pydicom.Dataset) -> dict[str, str]:
-    """finding name -> "Present" / "Absent" of each TID 1501 group that carries that evaluation (a
-    qualitative evaluation is coded under the finding's own concept name)."""
-    groups = _group_codes(sr)
-    return {codes["Finding"]: codes[codes["Finding"]] for codes in groups if codes["Finding"] in codes}
+def sr_presence(sr: pydicom.Dataset) -> dict[CodeKey, str]:
+    """finding code -> "Present" / "Absent" where the group carries that evaluation."""
+    presence = {}
+    for group in _groups(sr):
+        for evaluation in group.get_qualitative_evaluations():
+            value = cast(hd.sr.CodedConcept, evaluation.value)
+            presence[key(group.finding_type)] = str(value.meaning)
+    return presence

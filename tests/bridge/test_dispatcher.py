@@ -19,7 +19,7 @@ from app.bridge.metrics import BridgeMetrics
 from app.bridge.retry import Backoff
 from app.bridge.service_client import InferenceClient
 from app.bridge.spool import InstanceHeader, Spool
-from tests.bridge.fakes import fake_inference, make_chest_dicom
+from tests.bridge.fakes import fake_answers, make_chest_dicom, model_metadata
 
 
 class Clock:
@@ -42,12 +42,12 @@ class FakeService:
         route = request.url.path.strip("/").split("/")[0]
         self.calls[route] = self.calls.get(route, 0) + 1
         if route == "v2":
-            return httpx.Response(200, json={"name": "tiny", "versions": ["0.0.1"]})
+            return httpx.Response(200, json=model_metadata("tiny", "0.0.1"))
         if self.refuse_code:
             return httpx.Response(422, json={"code": self.refuse_code})
         if self.fail_with:
             return httpx.Response(self.fail_with, json={"code": "boom"})
-        return httpx.Response(200, json=fake_inference(64, 64)[route])
+        return httpx.Response(200, json=fake_answers(64, 64)[route])
 
 
 class FakePacs:
@@ -70,10 +70,14 @@ def _dispatcher(
         "http://service", retries=0, transport=httpx.MockTransport(service), sleep=lambda s: None
     )
     defaults = DispatchPolicy(
-        stable_seconds=5.0, max_attempts=3, backoff=Backoff(1.0, 8.0, jitter=lambda: 1.0)
+        stable_seconds=5.0,
+        max_attempts=3,
+        retry_window_seconds=3.0,
+        backoff=Backoff(1.0, 8.0, jitter=lambda: 1.0),
     )
     settings = dataclasses.replace(defaults, **policy)
-    return Dispatcher(spool, client, Egress([pacs]), BridgeMetrics(spool.depth), settings, clock=clock)
+    metrics = BridgeMetrics(spool.depth, backlog=spool.backlog, dead_letters=spool.dead_letter_counts)
+    return Dispatcher(spool, client, Egress([pacs]), metrics, settings, clock=clock)
 
 
 def _receive(dispatcher: Dispatcher, **kwargs: object) -> str:
@@ -144,13 +148,17 @@ def test_service_outage_backs_off_then_dead_letters_with_reason(tmp_path: Path) 
     clock.now += 1.0
     dispatcher.run_once()
     assert dispatcher.spool.journal.load(key).next_attempt_at == clock.now + 2.0  # doubled
-    clock.now += 2.0
+    clock.now += 2.0  # 3 s after the first failure: the (test's) retry window is over
     dispatcher.run_once()
     record = dispatcher.spool.journal.load(key)
     assert record.state is InstanceState.DEAD_LETTER and record.attempts == 3
     reason = json.loads((dispatcher.spool.dead_letter_dir / key / "reason.json").read_text())
     assert reason["reason"] == "inference: classify: HTTP 503 after 1 attempts"
+    assert reason["category"] == "inference"
     assert service.calls["classify"] == 3
+    assert dispatcher.metrics.registry.get_sample_value(
+        "medslip_bridge_dead_letter_instances", {"reason": "inference"}
+    ) == 1
 
 
 def test_failed_egress_is_retried_without_new_inference(tmp_path: Path) -> None:
@@ -176,7 +184,7 @@ def test_restart_resumes_from_the_journal_exactly_once(tmp_path: Path) -> None:
     dispatcher = _dispatcher(tmp_path, service, pacs, clock, stable_seconds=0)
     key = _receive(dispatcher)
     # Simulate a crash right after the service answered: inference saved, nothing built or sent.
-    inference = {route: fake_inference(64, 64)[route] for route in ("classify", "ground", "segment")}
+    inference = fake_answers(64, 64)
     dispatcher.spool.write_result(key, INFERENCE_FILE, json.dumps(inference).encode())
     dispatcher.spool.journal.transition(dispatcher.spool.journal.load(key), InstanceState.INFERRED)
     restarted = _dispatcher(tmp_path, service, pacs, clock, stable_seconds=0)
@@ -217,3 +225,53 @@ def test_a_broken_instance_does_not_block_the_others(tmp_path: Path) -> None:
     assert metrics.get_sample_value("medslip_bridge_jobs_total", {"outcome": "done"}) == 1
     assert metrics.get_sample_value("medslip_bridge_jobs_total", {"outcome": "dead_letter"}) == 1
     assert metrics.get_sample_value("medslip_bridge_stage_duration_seconds_count", {"stage": "egress"}) == 1
+
+
+def test_a_pacs_outage_of_hours_keeps_results_in_the_spool_and_delivers_them_once(tmp_path: Path) -> None:
+    """Capped backoff over a long window: driven by the injected clock, no sleeping."""
+    clock, service, pacs = Clock(), FakeService(), FakePacs()
+    pacs.failing = True
+    hours = 3600.0
+    dispatcher = _dispatcher(
+        tmp_path, service, pacs, clock, stable_seconds=0, retry_window_seconds=6 * hours,
+        backoff=Backoff(1.0, 300.0, jitter=lambda: 1.0),
+    )
+    key = _receive(dispatcher)
+    dispatcher.run_once()
+    start = clock.now
+    delays = []
+    while clock.now - start < 5 * hours:  # five hours down
+        record = dispatcher.spool.journal.load(key)
+        assert record.state is InstanceState.BUILT  # built objects wait durably in the spool
+        assert list(dispatcher.spool.results_dir(key).glob("*.dcm"))
+        delays.append(record.next_attempt_at - clock.now)
+        clock.now = record.next_attempt_at
+        dispatcher.run_once()
+    assert max(delays) == 300.0 and delays[:4] == [1.0, 2.0, 4.0, 8.0]  # exponential, capped
+    assert dispatcher.metrics.registry.get_sample_value("medslip_bridge_backlog_retrying") == 1
+    assert dispatcher.metrics.registry.get_sample_value(
+        "medslip_bridge_backlog_instances", {"state": "built"}
+    ) == 1
+    pacs.failing = False
+    clock.now = dispatcher.spool.journal.load(key).next_attempt_at
+    dispatcher.run_once()
+    assert _state(dispatcher, key) is InstanceState.DONE
+    assert service.calls["classify"] == 1  # inferred once, whatever the outage
+    assert len({tuple(batch) for batch in pacs.batches}) == 1  # the same objects each time
+
+
+def test_outage_beyond_the_window_dead_letters_but_a_build_fault_does_not_wait_for_it(
+    tmp_path: Path,
+) -> None:
+    clock, service, pacs = Clock(), FakeService(), FakePacs()
+    pacs.failing = True
+    dispatcher = _dispatcher(tmp_path, service, pacs, clock, stable_seconds=0, retry_window_seconds=100.0)
+    key = _receive(dispatcher)
+    dispatcher.run_once()
+    while _state(dispatcher, key) is InstanceState.BUILT:
+        clock.now = dispatcher.spool.journal.load(key).next_attempt_at
+        dispatcher.run_once()
+    record = dispatcher.spool.journal.load(key)
+    assert record.state is InstanceState.DEAD_LETTER
+    assert record.first_failure_at is not None and clock.now - record.first_failure_at >= 100.0
+    assert dispatcher.spool.dead_letter_counts() == {"egress:cstore_status_42752": 1}

@@ -48,5 +48,5 @@ def test_bridge_never_imports_torch() -> None:
     """The bridge runs in the slim serving image: importing all of it must not pull in torch."""
     import subprocess
 
-    code = "import sys, app.bridge.main, app.bridge.runtime; sys.exit('torch' in sys.modules)"
+    code = "import sys, app.bridge.main, app.bridge.wiring; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0

@@ -9,11 +9,11 @@ import pytest
 from app.bridge.identifiers import idempotency_key
 from app.bridge.retry import Backoff
 from app.bridge.service_client import InferenceClient, ServiceRefusedError, ServiceUnavailableError
-from tests.bridge.fakes import fake_inference
+from tests.bridge.fakes import fake_answers, model_metadata
 from tests.bridge.loopback import CannedResponse, scripted_server
 
-ANSWERS = fake_inference(8, 8)
-META = CannedResponse(200, {"name": "tiny", "versions": ["7.1"]})
+ANSWERS = fake_answers(8, 8)
+META = CannedResponse(200, model_metadata("tiny", "7.1"))
 
 
 def _client(url: str, delays: list[float], retries: int = 3) -> InferenceClient:
@@ -40,7 +40,7 @@ def test_transient_failures_are_retried_with_backoff_and_the_same_idempotency_ke
         client = _client(server.url, delays)
         result = client.infer(b"DICM", "1.2.3.4", findings=["effusion"], max_grounded=2)
         client.close()
-    assert result.classify["findings"] == ANSWERS["classify"]["findings"]
+    assert [f.model_dump() for f in result.classify.findings] == ANSWERS["classify"]["findings"]
     assert delays == [0.5, 1.0]  # base 0.5 * 2**n, jitter factor (0.5 + 0.5 * 1.0) = 1
     classify_calls = [r for r in server.requests if r.path.startswith("/classify")]
     assert len(classify_calls) == 3
@@ -114,3 +114,12 @@ def test_every_finding_is_grounded_when_no_limit_is_given() -> None:
     assert ground.path.count("findings=") == len(ANSWERS["classify"]["findings"])
     segment = next(r for r in server.requests if r.path.startswith("/segment"))
     assert segment.path.count("anatomy=") == 5
+
+
+def test_an_answer_breaking_the_http_contract_is_a_service_fault() -> None:
+    broken = dict(ANSWERS["classify"], findings=[{"name": "effusion", "score": 1.7}])  # no threshold, >1
+    script = {"/v2/models": [META], "/classify": [CannedResponse(200, broken)]}
+    with scripted_server(script) as server:
+        client = _client(server.url, [])
+        with pytest.raises(ServiceUnavailableError, match="ClassifyResponse"):
+            client.infer(b"DICM", "1.2.3.4", findings=[], max_grounded=1)

@@ -77,7 +77,7 @@ def test_dead_letter_moves_file_and_writes_reason(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     _, key, data = _store(spool)
     spool.write_result(key, "inference.json", b"{}")
-    record = spool.dead_letter(spool.journal.load(key), "inference: HTTP 503 after 4 attempts")
+    record = spool.dead_letter(spool.journal.load(key), "inference: HTTP 503 after 4 attempts", "inference")
     assert record.state is InstanceState.DEAD_LETTER
     folder = spool.dead_letter_dir / key
     assert (folder / "instance.dcm").read_bytes() == data
@@ -124,3 +124,35 @@ def test_recover_archives_final_entries_left_pending_by_a_crash(tmp_path: Path) 
     Spool(tmp_path).recover()
     assert not (spool.journal.directory / f"{key}.json").exists()
     assert spool.journal.load(key).state is InstanceState.DONE
+
+
+def test_a_resent_dead_lettered_instance_is_requeued_not_dropped(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    _, key, data = _store(spool)
+    spool.dead_letter(spool.journal.load(key), "egress: association_failed", "egress")
+    assert spool.dead_letter_counts() == {"egress:association_failed": 1}
+    outcome, again = spool.store(data, InstanceHeader.from_bytes(data), ingress="cstore")
+    assert (outcome, again) == (StoreOutcome.REQUEUED, key)
+    record = spool.journal.load(key)
+    assert record.state is InstanceState.RECEIVED and record.attempts == 0
+    assert record.history[-1]["event"] == "requeued"
+    assert not (spool.journal.finished_dir / f"{key}.json").exists()
+    assert not (spool.dead_letter_dir / key).exists() and spool.dead_letter_counts() == {}
+    assert spool.instance_path(key).read_bytes() == data
+    # now pending again: a further copy is a plain duplicate
+    assert spool.store(data, InstanceHeader.from_bytes(data), ingress="cstore")[0] is StoreOutcome.DUPLICATE
+
+
+def test_backlog_counts_pending_steps_retries_and_age(tmp_path: Path) -> None:
+    now = [1000.0]
+    spool = Spool(tmp_path, clock=lambda: now[0])
+    _store(spool)
+    now[0] += 30
+    _, second, _ = _store(spool)
+    spool.journal.transition(spool.journal.load(second), InstanceState.BUILT)
+    record = spool.journal.load(second)
+    spool.journal.transition(record, InstanceState.BUILT, attempts=2, first_failure_at=now[0])
+    now[0] += 10
+    backlog = spool.backlog()
+    assert (backlog.pending, backlog.by_state, backlog.retrying) == (2, {"received": 1, "built": 1}, 1)
+    assert backlog.oldest_seconds == 40.0

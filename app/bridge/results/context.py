@@ -1,37 +1,17 @@
-"""What every result object shares: the source image, the algorithm identity, derived UIDs, codes."""
+"""What every result object shares: the source image, the algorithm identity, derived UIDs."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
 import highdicom as hd
 import pydicom
 from pydicom.sr.codedict import codes
-from pydicom.sr.coding import Code
 
 from app.bridge.identifiers import derived_uid
 
-# Private coding scheme for model vocabulary (findings / anatomy names of the MeDSLIP entity lists).
-CODING_SCHEME = "99MEDSLIP"
-
 SERIES_NUMBERS = {"sr": 9901, "seg": 9902, "heatmap": 9903}
-
-# SNOMED CT codes of the five segmented structures; segment labels keep the service's names.
-STRUCTURE_CODES: dict[str, Code] = {
-    "right_lung": Code("3341006", "SCT", "Right lung"),
-    "left_lung": Code("44029006", "SCT", "Left lung"),
-    "heart": codes.SCT.Heart,
-    "right_clavicle": codes.SCT.Clavicle,
-    "left_clavicle": codes.SCT.Clavicle,
-}
-
-
-def vocabulary_code(name: str) -> hd.sr.CodedConcept:
-    """A finding or anatomy name as a code in the private scheme (value: short stable digest)."""
-    value = "MS" + hashlib.sha256(name.encode()).hexdigest()[:12].upper()
-    return hd.sr.CodedConcept(value=value, scheme_designator=CODING_SCHEME, meaning=name[:64])
 
 
 _VALID_AGE = re.compile(r"\d{3}[DWMY]")

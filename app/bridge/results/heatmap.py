@@ -1,24 +1,31 @@
 """Heatmap as a Secondary Capture overlay (RGB), visibly and in its header labelled AI-generated.
 
 Viewers without AI plug-ins show a Secondary Capture; the burned-in banner makes sure nobody mistakes
-the colour overlay for acquired image content.
+the colour overlay for acquired image content. Not a Parametric Map: that IOD requires a Frame of
+Reference and per-frame Plane Position/Orientation (Patient), a 3-D geometry a projection radiograph
+does not have (docs/bridge.md quotes the validator). Source Image and Referenced Image Sequences name
+the radiograph the map was computed from, so viewers can show the two side by side.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-from typing import Any
 
 import highdicom as hd
 import numpy as np
 import pydicom
 from PIL import Image, ImageDraw
 from pydicom.pixels import apply_voi_lut
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 
 from app.bridge.results.context import SERIES_NUMBERS, ResultContext
+from app.bridge.results.source_modules import source_image_item
+from app.schemas import GroundedFinding, Heatmap
 
 OVERLAY_OPACITY = 0.45
+SOURCE_FOR_PROCESSING = codes.DCM.SourceImageForImageProcessingOperation
 AI_LABEL = "AI-GENERATED HEATMAP - RESEARCH USE, NOT FOR DIAGNOSIS"
 
 
@@ -35,9 +42,9 @@ def render_grayscale(source: pydicom.Dataset) -> np.ndarray:
     return np.round(scaled * 255).astype(np.uint8)
 
 
-def decode_heatmap(heatmap: dict[str, Any], rows: int, columns: int) -> np.ndarray:
+def decode_heatmap(heatmap: Heatmap, rows: int, columns: int) -> np.ndarray:
     """Service PNG -> float32 (rows, cols) in [0, 1] on the source grid."""
-    image = Image.open(io.BytesIO(base64.b64decode(heatmap["png_base64"]))).convert("L")
+    image = Image.open(io.BytesIO(base64.b64decode(heatmap.png_base64))).convert("L")
     if image.size != (columns, rows):
         image = image.resize((columns, rows), Image.Resampling.BILINEAR)
     return np.asarray(image, dtype=np.float32) / 255.0
@@ -56,12 +63,11 @@ def overlay(gray: np.ndarray, heat: np.ndarray, label: str) -> np.ndarray:
     return np.asarray(blended)
 
 
-def build_heatmap_sc(ctx: ResultContext, finding: dict[str, Any], index: int) -> hd.sc.SCImage:
+def build_heatmap_sc(ctx: ResultContext, finding: GroundedFinding, index: int) -> hd.sc.SCImage:
     """One overlay object for one grounded finding."""
-    name = str(finding["name"])
+    name, score = finding.name, finding.score
     rows, columns = int(ctx.source.Rows), int(ctx.source.Columns)
-    heat = decode_heatmap(finding["heatmap"], rows, columns)
-    score = float(finding.get("score", 0.0))
+    heat = decode_heatmap(finding.heatmap, rows, columns)
     label = f"{AI_LABEL} | {name} p={score:.2f} | {ctx.software_version}"
     pixels = overlay(render_grayscale(ctx.source), heat, label)
     orientation = ctx.source.get("PatientOrientation")
@@ -79,7 +85,17 @@ def build_heatmap_sc(ctx: ResultContext, finding: dict[str, Any], index: int) ->
         patient_orientation=tuple(orientation) if orientation and len(orientation) == 2 else ("L", "F"),
         transfer_syntax_uid=pydicom.uid.ExplicitVRLittleEndian,
     )
-    image.Laterality = ctx.source.get("Laterality", "")  # Type 2C in General Series: copy or empty
+    # Laterality (General Series, 2C) is absent for an unpaired body part such as the chest, never
+    # empty; Image Laterality says so explicitly ("U", unpaired) unless the source states its own.
+    if "Laterality" in image:
+        del image.Laterality
+    if ctx.source.get("Laterality"):
+        image.Laterality = ctx.source.Laterality
+    image.ImageLaterality = ctx.source.get("ImageLaterality") or "U"
+    source_item = source_image_item(ctx.source)
+    source_item.PurposeOfReferenceCodeSequence = [_code_item(SOURCE_FOR_PROCESSING)]
+    image.SourceImageSequence = [source_item]  # General Image: the image this one was derived from
+    image.ReferencedImageSequence = [source_image_item(ctx.source)]  # and the image it belongs with
     image.SeriesDescription = f"AI-generated heatmaps ({ctx.software_version})"[:64]
     image.ImageComments = f"{AI_LABEL}. Finding: {name}; probability {score:.4f}."[:10240]
     image.BurnedInAnnotation = "YES"
@@ -87,3 +103,11 @@ def build_heatmap_sc(ctx: ResultContext, finding: dict[str, Any], index: int) ->
     image.DerivationDescription = f"Attention heatmap of {ctx.software_version} over the source image"[:1024]
     image.SoftwareVersions = ctx.software_version
     return image
+
+
+def _code_item(code: Code) -> pydicom.Dataset:
+    item = pydicom.Dataset()
+    item.CodeValue = code.value
+    item.CodingSchemeDesignator = code.scheme_designator
+    item.CodeMeaning = code.meaning
+    return item

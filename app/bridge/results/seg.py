@@ -4,45 +4,54 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any
 
 import highdicom as hd
 import numpy as np
+import pydicom
 from PIL import Image
 from pydicom.sr.codedict import codes
 
-from app.bridge.results.context import SERIES_NUMBERS, STRUCTURE_CODES, ResultContext, vocabulary_code
+from app.bridge.results.codes import structure_site
+from app.bridge.results.context import SERIES_NUMBERS, ResultContext
+from app.schemas import Mask, SegmentResponse
 
 
-def decode_mask(mask: dict[str, Any], rows: int, columns: int) -> np.ndarray:
+def decode_mask(mask: Mask, rows: int, columns: int) -> np.ndarray:
     """PNG mask -> bool (rows, columns) on the source grid (nearest resize if the service used another)."""
-    image = Image.open(io.BytesIO(base64.b64decode(mask["png_base64"]))).convert("L")
+    image = Image.open(io.BytesIO(base64.b64decode(mask.png_base64))).convert("L")
     if image.size != (columns, rows):
         image = image.resize((columns, rows), Image.Resampling.NEAREST)
     return np.asarray(image) > 127  # (rows, columns)
 
 
-def build_seg(ctx: ResultContext, segment: dict[str, Any]) -> hd.seg.Segmentation | None:
+def _description(ctx: ResultContext, number: int, name: str) -> hd.seg.SegmentDescription:
+    site = structure_site(name)
+    description = hd.seg.SegmentDescription(
+        segment_number=number,
+        segment_label=name[:64],
+        segmented_property_category=codes.SCT.AnatomicalStructure,
+        segmented_property_type=site.code,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=ctx.algorithm_identification(),
+    )
+    if site.laterality is not None:  # right/left lung: "Lung" modified by laterality (PS3.3 C.8.20.4)
+        modifier = pydicom.Dataset()
+        modifier.CodeValue = site.laterality.value
+        modifier.CodingSchemeDesignator = site.laterality.scheme_designator
+        modifier.CodeMeaning = site.laterality.meaning
+        property_type = description.SegmentedPropertyTypeCodeSequence[0]
+        property_type.SegmentedPropertyTypeModifierCodeSequence = [modifier]
+    return description
+
+
+def build_seg(ctx: ResultContext, segment: SegmentResponse) -> hd.seg.Segmentation | None:
     """SEG over the source image; None when the service returned no masks."""
-    masks = segment.get("masks", [])
-    if not masks:
+    if not segment.masks:
         return None
     rows, columns = int(ctx.source.Rows), int(ctx.source.Columns)
-    planes = [decode_mask(mask, rows, columns) for mask in masks]  # K x (rows, columns)
+    planes = [decode_mask(mask, rows, columns) for mask in segment.masks]  # K x (rows, columns)
     pixel_array = np.stack(planes, axis=-1)[np.newaxis]  # (1, rows, columns, K)
-    descriptions = []
-    for number, mask in enumerate(masks, start=1):
-        name = str(mask["name"])
-        descriptions.append(
-            hd.seg.SegmentDescription(
-                segment_number=number,
-                segment_label=name[:64],
-                segmented_property_category=codes.SCT.AnatomicalStructure,
-                segmented_property_type=STRUCTURE_CODES.get(name, vocabulary_code(name)),
-                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-                algorithm_identification=ctx.algorithm_identification(),
-            )
-        )
+    descriptions = [_description(ctx, number, m.name) for number, m in enumerate(segment.masks, start=1)]
     seg = hd.seg.Segmentation(
         source_images=[ctx.source],
         pixel_array=pixel_array,

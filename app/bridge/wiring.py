@@ -1,4 +1,7 @@
-"""Composition root: builds spool, service client, egress, dispatcher, SCP and HTTP app from settings."""
+"""Composition root: builds spool, service client, egress, dispatcher, SCP and HTTP app from settings.
+
+(Named wiring, not runtime: app/runtime.py is the service's ONNX Runtime session.)
+"""
 
 from __future__ import annotations
 
@@ -40,13 +43,17 @@ def build_egress(settings: BridgeSettings) -> Egress:
     return Egress(destinations)
 
 
-class BridgeRuntime:
+class Bridge:
     """Owns the running parts; `start` and `stop` are the only lifecycle entry points."""
 
     def __init__(self, settings: BridgeSettings) -> None:
         self.settings = settings
         self.spool = Spool(settings.spool_dir, hash_key=settings.log_hash_key)
-        self.metrics = BridgeMetrics(spool_depth=self.spool.depth)
+        self.metrics = BridgeMetrics(
+            spool_depth=self.spool.depth,
+            backlog=self.spool.backlog,
+            dead_letters=self.spool.dead_letter_counts,
+        )
         backoff = Backoff(settings.retry_base_seconds, settings.retry_max_seconds)
         self.client = InferenceClient(
             settings.service_url,
@@ -65,6 +72,7 @@ class BridgeRuntime:
             DispatchPolicy(
                 stable_seconds=settings.stable_seconds,
                 max_attempts=settings.max_attempts,
+                retry_window_seconds=settings.retry_window_seconds,
                 backoff=backoff,
                 max_heatmaps=settings.max_heatmaps,
                 ground_all_findings=settings.ground_all_findings,
@@ -85,6 +93,8 @@ class BridgeRuntime:
             "dispatcher": "running" if worker_alive else "stopped",
             "dicom_port": self.scp.port,
             "spool_depth": self.spool.depth(),
+            "backlog": self.spool.backlog().to_json(),
+            "dead_letter": self.spool.dead_letter_counts(),
         }
 
     def http_app(self) -> FastAPI:

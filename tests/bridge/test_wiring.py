@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.bridge.egress import CStoreEgress, StowEgress
-from app.bridge.runtime import BridgeRuntime, build_egress
 from app.bridge.settings import BridgeSettings
+from app.bridge.wiring import Bridge, build_egress
 
 
 def _settings(tmp_path: Path, **overrides: object) -> BridgeSettings:
@@ -25,7 +25,7 @@ def _settings(tmp_path: Path, **overrides: object) -> BridgeSettings:
 
 
 def test_runtime_starts_reports_health_and_stops(tmp_path: Path) -> None:
-    runtime = BridgeRuntime(_settings(tmp_path))
+    runtime = Bridge(_settings(tmp_path))
     client = TestClient(runtime.http_app())
     assert client.get("/health").status_code == 503  # not started: dispatcher not running
     runtime.start()
@@ -33,6 +33,10 @@ def test_runtime_starts_reports_health_and_stops(tmp_path: Path) -> None:
         health = client.get("/health").json()
         assert health["status"] == "ok" and health["dispatcher"] == "running"
         assert health["dicom_port"] > 0 and health["spool_depth"] == 0
+        assert health["backlog"] == {"pending": 0, "by_state": {}, "retrying": 0, "oldest_seconds": 0.0}
+        assert health["dead_letter"] == {}
+        metrics = client.get("/metrics").text
+        assert "medslip_bridge_backlog_oldest_seconds 0.0" in metrics
     finally:
         runtime.stop()
     assert runtime.health()["dispatcher"] == "stopped"

@@ -1,4 +1,5 @@
-"""Process-wide logging for medslip-serve: JSON lines (or plain text) stamped with the request id.
+"""Process-wide logging for medslip-serve: JSON lines (`app.jsonlog`, the project's one format) or
+plain text, stamped with the request id.
 
 Why: log shippers parse JSON; the request id ties a client's X-Request-ID to server lines. Nothing
 here logs image content or DICOM attributes, so no patient data reaches the logs.
@@ -6,22 +7,14 @@ here logs image content or DICOM attributes, so no patient data reaches the logs
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
-from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO
 
+from app.jsonlog import JsonFormatter
 from app.request_context import current_request_id
 
-# LogRecord attributes that are not `extra` fields (color_message: uvicorn's ANSI-coloured duplicate).
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
-    "message",
-    "asctime",
-    "color_message",
-    "request_id",
-}
 # "path/to/module.py:12: UserWarning: text", as warnings.formatwarning writes it (source line after).
 _WARNING_LINE = re.compile(r"^(?P<file>.*?):(?P<line>\d+): (?P<category>\w+): (?P<text>.*)$")
 # What a warning text may quote from the input: anything in quotes, and UID-like or long digit runs.
@@ -63,31 +56,6 @@ class WarningFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line with time, level, logger, message, request_id and any `extra` fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        request_id = getattr(record, "request_id", None) or current_request_id()
-        if request_id:
-            payload["request_id"] = request_id
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                payload[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
-        if record.exc_info:
-            payload["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
-            if request_id is None:
-                # Outside a request (start-up, shutdown) the traceback holds no patient data and is
-                # what an operator needs; inside one, exception text could echo input, so only the type.
-                payload["exc"] = self.formatException(record.exc_info)
-        return json.dumps(payload)
-
-
 def configure_logging(log_format: str, level: str, stream: IO[str] | None = None) -> None:
     """Point the root logger (and uvicorn's, and Python warnings) at stderr in the chosen format.
 
@@ -96,7 +64,7 @@ def configure_logging(log_format: str, level: str, stream: IO[str] | None = None
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     if log_format == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(tracebacks=True))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(RequestIdFilter())

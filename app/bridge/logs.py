@@ -1,36 +1,12 @@
-"""Structured JSON logs. Callers pass only hashed identifiers in `extra`; this module never sees UIDs."""
+"""Structured JSON logs in the project's one format (`app.jsonlog`). Callers pass only hashed
+identifiers in `extra`; this module never sees UIDs."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from datetime import UTC, datetime
-from typing import Any, ClassVar
 
-# Attributes every LogRecord has; anything else came from `extra=` and is emitted as a field.
-_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: machine-parsable for log shippers, grep-able for humans."""
-
-    default_fields: ClassVar[tuple[str, ...]] = ("time", "level", "logger", "message")
-
-    def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                payload[key] = value
-        if record.exc_info and record.exc_info[0] is not None:
-            # Only the exception type: messages of third-party exceptions may quote UIDs.
-            payload["exc_type"] = record.exc_info[0].__name__
-        return json.dumps(payload, default=str)
+from app.jsonlog import JsonFormatter
 
 
 def configure_logging(level: str = "INFO") -> None:

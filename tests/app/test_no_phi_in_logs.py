@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from fastapi import FastAPI
 
-from app.logging_setup import JsonFormatter
+from app.jsonlog import JsonFormatter
 from tests.app.conftest import PHI, dicom_bytes, dicom_dataset, running_app
 
 

@@ -105,7 +105,7 @@ def test_sigterm_drains_in_flight_requests_and_logs_no_phi(tiny_bundle: Path) ->
             process.wait(timeout=10)
     stdout, stderr = process.communicate(timeout=10)
     logs = (stdout + stderr).decode("utf-8", "replace")
-    assert '"msg": "stopped"' in logs
+    assert '"message": "stopped"' in logs
     for value in phi_values:
         assert str(value) not in logs
     for line in stderr.decode().splitlines():
@@ -201,6 +201,7 @@ def test_sigterm_readiness_503_then_queued_requests_get_problem_503(tiny_bundle:
     assert warnings_ and all(r["request_id"] == "warning-probe" for r in warnings_)
     assert {r["category"] for r in warnings_} == {"DecompressionBombWarning"}
     assert not any("90000000" in r["detail"] for r in warnings_)  # numbers from the input are masked
-    assert any(r["msg"] == "drain timeout: queued requests refused" and r["aborted"] == 3 for r in records)
+    drained = "drain timeout: queued requests refused"
+    assert any(r["message"] == drained and r["aborted"] == 3 for r in records)
     assert not [r for r in records if r["level"] == "ERROR"]
     assert not stdout

@@ -117,6 +117,8 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     """Every requested task on every set found; returns the JSON report (also written under --out)."""
     prompts = load_prompts(args.prompts)
     predictor = _predictor(args)
+    for name in args.datasets:  # refuse a bad mapping before any film is read
+        query_indices(prompts.get(name, {}), predictor.info.pathology)
     settings = StreamSettings(batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress)
     report: dict[str, Any] = {
         "schema_version": 1, "suite": args.suite,

@@ -117,12 +117,23 @@ def _split_keys(path: Path) -> Iterable[str]:
             for row in reader:
                 value = (row.get(column) or "").strip()
                 if value:
-                    yield Path(value).stem
+                    yield file_key(value)
         else:
             for line in handle:
                 parts = line.split()
                 if parts:
-                    yield Path(parts[0]).stem
+                    yield file_key(parts[0])
+
+
+#: Image file suffixes stripped from keys (and only those: SIIM ImageIds are dotted UIDs).
+IMAGE_SUFFIXES: tuple[str, ...] = (".dcm", ".png", ".jpg", ".jpeg")
+
+
+def file_key(value: str) -> str:
+    """`dir/<key>.dcm` or `<key>` -> `<key>`: the file name without an image suffix."""
+    name = Path(value).name
+    suffix = Path(name).suffix.lower()
+    return name[: -len(suffix)] if suffix in IMAGE_SUFFIXES else name
 
 
 def index_images(folders: Iterable[Path], suffixes: tuple[str, ...]) -> dict[str, Path]:

@@ -13,7 +13,8 @@ writes DIR/service.json and DIR/service.md.
 `medslip-bench decode ...` measures decoding instead (full vs reduced resolution, threads vs a process
 pool, against the model call): see `app/bench_decode.py`. `medslip-bench compare ...` is the interleaved
 comparison of ONNX Runtime, PyTorch eager, the official architecture, HTTP, decoding and RSS (it needs
-torch): see `training/bench_compare.py`.
+torch): see `training/bench_compare.py`. The `medslip-bench` command itself is `training/bench_cli.py`:
+it dispatches there and passes the PyTorch reference in, so this module never imports `training`.
 """
 
 from __future__ import annotations
@@ -384,20 +385,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+#: The PyTorch eager reference: (checkpoint, bundle dir, images, calls) -> fields for `in_process`.
+EagerReference = Callable[[Path, Path, list[tuple[bytes, str]], int], dict[str, Any]]
+
+
+def main(argv: list[str] | None = None, *, eager_reference: EagerReference | None = None) -> int:
+    """The service benchmark (and `decode`); `eager_reference` times `--checkpoint` in PyTorch
+    (given by `training.bench_cli`, since this package never imports torch)."""
     given_argv = list(argv if argv is not None else sys.argv[1:])
     if given_argv[:1] == ["decode"]:
         from app.bench_decode import main as decode_main  # noqa: PLC0415  (its own CLI)
 
         return decode_main(given_argv[1:])
-    if given_argv[:1] == ["compare"]:
-        try:
-            from training.bench_compare import main as compare_main  # noqa: PLC0415  (needs torch)
-        except ImportError as exc:
-            raise SystemExit(f"medslip-bench compare needs the training extras (torch): {exc}") from exc
-
-        return compare_main(given_argv[1:])
     args = build_parser().parse_args(argv)
+    if args.checkpoint and eager_reference is None:
+        raise SystemExit("medslip-bench: --checkpoint needs the PyTorch reference (run medslip-bench itself)")
     require_device(args.device, ort.get_available_providers())
     if args.out is not None:
         args.out_json, args.out_md = args.out / "service.json", args.out / "service.md"
@@ -406,11 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     images = load_images(args.data_dir or shared_data_dir(), args.images)
     calls = max(args.requests, 4)  # as many as the concurrency-1 HTTP run sends
     reference = bench_in_process(args.model_dir, images, calls, args.threads, args.device)
-    if args.checkpoint:
-        # The PyTorch reference lives in training/ (app/ never imports torch).
-        from training.bench_eager import bench_torch_eager  # noqa: PLC0415
-
-        reference.update(bench_torch_eager(args.checkpoint, args.model_dir, images, calls))
+    if args.checkpoint and eager_reference is not None:
+        reference.update(eager_reference(args.checkpoint, args.model_dir, images, calls))
     servers: list[dict[str, Any]] = []
     if args.url:
         servers.append({"name": f"running service {args.url}", "levels": run_http(args.url, args, images)})

@@ -42,6 +42,7 @@ from training.protocols.datasets import BenchmarkData
 from training.protocols.siim import decode_masks
 from training.protocols.stream import StreamSettings, record_key
 from training.protocols.zeroshot import classification_section, score_dataset
+from training.trainer.config import load_config
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class FinetuneSettings:
     seeds: tuple[int, ...] = (42,)
     nproc: int = 1  # > 1: torchrun --standalone --nproc-per-node N
     overrides: tuple[str, ...] = ()  # KEY=VALUE for both commands (e.g. schedule.epochs=10)
+    cls_overrides: tuple[str, ...] = ()  # KEY=VALUE for classification only
+    seg_overrides: tuple[str, ...] = ()  # KEY=VALUE for segmentation only (e.g. task.decoder_channels)
     cls_config: Path = CLS_CONFIG
     seg_config: Path = SEG_CONFIG
 
@@ -69,6 +72,10 @@ class FinetuneSettings:
         group.add_argument("--nproc", type=int, default=1, help="processes per run (torchrun when > 1)")
         group.add_argument("--finetune-override", action="append", default=[], metavar="KEY=VALUE",
                            help="config override for every fine-tuning run (repeatable)")
+        group.add_argument("--finetune-cls-override", action="append", default=[], metavar="KEY=VALUE",
+                           help="config override for the classification runs only (repeatable)")
+        group.add_argument("--finetune-seg-override", action="append", default=[], metavar="KEY=VALUE",
+                           help="config override for the segmentation runs only (repeatable)")
         group.add_argument("--finetune-cls-config", type=Path, default=CLS_CONFIG)
         group.add_argument("--finetune-seg-config", type=Path, default=SEG_CONFIG)
 
@@ -76,7 +83,8 @@ class FinetuneSettings:
     def from_args(cls, args: argparse.Namespace) -> FinetuneSettings:
         return cls(fractions=tuple(float(v) for v in str(args.fractions).split(",") if v.strip()),
                    seeds=tuple(int(v) for v in str(args.seeds).split(",") if v.strip()), nproc=args.nproc,
-                   overrides=tuple(args.finetune_override), cls_config=args.finetune_cls_config,
+                   overrides=tuple(args.finetune_override), cls_overrides=tuple(args.finetune_cls_override),
+                   seg_overrides=tuple(args.finetune_seg_override), cls_config=args.finetune_cls_config,
                    seg_config=args.finetune_seg_config)
 
 
@@ -117,6 +125,19 @@ def _argv(config: Path, init: Path, manifest: Path, out: Path, *, seed: int, ima
     return argv
 
 
+def fit_batch(argv: list[str], n_train: int, nproc: int) -> list[str]:
+    """argv with `data.batch_size` lowered to the films each process gets when a small fraction holds
+    fewer than one batch (1 % of a small set); the report keeps n_train, the log says so."""
+    config_path = Path(argv[argv.index("--config") + 1])
+    overrides = [argv[i + 1] for i, item in enumerate(argv) if item == "--override"]
+    batch = load_config(config_path, overrides).data.batch_size
+    per_process = max(1, n_train // max(1, nproc))
+    if batch <= per_process:
+        return argv
+    logger.info("batch size %d -> %d: only %d training films per process", batch, per_process, per_process)
+    return [*argv, "--override", f"data.batch_size={per_process}"]
+
+
 def _classification(args: argparse.Namespace, data: BenchmarkData, mapping: Mapping[str, str], *,
                     settings: FinetuneSettings, stream: StreamSettings, image_size: int) -> dict[str, Any]:
     train, val, test = data.split("train"), data.split("val"), data.split("test")
@@ -133,8 +154,9 @@ def _classification(args: argparse.Namespace, data: BenchmarkData, mapping: Mapp
                 manifest = run_dir / "manifest.jsonl"
                 write_manifest(subset + val, manifest)
                 argv = _argv(settings.cls_config, args.checkpoint, manifest, run_dir, seed=seed,
-                             image_size=image_size, task=task, overrides=settings.overrides)
-                _run_command(finetune_cls, argv, settings.nproc)
+                             image_size=image_size, task=task,
+                             overrides=settings.overrides + settings.cls_overrides)
+                _run_command(finetune_cls, fit_batch(argv, len(subset), settings.nproc), settings.nproc)
             model, _ = load_checkpoint(final)
             predictor = TorchPredictor(ImageModelGraph(model, None, default_grounding(False)), final)
             queries = {c: predictor.info.pathology.index(mapping[c]) for c in data.classes}
@@ -224,8 +246,9 @@ def _segmentation(args: argparse.Namespace, data: BenchmarkData, settings: Finet
                 manifest = run_dir / "manifest.jsonl"
                 write_manifest(with_mask_files(data, subset, masks) + val, manifest)
                 argv = _argv(settings.seg_config, args.checkpoint, manifest, run_dir, seed=seed,
-                             image_size=image_size, task=task, overrides=settings.overrides)
-                _run_command(finetune_seg, argv, settings.nproc)
+                             image_size=image_size, task=task,
+                             overrides=settings.overrides + settings.seg_overrides)
+                _run_command(finetune_seg, fit_batch(argv, len(subset), settings.nproc), settings.nproc)
             runs.append({"seed": seed, "n_train": len(subset), "dice": segmentation_dice(final, data, test)})
         fractions[fraction_label(fraction)] = _mean_runs(runs)
     return {"task": "segmentation", "metric": "dice", "fractions": fractions}

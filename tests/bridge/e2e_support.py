@@ -124,6 +124,12 @@ class Orthanc:
         response.raise_for_status()
         return list(response.json())
 
+    def study_metadata(self, study_uid: str) -> list[dict[str, Any]]:
+        """WADO-RS metadata (DICOMweb plugin): every instance of the study as DICOM JSON."""
+        response = self.client.get(f"/dicom-web/studies/{study_uid}/metadata")
+        response.raise_for_status()
+        return list(response.json())
+
     def instance_file(self, sop_instance_uid: str) -> bytes:
         ids = self.client.post("/tools/lookup", content=sop_instance_uid).json()
         [match] = [item for item in ids if item["Type"] == "Instance"]
@@ -160,6 +166,17 @@ def start_orthanc(work: Path, modalities: dict[str, int]) -> Orthanc:
     return orthanc
 
 
+def restart_orthanc(orthanc: Orthanc, work: Path) -> None:
+    """Start Orthanc again on the same config, ports and storage (after `orthanc.process.stop()`)."""
+    orthanc.process = start_process(["Orthanc", str(work / "orthanc.json")], work / "orthanc.log")
+    wait_until(
+        lambda: orthanc.client.get("/system").status_code == 200,
+        60,
+        "Orthanc to answer again",
+        process=orthanc.process,
+    )
+
+
 def start_service(work: Path, bundle_dir: Path) -> tuple[Process, str]:
     port = free_port()
     process = start_process(
@@ -186,6 +203,7 @@ class BridgeConfig:
     http_port: int = field(default_factory=free_port)
     dicom_port: int = field(default_factory=free_port)
     stable_seconds: float = 1.0
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         return {
@@ -208,6 +226,7 @@ class BridgeConfig:
             "MEDSLIP_BRIDGE_MAX_HEATMAPS": "1",
             "MEDSLIP_BRIDGE_LOG_LEVEL": "DEBUG",
             "OMP_NUM_THREADS": "1",
+            **self.extra_env,
         }
 
 

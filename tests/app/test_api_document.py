@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from app.bundle import SEGMENTATION_STRUCTURES
 from app.settings import MAX_DEADLINE_MS
-from tests.app.conftest import running_app
+from tests.support.service import running_app
 
 INFERENCE = ("/classify", "/ground", "/segment")
 
@@ -81,7 +81,7 @@ async def test_unknown_models_are_404_on_every_model_route(make_app: Callable[..
             assert response.status_code == 404, path
             assert response.json()["code"] == "unknown_model"
             assert response.headers["content-type"] == "application/problem+json"
-        from tests.app.conftest import wait_ready
+        from tests.support.service import wait_ready
 
         await wait_ready(client)
         assert (await client.get("/v2/models/other/ready")).status_code == 404

@@ -27,8 +27,8 @@ from app.bench import main as bench_main
 from app.factory import create_app
 from app.runtime import CPU, CUDA
 from app.settings import Settings
-from tests.app.conftest import png_bytes
 from tests.app.test_serve_process import free_port
+from tests.support.images import png_bytes
 
 
 def test_percentiles_nearest_rank() -> None:

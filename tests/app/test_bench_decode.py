@@ -11,7 +11,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless
 
 from app.bench import main as bench_main
-from tests.app.imaging.factory import dicom_bytes, make_dataset, phantom
+from tests.support.images import dicom_bytes, make_dataset, phantom
 
 imagecodecs = pytest.importorskip("imagecodecs", reason="imagecodecs (serve extras) encodes the J2K film")
 

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import FastAPI
 
 from app.budgets import DECODE_BYTES_PER_PIXEL, ByteBudget, estimated_decode_bytes
-from tests.app.conftest import dicom_bytes, dicom_dataset, jpeg_bytes, png_bytes, running_app
+from tests.support.images import dicom_bytes, dicom_dataset, jpeg_bytes, png_bytes
+from tests.support.service import running_app
 
 DICOM = {"Content-Type": "application/dicom"}
 

@@ -68,7 +68,8 @@ def test_several_model_names_need_a_choice(tmp_path: Path) -> None:
 async def test_bundle_without_text_encoder_refuses_free_text(tmp_path: Path) -> None:
     from app.factory import create_app
     from app.settings import Settings
-    from tests.app.conftest import png_bytes, running_app
+    from tests.support.images import png_bytes
+    from tests.support.service import running_app
 
     root = build_tiny_bundle(tmp_path, with_text_encoder=False)
     assert load_bundle(root).text_encoder is None

@@ -15,7 +15,8 @@ from starlette.types import Message
 
 from app.bundle import Bundle
 from app.settings import Settings
-from tests.app.conftest import HookedRunner, png_bytes, running_app
+from tests.support.images import png_bytes
+from tests.support.service import HookedRunner, running_app
 
 
 class CountingRunner(HookedRunner):

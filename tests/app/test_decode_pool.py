@@ -23,7 +23,8 @@ from app.decode_pool import (
     transfer_syntax,
 )
 from app.imaging import CorruptImageError, PreprocessingSpec
-from tests.app.conftest import dicom_bytes, dicom_dataset, png_bytes, running_app
+from tests.support.images import dicom_bytes, dicom_dataset, png_bytes
+from tests.support.service import running_app
 
 _CRASH_FLAG = "MEDSLIP_TEST_CRASH_FLAG"
 

@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from app.bundle import Bundle
 from app.factory import drain_app
 from app.settings import Settings
-from tests.app.conftest import png_bytes, running_app
 from tests.app.test_client_hangup import CountingRunner
+from tests.support.images import png_bytes
+from tests.support.service import running_app
 
 PNG = {"Content-Type": "image/png"}
 

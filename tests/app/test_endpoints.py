@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from PIL import Image
 
 from app.postprocess import decode_coco_rle
-from tests.app.conftest import HookedRunner, dicom_bytes, jpeg_bytes, png_bytes, running_app
+from tests.support.images import dicom_bytes, jpeg_bytes, png_bytes
+from tests.support.service import HookedRunner, running_app
 
 ENVELOPE = {"model", "input", "timing_ms", "batch_size"}
 
@@ -191,7 +192,7 @@ async def test_ready_is_503_until_every_bucket_is_warm(make_app: Callable[..., F
         refused = await client.post("/classify", content=png_bytes(), headers={"Content-Type": "image/png"})
         assert refused.status_code == 503 and refused.json()["code"] == "model_not_ready"
         release.set()
-        from tests.app.conftest import wait_ready
+        from tests.support.service import wait_ready
 
         await wait_ready(client)
         ok = await client.post("/classify", content=png_bytes(), headers={"Content-Type": "image/png"})

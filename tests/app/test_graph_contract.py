@@ -28,8 +28,9 @@ from app.graph_contract import (
 from app.graph_precision import fp32_graph_bytes, is_fp16
 from app.runtime import CPU, OrtImageModel
 from app.settings import Settings
-from tests.app.conftest import HookedRunner, png_bytes, running_app
 from tests.fixtures.tiny_bundle import build_tiny_bundle
+from tests.support.images import png_bytes
+from tests.support.service import HookedRunner, running_app
 
 
 def test_each_endpoint_runs_the_cheapest_graph_with_its_outputs() -> None:

@@ -18,8 +18,9 @@ from fastapi import FastAPI
 
 from app.bundle import Bundle
 from app.settings import Settings
-from tests.app.conftest import HookedRunner, dicom_bytes, png_bytes, running_app
 from tests.support.clock import eventually
+from tests.support.images import dicom_bytes, png_bytes
+from tests.support.service import HookedRunner, running_app
 
 HEADERS = {"Content-Type": "image/png"}
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from app.logging_setup import configure_logging, redact
 from app.request_context import set_request_id
-from tests.app.conftest import running_app
+from tests.support.service import running_app
 
 UID = "1.2.826.0.1.3680043.8.498.12345"
 

@@ -17,7 +17,8 @@ from PIL import Image
 from pydicom.encaps import encapsulate
 from pydicom.uid import UID
 
-from tests.app.conftest import dicom_bytes, dicom_dataset, jpeg_bytes, png_bytes, running_app
+from tests.support.images import dicom_bytes, dicom_dataset, jpeg_bytes, png_bytes
+from tests.support.service import running_app
 
 UPLOAD_LIMIT = 300_000
 PIXEL_LIMIT = 4_000_000

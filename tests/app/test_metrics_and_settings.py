@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.settings import REPO_ROOT, Settings
-from tests.app.conftest import dicom_bytes, png_bytes
+from tests.support.images import dicom_bytes, png_bytes
 
 
 async def test_promtool_accepts_metrics(client: httpx.AsyncClient) -> None:

@@ -9,7 +9,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.jsonlog import JsonFormatter
-from tests.app.conftest import PHI, dicom_bytes, dicom_dataset, running_app
+from tests.support.images import PHI, dicom_bytes, dicom_dataset
+from tests.support.service import running_app
 
 
 async def test_logs_hold_no_phi(make_app: Callable[..., FastAPI], caplog: pytest.LogCaptureFixture) -> None:

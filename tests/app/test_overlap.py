@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from app.bundle import Bundle
 from app.service import InferenceService
 from app.settings import Settings
-from tests.app.conftest import HookedRunner, png_bytes, running_app
+from tests.support.images import png_bytes
+from tests.support.service import HookedRunner, running_app
 
 MODEL_S = 0.25
 DECODE_S = 0.15

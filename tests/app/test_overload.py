@@ -19,7 +19,8 @@ from fastapi import FastAPI
 
 from app.bundle import Bundle
 from app.settings import Settings
-from tests.app.conftest import HookedRunner, png_bytes, running_app
+from tests.support.images import png_bytes
+from tests.support.service import HookedRunner, running_app
 
 BATCH_S = 0.1
 BUDGET_MS = 500.0

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.imaging import decode_path
-from tests.app.conftest import running_app
+from tests.support.service import running_app
 
 EXPECTED = {
     "highdicom_dx_image.dcm": (200, None),

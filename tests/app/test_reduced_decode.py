@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 
-from tests.app.conftest import running_app
-from tests.app.imaging.factory import phantom, raster_bytes
 from tests.app.test_endpoints import decode_png
+from tests.support.images import phantom, raster_bytes
+from tests.support.service import running_app
 
 ROWS, COLUMNS = 700, 1000  # the tiny bundle's 64 px input: decode_long_side 128, so JPEG 1/4 (250 px)
 

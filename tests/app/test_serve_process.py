@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from tests.app.conftest import PHI, dicom_bytes, dicom_dataset
+from tests.support.images import PHI, dicom_bytes, dicom_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 

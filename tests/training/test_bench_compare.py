@@ -163,7 +163,7 @@ def test_http_candidates_record_the_service_timings(tiny_bundle: Path) -> None: 
 
     from app.factory import create_app
     from app.settings import Settings
-    from tests.app.conftest import dicom_bytes
+    from tests.support.images import dicom_bytes
     from tests.app.test_serve_process import free_port
 
     port = free_port()

@@ -13,7 +13,7 @@ from pydicom.uid import JPEG2000, JPEGBaseline8Bit, RLELossless
 
 from app.imaging import ImagingError, decode_bytes
 from app.imaging.codestream import codestream_size
-from tests.app.imaging.factory import dicom_bytes, gradient, make_dataset
+from tests.support.images import dicom_bytes, gradient, make_dataset
 
 
 def _encode(rows: int, columns: int, fmt: str, **options: Any) -> bytes:

@@ -20,7 +20,7 @@ from app.imaging import (
     quiet_pydicom_value_messages,
     read_dicom,
 )
-from tests.app.imaging.factory import dicom_bytes, gradient, make_dataset, raster_bytes
+from tests.support.images import dicom_bytes, gradient, make_dataset, raster_bytes
 
 CONTRACT_NAMES = ("decode_bytes", "decode_path", "DecodedImage", "ImagingError", "preprocess", "Letterbox")
 CONTRACT_CODES = {

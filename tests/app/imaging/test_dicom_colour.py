@@ -12,7 +12,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit
 
 from app.imaging import ImagingError, decode_bytes
-from tests.app.imaging.factory import dicom_bytes, gradient, make_dataset
+from tests.support.images import dicom_bytes, gradient, make_dataset
 
 
 def _jpeg_dicom(rgb: np.ndarray) -> bytes:

@@ -13,7 +13,7 @@ from pydicom.uid import (
 )
 
 from app.imaging import decode_bytes
-from tests.app.imaging.factory import dicom_bytes, gradient, make_dataset
+from tests.support.images import dicom_bytes, gradient, make_dataset
 
 # Some fixtures are deliberately non-conformant (lower-case code strings, bad UIDs, cut files).
 pytestmark = pytest.mark.filterwarnings(

@@ -13,7 +13,7 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import JPEGBaseline8Bit
 
 from app.imaging import ImagingError, decode_bytes
-from tests.app.imaging.factory import dicom_bytes, make_dataset
+from tests.support.images import dicom_bytes, make_dataset
 
 
 def _jpeg_mono_dicom() -> tuple[bytes, np.ndarray]:

@@ -13,7 +13,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from app.imaging import ImagingError, decode_bytes
 from app.imaging.dicom_read import MAX_READS
-from tests.app.imaging.factory import dicom_bytes, gradient, make_dataset
+from tests.support.images import dicom_bytes, gradient, make_dataset
 
 SIZE = 16 * 1024 * 1024
 DICOM = "application/dicom"

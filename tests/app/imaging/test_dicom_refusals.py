@@ -14,7 +14,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit
 
 from app.imaging import ImagingError, check_dicom_header, decode_bytes
-from tests.app.imaging.factory import (
+from tests.support.images import (
     IDENTIFYING_VALUES,
     dicom_bytes,
     gradient,

@@ -29,7 +29,7 @@ from app.imaging.codestream import jpegls_near
 from app.imaging.dicom_padding import padding_mask
 from app.imaging.info import ImageInfo
 from app.imaging.jpeg_extended import PLUGIN, ensure_registered
-from tests.app.imaging.factory import dicom_bytes, gradient, make_dataset
+from tests.support.images import dicom_bytes, gradient, make_dataset
 
 TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 SYNTAX_IDS = ["explicit", "implicit"]

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from app.imaging import ImagingError, decode_bytes
-from tests.app.imaging.factory import png_header_only, raster_bytes
+from tests.support.images import png_header_only, raster_bytes
 
 
 def _refusal(data: bytes, media_type: str | None = None, **options: object) -> ImagingError:

@@ -16,7 +16,7 @@ from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit
 from app.imaging import NO_REDUCTION, DecodedImage, ImagingError, PreprocessingSpec, decode_bytes
 from app.imaging.codestream import j2k_header
 from app.imaging.reduced import j2k_level
-from tests.app.imaging.factory import dicom_bytes, make_dataset, phantom, raster_bytes
+from tests.support.images import dicom_bytes, make_dataset, phantom, raster_bytes
 
 imagecodecs = pytest.importorskip("imagecodecs", reason="imagecodecs (serve extras) encodes the J2K fixtures")
 

@@ -9,7 +9,7 @@ import pytest
 
 from app.imaging import MIN_SIDE, ImagingError, decode_bytes, decode_path, preprocess
 from app.imaging.rendering_checks import BLANK_WARNING, is_blank
-from tests.app.imaging.factory import dicom_bytes, gradient, make_dataset, raster_bytes
+from tests.support.images import dicom_bytes, gradient, make_dataset, raster_bytes
 
 
 def _refusal(data: bytes, **options: object) -> ImagingError:

@@ -1,4 +1,9 @@
-"""Tiny in-memory DICOM / PNG / JPEG fixtures, built in code so the tests are hermetic."""
+"""Tiny in-memory DICOM / PNG / JPEG inputs, built in code so the tests are hermetic.
+
+Two DICOM builders: `make_dataset` (any pixel array, photometric, bit depth, transfer syntax; for the
+pixel module's tests) and `dicom_dataset` (a valid 8-bit chest DX full of identifying attributes; for
+the service's tests, to prove none leak). `dicom_bytes` serialises either.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,13 @@ from PIL import Image
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 
 # Identifying values planted in fixtures; no error message or log line may ever contain them.
 PATIENT_NAME = "Doe^Jane"
@@ -84,8 +95,11 @@ def make_dataset(
     return dataset
 
 
-def dicom_bytes(dataset: Dataset, *, preamble: bool = True) -> bytes:
-    """Serialise a dataset as a Part 10 file, or as a bare dataset (no preamble, no file meta)."""
+def dicom_bytes(dataset: Dataset | None = None, *, preamble: bool = True) -> bytes:
+    """Serialise a dataset (default: `dicom_dataset()`) as a Part 10 file, or as a bare dataset (no
+    preamble, no file meta)."""
+    if dataset is None:
+        dataset = dicom_dataset()
     buffer = BytesIO()
     transfer_syntax = UID(dataset.file_meta.TransferSyntaxUID)
     if preamble and not transfer_syntax.is_transfer_syntax:  # private: the writer needs the encoding
@@ -164,3 +178,63 @@ def phantom(height: int, width: int, maximum: int = 4095, seed: int = 0) -> np.n
     value += np.random.default_rng(seed).normal(0.0, 0.01, value.shape)
     dtype = np.uint8 if maximum <= 255 else np.uint16
     return np.clip(value * maximum, 0, maximum).round().astype(dtype)  # (H, W)
+
+
+# --- the service's inputs ---------------------------------------------------------------------------
+
+#: Identifying attributes planted in `dicom_dataset`; no response or log line may contain them.
+PHI = {
+    "PatientName": "Zebulon^Quixotic",
+    "PatientID": "PID-99887766",
+    "PatientBirthDate": "19230417",
+    "StudyDate": "20240102",
+    "AccessionNumber": "ACC-55443322",
+}
+
+
+def png_bytes(height: int = 80, width: int = 120, *, bits: int = 8, seed: int = 0) -> bytes:
+    """A random grayscale PNG (8- or 16-bit)."""
+    rng = np.random.default_rng(seed)
+    if bits == 16:
+        array = rng.integers(0, 65535, (height, width), dtype=np.uint16)
+        image = Image.fromarray(array)
+    else:
+        image = Image.fromarray(rng.integers(0, 255, (height, width), dtype=np.uint8))
+    buffer = BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(height: int = 80, width: int = 120) -> bytes:
+    rng = np.random.default_rng(1)
+    buffer = BytesIO()
+    Image.fromarray(rng.integers(0, 255, (height, width), dtype=np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def dicom_dataset(rows: int = 64, columns: int = 96, **overrides: Any) -> Dataset:
+    """A valid 8-bit MONOCHROME2 DX chest dataset full of identifying attributes (to prove none leak)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.1.1")  # Digital X-Ray, for presentation
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    for keyword, value in PHI.items():
+        setattr(ds, keyword, value)
+    ds.Modality = "DX"
+    ds.BodyPartExamined = "CHEST"
+    ds.ViewPosition = "PA"
+    ds.Rows, ds.Columns = rows, columns
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ramp = (np.arange(rows * columns, dtype=np.uint32) % 251).astype(np.uint8)
+    ds.PixelData = ramp.reshape(rows, columns).tobytes()
+    for keyword, value in overrides.items():
+        setattr(ds, keyword, value)
+    return ds

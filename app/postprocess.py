@@ -75,18 +75,6 @@ def coco_rle(mask: np.ndarray) -> dict[str, Any]:
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
 
 
-def decode_coco_rle(rle: dict[str, Any]) -> np.ndarray:
-    """Inverse of `coco_rle` (used by tests and clients that want the bitmap back)."""
-    height, width = rle["size"]
-    values = np.zeros(height * width, dtype=np.uint8)
-    position, value = 0, 0
-    for count in rle["counts"]:
-        values[position : position + count] = value
-        position += count
-        value = 1 - value
-    return values.reshape((height, width), order="F").astype(bool)
-
-
 def anatomy_localisation(
     finding_map: np.ndarray,
     anatomy_maps: np.ndarray,

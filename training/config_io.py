@@ -138,14 +138,3 @@ def load_config(cls: type[T], path: str | Path, section: str | None = None) -> T
             raise KeyError(f"{Path(path).name}: no section {section!r}")
         data = data[section]
     return config_from_dict(cls, data)
-
-
-def save_config(config: Any, path: str | Path) -> None:
-    """Write a dataclass instance as YAML or JSON (chosen by the file suffix)."""
-    path = Path(path)
-    data = config_to_dict(config)
-    if path.suffix.lower() in _YAML_SUFFIXES:
-        text = yaml.safe_dump(data, sort_keys=False)
-    else:
-        text = json.dumps(data, indent=2) + "\n"
-    path.write_text(text, encoding="utf-8")

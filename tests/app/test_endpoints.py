@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
-from app.postprocess import decode_coco_rle
 from tests.support.images import dicom_bytes, jpeg_bytes, png_bytes
+from tests.support.rle import decode_coco_rle
 from tests.support.service import HookedRunner, running_app
 
 ENVELOPE = {"model", "input", "timing_ms", "batch_size"}

@@ -9,11 +9,11 @@ from app.postprocess import (
     anatomy_localisation,
     box_from_mask,
     coco_rle,
-    decode_coco_rle,
     finding_mask,
     grounding,
     peak,
 )
+from tests.support.rle import decode_coco_rle
 
 
 def test_coco_rle_round_trip_and_layout() -> None:

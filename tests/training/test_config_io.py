@@ -8,7 +8,8 @@ from typing import Literal
 
 import pytest
 
-from training.config_io import config_from_dict, config_to_dict, load_config, save_config
+from tests.support.config_files import save_config
+from training.config_io import config_from_dict, config_to_dict, load_config
 from training.losses import LossConfig
 from training.model import ModelConfig
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.iu_reports import read_iu_reports
 from training.data.sources import (
     JSRT_STRUCTURES,
     read_covid_chestxray,
-    read_iu_reports,
     read_jsrt_scr,
     read_kermany_pediatric,
     read_mimic_cxr,

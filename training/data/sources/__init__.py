@@ -1,7 +1,6 @@
 """Readers that turn each public chest X-ray set into manifest records."""
 
 from training.data.sources.covid import FRONTAL_VIEWS, read_covid_chestxray
-from training.data.sources.iu_reports import IUReport, read_iu_reports
 from training.data.sources.jsrt import JSRT_STRUCTURES, read_jsrt_scr
 from training.data.sources.kermany import read_kermany_pediatric
 from training.data.sources.mimic import read_mimic_cxr
@@ -11,10 +10,8 @@ from training.data.sources.splits import hash_split
 __all__ = [
     "FRONTAL_VIEWS",
     "JSRT_STRUCTURES",
-    "IUReport",
     "hash_split",
     "read_covid_chestxray",
-    "read_iu_reports",
     "read_jsrt_scr",
     "read_kermany_pediatric",
     "read_mimic_cxr",

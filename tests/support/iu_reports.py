@@ -1,6 +1,7 @@
-"""IU X-ray (Open-i) reports: text only, no images; the reference corpus for report-parser work.
+"""IU X-ray (Open-i) reports: text only, no images; real report text for the report parser's tests.
 
-These cannot become manifest records (a record needs an image), so the reader returns typed reports.
+They cannot become manifest records (a record needs an image), so training never reads them; the
+reader returns typed reports.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Timing several pieces of work side by side: every round calls each once, the start rotating, so a
 busy host slows them all alike and their ratios stay comparable. Used by `medslip-bench compare` and by
-`medslip-quantize`'s fp32 / int8 timing."""
+`medslip-quantize-int8`'s fp32 / int8 timing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""`python -m training.quantize_static --bundle DIR --manifest FILE... --version V`: int8 graph variants.
+"""`medslip-quantize-int8 --bundle DIR --manifest FILE... --version V`: static int8 graph variants.
+
+(The fp16 and dynamic-int8 weight conversions of the exporters are `training/quantize.py`.)
 
 Static int8 QDQ variants (per-channel int8 weights, 8-bit activations calibrated on REAL preprocessed
 films of the TRAIN split) of a schema-2 bundle's graphs, `classify_model` and `image_model`, built from

@@ -67,6 +67,8 @@ def test_cli_lists_replays_and_refuses_unfiltered_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("MEDSLIP_BRIDGE_SPOOL_DIR", str(tmp_path))
+    levels: list[str] = []  # the CLI configures logging; keep the test process's handlers untouched
+    monkeypatch.setattr(dead_letter_cli, "configure_logging", levels.append)
     spool = Spool(tmp_path)
     uid, key = _dead(spool, study_uid="1.2.3", with_answers=False)
     out = io.StringIO()
@@ -80,3 +82,4 @@ def test_cli_lists_replays_and_refuses_unfiltered_changes(
         "action": "replay", "count": 1, "keys": [key]
     }
     assert spool.journal.load(key).state is InstanceState.RECEIVED
+    assert levels == ["INFO"] * 3

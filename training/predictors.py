@@ -49,8 +49,9 @@ class Predictor(Protocol):
 class TorchPredictor:
     """The PyTorch model, wrapped in the same `ImageModelGraph` the export traces."""
 
-    def __init__(self, graph: ImageModelGraph, checkpoint: Path) -> None:
-        self.graph = graph.eval()
+    def __init__(self, graph: ImageModelGraph, checkpoint: Path, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.graph = graph.eval().to(self.device)
         structures = SEGMENTATION_STRUCTURES if graph.num_structures else ()
         self.info = PredictorInfo(
             kind="checkpoint", name=checkpoint.name, sha256=sha256_file(checkpoint),
@@ -61,19 +62,20 @@ class TorchPredictor:
     def predict(self, images: NDArray[np.float32]) -> dict[str, NDArray[np.float32]]:
         model = self.graph.model
         with torch.no_grad():
-            outputs = self.graph(torch.from_numpy(images), model.pathology_book, model.anatomy_book)
-        return {name: tensor.numpy() for name, tensor in zip(OUTPUT_NAMES, outputs, strict=True)}
+            images_t = torch.from_numpy(images).to(self.device)  # (B, 3, S, S)
+            outputs = self.graph(images_t, model.pathology_book, model.anatomy_book)
+        return {name: tensor.cpu().numpy() for name, tensor in zip(OUTPUT_NAMES, outputs, strict=True)}
 
 
 class OnnxPredictor:
-    """An exported bundle on ONNX Runtime (CPU), verified against its sha256s before use, run by the
-    service's own runner (`app.runtime.OrtImageModel`, precision "auto": fp16 weights computed in fp32)
-    so the figures are those of the computation users get."""
+    """An exported bundle on ONNX Runtime (CPU by default, `device="cuda"` for a GPU), verified against its
+    sha256s before use, run by the service's own runner (`app.runtime.OrtImageModel`, precision "auto":
+    fp16 weights computed in fp32 on the CPU) so the figures are those of the computation users get."""
 
-    def __init__(self, bundle_dir: Path) -> None:
+    def __init__(self, bundle_dir: Path, device: str = "cpu") -> None:
         metadata: dict[str, Any] = verify_bundle(bundle_dir)
         graph_file = metadata["graphs"]["image_model"]["file"]
-        self.runner = OrtImageModel(load_bundle(bundle_dir, verify=False), device="cpu", precision="auto")
+        self.runner = OrtImageModel(load_bundle(bundle_dir, verify=False), device=device, precision="auto")
         books = {stream: np.load(bundle_dir / metadata[stream]["embeddings_file"]).astype(np.float32)
                  for stream in ("pathology", "anatomy")}
         self.pathology_book, self.anatomy_book = books["pathology"], books["anatomy"]  # (Qp, T), (Qa, T)

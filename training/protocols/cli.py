@@ -63,6 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--grounding", choices=GROUNDING_METHODS, default=None,
                         help="with --checkpoint: finding heat-map method (a bundle carries its own)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (| cuda:N with --checkpoint)")
     parser.add_argument("--datasets", type=_csv, default=list(DATASETS), help="comma list (default: all)")
     parser.add_argument("--dataset", action="append", default=[], metavar="NAME=DIR",
                         help="folder of one data set outside --data-root (repeatable)")
@@ -88,10 +89,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _predictor(args: argparse.Namespace) -> Predictor:
     if args.bundle is not None:
-        return OnnxPredictor(args.bundle)
+        return OnnxPredictor(args.bundle, device=args.device)
     model, _ = load_models(args.checkpoint, None)
     graph = ImageModelGraph(model, None, args.grounding or default_grounding(False))
-    return TorchPredictor(graph, args.checkpoint)
+    return TorchPredictor(graph, args.checkpoint, device=args.device)
 
 
 def _dataset_dirs(args: argparse.Namespace) -> dict[str, Path | None]:

@@ -30,6 +30,7 @@ from training.protocols.datasets import (
     count_skip,
     image_size,
     index_images,
+    read_split_files,
     scaled_box,
 )
 
@@ -48,6 +49,7 @@ OFFICIAL_SIZE = (1024.0, 1024.0)
 #: Box list spelling -> label spelling.
 BOX_NAMES: dict[str, str] = {"Infiltrate": "Infiltration"}
 VAL_FRACTION = 0.1
+SPLIT_DIR = "splits"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -86,9 +88,14 @@ def read_bbox_list(path: Path) -> dict[str, list[tuple[str, tuple[float, float, 
 
 
 def read_official(root: Path) -> BenchmarkData:
-    """Records of every listed film whose image is on disk (missing ones are counted, not fatal)."""
+    """Records of every listed film whose image is on disk (missing ones are counted, not fatal).
+
+    Split files in `splits/` (`train|val|test` `.csv`/`.txt`, e.g. the `test.csv` that the MedKLIP and
+    MeDSLIP zero-shot samples ship) replace the official lists: films they do not name are left out.
+    """
+    paper_split = read_split_files(root / SPLIT_DIR)
     test = _read_list(root / TEST_LIST)
-    if not test:
+    if not test and paper_split is None:
         raise DatasetLayoutError(f"{TEST_LIST} is missing or empty: the official split is needed")
     boxes = read_bbox_list(root / BBOX_LIST)
     images = index_images([root / "images", *sorted(root.glob("images_*"))], IMAGE_SUFFIXES)
@@ -101,7 +108,13 @@ def read_official(root: Path) -> BenchmarkData:
             if path is None:
                 count_skip(skipped, "image file not found")
                 continue
-            split = "test" if name in test else carve_val(row["Patient ID"].strip(), VAL_FRACTION)
+            if paper_split is not None:
+                split = paper_split.get(Path(name).stem, "")
+                if not split:
+                    count_skip(skipped, "not in the split files")
+                    continue
+            else:
+                split = "test" if name in test else carve_val(row["Patient ID"].strip(), VAL_FRACTION)
             film_boxes: list[Box] = []
             if name in boxes:
                 size = image_size(path)
@@ -113,8 +126,10 @@ def read_official(root: Path) -> BenchmarkData:
             ))
     return BenchmarkData(
         name=NAME, records=records, classes=CLASSES, layout="official (Data_Entry_2017.csv)",
-        split_note=f"test = {TEST_LIST}; val = {VAL_FRACTION:.0%} of the other patients (SHA-256 of "
-                   "Patient ID); boxes from BBox_List_2017.csv rescaled from 1024 px to the file's size",
+        split_note=(f"split files in {SPLIT_DIR}/" if paper_split is not None else
+                    f"test = {TEST_LIST}; val = {VAL_FRACTION:.0%} of the other patients (SHA-256 of "
+                    "Patient ID)") + "; boxes from BBox_List_2017.csv rescaled from 1024 px to the file's "
+                                     "size",
         skipped=skipped,
     )
 

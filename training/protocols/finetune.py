@@ -158,7 +158,8 @@ def _classification(args: argparse.Namespace, data: BenchmarkData, mapping: Mapp
                              overrides=settings.overrides + settings.cls_overrides)
                 _run_command(finetune_cls, fit_batch(argv, len(subset), settings.nproc), settings.nproc)
             model, _ = load_checkpoint(final)
-            predictor = TorchPredictor(ImageModelGraph(model, None, default_grounding(False)), final)
+            predictor = TorchPredictor(ImageModelGraph(model, None, default_grounding(False)), final,
+                                       device=args.device)
             queries = {c: predictor.info.pathology.index(mapping[c]) for c in data.classes}
             test_only = replace(data, records=test + val, ground_all_splits=False)
             rows, _ = score_dataset(predictor, test_only, queries, partial_dir=run_dir, settings=stream)

@@ -40,9 +40,11 @@ from app.imaging import (
     PreprocessingSpec,
     decode_bytes,
     quiet_pydicom_value_messages,
+    stretch_washed_out,
 )
 from app.imaging.sniff import sniff_format
 from app.logging_setup import configure_logging
+from app.postprocess import png_base64
 from app.request_context import current_request_id, set_request_id
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "DecodeRequest",
     "ModelInput",
     "PoolDecoder",
+    "RenderedFilm",
     "decode_for_model",
     "decodes_without_gil",
     "transfer_syntax",
@@ -68,6 +71,16 @@ class DecodeRequest:
     allow_lateral: bool
     min_long_side: int | None  # None: full resolution (MEDSLIP_REDUCED_DECODE=false)
     spec: PreprocessingSpec
+    render: bool = False  # also return the decoded film as a PNG (the request's input_image)
+
+
+@dataclass(frozen=True)
+class RenderedFilm:
+    """The decoded film as the model saw it before the letterbox, as an 8-bit gray PNG (base64)."""
+
+    png_base64: str
+    width: int
+    height: int
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,16 @@ class ModelInput:
     info: ImageInfo
     tensor: np.ndarray  # (3, S, S) float32, normalised
     box: Letterbox  # letterbox of the ORIGINAL rows x columns
+    rendered: RenderedFilm | None = None  # only when the request asked to render
+
+
+def render_film(pixels: np.ndarray, spec: PreprocessingSpec) -> RenderedFilm:
+    """(H, W) decoded [0, 1] pixels -> PNG of what the letterbox receives: the washed-out stretch is
+    applied as `spec.apply` applies it, so a viewer shows exactly the gray levels the model read.
+    Encoded here (in the decode process) so only the compressed PNG crosses back."""
+    shown = stretch_washed_out(pixels, spec.washed_out_span)  # (H, W) [0, 1]
+    height, width = shown.shape
+    return RenderedFilm(png_base64(shown), width, height)
 
 
 def decode_for_model(request: DecodeRequest) -> ModelInput:
@@ -89,7 +112,8 @@ def decode_for_model(request: DecodeRequest) -> ModelInput:
     tensor, box = request.spec.apply(
         decoded.pixels, source_hw=decoded.source_shape, reduction=decoded.reduction
     )  # (3, S, S)
-    return ModelInput(decoded.info, tensor, box)
+    rendered = render_film(decoded.pixels, request.spec) if request.render else None
+    return ModelInput(decoded.info, tensor, box, rendered)
 
 
 #: Transfer syntaxes whose pixel data is stored native (no codec): implicit / explicit little endian,

@@ -107,6 +107,13 @@ async def request_options(
         ),
     ] = [],  # noqa: B006 (FastAPI idiom)
     allow_lateral: Annotated[bool, Query(description="Accept lateral views (LL/RL/LATERAL).")] = False,
+    input_image: Annotated[
+        bool,
+        Query(
+            description="Add the decoded film, as the model saw it before the letterbox, to `input.image` "
+            "(8-bit gray PNG) for display: browsers cannot render DICOM."
+        ),
+    ] = False,
     x_priority: Annotated[
         str | None,
         Header(
@@ -130,6 +137,7 @@ async def request_options(
     return RequestOptions(
         findings=tuple(findings),
         allow_lateral=allow_lateral,
+        input_image=input_image,
         priority=priority,
         deadline=None if budget_ms is None else time.monotonic() + budget_ms / 1000.0,
     )

@@ -14,6 +14,18 @@ class ModelRef(BaseModel):
     provider: str = Field(description="ONNX Runtime execution provider that ran the model")
 
 
+class InputImage(BaseModel):
+    """The decoded film as the model saw it before the letterbox, for display (`input_image=true`)."""
+
+    png_base64: str = Field(
+        description="8-bit gray PNG after the modality LUT, VOI window, MONOCHROME1 inversion and the "
+        "washed-out stretch; 0 = black. At a reduced resolution where the codec decoded one: draw it "
+        "scaled to columns x rows, the coordinates of every heatmap, peak, box and mask"
+    )
+    width: int
+    height: int
+
+
 class InputInfo(BaseModel):
     format: str = Field(examples=["dicom"])
     rows: int
@@ -24,6 +36,7 @@ class InputInfo(BaseModel):
     transfer_syntax_name: str | None = None
     steps: list[str] = Field(default_factory=list, description="Every pixel and preprocessing step applied")
     warnings: list[str] = Field(default_factory=list)
+    image: InputImage | None = Field(None, description="Only with input_image=true")
 
 
 class Timing(BaseModel):

@@ -20,7 +20,7 @@ import numpy as np
 from app.batching import Batcher, Priority, bucket_size, pad_batch
 from app.budgets import ByteBudget, estimated_decode_bytes
 from app.bundle import Bundle
-from app.decode_pool import DecodeRequest, PoolDecoder
+from app.decode_pool import DecodeRequest, PoolDecoder, RenderedFilm
 from app.errors import (
     DecodeBudgetExceededError,
     InvalidParameterError,
@@ -47,6 +47,7 @@ class RequestOptions:
     anatomy: tuple[str, ...] = ()
     allow_lateral: bool = False
     rle: bool = False
+    input_image: bool = False  # add the decoded film (PNG) to the response's `input`
     priority: Priority = Priority.ROUTINE
     deadline: float | None = None  # time.monotonic() instant
 
@@ -104,6 +105,7 @@ class Inference:
     findings: list[FindingRef]
     timing_ms: dict[str, float]
     batch_size: int
+    rendered: RenderedFilm | None = None
 
 
 def _normalise_name(name: str) -> str:
@@ -236,8 +238,8 @@ class InferenceService:
         return result, elapsed * 1000.0
 
     def _decode(
-        self, data: bytes, media_type: str | None, allow_lateral: bool
-    ) -> tuple[ImageInfo, np.ndarray, Letterbox]:
+        self, data: bytes, media_type: str | None, allow_lateral: bool, render: bool = False
+    ) -> tuple[ImageInfo, np.ndarray, Letterbox, RenderedFilm | None]:
         """Decode + preprocess inside the decode-memory budget (worker thread, waiting on a decode
         process unless MEDSLIP_DECODE_PROCESSES=0); only the model input comes back."""
         cost = estimated_decode_bytes(data)
@@ -256,6 +258,7 @@ class InferenceService:
                     allow_lateral=allow_lateral or self._settings.allow_lateral,
                     min_long_side=self._decode_long_side,
                     spec=self.bundle.preprocessing,
+                    render=render,
                 )
             )  # tensor (3, S, S); box: letterbox of the ORIGINAL rows x columns
             info = result.info
@@ -263,7 +266,7 @@ class InferenceService:
         finally:
             self.decode_budget.release(cost)
             self._metrics.budget_in_use.labels(budget="decode").set(self.decode_budget.in_use)
-        return info, result.tensor, result.box
+        return info, result.tensor, result.box, result.rendered
 
     async def _custom_queries(self, findings: list[FindingRef]) -> tuple[np.ndarray, float]:
         """(Qc, T) embeddings of the free-text findings (worker thread), or an empty (0, T) at no cost."""
@@ -284,8 +287,8 @@ class InferenceService:
         """Decode, queue for a batch and wait; raises ImagingError / ServiceError subclasses. `endpoint`
         says which outputs the caller reads (`ENDPOINT_OUTPUTS`), hence which graph may serve it."""
         async with self.batcher.admit(options.priority):  # may refuse with 503 before any decode work
-            (info, tensor, box), decode_ms = await self._in_pool(
-                "decode", lambda: self._decode(data, media_type, options.allow_lateral)
+            (info, tensor, box, rendered), decode_ms = await self._in_pool(
+                "decode", lambda: self._decode(data, media_type, options.allow_lateral, options.input_image)
             )
             custom, text_ms = await self._custom_queries(findings)
         result = await self.batcher.submit(
@@ -299,7 +302,7 @@ class InferenceService:
             "infer": result.infer_s * 1000.0,
             "post": 0.0,
         }
-        return Inference(info, box, result.value, findings, timing, result.batch_size)
+        return Inference(info, box, result.value, findings, timing, result.batch_size, rendered)
 
     def _scores(self, inference: Inference) -> list[tuple[int, dict[str, Any]]]:
         """(output row, finding entry) per requested finding; custom rows follow the built-in book."""
@@ -362,6 +365,10 @@ class InferenceService:
         """The fields every response carries: model, input, timing_ms, batch_size."""
         info = inference.info
         timing = dict(inference.timing_ms, post=post_ms)
+        rendered = inference.rendered
+        image = None if rendered is None else {
+            "png_base64": rendered.png_base64, "width": rendered.width, "height": rendered.height
+        }
         return {
             "model": {
                 "name": self.bundle.name,
@@ -379,6 +386,7 @@ class InferenceService:
                 "transfer_syntax_name": getattr(info, "transfer_syntax_name", None),
                 "steps": [*info.steps, f"letterbox to {self.bundle.image_size}", "imagenet normalise"],
                 "warnings": list(info.warnings),
+                "image": image,
             },
             "timing_ms": {k: round(v, 3) for k, v in timing.items()},
             "batch_size": inference.batch_size,

@@ -31,6 +31,7 @@ from app.runtime import ImageModelRunner, OrtImageModel, warm_up
 from app.service import InferenceService
 from app.settings import Settings
 from app.textquery import TextQueryEncoder
+from app.viewer import install_viewer
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +173,8 @@ def create_app(settings: Settings, *, runner_factory: RunnerFactory | None = Non
     app.include_router(operations.router)
     app.include_router(inference.router)
     install_docs(app, settings)
+    if settings.viewer:
+        install_viewer(app)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=app.state.metrics,

@@ -154,6 +154,11 @@ class Settings(BaseSettings):
     api_keys: list[SecretStr] = Field(
         default_factory=list, description="If non-empty, inference routes need X-API-Key or Bearer with one."
     )
+    viewer: bool = Field(
+        default=True,
+        description="Serve the built-in web viewer at / (a static page that calls the public API with the "
+        "same keys and limits; stores no image); false: / answers 404.",
+    )
     log_format: Literal["json", "text"] = Field(
         default="json", description="json: one JSON object per log line."
     )

@@ -4,12 +4,13 @@
 #   dicom3tools (dciodvfy), dcmtk  DICOM conformance checks of the SR/SEG the bridge writes
 #   prometheus (promtool)       checks deploy/prometheus.yml and the service's /metrics exposition
 #   docker-compose (v1)         `docker-compose config -q` on docker-compose.yml (no engine needed)
+#   chromium + chromium-driver  the headless browser the built-in viewer's tests drive (Selenium)
 #   python3.11-venv             only for Debian's own python3.11, whose ensurepip lives in that package
 # Idempotent: installs only what is missing. Without root (or apt-get) it says so and exits 0: the tests
 # that need a missing tool skip with a reason.
 set -euo pipefail
 
-packages=(orthanc orthanc-dicomweb dicom3tools dcmtk prometheus docker-compose)
+packages=(orthanc orthanc-dicomweb dicom3tools dcmtk prometheus docker-compose chromium chromium-driver)
 
 is_installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import onnxruntime as ort
 import pytest
-import uvicorn
 
 from app.bench import (
     build_parser,
@@ -24,11 +19,9 @@ from app.bench import (
     require_device,
 )
 from app.bench import main as bench_main
-from app.factory import create_app
 from app.runtime import CPU, CUDA
-from app.settings import Settings
-from tests.app.test_serve_process import free_port
 from tests.support.images import png_bytes
+from tests.support.live_server import live_server
 
 
 def test_percentiles_nearest_rank() -> None:
@@ -92,29 +85,6 @@ def test_load_images_skips_hip_films(shared_data: Path) -> None:
     images = load_images(shared_data, 10)
     assert len(images) == 10
     assert {media for _, media in images} == {"application/dicom", "image/jpeg"}
-
-
-@contextmanager
-def live_server(model_dir: Path) -> Iterator[str]:
-    """The service on a free local port in a daemon thread, polled (bounded) until ready; yields its URL
-    and stops it on the way out."""
-    port = free_port()
-    app = create_app(Settings(model_dir=model_dir, intra_op_threads=1))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 async def test_drive_level_against_a_live_server(tiny_bundle: Path) -> None:

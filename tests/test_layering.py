@@ -95,6 +95,11 @@ def test_service_never_imports_torch_or_training() -> None:
     assert violations(sources(APP), ("torch", "training")) == []
 
 
+def test_service_does_not_import_the_bridge() -> None:
+    service = [path for path in sources(APP) if not under(module_name(path), "app.bridge")]
+    assert violations(service, ("app.bridge",)) == []
+
+
 @pytest.mark.parametrize("layer", ["app.errors", "app.batching", "app.admission"])
 def test_engine_modules_import_no_web_framework(layer: str) -> None:
     path = APP / (layer.split(".", 1)[1] + ".py")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,17 @@ def test_domain_errors_import_no_web_framework() -> None:
         for alias in node.names
     }
     assert not {name for name in imported if name.split(".")[0] in {"fastapi", "starlette"}}
+
+
+def test_contract_document_lists_the_mapping() -> None:
+    """docs/contracts.md's problem table is the mapping, row for row."""
+    expected = set()
+    for cls, kind in PROBLEM_TYPES.items():
+        if cls in DOMAIN_ERRORS:
+            continue
+        module = "app.imaging" if cls.__module__.startswith("app.imaging") else cls.__module__
+        code = getattr(cls, "default_code", None) or getattr(cls, "code", "")
+        expected.add(f"| {kind.status} | `{code}` | {kind.title} | `{module}.{cls.__name__}` |")
+    document = (APP.parent / "docs" / "contracts.md").read_text()
+    documented = {line for line in document.splitlines() if re.match(r"^\| \d{3} \| `\w+` \|", line)}
+    assert documented == expected

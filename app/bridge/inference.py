@@ -32,6 +32,8 @@ class InferenceResult:
     def from_json(cls, data: dict[str, Any]) -> InferenceResult:
         """Validate a spooled answer (raises pydantic.ValidationError when it breaks the contract)."""
         ground = data.get("ground")
+        if ground is not None and not ground.get("findings"):
+            ground = None  # spooled by earlier bridge versions as {"findings": []}: nothing grounded
         return cls(
             classify=ClassifyResponse.model_validate(data["classify"]),
             ground=None if ground is None else GroundResponse.model_validate(ground),

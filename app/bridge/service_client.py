@@ -21,7 +21,7 @@ from app.bridge.identifiers import idempotency_key
 from app.bridge.inference import InferenceResult
 from app.bridge.retry import Backoff
 from app.bundle import SEGMENTATION_STRUCTURES
-from app.schemas import ClassifyResponse, GroundResponse, ModelMetadata, SegmentResponse
+from app.schemas import ClassifyResponse, GroundResponse, ModelMetadata, Problem, SegmentResponse
 
 logger = logging.getLogger(__name__)
 
@@ -156,14 +156,12 @@ class InferenceClient:
 
 
 def _problem_code(response: httpx.Response) -> str:
-    """The stable `code` of a problem+json body, else a generic one from the status."""
+    """The stable `code` of the service's problem+json body (`app.schemas.Problem`), else one from
+    the status (e.g. a proxy in between answered with its own page)."""
     try:
-        body = response.json()
-    except ValueError:
+        return Problem.model_validate_json(response.content).code
+    except ValidationError:
         return f"http_{response.status_code}"
-    if isinstance(body, dict) and isinstance(body.get("code"), str):
-        return str(body["code"])
-    return f"http_{response.status_code}"
 
 
 def _retry_after_seconds(response: httpx.Response) -> float | None:

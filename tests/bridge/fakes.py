@@ -34,6 +34,12 @@ def model_metadata(name: str, version: str) -> dict[str, Any]:
             "outputs": [{"name": "pathology_probs", "datatype": "FP32", "shape": [-1, 75]}], "parameters": {}}
 
 
+def problem(status: int, code: str) -> dict[str, Any]:
+    """A problem+json body as the service sends it (app.schemas.Problem)."""
+    return {"type": "about:blank", "title": code.replace("_", " "), "status": status, "code": code,
+            "detail": f"test {code}"}
+
+
 def _envelope(width: int, height: int) -> dict[str, Any]:
     """The fields every service answer carries besides its results (app.schemas.ResponseBase)."""
     return {

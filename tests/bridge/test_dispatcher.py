@@ -19,7 +19,7 @@ from app.bridge.metrics import BridgeMetrics
 from app.bridge.retry import Backoff
 from app.bridge.service_client import InferenceClient
 from app.bridge.spool import InstanceHeader, Spool
-from tests.bridge.fakes import fake_answers, make_chest_dicom, model_metadata
+from tests.bridge.fakes import fake_answers, make_chest_dicom, model_metadata, problem
 
 
 class Clock:
@@ -44,9 +44,9 @@ class FakeService:
         if route == "v2":
             return httpx.Response(200, json=model_metadata("tiny", "0.0.1"))
         if self.refuse_code:
-            return httpx.Response(422, json={"code": self.refuse_code})
+            return httpx.Response(422, json=problem(422, self.refuse_code))
         if self.fail_with:
-            return httpx.Response(self.fail_with, json={"code": "boom"})
+            return httpx.Response(self.fail_with, json=problem(self.fail_with, "boom"))
         return httpx.Response(200, json=fake_answers(64, 64)[route])
 
 

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from app.bridge.identifiers import idempotency_key
+from app.bridge.inference import InferenceResult
 from app.bridge.retry import Backoff
 from app.bridge.service_client import InferenceClient, ServiceRefusedError, ServiceUnavailableError
-from tests.bridge.fakes import fake_answers, model_metadata
+from tests.bridge.fakes import fake_answers, model_metadata, problem
 from tests.bridge.loopback import CannedResponse, scripted_server
 
 ANSWERS = fake_answers(8, 8)
@@ -57,7 +58,7 @@ def test_transient_failures_are_retried_with_backoff_and_the_same_idempotency_ke
 
 
 def test_refusal_is_not_retried_and_keeps_the_problem_code() -> None:
-    script = {"/v2/models": [META], "/classify": [CannedResponse(422, {"code": "not_chest", "status": 422})]}
+    script = {"/v2/models": [META], "/classify": [CannedResponse(422, problem(422, "not_chest"))]}
     delays: list[float] = []
     with scripted_server(script) as server:
         client = _client(server.url, delays)
@@ -87,7 +88,7 @@ def test_unreachable_service_is_unavailable_not_refused() -> None:
 
 
 def test_unknown_model_name_is_a_configuration_problem_not_a_refusal() -> None:
-    script: dict[str, Any] = {"/v2/models": [CannedResponse(404, {"code": "unknown_model"})]}
+    script: dict[str, Any] = {"/v2/models": [CannedResponse(404, problem(404, "unknown_model"))]}
     with scripted_server(script) as server:
         client = _client(server.url, [])
         with pytest.raises(ServiceUnavailableError, match="unknown_model"):
@@ -123,3 +124,22 @@ def test_an_answer_breaking_the_http_contract_is_a_service_fault() -> None:
         client = _client(server.url, [])
         with pytest.raises(ServiceUnavailableError, match="ClassifyResponse"):
             client.infer(b"DICM", "1.2.3.4", findings=[], max_grounded=1)
+
+
+def test_a_refusal_without_the_services_problem_body_gets_a_code_from_its_status() -> None:
+    """e.g. a reverse proxy answering 413 with its own HTML page."""
+    script = {"/v2/models": [META], "/classify": [CannedResponse(413, {"error": "too big"})]}
+    with scripted_server(script) as server:
+        client = _client(server.url, [])
+        with pytest.raises(ServiceRefusedError) as refusal:
+            client.infer(b"DICM", "1.2.3.4", findings=[], max_grounded=1)
+    assert refusal.value.code == "http_413"
+
+
+def test_answers_spooled_by_an_earlier_bridge_still_parse() -> None:
+    """Earlier versions saved the service JSON verbatim and {"findings": []} when nothing was grounded."""
+    saved = {"classify": ANSWERS["classify"], "ground": {"findings": []}, "segment": ANSWERS["segment"]}
+    result = InferenceResult.from_json(saved)
+    assert result.ground is None and [f.name for f in result.classify.findings] == ["effusion", "pneumonia",
+                                                                                  "cardiomegaly"]
+    assert InferenceResult.from_json(result.to_json()) == result

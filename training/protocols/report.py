@@ -72,7 +72,7 @@ def _zero_shot_lines(report: Mapping[str, Any]) -> list[str]:
              "original protocol); val-chosen: the max-F1 threshold of the validation split applied to test.",
              "", *_table(header, rows), ""]
     datasets = report.get("datasets", {})
-    unofficial = [f"{TITLES[d]} ({datasets[d]['layout']})" for d in sets
+    unofficial = [f"{TITLES[d]}: {datasets[d]['layout']}" for d in sets
                   if not str(datasets.get(d, {}).get("layout", "official")).startswith("official")]
     if unofficial and peers:
         lines += ["Not comparable with the peer rows, which are on the official test split: this run read "

@@ -72,3 +72,17 @@ def test_shared_manifest_is_read_through_the_nih_reader(shared_data: Path) -> No
 def test_a_folder_without_either_layout_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DatasetLayoutError, match=r"Data_Entry_2017\.csv"):
         read_cxr14(tmp_path)
+
+
+@pytest.mark.shared_data
+def test_paper_split_files_replace_the_official_lists(shared_data: Path, tmp_path: Path) -> None:
+    tree = write_cxr14_tree(shared_data, tmp_path / "cxr14", n_plain=4)
+    chosen = sorted(tree.labels)[:5]
+    (tree.root / "splits").mkdir()
+    (tree.root / "splits" / "test.csv").write_text(
+        "path,Atelectasis\n" + "".join(f"/data/images/{stem}.png,0\n" for stem in chosen), encoding="utf-8")
+    data = read_cxr14(tree.root)
+    assert sorted(Path(r.image).stem for r in data.records) == chosen
+    assert {r.split for r in data.records} == {"test"}
+    assert data.skipped == {"not in the split files": len(tree.labels) - 5}
+    assert data.split_note.startswith("split files in splits/")

@@ -163,8 +163,8 @@ def test_http_candidates_record_the_service_timings(tiny_bundle: Path) -> None: 
 
     from app.factory import create_app
     from app.settings import Settings
-    from tests.support.images import dicom_bytes
     from tests.app.test_serve_process import free_port
+    from tests.support.images import dicom_bytes
 
     port = free_port()
     app = create_app(Settings(model_dir=tiny_bundle, intra_op_threads=1, decode_processes=0))

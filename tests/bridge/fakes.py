@@ -15,7 +15,7 @@ from app.bundle import SEGMENTATION_STRUCTURES
 MODEL = {
     "name": "medslip-cxr", "version": "0.0.1-test", "sha256": "0" * 64, "provider": "CPUExecutionProvider"
 }
-FINDINGS = [("effusion", 0.81, True), ("pneumonia", 0.34, False), ("cardiomegaly", 0.62, True)]
+FINDINGS = [("effusion", 0.81, True), ("atelectasis", 0.34, False), ("cardiomegaly", 0.62, True)]
 #: findings the fake service has no validated operating point for ("calibrated": false)
 UNCALIBRATED = {"cardiomegaly"}
 STRUCTURES = list(SEGMENTATION_STRUCTURES)

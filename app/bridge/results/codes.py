@@ -1,13 +1,17 @@
 """The bridge's code table: every finding, anatomy and structure name it writes, as a DICOM code.
 
 Why a table: a PACS or AI-results viewer can only interpret standard codes. Order of preference:
-SNOMED CT (SCT), then DICOM (DCM) where SNOMED has nothing; a name no standard covers gets a code in
-the private scheme `99MEDSLIP` (declared in each SR's Coding Scheme Identification Sequence).
+SNOMED CT (SCT), then DICOM (DCM) or RadLex (RADLEX) where no SNOMED CT concept could be verified;
+a name no standard covers gets a code in the private scheme `99MEDSLIP` (declared in each SR's
+Coding Scheme Identification Sequence).
 
-Every standard code below appears with this meaning in pydicom's code dictionary (DICOM PS3.16 as
-shipped with pydicom); `tests/bridge/results/test_codes.py` checks each one against it, so no code
-here is guessed. Names whose code could not be verified that way stay private, also where a standard
-code probably exists (e.g. pneumonia, atelectasis): a wrong code is worse than an honest private one.
+No code here is guessed. Each standard code is verified one of two ways, and
+`tests/bridge/results/test_codes.py` checks both: it appears with this meaning in pydicom's code
+dictionary (DICOM PS3.16 as shipped with pydicom), or it is listed in `PAGE_VERIFIED` with the
+authoritative page (SNOMED International, a FHIR terminology server, a RadLex terminology service)
+that shows the concept id with this preferred term, active. Names whose code could not be verified
+either way stay private, also where a standard code probably exists (e.g. atelectasis): a wrong code
+is worse than an honest private one.
 """
 
 from __future__ import annotations
@@ -48,6 +52,43 @@ def _dcm(value: str, meaning: str) -> Code:
     return Code(value, "DCM", meaning)
 
 
+#: Standard codes pydicom's dictionary does not hold: (scheme, value) -> (preferred term, the page that
+#: shows the concept id with that term, active). Checked by hand; the test asserts each one.
+PAGE_VERIFIED: dict[tuple[str, str], tuple[str, str]] = {
+    ("SCT", "233604007"): (
+        "Pneumonia",
+        "https://docs.snomed.org/education/snomed-ct-education-editorial-guide/readme/authoring/"
+        "domain-specific-modeling/clinical-finding-and-disorder/clinical-finding-and-disorder-modeling/"
+        "specific-clinical-finding-and-disorder-modeling/pneumonia-vs-pneumonitis",
+    ),
+    ("SCT", "125605004"): (
+        "Fracture of bone",
+        "https://conf.spaces.snomed.org/wiki/spaces/SCTEMPLATES/pages/133993889/"
+        "Fracture+of+bone+structure+disorder+-+v1.0",
+    ),
+    ("SCT", "52515009"): (
+        "Hernia of abdominal cavity",
+        "https://confluence.snomedtools.org/pages/viewpage.action?pageId=154250187",
+    ),
+    ("SCT", "68052005"): (
+        "Pulmonary aspiration",
+        "https://tx-dev.fhir.org/snomed/11000172109-20231115/?id=68052005&type=snomed",
+    ),
+    ("RADLEX", "RID43255"): (
+        "consolidation",
+        "https://testing.ehealthireland.ie/terminology/claml/ViewClass?"
+        "classificationId=2.16.840.1.113883.6.256&code=RID43255",
+    ),
+    ("RADLEX", "RID4799"): ("emphysema", "https://www.cismef.org/page/detail/en/RAD_CO_RID4799"),
+}
+
+
+def _page(scheme: str, value: str) -> Code:
+    """A code from `PAGE_VERIFIED`, with the preferred term recorded there."""
+    meaning, _source = PAGE_VERIFIED[(scheme, value)]
+    return Code(value, scheme, meaning)
+
+
 #: Pathology entities (model vocabulary) with a verified standard code.
 FINDING_CODES: dict[str, Code] = {
     "normal": _dcm("111286", "No abnormality"),
@@ -72,6 +113,24 @@ FINDING_CODES: dict[str, Code] = {
     "mass": _sct("4147007", "Mass"),
     "infiltrate": _dcm("112121", "Infiltrate"),
     "dilation": _sct("25322007", "dilatation"),
+    "pneumonia": _page("SCT", "233604007"),
+    "fracture": _page("SCT", "125605004"),  # the disorder; on a film: rib, clavicle, vertebra
+    "hernia": _page("SCT", "52515009"),  # abdominal contents herniated into the chest (hiatal, ...)
+    "aspiration": _page("SCT", "68052005"),
+    "chf": _sct("42343007", "Congestive heart failure"),
+    "stent": _sct("65818007", "Stent"),
+    "lesion": _sct("52988006", "Lesion"),
+    "disease": _sct("64572001", "Disease"),
+    "abnormality": _sct("263654008", "Abnormal"),
+    "finding": _sct("404684003", "Finding"),
+    "fluid": _sct("32457005", "Body fluid"),
+    "air": _sct("15158005", "Air"),
+    "sharply": _dcm("112137", "Sharply defined"),  # Chest CAD border definition (CID 6120)
+    "obscure": _dcm("112152", "Silhouette sign"),  # an obscured margin is the silhouette sign
+    "drainage": _dcm("112173", "Chest tube"),
+    # SNOMED CT has concepts for these, but none could be verified offline; RadLex until one is
+    "consolidation": _page("RADLEX", "RID43255"),
+    "emphysema": _page("RADLEX", "RID4799"),
 }
 
 _LUNG = _sct("39607008", "Lung")
@@ -122,6 +181,8 @@ ANATOMY_SITES: dict[str, Site] = {
     "clavicle": Site(_CLAVICLE),
     "rib": Site(_sct("113197003", "Rib")),
     "stomach": Site(_sct("69695003", "Stomach")),
+    "right_atrium": Site(_sct("73829009", "Right atrium")),
+    "right_ventricle": Site(_sct("53085002", "Right ventricle")),
     "aorta": Site(_sct("15825003", "Aorta")),
     "svc": Site(_sct("48345005", "Superior vena cava")),
     "interstitium": Site(_sct("85293002", "Interstitial tissue")),

@@ -134,7 +134,7 @@ def test_each_grounded_finding_gets_its_site_and_heatmaps_follow_the_scores() ->
     inference.ground.findings.reverse()  # service order must not decide which overlays are made
     objects = build_results(_source(), inference, "test", max_heatmaps=1)
     [heatmap] = [o.dataset for o in objects if o.kind == "heatmap"]
-    assert "effusion" in heatmap.ImageComments  # 0.81 beats pneumonia's 0.34
+    assert "effusion" in heatmap.ImageComments  # 0.81 beats atelectasis's 0.34
     grounded = by_code({f.name: 0.0 for f in inference.ground.findings})
     # best anatomy "lower_right_lobe": SNOMED CT lower lobe of lung, laterality right
     assert sr_finding_sites(objects[0].dataset) == dict.fromkeys(grounded, expected_site("lower_right_lobe"))
@@ -184,18 +184,18 @@ def test_segments_are_snomed_coded_with_laterality() -> None:
 def test_sr_of_standard_coded_findings_has_no_coding_warnings(tmp_path: Path) -> None:
     inference = fake_inference(64, 64)
     assert inference.ground is not None
-    inference.classify.findings = [f for f in inference.classify.findings if f.name != "pneumonia"]
-    inference.ground.findings = [f for f in inference.ground.findings if f.name != "pneumonia"]
+    inference.classify.findings = [f for f in inference.classify.findings if f.name != "atelectasis"]
+    inference.ground.findings = [f for f in inference.ground.findings if f.name != "atelectasis"]
     sr = build_results(_source(), inference, "test", max_heatmaps=0)[0].dataset
     assert "CodingSchemeIdentificationSequence" not in sr  # nothing private to declare
     assert coding_warnings(dciodvfy_lines(sr, tmp_path)) == []
 
 
 def test_private_codes_are_declared_and_the_only_coding_warnings(tmp_path: Path) -> None:
-    """pneumonia has no code verifiable offline: private, declared; dciodvfy (2022) still names it."""
+    """atelectasis has no code verifiable offline: private, declared; dciodvfy (2022) still names it."""
     sr = build_results(_source(), fake_inference(64, 64), "test", max_heatmaps=0)[0].dataset
     [declared] = sr.CodingSchemeIdentificationSequence
     assert declared.CodingSchemeDesignator == "99MEDSLIP"
-    assert ("99MEDSLIP", finding_code("pneumonia").value) in sr_probabilities(sr)
+    assert ("99MEDSLIP", finding_code("atelectasis").value) in sr_probabilities(sr)
     warnings = coding_warnings(dciodvfy_lines(sr, tmp_path))
     assert warnings and all("<99MEDSLIP>" in line for line in warnings)

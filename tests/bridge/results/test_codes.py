@@ -1,4 +1,4 @@
-"""The code table holds only codes pydicom's DICOM PS3.16 dictionary confirms, with their meanings."""
+"""The code table holds only verified codes: in pydicom's PS3.16 dictionary, or checked on a named page."""
 
 from __future__ import annotations
 
@@ -40,9 +40,63 @@ def _standard_codes() -> list[Code]:
 
 
 @pytest.mark.parametrize("code", _standard_codes(), ids=lambda c: f"{c.scheme_designator}-{c.value}")
-def test_every_standard_code_is_in_pydicoms_dictionary_with_its_meaning(code: Code) -> None:
-    assert code.scheme_designator in {"SCT", "DCM"}
-    assert code.meaning in _meanings(code), _meanings(code)
+def test_every_standard_code_is_verified_with_its_meaning(code: Code) -> None:
+    """Either pydicom's PS3.16 dictionary holds it with this meaning, or a page was checked for it."""
+    assert code.scheme_designator in {"SCT", "DCM", "RADLEX"}
+    page = table.PAGE_VERIFIED.get((code.scheme_designator, code.value))
+    if page is None:
+        assert code.meaning in _meanings(code), _meanings(code)
+    else:
+        meaning, source = page
+        assert code.meaning == meaning and source.startswith("https://")
+
+
+#: Codes added after checking them one by one (SNOMED CT concept pages or pydicom's dictionary), with
+#: the meaning each must carry; written out here so that a slip in the table cannot pass unnoticed.
+ADDED_FINDINGS = {
+    "pneumonia": ("SCT", "233604007", "Pneumonia"),
+    "fracture": ("SCT", "125605004", "Fracture of bone"),
+    "hernia": ("SCT", "52515009", "Hernia of abdominal cavity"),
+    "aspiration": ("SCT", "68052005", "Pulmonary aspiration"),
+    "chf": ("SCT", "42343007", "Congestive heart failure"),
+    "stent": ("SCT", "65818007", "Stent"),
+    "lesion": ("SCT", "52988006", "Lesion"),
+    "disease": ("SCT", "64572001", "Disease"),
+    "abnormality": ("SCT", "263654008", "Abnormal"),
+    "finding": ("SCT", "404684003", "Finding"),
+    "fluid": ("SCT", "32457005", "Body fluid"),
+    "air": ("SCT", "15158005", "Air"),
+    "sharply": ("DCM", "112137", "Sharply defined"),
+    "obscure": ("DCM", "112152", "Silhouette sign"),
+    "drainage": ("DCM", "112173", "Chest tube"),
+    "consolidation": ("RADLEX", "RID43255", "consolidation"),
+    "emphysema": ("RADLEX", "RID4799", "emphysema"),
+}
+ADDED_SITES = {
+    "right_atrium": ("SCT", "73829009", "Right atrium"),
+    "right_ventricle": ("SCT", "53085002", "Right ventricle"),
+}
+
+
+def _triple(code: Code) -> tuple[str, str, str]:
+    return code.scheme_designator, code.value, code.meaning
+
+
+def test_added_codes_carry_their_verified_meanings() -> None:
+    assert {name: _triple(table.finding_code(name)) for name in ADDED_FINDINGS} == ADDED_FINDINGS
+    assert {name: _triple(table.anatomy_site(name).code) for name in ADDED_SITES} == ADDED_SITES
+    assert table.anatomy_site("right atrium").laterality is None  # the chamber names its side
+
+
+def test_every_page_verified_code_is_used() -> None:
+    used = {(c.scheme_designator, c.value) for c in _standard_codes()}
+    assert set(table.PAGE_VERIFIED) <= used
+
+
+def test_no_two_findings_share_a_code() -> None:
+    """An SR reader finds a finding by its code; two names on one code would be indistinguishable."""
+    keys = [(c.scheme_designator, c.value) for c in table.FINDING_CODES.values()]
+    assert len(keys) == len(set(keys))
 
 
 def test_codes_named_in_the_requirements_are_used() -> None:
@@ -53,9 +107,9 @@ def test_codes_named_in_the_requirements_are_used() -> None:
 
 
 def test_names_without_a_verified_code_are_private_and_stable() -> None:
-    code = table.finding_code("pneumonia")
-    assert code.scheme_designator == table.PRIVATE_SCHEME and code.meaning == "pneumonia"
-    assert code == table.finding_code("pneumonia") and len(code.value) <= 16
+    code = table.finding_code("atelectasis")
+    assert code.scheme_designator == table.PRIVATE_SCHEME and code.meaning == "atelectasis"
+    assert code == table.finding_code("atelectasis") and len(code.value) <= 16
     assert not table.anatomy_site("left_costophrenic").standard
     assert table.anatomy_site("left lower lung").code.value == "281394001"  # spaces or underscores
 

@@ -27,7 +27,7 @@ from app.bridge.dicomweb import (
 )
 from app.bridge.metrics import BridgeMetrics
 from app.bridge.scp import ACCEPTED_SOP_CLASSES
-from app.bridge.spool import InstanceHeader, Spool
+from app.bridge.spool import InstanceHeader, Spool, StoreOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +50,14 @@ def problem(status: int, code: str, detail: str) -> JSONResponse:
     )
 
 
-def _store_part(spool: Spool, payload: bytes, expected_study: str | None) -> StoredInstance | FailedInstance:
-    """Validate and spool one STOW part; a failure names the PS3.18 reason, never raises."""
+def _store_part(
+    spool: Spool, payload: bytes, expected_study: str | None
+) -> tuple[StoredInstance, StoreOutcome] | FailedInstance:
+    """Validate and spool one STOW part; a failure names the PS3.18 reason, never raises.
+
+    A success carries the spool's outcome: a duplicate or a re-queued dead letter is acknowledged to
+    the sender like a new instance (PS3.18), but the ingress metric counts it under its own outcome.
+    """
     try:
         ds = pydicom.dcmread(io.BytesIO(payload), stop_before_pixels=True)
         header = InstanceHeader.from_dataset(ds)
@@ -62,10 +68,10 @@ def _store_part(spool: Spool, payload: bytes, expected_study: str | None) -> Sto
     if expected_study is not None and header.study_instance_uid != expected_study:
         return FailedInstance(header.sop_class_uid, header.sop_instance_uid, FAILURE_DATASET_MISMATCH)
     try:
-        spool.store(payload, header, ingress="stow")
+        outcome, _ = spool.store(payload, header, ingress="stow")
     except OSError:
         return FailedInstance(header.sop_class_uid, header.sop_instance_uid, FAILURE_OUT_OF_RESOURCES)
-    return StoredInstance(header.sop_class_uid, header.sop_instance_uid)
+    return StoredInstance(header.sop_class_uid, header.sop_instance_uid), outcome
 
 
 def create_app(
@@ -99,12 +105,12 @@ def create_app(
                 failed.append(FailedInstance("", "", FAILURE_CANNOT_UNDERSTAND))
                 continue
             result = await run_in_threadpool(_store_part, spool, payload, study)
-            if isinstance(result, StoredInstance):
-                stored.append(result)
-            else:
+            if isinstance(result, FailedInstance):
                 failed.append(result)
-        for _ in stored:
-            metrics.received.labels("stow", "stored").inc()
+                continue
+            instance, outcome = result
+            stored.append(instance)
+            metrics.received.labels("stow", outcome.value).inc()
         for _ in failed:
             metrics.received.labels("stow", "rejected").inc()
         status, response_body = store_response(stored, failed)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
+import pydicom
 import pytest
 from fastapi.testclient import TestClient
 
@@ -105,6 +107,26 @@ def test_resending_an_instance_is_accepted_once(client: TestClient, spool: Spool
     assert _post(client, [data])[0] == 200
     assert _post(client, [data])[0] == 200
     assert len(spool.journal.load_all()) == 1
+
+
+def _received(client: TestClient) -> dict[str, float]:
+    """outcome -> count of the STOW ingress series of /metrics."""
+    prefix = 'medslip_bridge_instances_received_total{ingress="stow",outcome="'
+    lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)]
+    return {line[len(prefix):].split('"')[0]: float(line.rsplit(" ", 1)[1]) for line in lines}
+
+
+def test_ingress_metric_counts_duplicates_and_requeued_dead_letters_apart(
+    client: TestClient, spool: Spool
+) -> None:
+    """A re-sent instance is acknowledged like a new one, but counted as what it is."""
+    known, dead = make_chest_dicom(), make_chest_dicom()
+    assert _post(client, [known, dead])[0] == 200
+    dead_key = spool.instance_key(pydicom.dcmread(io.BytesIO(dead), stop_before_pixels=True).SOPInstanceUID)
+    spool.dead_letter(spool.journal.load(dead_key), "egress: association_failed", "egress")
+    assert _post(client, [known, dead, make_chest_dicom(sop_class_uid=MR_IMAGE_STORAGE)])[0] == 202
+    assert _received(client) == {"stored": 2.0, "duplicate": 1.0, "requeued": 1.0, "rejected": 1.0}
+    assert spool.journal.load(dead_key).state is InstanceState.RECEIVED  # requeued, processed again
 
 
 def test_health_and_metrics(client: TestClient, spool: Spool) -> None:

@@ -4,10 +4,13 @@
 
 import { ApiError, getJson, postImage, readiness } from "./api.js";
 import { explain } from "./explain.js";
-import { appendFinding, enableKeyboard, formatScore, markSelected, renderFindings } from "./findings.js";
+import { appendFinding, enableKeyboard, markSelected, renderFindings } from "./findings.js";
 import {
   MASK_GROUPS, clear, drawFilm, drawHeatmap, drawMarks, drawMasks, maskLayers, pngImage, sizeCanvases,
 } from "./overlay.js";
+import {
+  describeInput, label, logRequest as logRequestTo, maskLegend, renderDetail, renderInputInfo,
+} from "./panels.js";
 
 const byId = (id) => document.getElementById(id);
 const ui = {
@@ -40,6 +43,7 @@ const ui = {
   freeTextSubmit: byId("free-text-submit"),
   detailSummary: byId("detail-summary"),
   regions: byId("regions"),
+  regionsHeading: byId("regions-heading"),
   inputInfo: byId("input-info"),
   modelInfo: byId("model-info"),
   log: byId("request-log"),
@@ -60,9 +64,8 @@ const state = {
   model: null, // /v2/models/{name} answer
 };
 
-const label = (name) => name.replaceAll("_", " ");
 const apiKey = () => ui.apiKey.value.trim();
-const percent = (value) => `${(value * 100).toFixed(1)} %`;
+const logRequest = (what, result, elapsedMs) => logRequestTo(ui.log, what, result, elapsedMs);
 
 // --- messages -------------------------------------------------------------------------------------
 function showError(error, doing) {
@@ -91,19 +94,6 @@ function clearError() {
   ui.error.dataset.code = "";
 }
 
-function logRequest(what, result, elapsedMs) {
-  const t = result.timing_ms;
-  const item = document.createElement("li");
-  item.textContent =
-    `${what}: ${result.model.name} ${result.model.version} (${result.model.provider}); ` +
-    `${Math.round(elapsedMs)} ms round trip, service: queue ${t.queue} ms, decode ${t.decode} ms, ` +
-    `model ${t.infer} ms, post ${t.post} ms, batch of ${result.batch_size}; request id `;
-  const id = document.createElement("code");
-  id.textContent = result.request_id || "none";
-  item.append(id);
-  ui.log.prepend(item);
-}
-
 // --- the film --------------------------------------------------------------------------------------
 function resetFilm() {
   state.loaded = false;
@@ -124,38 +114,10 @@ function resetFilm() {
   ui.calibrationNote.hidden = true;
   ui.detailSummary.textContent = "None selected.";
   ui.regions.replaceChildren();
+  ui.regionsHeading.hidden = true;
   ui.inputInfo.replaceChildren();
   ui.maskLegend.textContent = MASK_LEGEND_DEFAULT;
   setFreeText(false);
-}
-
-function describeInput(input) {
-  const parts = [input.format.toUpperCase(), `${input.columns} × ${input.rows} pixels`, input.photometric];
-  if (input.view_position) {
-    parts.push(`view ${input.view_position}`);
-  }
-  return parts.join(", ");
-}
-
-function showInputInfo(input) {
-  const rows = [
-    ["Format", input.format.toUpperCase()],
-    ["Original size", `${input.columns} × ${input.rows} pixels`],
-    ["Photometric", input.photometric],
-    ["View", input.view_position || "not stated"],
-    ["Transfer syntax", input.transfer_syntax_name || input.transfer_syntax || "—"],
-    ["Steps applied", input.steps.join(" → ")],
-    ["Warnings", input.warnings.length ? input.warnings.join("; ") : "none"],
-  ];
-  ui.inputInfo.replaceChildren(
-    ...rows.flatMap(([term, value]) => {
-      const dt = document.createElement("dt");
-      dt.textContent = term;
-      const dd = document.createElement("dd");
-      dd.textContent = value;
-      return [dt, dd];
-    }),
-  );
 }
 
 async function showFilm(input) {
@@ -173,7 +135,7 @@ async function showFilm(input) {
     ui.caption.textContent = `${described}. This service did not return the rendered film.`;
   }
   ui.film.setAttribute("aria-label", `Chest film as the model saw it: ${described}`);
-  showInputInfo(input);
+  renderInputInfo(ui.inputInfo, input);
 }
 
 async function analyse(file) {
@@ -228,26 +190,6 @@ async function loadModel(name) {
 }
 
 // --- findings and heatmaps ---------------------------------------------------------------------------
-function showDetail(finding) {
-  const calibration = finding.calibrated ? "calibrated threshold" : "uncalibrated default threshold";
-  const verdict = finding.positive ? "above" : "below";
-  let where = `Heatmap peak at x ${finding.peak.x}, y ${finding.peak.y}`;
-  if (finding.box) {
-    const [x0, y0, x1, y1] = finding.box;
-    where += `; box x ${x0}–${x1}, y ${y0}–${y1}`;
-  }
-  ui.detailSummary.textContent =
-    `${label(finding.name)}: score ${formatScore(finding.score)}, ${verdict} its threshold ` +
-    `${formatScore(finding.threshold)} (${calibration}). ${where} (original pixels).`;
-  ui.regions.replaceChildren(
-    ...finding.anatomy.map((region) => {
-      const item = document.createElement("li");
-      item.textContent = `${label(region.name)} (${formatScore(region.score)})`;
-      return item;
-    }),
-  );
-}
-
 async function grounded(name, generation) {
   const cached = state.grounded.get(name);
   if (cached) {
@@ -280,7 +222,7 @@ async function select(name) {
     drawHeatmap(ui.heatmap, image);
     drawMarks(ui.marks, finding, state.scale);
     ui.heatmap.dataset.finding = name;
-    showDetail(finding);
+    renderDetail(ui.detailSummary, ui.regionsHeading, ui.regions, finding);
   } catch (error) {
     if (generation === state.generation) {
       ui.detailSummary.textContent = `${label(name)} could not be located.`;
@@ -356,17 +298,6 @@ function ensureMasks(generation) {
       });
   }
   return state.masksPending;
-}
-
-function maskLegend(masks, groups) {
-  return groups
-    .map((group) => {
-      const areas = MASK_GROUPS[group].structures
-        .filter((name) => masks.has(name))
-        .map((name) => `${label(name)} ${percent(masks.get(name).area_fraction)}`);
-      return `${group[0].toUpperCase()}${group.slice(1)}: ${areas.join(", ") || "none found"}`;
-    })
-    .join("; ");
 }
 
 async function refreshMasks() {

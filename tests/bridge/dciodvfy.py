@@ -9,6 +9,8 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from app.bridge.results.codes import PRIVATE_SCHEME
+
 #: Warnings about coded values (unknown scheme designators, codes outside a context group).
 CODING_WARNING_MARKERS = ("Coding Scheme Designator", "Code Value", "Code Meaning", "context group", "CID")
 
@@ -28,6 +30,22 @@ def dciodvfy_lines(ds: pydicom.Dataset, tmp_path: Path) -> list[str]:
 def dciodvfy_errors(ds: pydicom.Dataset, tmp_path: Path) -> list[str]:
     """The 'Error' lines dciodvfy prints for `ds` (warnings are allowed)."""
     return [line for line in dciodvfy_lines(ds, tmp_path) if line.startswith("Error")]
+
+
+def private_scheme_uses(ds: pydicom.Dataset) -> int:
+    """How many Coding Scheme Designators in `ds` (nested items included) name the private scheme.
+
+    dciodvfy (2022) warns once for each of them, the declaration in the Coding Scheme Identification
+    Sequence included; a standard code adds no warning.
+    """
+    count = 0
+
+    def visit(dataset: pydicom.Dataset, element: pydicom.DataElement) -> None:
+        nonlocal count
+        count += element.keyword == "CodingSchemeDesignator" and element.value == PRIVATE_SCHEME
+
+    ds.walk(visit)
+    return count
 
 
 def coding_warnings(lines: list[str]) -> list[str]:

@@ -35,7 +35,7 @@ from app.bridge.journal import InstanceRecord, InstanceState
 from app.bridge.results import build_results
 from app.bridge.results.context import SERIES_NUMBERS, complete_source
 from app.bridge.spool import Spool
-from tests.bridge.dciodvfy import coding_warnings, dciodvfy_lines
+from tests.bridge.dciodvfy import coding_warnings, dciodvfy_lines, private_scheme_uses
 from tests.bridge.e2e_support import (
     BridgeConfig,
     Orthanc,
@@ -196,8 +196,10 @@ def test_cstore_and_stow_studies_come_back_as_sr_seg_and_heatmap(stack: Stack, t
             lines = dciodvfy_lines(result, tmp_path)
             assert [line for line in lines if line.startswith("Error")] == [], (name, sop_class)
             assert [line for line in lines if "Laterality" in line] == [], (name, sop_class)
-            # the only coding warnings name the declared private scheme (names without a verified code)
+            # the only coding warnings name the declared private scheme (names without a verified code):
+            # one per private code written, none for any standard code
             assert all("<99MEDSLIP>" in line for line in coding_warnings(lines)), (name, sop_class)
+            assert len(coding_warnings(lines)) == private_scheme_uses(result), (name, sop_class)
             if sop_class == ComprehensiveSRStorage:
                 # read back with highdicom, each finding found by its code: SNOMED CT where one exists
                 assert sr_probabilities(result) == pytest.approx(by_code(expected_scores), abs=1e-5)

@@ -13,7 +13,7 @@ from app.bridge.results import build_results
 from app.bridge.results.codes import finding_code
 from app.bridge.results.sr import best_anatomy
 from app.schemas import AnatomyScore
-from tests.bridge.dciodvfy import coding_warnings, dciodvfy_errors, dciodvfy_lines
+from tests.bridge.dciodvfy import coding_warnings, dciodvfy_errors, dciodvfy_lines, private_scheme_uses
 from tests.bridge.fakes import FINDINGS, MODEL, STRUCTURES, UNCALIBRATED, fake_inference, make_chest_dicom
 from tests.bridge.sr_values import (
     by_code,
@@ -199,3 +199,4 @@ def test_private_codes_are_declared_and_the_only_coding_warnings(tmp_path: Path)
     assert ("99MEDSLIP", finding_code("atelectasis").value) in sr_probabilities(sr)
     warnings = coding_warnings(dciodvfy_lines(sr, tmp_path))
     assert warnings and all("<99MEDSLIP>" in line for line in warnings)
+    assert len(warnings) == private_scheme_uses(sr) == 3  # atelectasis: finding, evaluation; declaration

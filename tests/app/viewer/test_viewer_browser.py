@@ -11,6 +11,7 @@ import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -27,6 +28,8 @@ FRONTAL = "dicom/wg04_RG1_J2KI.dcm"  # CR PA chest, MONOCHROME1, JPEG 2000, 1841
 LATERAL_SOURCE = "dicom/siim_chest_jpeg_baseline.dcm"
 FREE_TEXT = "left lower lobe consolidation"
 TIMEOUT_S = 90.0
+#: How Chromium logs a 4xx answer (the refusals the tests provoke: 401, 422), not a page error.
+REFUSAL_LOG = "Failed to load resource: the server responded with a status of 4"
 
 _missing = browser_missing()
 pytestmark = [
@@ -248,7 +251,8 @@ def test_layout_fits_laptop_and_1080p(frontal: Any, size: tuple[int, int]) -> No
             return {overflow: document.documentElement.scrollWidth - window.innerWidth,
                     disclaimerTop: disclaimer.top, disclaimerBottom: disclaimer.bottom,
                     height: window.innerHeight, stageRight: box('stage').right,
-                    tableLeft: box('findings-table').left, stageWidth: box('stage').width};
+                    tableLeft: box('findings-table').left, stageWidth: box('stage').width,
+                    stageHeight: box('stage').height};
             """
         )
     finally:
@@ -257,6 +261,31 @@ def test_layout_fits_laptop_and_1080p(frontal: Any, size: tuple[int, int]) -> No
     assert metrics["overflow"] <= 0  # no sideways scrolling
     assert metrics["disclaimerTop"] >= 0 and metrics["disclaimerBottom"] <= metrics["height"]  # sticky
     assert metrics["stageRight"] <= metrics["tableLeft"] and metrics["stageWidth"] > 300  # side by side
+    assert metrics["stageHeight"] <= metrics["height"]  # the whole film fits on the screen
+
+
+def test_api_key_field(driver: Any, service: str, films: dict[str, Path], tiny_bundle: Path) -> None:
+    """A service with keys refuses the film until the key typed in the page is sent with it."""
+    from selenium.webdriver.common.keys import Keys
+
+    key = "viewer-test-key"
+    try:
+        with live_server(tiny_bundle, api_keys=[key]) as keyed:
+            driver.get(f"{keyed}/")
+            wait(driver, lambda d: d.find_element("tag name", "body").get_attribute("data-ready") == "true")
+            upload(driver, films["frontal"])
+            wait(driver, lambda d: by_id(d, "error").get_attribute("data-code") == "unauthorized")
+            assert "API key" in by_id(driver, "error-explain").text
+            field = by_id(driver, "api-key")
+            field.send_keys(key)
+            field.send_keys(Keys.ENTER)
+            wait(driver, lambda d: displayed(d, "findings-table"))
+            assert not displayed(driver, "error")
+            newest = driver.find_element("css selector", "#request-log li")
+            assert newest.text.startswith("/classify: tiny-cxr") and "request id" in newest.text
+    finally:
+        driver.get(f"{service}/")
+        wait(driver, lambda d: d.find_element("tag name", "body").get_attribute("data-ready") == "true")
 
 
 def test_lateral_view_refusal_is_explained(driver: Any, service: str, films: dict[str, Path]) -> None:
@@ -274,16 +303,16 @@ def test_lateral_view_refusal_is_explained(driver: Any, service: str, films: dic
 
 
 def test_no_request_left_loopback(frontal: Any, service: str) -> None:
-    """Everything the browser asked for since it started came from the service (or data: URLs)."""
+    """Everything the browser asked for since it started came from loopback services (or data: URLs)."""
     driver = frontal
     urls = request_urls(driver)
-    outside = [u for u in urls if not (u.startswith(f"{service}/") or u in ("data:", "blob:"))]
+    outside = [u for u in urls if u not in ("data:", "blob:") and urlsplit(u).hostname != "127.0.0.1"]
     assert not outside
     paths = {u.removeprefix(service).split("?")[0] for u in urls if u.startswith(service)}
     assert {"/", "/viewer/static/js/main.js", "/health/ready", "/classify"} <= paths
     problems = [
         entry["message"]
         for entry in driver.get_log("browser")
-        if entry["level"] == "SEVERE" and "status of 422" not in entry["message"]
+        if entry["level"] == "SEVERE" and REFUSAL_LOG not in entry["message"]
     ]
     assert not problems  # no script error, no Content-Security-Policy refusal

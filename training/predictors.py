@@ -4,6 +4,7 @@ measure either the training artefact or exactly what users get (the bundle)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,10 +16,12 @@ from numpy.typing import NDArray
 from app.bundle import load_bundle
 from app.imaging.preprocessing import PreprocessingSpec
 from app.runtime import OrtImageModel
+from app.textquery import TextQueryEncoder
 from training.bundle import sha256_file, verify_bundle
 from training.export_graph import OUTPUT_NAMES, ImageModelGraph
 from training.model import SEGMENTATION_STRUCTURES
 from training.model.entities import ANATOMY, PATHOLOGY
+from training.model.text_encoder import TextEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +37,27 @@ class PredictorInfo:
     pathology: tuple[str, ...]  # names in query order
     anatomy: tuple[str, ...]
     structures: tuple[str, ...]  # segmentation channels; empty without segmentation
+    text_encoder: str | None = None  # the encoder free-text queries go through; None: entities only
+
+
+class TextEncoderMissingError(RuntimeError):
+    """Free text was asked of a model that ships no text encoder."""
 
 
 class Predictor(Protocol):
-    """Runs the contract's image graph on a preprocessed batch with the built-in query books."""
+    """Runs the contract's image graph on a preprocessed batch with the built-in query books, plus any
+    extra pathology query rows (free text encoded by `encode_texts`), as the service does."""
 
     info: PredictorInfo
 
-    def predict(self, images: NDArray[np.float32]) -> dict[str, NDArray[np.float32]]:
-        """images (B, 3, S, S) -> the five outputs of `image_model.onnx`, by name."""
+    def predict(self, images: NDArray[np.float32],
+                extra_queries: NDArray[np.float32] | None = None) -> dict[str, NDArray[np.float32]]:
+        """images (B, 3, S, S), extra_queries (E, T) -> the five outputs of `image_model.onnx`, by name;
+        pathology outputs have Qp + E rows (the book, then the extra rows)."""
+        ...
+
+    def encode_texts(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Free texts -> (N, T) query embeddings from the model's own text encoder."""
         ...
 
 
@@ -57,13 +72,26 @@ class TorchPredictor:
             kind="checkpoint", name=checkpoint.name, sha256=sha256_file(checkpoint),
             preprocessing=PreprocessingSpec.trained(graph.model.config.image_size),
             pathology=PATHOLOGY, anatomy=ANATOMY, structures=tuple(structures),
+            text_encoder=Path(str(graph.model.config.text_encoder)).name,
         )
+        self._text_encoder: TextEncoder | None = None  # loaded on first use: entity-only runs skip it
 
-    def predict(self, images: NDArray[np.float32]) -> dict[str, NDArray[np.float32]]:
+    def encode_texts(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """The encoder the model's query book was built with (its config's), on the CPU."""
+        if self._text_encoder is None:
+            self._text_encoder = TextEncoder.from_config(self.graph.model.config)
+        return self._text_encoder.encode(list(texts)).numpy().astype(np.float32)  # (N, T)
+
+    def predict(self, images: NDArray[np.float32],
+                extra_queries: NDArray[np.float32] | None = None) -> dict[str, NDArray[np.float32]]:
         model = self.graph.model
+        book = model.pathology_book  # (Qp, T)
         with torch.no_grad():
+            if extra_queries is not None and len(extra_queries):
+                extra = torch.from_numpy(extra_queries).to(book.device, book.dtype)  # (E, T)
+                book = torch.cat([book, extra])  # (Qp + E, T)
             images_t = torch.from_numpy(images).to(self.device)  # (B, 3, S, S)
-            outputs = self.graph(images_t, model.pathology_book, model.anatomy_book)
+            outputs = self.graph(images_t, book, model.anatomy_book)
         return {name: tensor.cpu().numpy() for name, tensor in zip(OUTPUT_NAMES, outputs, strict=True)}
 
 
@@ -75,7 +103,10 @@ class OnnxPredictor:
     def __init__(self, bundle_dir: Path, device: str = "cpu") -> None:
         metadata: dict[str, Any] = verify_bundle(bundle_dir)
         graph_file = metadata["graphs"]["image_model"]["file"]
-        self.runner = OrtImageModel(load_bundle(bundle_dir, verify=False), device=device, precision="auto")
+        bundle = load_bundle(bundle_dir, verify=False)
+        self.runner = OrtImageModel(bundle, device=device, precision="auto")
+        self._text_bundle = bundle.text_encoder
+        self._text_encoder: TextQueryEncoder | None = None  # loaded on first use
         books = {stream: np.load(bundle_dir / metadata[stream]["embeddings_file"]).astype(np.float32)
                  for stream in ("pathology", "anatomy")}
         self.pathology_book, self.anatomy_book = books["pathology"], books["anatomy"]  # (Qp, T), (Qa, T)
@@ -85,8 +116,23 @@ class OnnxPredictor:
             preprocessing=PreprocessingSpec.from_dict(metadata["preprocessing"]),
             pathology=tuple(metadata["pathology"]["names"]), anatomy=tuple(metadata["anatomy"]["names"]),
             structures=tuple(metadata["segmentation"]["structures"]),
+            text_encoder=None if bundle.text_encoder is None
+            else f"{bundle.text_encoder.name}/{bundle.text_encoder.version}",
         )
 
-    def predict(self, images: NDArray[np.float32]) -> dict[str, NDArray[np.float32]]:
-        out = self.runner.run(images, self.pathology_book, self.anatomy_book)  # every output: image_model
+    def encode_texts(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """The bundle's text encoder through the service's own `TextQueryEncoder`."""
+        if self._text_bundle is None:
+            raise TextEncoderMissingError(f"bundle {self.info.name} ships no text encoder: entities only")
+        if self._text_encoder is None:
+            self._text_encoder = TextQueryEncoder(self._text_bundle)
+        return self._text_encoder.encode(list(texts)).astype(np.float32)  # (N, T)
+
+    def predict(self, images: NDArray[np.float32],
+                extra_queries: NDArray[np.float32] | None = None) -> dict[str, NDArray[np.float32]]:
+        """Extra rows follow the book, as the service appends a request's free-text findings."""
+        book = self.pathology_book  # (Qp, T)
+        if extra_queries is not None and len(extra_queries):
+            book = np.concatenate([book, extra_queries.astype(np.float32)])  # (Qp + E, T)
+        out = self.runner.run(images, book, self.anatomy_book)  # every output: image_model
         return {name: np.asarray(getattr(out, name)) for name in OUTPUT_NAMES}

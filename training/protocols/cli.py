@@ -4,7 +4,9 @@ Runs every benchmark found under --data-root (`cxr14/`, `rsna/`, `siim/`, `covid
 other folder names of `training.protocols.datasets.DATASET_DIRS`; `--dataset NAME=DIR` points at one
 elsewhere): zero-shot classification and grounding in one streamed pass per set, then data-efficient
 fine-tuning (needs --checkpoint: a trained or `medslip-import-official` checkpoint). Missing sets are
-skipped with the reason in the log and the report. Writes `benchmark.json` and `benchmark.md`;
+skipped with the reason in the log and the report. Prompts (`--prompts`) name an entity or a free text
+(`training.protocols.prompts`); MS-CXR boxes are grounded by their category's prompt and by their own
+phrase through the model's text encoder. Writes `benchmark.json` and `benchmark.md`;
 per-set rows in `partial/` make an interrupted run resume. Research software, not a medical device.
 """
 
@@ -27,10 +29,10 @@ from training.protocols.covidx import read_covidx
 from training.protocols.cxr14 import read_cxr14
 from training.protocols.datasets import DATASETS, BenchmarkData, DatasetLayoutError, find_dataset_dir
 from training.protocols.finetune import FinetuneSettings, run_finetune
-from training.protocols.grounding import grounding_section
+from training.protocols.grounding import grounding_with_phrases
 from training.protocols.mscxr import read_mscxr
 from training.protocols.peers import PEERS
-from training.protocols.prompts import PromptError, load_prompts, query_indices
+from training.protocols.prompts import PromptError, QueryPlan, entity_mapping, load_prompts, plan_queries
 from training.protocols.report import write_report
 from training.protocols.rsna import read_rsna
 from training.protocols.siim import read_siim
@@ -70,7 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", type=_csv, default=None,
                         help=f"comma list of {TASKS} (default: the suite's)")
     parser.add_argument("--prompts", type=Path, default=None,
-                        help="JSON {dataset: {class: entity}} overrides")
+                        help='JSON {dataset: {class: prompt}} overrides; a prompt is "entity:<name>" '
+                             '(or a bare entity name) or "text:<free text>"')
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="decoding threads")
     parser.add_argument("--max-images", type=int, default=None,
@@ -114,18 +117,32 @@ def _load(name: str, folder: Path | None) -> tuple[BenchmarkData | None, str]:
     return data, ""
 
 
+def _plans(args: argparse.Namespace, prompts: dict[str, dict[str, str]],
+           predictor: Predictor) -> dict[str, QueryPlan]:
+    """Every set's query rows, checked before any film is read: unknown entities, free text without a
+    text encoder, and free text where fine-tuning needs an entity are refused up front."""
+    plans = {name: plan_queries(prompts.get(name, {}), predictor.info.pathology) for name in args.datasets}
+    texts = sorted(name for name, plan in plans.items() if plan.texts)
+    if texts and predictor.info.text_encoder is None:
+        raise PromptError(f"free-text prompts for {texts} need a text encoder; "
+                          f"{predictor.info.name} has none")
+    if "finetune" in args.tasks and args.checkpoint is not None:
+        for name in args.datasets:
+            entity_mapping(prompts.get(name, {}), list(prompts.get(name, {})))
+    return plans
+
+
 def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     """Every requested task on every set found; returns the JSON report (also written under --out)."""
     prompts = load_prompts(args.prompts)
     predictor = _predictor(args)
-    for name in args.datasets:  # refuse a bad mapping before any film is read
-        query_indices(prompts.get(name, {}), predictor.info.pathology)
+    plans = _plans(args, prompts, predictor)
     settings = StreamSettings(batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress)
     report: dict[str, Any] = {
         "schema_version": 1, "suite": args.suite,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "evaluated": {"kind": predictor.info.kind, "name": predictor.info.name,
-                      "sha256": predictor.info.sha256},
+                      "sha256": predictor.info.sha256, "text_encoder": predictor.info.text_encoder},
         "host": cpu_model(), "tasks": list(args.tasks), "notice": "research software, not a medical device",
         "datasets": {}, "zero_shot": {}, "grounding": {}, "finetune": {}, "prompts": {},
         "peers": [peer.to_dict() for peer in PEERS],
@@ -141,16 +158,16 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
                                     "films_skipped": dict(data.skipped)}
         mapping = prompts.get(name, {})
         report["prompts"][name] = mapping
-        queries = query_indices(mapping, predictor.info.pathology)
         if {"zeroshot", "grounding"} & set(args.tasks):
-            rows, failed = score_dataset(predictor, data, queries, partial_dir=args.out / "partial",
+            rows, failed = score_dataset(predictor, data, plans[name], partial_dir=args.out / "partial",
                                          settings=settings, max_images=args.max_images)
             report["datasets"][name]["decode_failures"] = failed
             if "zeroshot" in args.tasks and data.classes:
                 report["zero_shot"][name] = classification_section(rows, data.classes)
-            section = grounding_section(rows) if "grounding" in args.tasks else None
-            if section is not None:
-                report["grounding"][name] = section
+            if "grounding" in args.tasks:
+                section = grounding_with_phrases(rows)
+                if section is not None:
+                    report["grounding"][name] = section
         if "finetune" in args.tasks:
             result = run_finetune(args, data, mapping, settings)
             if result is not None:

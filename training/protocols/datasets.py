@@ -53,6 +53,8 @@ class BenchmarkData:
     #: image path -> RLE strings (SIIM masks, decoded at the image's size when needed)
     rle_masks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     ground_all_splits: bool = False  # boxes are never trained on: ground boxed films of every split
+    #: image path -> the phrase of each of its boxes, in `record.boxes` order (MS-CXR: grounded by text)
+    phrases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (missing images, ...)
 
     def split(self, name: str) -> list[ManifestRecord]:

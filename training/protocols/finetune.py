@@ -39,6 +39,7 @@ from training.model import SegmentationModel, load_checkpoint
 from training.model.grounding import default_grounding
 from training.predictors import TorchPredictor
 from training.protocols.datasets import BenchmarkData
+from training.protocols.prompts import QueryPlan, entity_mapping
 from training.protocols.siim import decode_masks
 from training.protocols.stream import StreamSettings, record_key
 from training.protocols.zeroshot import classification_section, score_dataset
@@ -142,7 +143,8 @@ def _classification(args: argparse.Namespace, data: BenchmarkData, mapping: Mapp
                     settings: FinetuneSettings, stream: StreamSettings, image_size: int) -> dict[str, Any]:
     train, val, test = data.split("train"), data.split("val"), data.split("test")
     work = args.out / "finetune" / data.name / "classification"
-    task = {"labels": list(data.classes), "entities": {c: mapping[c] for c in data.classes}}
+    entities = entity_mapping(mapping, data.classes)
+    task = {"labels": list(data.classes), "entities": entities}
     fractions: dict[str, Any] = {}
     for fraction in settings.fractions:
         runs = []
@@ -160,9 +162,9 @@ def _classification(args: argparse.Namespace, data: BenchmarkData, mapping: Mapp
             model, _ = load_checkpoint(final)
             predictor = TorchPredictor(ImageModelGraph(model, None, default_grounding(False)), final,
                                        device=args.device)
-            queries = {c: predictor.info.pathology.index(mapping[c]) for c in data.classes}
+            plan = QueryPlan(rows={c: predictor.info.pathology.index(entities[c]) for c in data.classes})
             test_only = replace(data, records=test + val, ground_all_splits=False)
-            rows, _ = score_dataset(predictor, test_only, queries, partial_dir=run_dir, settings=stream)
+            rows, _ = score_dataset(predictor, test_only, plan, partial_dir=run_dir, settings=stream)
             mean = classification_section(rows, data.classes)["mean"]
             runs.append({"seed": seed, "n_train": len(subset), "auroc": mean["auroc"],
                          "f1": mean["test_chosen"]["f1"], "acc": mean["test_chosen"]["acc"]})

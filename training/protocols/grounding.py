@@ -5,7 +5,9 @@ grounding`): pointing game (the map's maximum inside the region), IoU and Dice o
 map thresholded at 0.1, 0.2, 0.3, 0.4 and 0.5 and averaged ("mIoU" / "Dice over thresholds"), and CNR
 (|mean in - mean out| / sqrt(var in + var out), BioViL's contrast-to-noise ratio). Maps are resampled
 to the film's own pixels first (letterbox undone), so the boxes are scored where the radiologist drew
-them. Summaries per class and over every region ("all"); figures are means over regions.
+them. Summaries per class and over every region ("all"); figures are means over regions. A region is
+scored by its class's prompt (`"query": "class"`, the default) and, for MS-CXR, also by its own phrase
+(`"query": "phrase"`): those go to a `phrases` section summarised by category the same way.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ def _scores(item: Mapping[str, Any]) -> GroundingScores:
                            heat_ratio=float(item["heat_ratio"]))
 
 
-def grounding_section(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """{"thresholds", "classes": {class: summary}, "all": summary} or None when no film has a region."""
+def grounding_section(rows: Sequence[Mapping[str, Any]], query: str = "class") -> dict[str, Any] | None:
+    """{"thresholds", "classes": {class: summary}, "all": summary} of the regions scored by `query`
+    ("class" | "phrase"), or None when there are none."""
     by_class: dict[str, list[GroundingScores]] = {}
     kinds: dict[str, set[str]] = {}
     for row in rows:
         for item in row.get("grounding", []):
+            if item.get("query", "class") != query:
+                continue
             by_class.setdefault(item["class"], []).append(_scores(item))
             kinds.setdefault(item["class"], set()).add(item["kind"])
     if not by_class:
@@ -41,3 +46,15 @@ def grounding_section(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | Non
                     for name, items in sorted(by_class.items())},
         "all": grounding_summary(every, all_kinds),
     }
+
+
+def grounding_with_phrases(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The class-prompt section with the phrase section under "phrases" (when phrases were grounded);
+    "classes" is empty and "all" None when only phrases were."""
+    section = grounding_section(rows)
+    phrases = grounding_section(rows, query="phrase")
+    if phrases is None:
+        return section
+    if section is None:
+        section = {"thresholds": phrases["thresholds"], "classes": {}, "all": None}
+    return {**section, "phrases": phrases}

@@ -6,8 +6,9 @@ Pneumothorax), `label_text` (the phrase), `path` (`files/p1x/p1xxxxxxx/sxxxxxxxx
 to the MIMIC-CXR-JPG root), `x`, `y`, `w`, `h` in the pixels of a film of `image_width` x `image_height`,
 and, from v1.1.0, `split`. Images are looked for under `<folder>/` then `<folder>/mimic-cxr-jpg/`; boxes
 are rescaled when the file on disk has another size. Without a `split` column every film is test (the
-set is for zero-shot grounding). Phrases are grounded through their CATEGORY's query
-(`training.protocols.prompts`); the phrase text is kept in the report counts only.
+set is for zero-shot grounding). Each box is grounded twice: through its CATEGORY's prompt
+(`training.protocols.prompts`) and through its own phrase (`label_text`), encoded by the model's text
+encoder as a free-text query (`BenchmarkData.phrases`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ IMAGE_ROOTS = (".", "mimic-cxr-jpg")
 
 
 def read_mscxr(root: Path) -> BenchmarkData:
-    """One record per film, with one box per phrase row (labelled by category)."""
+    """One record per film, with one box per phrase row (labelled by category) and the phrases."""
     files = sorted(root.glob(CSV_GLOB))
     if not files:
         raise DatasetLayoutError(f"no {CSV_GLOB} in the MS-CXR folder")
@@ -38,6 +39,7 @@ def read_mscxr(root: Path) -> BenchmarkData:
         for row in csv.DictReader(handle):
             rows_by_image.setdefault(row["path"].strip(), []).append(row)
     records: list[ManifestRecord] = []
+    phrases: dict[str, tuple[str, ...]] = {}
     skipped: dict[str, int] = {}
     for relative, rows in rows_by_image.items():
         candidates = [root / base / relative for base in IMAGE_ROOTS]
@@ -59,11 +61,12 @@ def read_mscxr(root: Path) -> BenchmarkData:
         labels = {name: int(any(b.label == name for b in boxes)) for name in CLASSES}
         records.append(ManifestRecord(image=str(path.absolute()), split=split, source=NAME,
                                       labels=labels, boxes=boxes))
+        phrases[records[-1].image] = tuple(" ".join(row["label_text"].split()) for row in rows)
     has_split = any("split" in rows[0] for rows in rows_by_image.values())
     data = BenchmarkData(
         name=NAME, records=records, classes=(), layout=f"official ({files[-1].name})",
         split_note="the CSV's split column" if has_split else "no split column: every film is test",
-        skipped=skipped,
+        skipped=skipped, phrases=phrases,
     )
     logger.info("mscxr: %s", data.counts())
     return data

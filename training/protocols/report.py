@@ -91,16 +91,26 @@ def _grounding_lines(report: Mapping[str, Any]) -> list[str]:
         section = grounding.get(dataset)
         if not section:
             continue
-        for name, summary in [*section["classes"].items(), ("all", section["all"])]:
-            rows.append([TITLES[dataset], name, f"{summary['n']} ({summary['region']})",
-                         _fmt(summary["pointing_game"]), _fmt(summary["iou"]), _fmt(summary["dice"]),
-                         _fmt(summary["cnr"])])
+        parts = [(TITLES[dataset], section)]
+        if section.get("phrases"):
+            parts.append((f"{TITLES[dataset]} phrases", section["phrases"]))
+        for title, part in parts:
+            for name, summary in [*part["classes"].items(), ("all", part["all"])]:
+                if summary is None:
+                    continue
+                rows.append([title, name, f"{summary['n']} ({summary['region']})",
+                             _fmt(summary["pointing_game"]), _fmt(summary["iou"]), _fmt(summary["dice"]),
+                             _fmt(summary["cnr"])])
     thresholds = ", ".join(f"{t:.1f}" for t in next(iter(grounding.values()))["thresholds"])
+    phrases: list[str] = []
+    if any(section.get("phrases") for section in grounding.values()):
+        phrases = ["\"phrases\" rows: each region grounded by its own phrase through the text encoder; the "
+                   "other rows by the class's prompt.", ""]
     return ["## Zero-shot grounding", "",
             "Finding heat maps against radiologist regions; mIoU and Dice averaged over thresholds "
             f"{thresholds} of the min-max normalised map; CNR of the normalised map inside vs outside "
             "the region.", "",
-            *_table(header, rows), ""]
+            *phrases, *_table(header, rows), ""]
 
 
 def _finetune_lines(report: Mapping[str, Any]) -> list[str]:
@@ -163,7 +173,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += _per_class_lines(report)
     prompts = report.get("prompts", {})
     if prompts:
-        lines += ["## Prompts (class -> entity query)", ""]
+        lines += ["## Prompts (class -> entity query, or text: free text through the text encoder)", ""]
         lines += [f"- {TITLES.get(d, d)}: " + ", ".join(f"{c} -> {e}" for c, e in mapping.items())
                   for d, mapping in prompts.items()]
         lines.append("")

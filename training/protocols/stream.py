@@ -2,11 +2,16 @@
 
 Every film goes through the evaluator's preprocessing (`decode_path` then the predictor's
 `PreprocessingSpec.apply`, exactly what `medslip-eval` and the service do) and one `Predictor.predict`
-per batch, on whatever device the predictor runs. Decoding runs in a small thread pool so the model is
-not left waiting on JPEG/DICOM decoding. Nothing large is kept: each batch becomes JSONL rows (scores of
-the benchmark's classes and grounding figures of each region) appended to a partial file, so an
-interrupted run resumes where it stopped and the metrics are computed from the rows afterwards. Row keys
-are hashes of the image path: partial files name no patient.
+per batch, on whatever device the predictor runs. Free-text queries ride along as extra pathology rows
+after the model's book, the way the service appends a request's free-text findings: the set's `text:`
+prompts (encoded once) and, for MS-CXR, the phrases of the batch's films (each box grounded by its own
+phrase as well as by its category's prompt; rows marked `"query": "phrase"`). Decoding runs in a small
+thread pool so the model is not left waiting on JPEG/DICOM decoding. Nothing large is kept: each batch
+becomes JSONL rows (scores of the benchmark's classes and grounding figures of each region) appended to
+a partial file, so an interrupted run resumes where it stopped and the metrics are computed from the
+rows afterwards; a `.queries.json` beside each partial file records the model and query rows the rows
+were made with, and a run with other ones starts the file afresh rather than mixing scores. Row keys are
+hashes of the image path: partial files name no patient.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from training.data.manifest import ManifestRecord
 from training.metrics import box_to_mask, grounding_scores
 from training.predictors import Predictor
 from training.protocols.datasets import BenchmarkData
+from training.protocols.prompts import QueryPlan
 from training.protocols.siim import decode_masks
 
 logger = logging.getLogger(__name__)
@@ -86,19 +92,29 @@ def _regions(data: BenchmarkData, record: ManifestRecord, shape: tuple[int, int]
     return regions
 
 
-def _row(data: BenchmarkData, item: _Decoded, queries: Mapping[str, int], *, probs: NDArray[np.float32],
-         maps: NDArray[np.float32], box: Any) -> dict[str, Any]:
-    """probs (Qp,), maps (Qp, G, G) of one film -> its row."""
+def _row(data: BenchmarkData, item: _Decoded, queries: Mapping[str, int], phrase_rows: Mapping[str, int],
+         *, probs: NDArray[np.float32], maps: NDArray[np.float32], box: Any) -> dict[str, Any]:
+    """probs (Q,), maps (Q, G, G) of one film (Q: the book, then the extra rows) -> its row; `box` is the
+    film's letterbox."""
     assert item.image is not None
     pixels = item.image.pixels  # (H, W)
     shape = (int(pixels.shape[0]), int(pixels.shape[1]))
     grounding = []
-    heatmaps: dict[str, NDArray[np.float32]] = {}
+    heatmaps: dict[int, NDArray[np.float32]] = {}
+
+    def heatmap(index: int) -> NDArray[np.float32]:
+        if index not in heatmaps:
+            heatmaps[index] = box.to_original(maps[index])  # (H, W)
+        return heatmaps[index]
+
     for name, kind, region in _regions(data, item.record, shape, queries):
-        if name not in heatmaps:
-            heatmaps[name] = box.to_original(maps[queries[name]])  # (H, W)
-        scores = grounding_scores(heatmaps[name], region).to_dict()
+        scores = grounding_scores(heatmap(queries[name]), region).to_dict()
         grounding.append({"class": name, "kind": kind, **scores})
+    for region_box, phrase in zip(item.record.boxes, data.phrases.get(item.record.image, ()), strict=False):
+        if phrase in phrase_rows:
+            region = box_to_mask((region_box.x, region_box.y, region_box.w, region_box.h), shape)
+            scores = grounding_scores(heatmap(phrase_rows[phrase]), region).to_dict()
+            grounding.append({"class": region_box.label, "kind": "box", "query": "phrase", **scores})
     return {
         "key": record_key(item.record), "split": item.record.split,
         "labels": {k: v for k, v in (item.record.labels or {}).items() if k in queries},
@@ -113,10 +129,44 @@ def _batches(records: Sequence[ManifestRecord], settings: StreamSettings) -> Ite
             yield list(pool.map(_decode, records[start:start + settings.batch_size]))
 
 
+def _encode(predictor: Predictor, texts: Sequence[str]) -> list[NDArray[np.float32]]:
+    """[(N, T) embeddings] of the texts, or [] when there are none (no encoder call)."""
+    return [predictor.encode_texts(texts)] if texts else []
+
+
+def _phrases_on(predictor: Predictor, data: BenchmarkData, desc: str) -> bool:
+    if not data.phrases:
+        return False
+    if predictor.info.text_encoder is None:
+        logger.warning("%s: phrase grounding skipped, the model ships no text encoder", desc)
+        return False
+    return True
+
+
+def _batch_phrases(data: BenchmarkData, batch: Sequence[_Decoded]) -> tuple[str, ...]:
+    """The distinct non-empty phrases of the batch's films, in first-seen order."""
+    texts = (text for item in batch for text in data.phrases.get(item.record.image, ()) if text)
+    return tuple(dict.fromkeys(texts))
+
+
+def _check_signature(partial: Path, signature: dict[str, Any], desc: str) -> None:
+    """Keep `partial` only if it was made with the same model and query rows; else start it afresh."""
+    sidecar = partial.with_suffix(".queries.json")
+    text = json.dumps(signature, sort_keys=True)
+    if partial.is_file() and (not sidecar.is_file() or sidecar.read_text(encoding="utf-8") != text):
+        logger.warning("%s: earlier rows were made with another model or other prompts; rescoring", desc)
+        partial.unlink()
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    sidecar.write_text(text, encoding="utf-8")
+
+
 def stream_rows(predictor: Predictor, data: BenchmarkData, records: Sequence[ManifestRecord],
-                queries: Mapping[str, int], *, partial: Path, settings: StreamSettings,
+                plan: QueryPlan, *, partial: Path, settings: StreamSettings,
                 desc: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Rows of `records` (those already in `partial` are not recomputed) and the skip counts."""
+    phrases_on = _phrases_on(predictor, data, desc)
+    _check_signature(partial, {"model": predictor.info.sha256, "rows": plan.rows, "texts": list(plan.texts),
+                               "phrases": phrases_on}, desc)
     done = {row["key"]: row for row in read_rows(partial)}
     todo = [record for record in records if record_key(record) not in done]
     if done:
@@ -124,7 +174,8 @@ def stream_rows(predictor: Predictor, data: BenchmarkData, records: Sequence[Man
                     len(records))
     skipped: dict[str, int] = {}
     spec = predictor.info.preprocessing
-    partial.parent.mkdir(parents=True, exist_ok=True)
+    prompt_rows = _encode(predictor, plan.texts) if todo else []  # [(E, T)]: the set's text prompts
+    first_phrase = len(predictor.info.pathology) + len(plan.texts)
     bar = tqdm(total=len(records), initial=len(records) - len(todo), desc=desc, unit="film",
                disable=not settings.progress)
     with partial.open("a", encoding="utf-8") as handle, bar:
@@ -136,9 +187,12 @@ def stream_rows(predictor: Predictor, data: BenchmarkData, records: Sequence[Man
             if good:
                 prepared = [spec.apply(item.image.pixels) for item in good if item.image is not None]
                 images = np.stack([x for x, _ in prepared]).astype(np.float32)  # (B, 3, S, S)
-                outputs = predictor.predict(images)
+                phrases = _batch_phrases(data, good) if phrases_on else ()
+                extra = prompt_rows + _encode(predictor, phrases)
+                outputs = predictor.predict(images, np.concatenate(extra) if extra else None)  # (E + P, T)
+                phrase_rows = {text: first_phrase + i for i, text in enumerate(phrases)}
                 for index, item in enumerate(good):
-                    row = _row(data, item, queries, probs=outputs["pathology_probs"][index],
+                    row = _row(data, item, plan.rows, phrase_rows, probs=outputs["pathology_probs"][index],
                                maps=outputs["pathology_maps"][index], box=prepared[index][1])
                     done[row["key"]] = row
                     handle.write(json.dumps(row, allow_nan=True) + "\n")

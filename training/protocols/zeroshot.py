@@ -20,6 +20,7 @@ import numpy as np
 from training.metrics import accuracy_at_threshold, auroc, max_f1
 from training.predictors import Predictor
 from training.protocols.datasets import BenchmarkData
+from training.protocols.prompts import QueryPlan
 from training.protocols.stream import StreamSettings, stream_rows
 
 THRESHOLD_MODES: tuple[str, ...] = ("test_chosen", "val_chosen")
@@ -101,10 +102,10 @@ def records_to_score(data: BenchmarkData, max_images: int | None = None) -> list
     return chosen
 
 
-def score_dataset(predictor: Predictor, data: BenchmarkData, queries: Mapping[str, int], *,
+def score_dataset(predictor: Predictor, data: BenchmarkData, plan: QueryPlan, *,
                   partial_dir: Path, settings: StreamSettings, max_images: int | None = None
                   ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """One streamed pass over the films a benchmark evaluates; rows feed classification AND grounding."""
     records = records_to_score(data, max_images)
-    return stream_rows(predictor, data, records, queries, partial=partial_dir / f"{data.name}.jsonl",
+    return stream_rows(predictor, data, records, plan, partial=partial_dir / f"{data.name}.jsonl",
                        settings=settings, desc=f"zero-shot {data.name}")

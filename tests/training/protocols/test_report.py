@@ -50,6 +50,10 @@ def sample_report() -> dict[str, Any]:
                       "all": _grounding(3, "box")},
             "siim": {"thresholds": [0.1, 0.2, 0.3, 0.4, 0.5],
                      "classes": {"Pneumothorax": _grounding(2, "mask")}, "all": _grounding(2, "mask")},
+            "mscxr": {"thresholds": [0.1, 0.2, 0.3, 0.4, 0.5],
+                      "classes": {"Edema": _grounding(4, "box")}, "all": _grounding(4, "box"),
+                      "phrases": {"thresholds": [0.1, 0.2, 0.3, 0.4, 0.5],
+                                  "classes": {"Edema": _grounding(4, "box")}, "all": _grounding(4, "box")}},
         },
         "finetune": {
             "siim": {"classification": {"task": "classification", "metric": "auroc",
@@ -60,7 +64,7 @@ def sample_report() -> dict[str, Any]:
                                                     "100%": {"dice": None}}}},
         },
         "prompts": {"cxr14": {"Atelectasis": "atelectasis", "Hernia": "hernia"},
-                    "siim": {"Pneumothorax": "pneumothorax"}},
+                    "siim": {"Pneumothorax": "text:air in the pleural space"}},
         "peers": [peer.to_dict() for peer in PEERS],
     }
 

@@ -4,6 +4,7 @@ the tiny bundle (CLI end to end, resumable)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from tests.fixtures.tiny_bundle import tiny_bundle  # noqa: F401  (fixture)
 from training.predictors import OnnxPredictor
 from training.protocols.cli import main
 from training.protocols.cxr14 import CLASSES, read_cxr14
-from training.protocols.prompts import DEFAULT_PROMPTS, query_indices
+from training.protocols.prompts import DEFAULT_PROMPTS, plan_queries
 from training.protocols.stream import StreamSettings, read_rows
 from training.protocols.zeroshot import class_metrics, f1_at_threshold, records_to_score, score_dataset
 
@@ -47,9 +48,12 @@ class CountingPredictor:
     def __init__(self, inner: OnnxPredictor) -> None:
         self.inner, self.info, self.films = inner, inner.info, 0
 
-    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    def predict(self, images: np.ndarray, extra_queries: np.ndarray | None = None) -> dict[str, np.ndarray]:
         self.films += images.shape[0]
-        return self.inner.predict(images)
+        return self.inner.predict(images, extra_queries)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self.inner.encode_texts(texts)
 
 
 @pytest.mark.shared_data
@@ -58,7 +62,7 @@ def test_interrupted_stream_resumes_without_rescoring(
 ) -> None:
     data = read_cxr14(write_cxr14_tree(shared_data, tmp_path / "cxr14", n_plain=6).root)
     predictor = CountingPredictor(OnnxPredictor(tiny_bundle))
-    queries = query_indices(DEFAULT_PROMPTS["cxr14"], predictor.info.pathology)
+    queries = plan_queries(DEFAULT_PROMPTS["cxr14"], predictor.info.pathology)
     settings = StreamSettings(batch_size=4, workers=1, progress=False)
     rows, _ = score_dataset(predictor, data, queries, partial_dir=tmp_path / "partial", settings=settings)
     n_films = len(records_to_score(data))

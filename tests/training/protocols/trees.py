@@ -128,3 +128,34 @@ def write_siim_tree(shared: Path, root: Path) -> Path:
         f"ImageId, EncodedPixels\n1.2.9.1, {upper}\n1.2.9.1, {lower}\n1.2.9.2, -1\n1.2.9.3, -1\n",
         encoding="utf-8")
     return root
+
+
+MSCXR_HEADER = ["dicom_id", "category_name", "label_text", "path", "x", "y", "w", "h", "image_width",
+                "image_height", "split"]
+
+
+def mscxr_paths(films: list[Path]) -> list[str]:
+    """MIMIC-CXR-JPG relative paths the films are given."""
+    return [f"files/p10/p1000000{i}/s5000000{i}/{film.stem}.jpg" for i, film in enumerate(films)]
+
+
+def write_mscxr_tree(shared: Path, root: Path, phrases: tuple[str, str, str] = (
+        "patchy opacity at the left base", "small left effusion", "enlarged heart")) -> list[Path]:
+    """MS_CXR_Local_Alignment_v1.1.0.csv over two real NIH JPEGs (512 x 512, standing in for MIMIC-CXR-JPG
+    files under mimic-cxr-jpg/) plus a row whose film is missing; `phrases` are the three phrases of the
+    films' boxes (Pneumonia and Pleural Effusion on the first, test; Cardiomegaly on the second, val).
+    Returns the two films."""
+    films = nih_images(shared, 2)
+    paths = mscxr_paths(films)
+    for film, relative in zip(films, paths, strict=True):
+        target = root / "mimic-cxr-jpg" / relative
+        target.parent.mkdir(parents=True)
+        target.symlink_to(film)
+    rows = [
+        ["d0", "Pneumonia", phrases[0], paths[0], "100", "200", "300", "100", "1024", "1024", "test"],
+        ["d0", "Pleural Effusion", phrases[1], paths[0], "600", "700", "200", "150", "1024", "1024", "test"],
+        ["d1", "Cardiomegaly", phrases[2], paths[1], "256", "512", "512", "256", "2048", "2048", "val"],
+        ["d2", "Edema", "edema", "files/p11/p11/s1/none.jpg", "0", "0", "1", "1", "10", "10", "test"],
+    ]
+    _write_csv(root / "MS_CXR_Local_Alignment_v1.1.0.csv", MSCXR_HEADER, rows)
+    return films

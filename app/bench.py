@@ -105,8 +105,7 @@ def service_input(
         check_body_part=check_body_part,
         min_long_side=spec.decode_long_side if reduced else None,
     )
-    tensor, _ = spec.apply(image.pixels, source_hw=image.source_shape, reduction=image.reduction)
-    return tensor
+    return spec.apply(image.pixels, source_hw=image.source_shape, reduction=image.reduction).tensor
 
 
 def time_calls(fn: Callable[[], object], repeats: int) -> list[float]:

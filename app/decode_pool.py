@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,7 +40,6 @@ from app.imaging import (
     PreprocessingSpec,
     decode_bytes,
     quiet_pydicom_value_messages,
-    stretch_washed_out,
 )
 from app.imaging.sniff import sniff_format
 from app.logging_setup import configure_logging
@@ -95,7 +94,7 @@ def render_film(pixels: np.ndarray, spec: PreprocessingSpec) -> RenderedFilm:
     """(H, W) decoded [0, 1] pixels -> PNG of what the letterbox receives: the washed-out stretch is
     applied as `spec.apply` applies it, so a viewer shows exactly the gray levels the model read.
     Encoded here (in the decode process) so only the compressed PNG crosses back."""
-    shown = stretch_washed_out(pixels, spec.washed_out_span)  # (H, W) [0, 1]
+    shown, _ = spec.stretch(pixels)  # (H, W) [0, 1]
     height, width = shown.shape
     return RenderedFilm(png_base64(shown), width, height)
 
@@ -109,11 +108,12 @@ def decode_for_model(request: DecodeRequest) -> ModelInput:
         allow_lateral=request.allow_lateral,
         min_long_side=request.min_long_side,
     )
-    tensor, box = request.spec.apply(
+    prepared = request.spec.apply(
         decoded.pixels, source_hw=decoded.source_shape, reduction=decoded.reduction
-    )  # (3, S, S)
+    )  # tensor (3, S, S)
     rendered = render_film(decoded.pixels, request.spec) if request.render else None
-    return ModelInput(decoded.info, tensor, box, rendered)
+    info = replace(decoded.info, steps=[*decoded.info.steps, *prepared.steps])  # every pixel operation
+    return ModelInput(info, prepared.tensor, prepared.box, rendered)
 
 
 #: Transfer syntaxes whose pixel data is stored native (no codec): implicit / explicit little endian,

@@ -384,7 +384,7 @@ class InferenceService:
                 "view_position": info.view_position,
                 "transfer_syntax": info.transfer_syntax,
                 "transfer_syntax_name": getattr(info, "transfer_syntax_name", None),
-                "steps": [*info.steps, f"letterbox to {self.bundle.image_size}", "imagenet normalise"],
+                "steps": list(info.steps),
                 "warnings": list(info.warnings),
                 "image": image,
             },

@@ -127,7 +127,8 @@ def run_single(
 
 def decode_rate(image_size: int, count: int = 32) -> float | None:
     """Real-file decode + train augmentation images/s on one core (None without the shared data)."""
-    from training.data.augment import TrainTransform  # noqa: PLC0415  (only when measured)
+    from app.imaging import PreprocessingSpec  # noqa: PLC0415
+    from training.data.augment import transforms_from_spec  # noqa: PLC0415  (only when measured)
     from training.data.dataset import load_pixels  # noqa: PLC0415
     from training.data.sources.registry import shared_data_dir  # noqa: PLC0415
 
@@ -135,7 +136,7 @@ def decode_rate(image_size: int, count: int = 32) -> float | None:
     if not folder.is_dir():
         return None
     files = sorted(folder.glob("*.jpg"))[:count]
-    transform = TrainTransform(image_size)
+    transform = transforms_from_spec(PreprocessingSpec.trained(image_size), train=True)
     start = time.perf_counter()
     for index, path in enumerate(files):
         transform.set_random_state(index)

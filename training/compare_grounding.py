@@ -43,7 +43,7 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
     boxed = [record for manifest in manifests for record in read_manifest(manifest) if record.boxes]
     for record in boxed:
         pixels = decode_path(record.image).pixels  # (H, W)
-        model_input, letterbox = spec.apply(pixels)
+        model_input, letterbox, _ = spec.apply(pixels)
         image = torch.from_numpy(model_input[None].astype(np.float32))  # (1, 3, S, S)
         with torch.no_grad():
             out = model(image)

@@ -163,7 +163,7 @@ class Evaluator:
             except ImagingError as exc:  # count the code only: details may name the file
                 self.results.skipped[exc.code] += 1
                 continue
-            model_input, box = spec.apply(decoded.pixels)
+            model_input, box, _ = spec.apply(decoded.pixels)
             yield Prepared(record, decoded.pixels, model_input, box)
 
     def _flush(self, batch: list[Prepared]) -> None:

@@ -7,7 +7,7 @@ back by the service, so training, export and serving cannot drift apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -20,6 +20,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "WASHED_OUT_SPAN",
+    "Preprocessed",
     "PreprocessingSpec",
     "normalise",
     "preprocess",
@@ -90,19 +91,25 @@ def preprocess(
 ) -> tuple[np.ndarray, Letterbox]:
     """Letterbox a (H, W) [0, 1] image to ``size`` and normalise it: returns ((3, size, size), box).
 
-    ``washed_out_span`` > 0 first stretches washed-out films (see ``stretch_washed_out``). For pixels
-    decoded at a reduced resolution, ``source_hw`` and ``reduction`` (``DecodedImage.source_shape``
-    and ``.reduction``) make the box that of the original image (see ``letterbox``). The model
-    input must be finite (a NaN pixel comes back as NaN scores): anything else is refused as
-    ``corrupt_image``."""
-    pixels = stretch_washed_out(pixels, washed_out_span)
-    canvas, box = letterbox(
-        pixels, size, pad_value=pad_value, source_hw=source_hw, reduction=reduction
-    )  # (size, size)
-    tensor = normalise(canvas, mean, std)  # (3, size, size)
-    if not all_finite(tensor):
-        raise CorruptImageError("the preprocessed image holds values that are not finite numbers")
-    return tensor, box
+    The keyword form of ``PreprocessingSpec.apply`` (which it runs), for callers without a spec."""
+    spec = PreprocessingSpec(
+        image_size=size, pad_value=pad_value, mean=mean, std=std, washed_out_span=washed_out_span
+    )
+    prepared = spec.apply(pixels, source_hw=source_hw, reduction=reduction)
+    return prepared.tensor, prepared.box
+
+
+class Preprocessed(NamedTuple):
+    """What ``PreprocessingSpec.apply`` made of a film, and the steps it took, in order (a response's
+    ``input.steps`` lists them after the decoder's own)."""
+
+    tensor: np.ndarray  # (3, S, S) float32, normalised
+    box: Letterbox  # where the film sits in the S x S canvas, in ORIGINAL pixel coordinates
+    steps: tuple[str, ...]
+
+
+#: The step a response lists when the washed-out stretch fired.
+STRETCH_STEP = "stretch washed-out gray range (0.5-99.5 percentiles) to [0, 1]"
 
 
 @dataclass(frozen=True)
@@ -197,15 +204,40 @@ class PreprocessingSpec:
         """The fewest pixels a reduced-resolution decode may leave on the long side for this input."""
         return DECODE_MARGIN * self.image_size
 
+    def stretch(self, pixels: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+        """The spec's first step on a (H, W) [0, 1] film, before any geometry (training crops after it,
+        serving letterboxes after it): (pixels, (STRETCH_STEP,) when the washed-out stretch fired)."""
+        stretched = stretch_washed_out(pixels, self.washed_out_span)
+        return stretched, (() if stretched is pixels else (STRETCH_STEP,))
+
+    def normalise(self, canvas: np.ndarray) -> np.ndarray:
+        """The spec's last step: a (S, S) [0, 1] canvas -> (3, S, S) with this spec's mean and std."""
+        return normalise(canvas, self.mean, self.std)
+
+    @property
+    def normalise_step(self) -> str:
+        if (self.mean, self.std) == (IMAGENET_MEAN, IMAGENET_STD):
+            return "imagenet normalise"
+        return f"normalise (mean {list(self.mean)}, std {list(self.std)})"
+
     def apply(
         self,
         pixels: np.ndarray,
         *,
         source_hw: tuple[int, int] | None = None,
         reduction: Reduction = NO_REDUCTION,
-    ) -> tuple[np.ndarray, Letterbox]:
-        """Preprocess a (H, W) [0, 1] image exactly as this spec says: ((3, S, S), box).
+    ) -> Preprocessed:
+        """Preprocess a (H, W) [0, 1] image exactly as this spec says: stretch (washed-out films only),
+        letterbox, normalise -> ((3, S, S), box, steps).
 
-        ``source_hw``/``reduction``: the original size of pixels decoded at a reduced resolution."""
-        return preprocess(pixels, self.image_size, mean=self.mean, std=self.std, pad_value=self.pad_value,
-                          washed_out_span=self.washed_out_span, source_hw=source_hw, reduction=reduction)
+        ``source_hw``/``reduction``: the original size of pixels decoded at a reduced resolution, so
+        the box is that of the original image (see ``letterbox``). The model input must be finite (a
+        NaN pixel comes back as NaN scores): anything else is refused as ``corrupt_image``."""
+        stretched, steps = self.stretch(pixels)
+        canvas, box = letterbox(
+            stretched, self.image_size, pad_value=self.pad_value, source_hw=source_hw, reduction=reduction
+        )  # (S, S)
+        tensor = self.normalise(canvas)  # (3, S, S)
+        if not all_finite(tensor):
+            raise CorruptImageError("the preprocessed image holds values that are not finite numbers")
+        return Preprocessed(tensor, box, (*steps, f"letterbox to {self.image_size}", self.normalise_step))

@@ -8,7 +8,10 @@ Rotate]) -> normalise. The flip is dropped on purpose: it swaps the patient's le
 (seed, epoch, index), so results do not depend on worker count and resume is exact.
 
 Geometric ops apply the same parameters to masks (K, H, W) (nearest-neighbour, so they stay binary);
-photometric ops touch the image only. The pipeline ends in `app.imaging.normalise`, as serving does.
+photometric ops touch the image only. Both transforms are built from the bundle's `PreprocessingSpec`
+(`transforms_from_spec`, as open_clip builds train and eval transforms from one config): they open with
+its washed-out stretch and end with its normalisation, and the eval transform IS `spec.apply`, so
+training, evaluation, export and serving read one definition of the pixels.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from app.imaging import letterbox, normalise, preprocess, resize
+from app.imaging import PreprocessingSpec, letterbox, resize
 
 FloatArray = np.ndarray  # float32 (H, W) in [0, 1] or (K, H, W) masks
 Pair = tuple[np.ndarray, np.ndarray | None]  # (image, masks or None)
@@ -184,15 +187,15 @@ class RandAugment:
 
 @dataclass
 class TrainTransform:
-    """RandomResizedCrop -> RandAugment -> normalise: (H, W) [0,1] -> (3, S, S) normalised."""
+    """Stretch -> RandomResizedCrop -> RandAugment -> normalise, per `spec`: (H, W) [0,1] -> (3, S, S)."""
 
-    size: int
+    spec: PreprocessingSpec
     crop_scale: tuple[float, float] = (0.2, 1.0)
     num_ops: int = 2
     magnitude: float = 7.0
 
     def __post_init__(self) -> None:
-        self.crop = RandomResizedCrop(self.size, scale=self.crop_scale)
+        self.crop = RandomResizedCrop(self.spec.image_size, scale=self.crop_scale)
         self.augment = RandAugment(num_ops=self.num_ops, magnitude=self.magnitude)
 
     def set_random_state(self, seed: int | Sequence[int]) -> None:
@@ -201,23 +204,40 @@ class TrainTransform:
         self.crop.rng, self.augment.rng = crop_rng, augment_rng
 
     def __call__(self, image: FloatArray, masks: FloatArray | None = None) -> Pair:
+        image, _ = self.spec.stretch(image)  # (H, W): before any geometry, as serving does
         image, masks = self.crop(image, masks)
         image, masks = self.augment(image, masks)
-        return normalise(image), masks  # (3, S, S), (K, S, S) | None
+        return self.spec.normalise(image), masks  # (3, S, S), (K, S, S) | None
 
 
 @dataclass
 class EvalTransform:
-    """Deterministic letterbox + normalise, exactly the service's `preprocess`, masks letterboxed too."""
+    """`spec.apply` (the service's preprocessing), masks letterboxed alongside and kept binary."""
 
-    size: int
+    spec: PreprocessingSpec
 
     def set_random_state(self, seed: int | Sequence[int]) -> None:
         """Nothing random; present so datasets can treat both transforms alike."""
 
     def __call__(self, image: FloatArray, masks: FloatArray | None = None) -> Pair:
+        tensor = self.spec.apply(image).tensor  # (3, S, S)
         if masks is None:
-            return preprocess(image, size=self.size)[0], None
-        boxed, _ = letterbox(image, self.size)
-        out_masks = np.stack([letterbox(m, self.size)[0] >= 0.5 for m in masks]).astype(np.float32)
-        return normalise(boxed), out_masks  # (3, S, S), (K, S, S)
+            return tensor, None
+        size = self.spec.image_size
+        out_masks = np.stack([letterbox(m, size)[0] >= 0.5 for m in masks]).astype(np.float32)
+        return tensor, out_masks  # (3, S, S), (K, S, S)
+
+
+def transforms_from_spec(
+    spec: PreprocessingSpec,
+    *,
+    train: bool,
+    crop_scale: tuple[float, float] = (0.2, 1.0),
+    num_ops: int = 2,
+    magnitude: float = 7.0,
+) -> TrainTransform | EvalTransform:
+    """The training (augmented) or evaluation transform of `spec`; the augmentation strength is the
+    training config's, everything about the pixels is the spec's."""
+    if not train:
+        return EvalTransform(spec)
+    return TrainTransform(spec, crop_scale=crop_scale, num_ops=num_ops, magnitude=magnitude)

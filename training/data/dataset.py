@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from app.imaging import WASHED_OUT_SPAN, decode_path, stretch_washed_out
+from app.imaging import decode_path
 from training.data.manifest import ManifestRecord
 from training.data.sources.covid import LUNGS_MASK
 from training.reports import parse_report
@@ -36,9 +36,9 @@ class PairTransform(Protocol):
 
 
 def load_pixels(path: str) -> np.ndarray:
-    """(H, W) float32 in [0, 1] through the service's decoder (laterals allowed: the reader filters),
-    washed-out films stretched as the exported bundle's preprocessing does."""
-    return stretch_washed_out(decode_path(path, allow_lateral=True).pixels, WASHED_OUT_SPAN)
+    """(H, W) float32 in [0, 1] through the service's decoder (laterals allowed: the reader filters);
+    the transforms (`transforms_from_spec`) then preprocess it as the exported bundle declares."""
+    return decode_path(path, allow_lateral=True).pixels
 
 
 def load_mask(path: str) -> np.ndarray:

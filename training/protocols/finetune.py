@@ -221,7 +221,7 @@ def segmentation_dice(checkpoint: Path, data: BenchmarkData,
         if not rles:
             continue
         pixels = decode_path(record.image).pixels  # (H, W)
-        x, box = spec.apply(pixels)  # (3, S, S)
+        x, box, _ = spec.apply(pixels)  # (3, S, S)
         with torch.no_grad():
             logits = model(torch.from_numpy(x[None]))[0, 0].numpy()  # (S, S)
         probability = box.to_original(1.0 / (1.0 + np.exp(-logits)))  # (H, W)

@@ -186,14 +186,14 @@ def stream_rows(predictor: Predictor, data: BenchmarkData, records: Sequence[Man
                     skipped[item.error] = skipped.get(item.error, 0) + 1
             if good:
                 prepared = [spec.apply(item.image.pixels) for item in good if item.image is not None]
-                images = np.stack([x for x, _ in prepared]).astype(np.float32)  # (B, 3, S, S)
+                images = np.stack([x.tensor for x in prepared]).astype(np.float32)  # (B, 3, S, S)
                 phrases = _batch_phrases(data, good) if phrases_on else ()
                 extra = prompt_rows + _encode(predictor, phrases)
                 outputs = predictor.predict(images, np.concatenate(extra) if extra else None)  # (E + P, T)
                 phrase_rows = {text: first_phrase + i for i, text in enumerate(phrases)}
                 for index, item in enumerate(good):
                     row = _row(data, item, plan.rows, phrase_rows, probs=outputs["pathology_probs"][index],
-                               maps=outputs["pathology_maps"][index], box=prepared[index][1])
+                               maps=outputs["pathology_maps"][index], box=prepared[index].box)
                     done[row["key"]] = row
                     handle.write(json.dumps(row, allow_nan=True) + "\n")
                 handle.flush()

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from training.data.augment import EvalTransform, TrainTransform
+from app.imaging import PreprocessingSpec
+from training.data.augment import transforms_from_spec
 from training.data.dataset import PairTransform
 from training.data.manifest import ManifestRecord, filter_split
 from training.data.sources.registry import load_source
@@ -74,16 +75,20 @@ def load_records(data: DataSection) -> tuple[list[ManifestRecord], list[Manifest
 
 
 def transforms(data: DataSection) -> tuple[PairTransform, PairTransform]:
-    """(train, eval) transforms; `augment: false` trains on the eval letterbox."""
-    evaluation = EvalTransform(data.image_size)
+    """(train, eval) transforms of the preprocessing the exported bundle will declare
+    (`PreprocessingSpec.trained`); `augment: false` trains on the eval transform."""
+    spec = PreprocessingSpec.trained(data.image_size)
+    evaluation = transforms_from_spec(spec, train=False)
     if not data.augment:
         return evaluation, evaluation
-    return TrainTransform(
-        data.image_size,
+    train = transforms_from_spec(
+        spec,
+        train=True,
         crop_scale=data.crop_scale,
         num_ops=data.randaug_ops,
         magnitude=data.randaug_magnitude,
-    ), evaluation
+    )
+    return train, evaluation
 
 
 def unwrap(model: nn.Module) -> nn.Module:

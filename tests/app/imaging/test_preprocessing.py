@@ -19,6 +19,7 @@ from app.imaging import (
     preprocess,
     stretch_washed_out,
 )
+from app.imaging.preprocessing import STRETCH_STEP
 
 CONTRACT_BLOCK = {
     "image_size": 224,
@@ -68,7 +69,7 @@ def test_spec_round_trips_and_applies() -> None:
     assert PreprocessingSpec.from_dict(spec.to_dict()) == spec
 
     pixels = np.full((40, 20), 0.5, dtype=np.float32)
-    x, box = spec.apply(pixels)
+    x, box, _ = spec.apply(pixels)
     assert x.shape == (3, 32, 32)
     assert x[:, 16, 16] == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)
     assert box.size == 32
@@ -113,6 +114,17 @@ def test_the_spec_stretches_only_when_the_bundle_asks() -> None:
     np.testing.assert_array_equal(off.apply(film)[0], preprocess(film, size=32)[0])
     np.testing.assert_array_equal(on.apply(film)[0], preprocess(stretch_washed_out(film, 0.25), size=32)[0])
     assert PreprocessingSpec.from_dict(on.to_dict()) == on
+
+
+def test_apply_lists_the_steps_it_took() -> None:
+    film, normal = _washed_out_film(), np.random.default_rng(1).random((32, 32)).astype(np.float32)
+    on = PreprocessingSpec(image_size=32, washed_out_span=WASHED_OUT_SPAN)
+    assert on.apply(film).steps == (STRETCH_STEP, "letterbox to 32", "imagenet normalise")
+    assert on.apply(normal).steps == ("letterbox to 32", "imagenet normalise")
+    custom = PreprocessingSpec(image_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    normalised = "normalise (mean [0.5, 0.5, 0.5], std [0.25, 0.25, 0.25])"
+    assert custom.apply(film).steps == ("letterbox to 32", normalised)
+    assert float(custom.apply(np.full((32, 32), 0.75, np.float32)).tensor.max()) == pytest.approx(1.0)
 
 
 def test_real_washed_out_jsrt_film_gets_its_contrast_back(shared_data: Path) -> None:

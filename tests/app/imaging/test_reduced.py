@@ -49,8 +49,8 @@ def _j2k_dicom(
 
 def _inputs(full: DecodedImage, reduced: DecodedImage) -> tuple[np.ndarray, np.ndarray]:
     """Model inputs of both decodes on the [0, 1] scale; asserts their letterboxes are identical."""
-    x_full, box_full = SPEC.apply(full.pixels)
-    x_reduced, box_reduced = SPEC.apply(
+    x_full, box_full, _ = SPEC.apply(full.pixels)
+    x_reduced, box_reduced, _ = SPEC.apply(
         reduced.pixels, source_hw=reduced.source_shape, reduction=reduced.reduction
     )
     assert box_reduced == box_full
@@ -102,7 +102,7 @@ def test_j2k_film_is_decoded_reduced_with_the_original_geometry(lossy: bool) -> 
     data = _j2k_dicom(phantom(1000, 800), lossy=lossy)
     reduced = _assert_parity(data, 4, "reduced_decode:1/4 (JPEG 2000 resolution level 2)")
     assert reduced.shape == (250, 200)
-    _, box = SPEC.apply(reduced.pixels, source_hw=reduced.source_shape, reduction=reduced.reduction)
+    _, box, _ = SPEC.apply(reduced.pixels, source_hw=reduced.source_shape, reduction=reduced.reduction)
     assert box.to_original(np.ones((7, 7), dtype=np.float32)).shape == (1000, 800)
 
 

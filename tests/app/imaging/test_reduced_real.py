@@ -56,8 +56,10 @@ def test_j2k_film_reduced_matches_its_full_decode(shared_data: Path, name: str) 
     assert reduced.reduction.factor == factor and step in reduced.info.steps
     assert reduced.source_shape == full.shape
 
-    x_full, box_full = SPEC.apply(full.pixels)
-    x_reduced, box = SPEC.apply(reduced.pixels, source_hw=reduced.source_shape, reduction=reduced.reduction)
+    x_full, box_full, _ = SPEC.apply(full.pixels)
+    x_reduced, box, _ = SPEC.apply(
+        reduced.pixels, source_hw=reduced.source_shape, reduction=reduced.reduction
+    )
     assert box == box_full  # the same letterbox of the original rows x columns
     difference = np.abs(x_full - x_reduced)[0] * SPEC.std[0]  # (S, S) on the [0, 1] scale
     assert float(difference.max()) <= max_diff

@@ -8,16 +8,19 @@ import numpy as np
 import pytest
 import torch
 
+from app.imaging import PreprocessingSpec
 from training.data.augment import EvalTransform, TrainTransform
 from training.data.dataset import ClassificationDataset, PretrainDataset, SegmentationDataset, split_lungs
 from training.data.sources import JSRT_STRUCTURES, read_covid_chestxray, read_jsrt_scr, read_kermany_pediatric
 from training.model.entities import ANATOMY, PATHOLOGY
 
+SPEC = PreprocessingSpec.trained(64)  # what training builds its transforms from (washed-out stretch on)
+
 
 @pytest.mark.shared_data
 def test_pretrain_sample_has_report_labels(shared_data: Path) -> None:
     records = read_kermany_pediatric(shared_data / "kermany-pediatric")[:3]
-    dataset = PretrainDataset(records, EvalTransform(64))
+    dataset = PretrainDataset(records, EvalTransform(SPEC))
     sample = dataset[0]
     assert sample["image"].shape == (3, 64, 64) and sample["image"].dtype == torch.float32
     assert sample["matrix"].shape == (len(ANATOMY), len(PATHOLOGY))
@@ -30,14 +33,14 @@ def test_pretrain_sample_has_report_labels(shared_data: Path) -> None:
 @pytest.mark.shared_data
 def test_pretrain_drops_records_without_text(shared_data: Path) -> None:
     records = read_covid_chestxray(shared_data / "covid-chestxray", frontal_only=True)[:40]
-    dataset = PretrainDataset(records, EvalTransform(64))
+    dataset = PretrainDataset(records, EvalTransform(SPEC))
     assert len(dataset) == sum(r.report is not None for r in records) < len(records)
 
 
 @pytest.mark.shared_data
 def test_same_index_epoch_and_seed_give_the_same_augmented_image(shared_data: Path) -> None:
     records = read_kermany_pediatric(shared_data / "kermany-pediatric")[:2]
-    dataset = PretrainDataset(records, TrainTransform(64), seed=7)
+    dataset = PretrainDataset(records, TrainTransform(SPEC), seed=7)
     first = dataset[1]["image"]
     dataset[0]  # other draws in between must not matter
     assert torch.equal(dataset[1]["image"], first)
@@ -48,7 +51,7 @@ def test_same_index_epoch_and_seed_give_the_same_augmented_image(shared_data: Pa
 @pytest.mark.shared_data
 def test_classification_labels_and_mask(shared_data: Path) -> None:
     records = read_kermany_pediatric(shared_data / "kermany-pediatric")[:4]
-    dataset = ClassificationDataset(records, ["pneumonia", "nodule"], EvalTransform(64))
+    dataset = ClassificationDataset(records, ["pneumonia", "nodule"], EvalTransform(SPEC))
     sample = dataset[0]
     assert sample["label_mask"].tolist() == [1.0, 0.0]
     assert sample["labels"][0].item() == records[0].labels["pneumonia"]  # type: ignore[index]
@@ -59,7 +62,7 @@ def test_segmentation_masks_and_validity(shared_data: Path) -> None:
     jsrt = SegmentationDataset(
         read_jsrt_scr(shared_data / "jsrt-scr")[:1],
         list(JSRT_STRUCTURES),
-        TrainTransform(64, crop_scale=(0.8, 1.0)),
+        TrainTransform(SPEC, crop_scale=(0.8, 1.0)),
     )
     sample = jsrt[0]
     assert sample["masks"].shape == (5, 64, 64) and sample["mask_valid"].tolist() == [1.0] * 5
@@ -69,7 +72,7 @@ def test_segmentation_masks_and_validity(shared_data: Path) -> None:
     left_cols = sample["masks"][1].nonzero()[:, 1].float().mean()
     assert right_cols < left_cols, "patient's right lung is on the image's left"
     covid_records = [r for r in read_covid_chestxray(shared_data / "covid-chestxray") if r.masks][:1]
-    covid = SegmentationDataset(covid_records, list(JSRT_STRUCTURES), EvalTransform(64))[0]
+    covid = SegmentationDataset(covid_records, list(JSRT_STRUCTURES), EvalTransform(SPEC))[0]
     # Its single both-lungs mask is two separate blobs: split into the lung channels; no heart/clavicles.
     assert covid["mask_valid"].tolist() == [1.0, 1.0, 0.0, 0.0, 0.0] and covid["lungs_valid"].item() == 1.0
     assert torch.equal(torch.maximum(covid["masks"][0], covid["masks"][1]), covid["lungs"])

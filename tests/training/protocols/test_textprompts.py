@@ -10,12 +10,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from numpy.typing import NDArray
 
 from app.bundle import BundleError, resolve_default_bundle
 from tests.fixtures.tiny_bundle import build_tiny_bundle, tiny_bundle  # noqa: F401  (fixture)
-from training.model.entities import PATHOLOGY
-from training.predictors import OnnxPredictor
+from tests.training.model.tiny_bert import write_tiny_bert
+from training.export import load_models
+from training.export_graph import ImageModelGraph
+from training.model import create_model, save_checkpoint
+from training.model.entities import ANATOMY, PATHOLOGY
+from training.model.grounding import default_grounding
+from training.model.text_encoder import TextEncoder
+from training.predictors import OnnxPredictor, TorchPredictor
 from training.protocols.cli import main
 from training.protocols.cxr14 import read_cxr14
 from training.protocols.mscxr import read_mscxr
@@ -168,3 +175,30 @@ def test_mscxr_phrases_are_grounded_by_their_own_text(
     assert main([*argv, "--bundle", str(bare)]) == 0  # no encoder: category grounding only
     report = json.loads((out / "benchmark.json").read_text(encoding="utf-8"))
     assert "phrases" not in report["grounding"]["mscxr"] and report["grounding"]["mscxr"]["all"]["n"] == 3
+
+
+@pytest.mark.shared_data
+def test_checkpoint_predictor_encodes_free_text_with_its_config_encoder(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A checkpoint whose book was encoded by its config's text encoder: the same text as a `text:` prompt
+    goes through that encoder and the model's query path, and scores as the entity."""
+    encoder_dir = write_tiny_bert(tmp_path / "bert", hidden_size=16)
+    torch.manual_seed(0)
+    model = create_model("medslip_resnet18", image_size=64, n_layers=1, d_model=32, n_heads=4, ffn_dim=64,
+                         text_dim=16, text_encoder=str(encoder_dir))
+    encoder = TextEncoder.from_config(model.config)
+    model.set_query_books(encoder.encode([name.replace("_", " ") for name in PATHOLOGY]),
+                          encoder.encode([name.replace("_", " ") for name in ANATOMY]))
+    checkpoint = tmp_path / "tiny.pt"
+    save_checkpoint(checkpoint, model.eval())
+    loaded, _ = load_models(checkpoint, None)
+    predictor = TorchPredictor(ImageModelGraph(loaded, None, default_grounding(False)), checkpoint)
+    assert predictor.info.text_encoder == "bert"
+    data = read_cxr14(write_cxr14_tree(shared_data, tmp_path / "cxr14", n_plain=4).root)
+    mapping = {"Pneumonia": "pneumonia", "Pneumonia (text)": "text:pneumonia", "Other": f"text:{OTHER_TEXT}"}
+    rows, _ = score_dataset(predictor, data, plan_queries(mapping, PATHOLOGY), partial_dir=tmp_path / "p",
+                            settings=SETTINGS, max_images=2)
+    assert len(rows) == 4
+    np.testing.assert_allclose(_scores(rows, "Pneumonia (text)"), _scores(rows, "Pneumonia"), atol=1e-5)
+    assert not np.allclose(_scores(rows, "Other"), _scores(rows, "Pneumonia"), atol=1e-4)

@@ -203,6 +203,11 @@ class Batcher(Generic[PayloadT, ResultT]):
             )
         if self._budget is None:
             return
+        if queued == 0 and self._running is None:
+            # An idle model serves a lone request at once: refusing it shortens nobody's wait, and a
+            # run is the only thing that corrects an estimate measured on a slow moment (warm-up
+            # under load), which would otherwise refuse every request for good.
+            return
         expected = self.expected_wait_s(priority, include_incoming=include_incoming)
         if expected > self._budget:
             raise LatencyBudgetExceededError(

@@ -92,6 +92,27 @@ async def test_requests_beyond_the_budget_are_refused_before_queueing(model_pool
     await batcher.close()
 
 
+async def test_an_idle_model_admits_a_lone_request_whatever_the_estimate(
+    model_pool: ThreadPoolExecutor,
+) -> None:
+    """Warm-up measured 5 s per batch against a 2.5 s budget (a busy moment): an idle service still
+    takes a lone request, and its run moves the estimate towards what the model takes now, where
+    refusing everything would have frozen it. A busy model keeps refusing what the estimate puts
+    beyond the budget."""
+    gated = GatedBatch(closed=True)
+    batcher = gated_batcher(gated, model_pool, budget_s=2.5, batch_s=5.0)
+    running = await occupy_model(batcher, gated)  # idle: admitted despite the 5 s estimate
+    with pytest.raises(LatencyBudgetExceededError):
+        await batcher.submit(1)  # the model is busy: 5 s left of the running batch + 5 s
+    gated.gate.set()
+    assert (await running).value == 0
+    assert batcher.timer.estimate(1) < 5.0  # the run (0 s on the test's clock) pulled the mean down
+    async with batcher.admit():  # idle again: admitted
+        pass
+    assert (await batcher.submit(2)).value == 20
+    await batcher.close()
+
+
 async def test_admit_counts_decoding_requests_as_ahead(model_pool: ThreadPoolExecutor) -> None:
     gated = GatedBatch(closed=True)
     batcher = gated_batcher(gated, model_pool, budget_s=2.5, max_queue=64)

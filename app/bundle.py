@@ -5,8 +5,6 @@ Why verify: a half-copied or edited bundle must fail loudly at start-up, not ser
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -15,8 +13,19 @@ from typing import Any
 
 import numpy as np
 
+from app.bundle_format import BundleError, file_problems, read_metadata, sha256_file
 from app.graph_contract import FULL_GRAPH, graph_file, graph_problems
 from app.imaging.preprocessing import PreprocessingSpec
+
+__all__ = [
+    "SEGMENTATION_STRUCTURES",
+    "Bundle",
+    "BundleError",
+    "TextEncoderBundle",
+    "load_bundle",
+    "resolve_default_bundle",
+    "sha256_file",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +39,6 @@ SEGMENTATION_STRUCTURES: tuple[str, ...] = (
     "right_clavicle",
     "left_clavicle",
 )
-
-
-class BundleError(RuntimeError):
-    """The bundle is missing, malformed or does not match its checksums."""
 
 
 @dataclass(frozen=True)
@@ -99,42 +104,15 @@ class Bundle:
         return self.thresholds.get(name, self.default_threshold)
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks so large graphs do not double memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise BundleError(f"{path.name} missing in {path.parent}") from exc
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{path} is not valid JSON: {exc.msg}") from exc
-    if not isinstance(data, dict):
-        raise BundleError(f"{path} must hold a JSON object")
-    return data
-
-
 def _verify_files(root: Path, files: dict[str, str]) -> None:
-    for rel, expected in files.items():
-        path = root / rel
-        if not path.is_file():
-            raise BundleError(f"bundle file {rel} listed in metadata.json is missing")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise BundleError(
-                f"sha256 mismatch for {rel}: metadata says {expected[:12]}..., file is {actual[:12]}..."
-            )
+    problems = file_problems(root, files)
+    if problems:
+        raise BundleError(f"bundle {root.name}: " + "; ".join(problems))
 
 
 def _load_text_encoder(root: Path, entry: dict[str, Any], verify: bool) -> TextEncoderBundle:
     te_root = (root / str(entry["dir"])).resolve()
-    meta = _read_json(te_root / "metadata.json")
+    meta = read_metadata(te_root)
     if verify:
         _verify_files(te_root, dict(meta.get("files", {})))
         if entry.get("sha256") and sha256_file(te_root / "text_encoder.onnx") != entry["sha256"]:
@@ -159,7 +137,7 @@ def _book(root: Path, section: dict[str, Any], label: str) -> tuple[tuple[str, .
 def load_bundle(root: Path, *, verify: bool = True) -> Bundle:
     """Read metadata.json, check schema and checksums, load both query books and the text-encoder entry."""
     root = root.resolve()
-    meta = _read_json(root / "metadata.json")
+    meta = read_metadata(root)
     graphs = meta.get("graphs")
     problems = graph_problems(meta.get("schema_version"), graphs if isinstance(graphs, dict) else {})
     if problems:

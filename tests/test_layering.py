@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "app"
 
 #: Modules (or packages, with everything below them) that docs/contracts.md calls contract.
-CONTRACT = ("app.imaging", "app.graph_contract", "app.bundle", "app.schemas", "app.jsonlog")
+CONTRACT = (
+    "app.imaging", "app.graph_contract", "app.bundle", "app.bundle_format", "app.schemas", "app.jsonlog"
+)
 WEB_FRAMEWORKS = ("fastapi", "starlette")
 
 

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from app.bundle_format import read_metadata, sha256_file, verify_bundle, write_metadata
 from app.graph_contract import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_FILES, GRAPH_SIGNATURES, SCHEMA_VERSION
 from app.imaging.preprocessing import PreprocessingSpec
-from training.bundle import read_metadata, sha256_file, verify_bundle, write_metadata
 from training.config_io import config_to_dict
 from training.export_graph import ImageModelGraph, export_graph, graph_of, measure_parity, require_fp32_parity
 from training.export_text import GRAPH_FILE as TEXT_GRAPH_FILE

@@ -62,7 +62,8 @@ class LossConfig:
             raise ValueError(f"protocl_negatives must be >= 1, got {self.protocl_negatives}")
         if self.existence_pathology_balance not in ("none", "batch"):
             raise ValueError(
-                f"existence_pathology_balance must be 'none' or 'batch', got {self.existence_pathology_balance!r}"
+                "existence_pathology_balance must be 'none' or 'batch', "
+                f"got {self.existence_pathology_balance!r}"
             )
         if self.protocl_similarity not in ("dot", "cosine"):
             raise ValueError(f"protocl_similarity must be 'dot' or 'cosine', got {self.protocl_similarity!r}")

@@ -14,10 +14,10 @@ import torch
 from numpy.typing import NDArray
 
 from app.bundle import load_bundle
+from app.bundle_format import sha256_file, verify_bundle
 from app.imaging.preprocessing import PreprocessingSpec
 from app.runtime import OrtImageModel
 from app.textquery import TextQueryEncoder
-from training.bundle import sha256_file, verify_bundle
 from training.export_graph import OUTPUT_NAMES, ImageModelGraph
 from training.model import SEGMENTATION_STRUCTURES
 from training.model.entities import ANATOMY, PATHOLOGY

@@ -28,7 +28,7 @@ def test_checksum_mismatch_is_refused(tmp_path: Path) -> None:
     root = build_tiny_bundle(tmp_path)
     with (root / "pathology_queries.npy").open("ab") as handle:
         handle.write(b"\0")
-    with pytest.raises(BundleError, match=r"sha256 mismatch for pathology_queries\.npy"):
+    with pytest.raises(BundleError, match=r"sha256 mismatch for 'pathology_queries\.npy'"):
         load_bundle(root)
     assert load_bundle(root, verify=False).name == "tiny-cxr"
 

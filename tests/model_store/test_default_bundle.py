@@ -20,7 +20,7 @@ from app.bundle import resolve_default_bundle
 from app.factory import create_app
 from app.imaging import decode_bytes, decode_path
 from app.settings import Settings
-from training.bundle import verify_bundle
+from app.bundle_format import verify_bundle
 from training.metrics.segmentation import dice
 
 STORE = Path(__file__).resolve().parents[2] / "model_store"

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.graph_contract import GRAPH_FILES, GRAPH_SIGNATURES, SCHEMA_VERSION
-from training.bundle import (
+from app.bundle_format import (
     IMAGE_BUNDLE_KEYS,
     BundleError,
     bundle_problems,
@@ -15,6 +14,7 @@ from training.bundle import (
     verify_bundle,
     write_metadata,
 )
+from app.graph_contract import GRAPH_FILES, GRAPH_SIGNATURES, SCHEMA_VERSION
 
 
 def _bundle(tmp_path: Path) -> Path:

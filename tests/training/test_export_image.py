@@ -9,10 +9,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from app.bundle_format import IMAGE_BUNDLE_KEYS, bundle_problems, write_metadata
 from app.graph_contract import SCHEMA_VERSION
 from app.graph_precision import fp32_graph_bytes
 from app.runtime import CPU
-from training.bundle import IMAGE_BUNDLE_KEYS, bundle_problems, write_metadata
 from training.export import (
     export_bundle,
     load_models,

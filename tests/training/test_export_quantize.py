@@ -11,8 +11,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from app.bundle import load_bundle
+from app.bundle_format import bundle_problems
 from app.runtime import OrtImageModel
-from training.bundle import bundle_problems
 from training.export import export_bundle
 from training.onnx_tools import cpu_session, run_session
 from training.quantize import convert_to_fp16, topologically_sorted

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from training.bundle import read_metadata, verify_bundle, write_metadata
+from app.bundle_format import read_metadata, verify_bundle, write_metadata
 from training.data import build_manifest
 from training.data.sources.registry import shared_data_dir
 from training.host import cpu_model

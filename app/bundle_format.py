@@ -1,7 +1,9 @@
 """Bundle metadata and integrity: every file of a bundle is listed in `metadata.json` with its sha256.
 
-The service refuses a bundle whose files do not match (docs/contracts.md, "Bundle"); this module is the
-writer's side of that promise and the verifier tests and CI use.
+One definition of the bundle's file contract (docs/contracts.md, "Bundle") for both sides: the exporter
+writes `metadata.json` with `write_metadata`, and the service (`app.bundle.load_bundle`), CI and the
+exporter's own check refuse a bundle by the same `file_problems`: a listed file missing or changed, or
+a file slipped in without being listed.
 """
 
 from __future__ import annotations
@@ -108,7 +110,15 @@ def bundle_problems(bundle_dir: Path, required_keys: tuple[str, ...] | None = No
         graphs = metadata.get("graphs")
         graphs = graphs if isinstance(graphs, dict) else {}
         problems.extend(graph_problems(metadata.get("schema_version"), graphs))
+    problems.extend(file_problems(bundle_dir, listed))
+    return problems
+
+
+def file_problems(bundle_dir: Path, listed: Mapping[str, str]) -> list[str]:
+    """Every listed file that is missing or does not match its sha256, and every file under the bundle
+    that is not listed (metadata.json aside); empty when the files are exactly what was exported."""
     actual = bundle_files(bundle_dir)
+    problems = []
     for name, expected in listed.items():
         if name not in actual:
             problems.append(f"listed file {name!r} is missing")

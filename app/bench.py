@@ -43,8 +43,8 @@ import onnxruntime as ort
 
 from app.bundle import load_bundle
 from app.imaging import PreprocessingSpec, decode_bytes
+from app.locations import REPO_ROOT, shared_data_dir
 from app.runtime import CUDA, OrtImageModel
-from app.settings import REPO_ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +65,6 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
         return ordered[min(len(ordered) - 1, max(0, int(np.ceil(q * len(ordered))) - 1))]
 
     return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "mean": statistics.fmean(ordered)}
-
-
-def shared_data_dir() -> Path:
-    env = os.environ.get("MEDSLIP_SHARED_DATA")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
 
 def load_images(data_dir: Path, count: int) -> list[tuple[bytes, str]]:

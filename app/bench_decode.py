@@ -38,11 +38,11 @@ import onnxruntime as ort
 import PIL
 from PIL import features
 
-from app.bench import percentiles, service_input, shared_data_dir
+from app.bench import percentiles, service_input
 from app.bundle import Bundle, load_bundle
 from app.imaging import PreprocessingSpec, decode_bytes
+from app.locations import REPO_ROOT, shared_data_dir
 from app.runtime import ImageModelRunner, OrtImageModel
-from app.settings import REPO_ROOT
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from app.locations import MODEL_STORE
+
 #: Largest X-Deadline-Ms (and default deadline) accepted: ten minutes.
 MAX_DEADLINE_MS = 600_000.0
 
@@ -28,7 +29,7 @@ class Settings(BaseSettings):
         description="Bundle directory (model_store/<name>/<version>). None: resolve from model_store.",
     )
     model_store: Path = Field(
-        default=REPO_ROOT / "model_store", description="Root of the versioned model store."
+        default=MODEL_STORE, description="Root of the versioned model store."
     )
     model_name: str | None = Field(
         default=None, description="Model name inside model_store; None: the single image-model name present."

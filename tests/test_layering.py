@@ -20,7 +20,13 @@ APP = REPO / "app"
 
 #: Modules (or packages, with everything below them) that docs/contracts.md calls contract.
 CONTRACT = (
-    "app.imaging", "app.graph_contract", "app.bundle", "app.bundle_format", "app.schemas", "app.jsonlog"
+    "app.imaging",
+    "app.graph_contract",
+    "app.bundle",
+    "app.bundle_format",
+    "app.schemas",
+    "app.jsonlog",
+    "app.locations",
 )
 WEB_FRAMEWORKS = ("fastapi", "starlette")
 

@@ -41,11 +41,11 @@ import httpx
 import numpy as np
 import torch
 
-from app.bench import percentiles, service_input, shared_data_dir, spawn_server
+from app.bench import percentiles, service_input, spawn_server
 from app.bundle import Bundle, load_bundle
 from app.graph_contract import FULL_GRAPH
+from app.locations import REPO_ROOT, shared_data_dir
 from app.runtime import OrtImageModel
-from app.settings import REPO_ROOT
 from training.bench_compare_candidates import (
     GRAPHS,
     decode_candidates,

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from app.imaging import ImagingError, Letterbox, decode_path
+from app.imaging import ImagingError, Letterbox, decode_path, is_lateral
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
 from training.export import load_models
 from training.export_graph import ImageModelGraph
@@ -48,7 +48,6 @@ from training.predictors import OnnxPredictor, Predictor, TorchPredictor
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "report.json"
-LATERAL_VIEWS = frozenset({"L", "LL", "RL", "LATERAL"})
 #: Anatomy query -> (mask key in manifests, box label of covid-chestxray), patient's side.
 LUNG_QUERIES: dict[str, tuple[str, str]] = {
     "right_lung_unspec": ("right_lung", "Right Lung"),
@@ -155,7 +154,7 @@ class Evaluator:
     def _prepared(self, records: Sequence[ManifestRecord]) -> Iterator[Prepared]:
         spec = self.predictor.info.preprocessing
         for record in records:
-            if record.view.upper() in LATERAL_VIEWS and not self.include_lateral:
+            if is_lateral(record.view) and not self.include_lateral:
                 self.results.skipped["lateral_view"] += 1
                 continue
             try:

@@ -43,10 +43,10 @@ from numpy.typing import NDArray
 from app.bundle_format import verify_bundle, write_metadata
 from app.graph_contract import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_SIGNATURES, SCHEMA_VERSION
 from app.graph_precision import fp32_graph_bytes
-from app.imaging import ImagingError, decode_path
+from app.imaging import ImagingError, decode_path, is_lateral
 from app.imaging.preprocessing import PreprocessingSpec
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
-from training.evaluate import LATERAL_VIEWS, evaluation_labels
+from training.evaluate import evaluation_labels
 from training.model_card import render_model_card
 from training.quantize_measure import (
     MAX_AUROC_DRIFT,
@@ -78,7 +78,7 @@ def load_inputs(records: Sequence[ManifestRecord], spec: PreprocessingSpec, limi
     for record in shuffled:
         if len(images) == limit:
             break
-        if record.view.upper() in LATERAL_VIEWS:
+        if is_lateral(record.view):
             continue
         try:
             decoded = decode_path(record.image)

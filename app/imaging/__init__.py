@@ -36,7 +36,7 @@ from app.imaging.preprocessing import (
     stretch_washed_out,
 )
 from app.imaging.privacy import quiet_pydicom_value_messages
-from app.imaging.views import ViewKind, view_kind
+from app.imaging.views import ViewKind, is_lateral, view_kind
 
 __all__ = [
     "DECODE_MARGIN",
@@ -69,6 +69,7 @@ __all__ = [
     "check_dicom_header",
     "decode_bytes",
     "decode_path",
+    "is_lateral",
     "letterbox",
     "normalise",
     "preprocess",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-__all__ = ["ViewKind", "view_kind"]
+__all__ = ["ViewKind", "is_lateral", "view_kind"]
 
 # View Position defined terms (PS3.3 C.8.11.5.1.1) plus common non-standard spellings.
 _LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL", "LLAT", "RLAT", "L"})
@@ -39,3 +39,9 @@ def view_kind(view: str | None) -> ViewKind:
     if view in _DECUBITUS_VIEWS or "DECUBITUS" in words:
         return ViewKind.DECUBITUS
     return ViewKind.FRONTAL
+
+
+def is_lateral(view: str | None) -> bool:
+    """Whether a View Position names a lateral projection: the films training and evaluation leave out
+    and the service refuses, by the same rule."""
+    return view_kind(view) == ViewKind.LATERAL

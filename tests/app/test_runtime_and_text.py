@@ -106,7 +106,7 @@ def test_text_encoder_matches_book_and_caches(tiny_bundle: Path) -> None:
 def test_real_text_encoder_is_padding_invariant() -> None:
     """The shipped MiniLM tokenizer pads to 128 by default; pads must not enter the mean pooling."""
     from app.bundle import TextEncoderBundle
-    from app.settings import REPO_ROOT
+    from app.locations import REPO_ROOT
 
     root = REPO_ROOT / "model_store" / "text-encoders" / "all-minilm-l6-v2" / "1"
     if not (root / "text_encoder.onnx").is_file():

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from app.bundle_format import read_metadata, verify_bundle, write_metadata
+from app.locations import shared_data_dir
 from training.data import build_manifest
-from training.data.sources.registry import shared_data_dir
 from training.host import cpu_model
 from training.recipes.card_check import DEFAULT_TOLERANCE, report_differences
 from training.recipes.default_card import render_default_card

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from app.imaging import is_lateral
+from app.locations import shared_data_dir
 from training.data.manifest import ManifestRecord, read_manifest
 from training.data.sources.covid import FRONTAL_VIEWS, read_covid_chestxray
 from training.data.sources.jsrt import read_jsrt_scr
@@ -13,12 +14,6 @@ from training.data.sources.mimic import read_mimic_cxr
 from training.data.sources.nih import read_nih_cxr14
 
 SHARED_PLACEHOLDER = "{shared}"
-
-
-def shared_data_dir() -> Path:
-    """MEDSLIP_SHARED_DATA, else `../shared/data` beside the repository (as the tests resolve it)."""
-    env = os.environ.get("MEDSLIP_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
 def expand_path(path: str) -> Path:
@@ -44,7 +39,7 @@ def load_source(
     elif kind == "manifest":
         records = read_manifest(root)
         if frontal_only:
-            records = [r for r in records if r.view.upper() not in {"L", "LL", "RL", "LATERAL", "LAT"}]
+            records = [r for r in records if not is_lateral(r.view)]
     else:
         raise ValueError(f"unknown source kind {kind!r}")
     if max_records <= 0:
@@ -58,4 +53,4 @@ def load_source(
     return kept
 
 
-__all__ = ["FRONTAL_VIEWS", "expand_path", "load_source", "shared_data_dir"]
+__all__ = ["FRONTAL_VIEWS", "expand_path", "load_source"]

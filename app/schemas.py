@@ -253,7 +253,7 @@ PROBLEM_STATUSES: dict[int, str] = {
     415: "unsupported_media_type",
     422: "invalid_request (parameter validation), invalid_dicom, unsupported_transfer_syntax, "
     "unsupported_view, multi_frame, not_an_image, unsupported_photometric, corrupt_image, not_chest, "
-    "unknown_name, text_encoder_unavailable",
+    "image_too_small, unknown_name, text_encoder_unavailable",
     500: "inference_failed, internal_error",
     503: "queue_full, latency_budget_exceeded, upload_budget_exceeded, decode_budget_exceeded, "
     "model_not_ready, shutting_down; all with Retry-After",

@@ -34,6 +34,21 @@ def test_every_domain_error_class_is_mapped() -> None:
     assert unmapped == []
 
 
+def test_openapi_descriptions_name_every_mapped_code_under_its_status() -> None:
+    """The OpenAPI answers (app.schemas.PROBLEM_STATUSES, a contract module without the web framework)
+    list each problem code under the status the mapping sends it with."""
+    from app.schemas import PROBLEM_STATUSES
+
+    missing = []
+    for cls, problem in PROBLEM_TYPES.items():
+        code = getattr(cls, "default_code", None) or getattr(cls, "code", None)
+        if not isinstance(code, str) or cls in DOMAIN_ERRORS:  # the roots are never raised as such
+            continue
+        if not re.search(rf"\b{re.escape(code)}\b", PROBLEM_STATUSES.get(problem.status, "")):
+            missing.append(f"{problem.status} {code}")
+    assert missing == []
+
+
 def test_codes_are_unique_per_class() -> None:
     codes: dict[str, type[Exception]] = {}
     for cls in domain_error_classes():

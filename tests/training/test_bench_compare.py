@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from app.bench import main as bench_main
 from app.bundle import load_bundle
 from tests.fixtures.tiny_bundle import tiny_bundle  # noqa: F401  (fixture)
 from tests.training.tiny_models import tiny_model
@@ -147,11 +146,6 @@ def test_proc_status_reads_own_rss() -> None:
     if not values:
         pytest.skip("no /proc on this host")
     assert values["VmRSS"] > 0 and values["VmHWM"] >= values["VmRSS"]
-
-
-def test_compare_subcommand_needs_its_arguments() -> None:
-    with pytest.raises(SystemExit):
-        bench_main(["compare", "--rounds", "2"])  # no --model-dir / --checkpoint
 
 
 def test_http_candidates_record_the_service_timings(tiny_bundle: Path) -> None:  # noqa: F811

@@ -52,6 +52,7 @@ def default_runner(bundle: Bundle, settings: Settings) -> ImageModelRunner:
         intra_op_threads=settings.intra_op_threads,
         precision=settings.precision,
         io_binding=settings.io_binding,
+        allow_spinning=settings.ort_spinning,
     )
 
 

@@ -84,11 +84,20 @@ def select_providers(device: str, available: list[str]) -> list[str]:
     return [CPU]
 
 
-def session_options(intra_op_threads: int) -> ort.SessionOptions:
+#: ONNX Runtime session config key: whether idle intra-op threads spin-wait for the next run.
+SPINNING_KEY = "session.intra_op.allow_spinning"
+
+
+def session_options(intra_op_threads: int, *, allow_spinning: bool = False) -> ort.SessionOptions:
+    """Options of every graph's session. Spinning is off by default: each graph has its own thread pool,
+    and while one graph runs the other's idle threads would spin on the same cores; with the service's
+    two graphs called in turn, batch-1 calls took 1.5-2.2x as long with spinning on (docs/benchmarks.md,
+    "Thread spinning")."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if intra_op_threads:
         options.intra_op_num_threads = intra_op_threads
+    options.add_session_config_entry(SPINNING_KEY, "1" if allow_spinning else "0")
     return options
 
 
@@ -104,12 +113,14 @@ class OrtImageModel:
         intra_op_threads: int = 0,
         precision: str = "stored",
         io_binding: bool | None = None,
+        allow_spinning: bool = False,
     ) -> None:
         """`precision` (MEDSLIP_PRECISION): "stored" loads every graph as the bundle stores it; "fp32"
         computes in fp32 (a stored fp32 variant, else fp16 weights upcast in memory); "int8" loads the
         int8 variant of every graph that has one (at least one must); "auto" is "fp32" on the CPU and
         "stored" on CUDA, where fp16 is the fast type. `io_binding` (MEDSLIP_IO_BINDING): run through
-        ONNX Runtime IO binding; None = on with CUDA only."""
+        ONNX Runtime IO binding; None = on with CUDA only. `allow_spinning` (MEDSLIP_ORT_SPINNING): let
+        idle intra-op threads spin-wait (see `session_options`)."""
         providers = select_providers(device, ort.get_available_providers())
         if precision == "auto":
             precision = "stored" if providers[0] == CUDA else "fp32"
@@ -118,7 +129,7 @@ class OrtImageModel:
             raise RuntimeError(
                 f"MEDSLIP_PRECISION=int8: bundle {bundle.name} {bundle.version} has no int8 graph"
             )
-        options = session_options(intra_op_threads)
+        options = session_options(intra_op_threads, allow_spinning=allow_spinning)
         self._sessions: dict[str, ort.InferenceSession] = {}
         self.precisions: dict[str, str] = {}
         for name in bundle.graph_names:

@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         "stall the event loop and the batcher; keep it below the core count. 0: decode in the worker "
         "threads.",
     )
+    ort_spinning: bool = Field(
+        default=False,
+        description="Let ONNX Runtime's idle intra-op threads spin-wait between runs. Off: each graph "
+        "has its own thread pool, and spinning threads of one graph slow the other on the same cores.",
+    )
     decode_inline: bool = Field(
         default=True,
         description="Decode PNG, JPEG and uncompressed DICOM in the worker threads (their decoders "

@@ -11,7 +11,16 @@ import pytest
 
 from app.bundle import load_bundle
 from app.graph_contract import ENDPOINT_OUTPUTS, choose_graph
-from app.runtime import CPU, CUDA, ModelOutputs, OrtImageModel, select_providers, warm_up
+from app.runtime import (
+    CPU,
+    CUDA,
+    SPINNING_KEY,
+    ModelOutputs,
+    OrtImageModel,
+    select_providers,
+    session_options,
+    warm_up,
+)
 from app.textquery import TextQueryEncoder
 
 
@@ -36,6 +45,19 @@ def test_runner_shapes_and_warm_up(tiny_bundle: Path) -> None:
     assert out.anatomy_probs.shape == (3, 51) and out.segmentation_logits.shape == (3, 5, 64, 64)
     assert np.allclose(out.pathology_maps.sum(axis=(2, 3)), 1.0, atol=1e-4)  # softmax attention
     assert sorted(warm_up(runner, bundle, [1, 2, 4])) == [1, 2, 4]
+
+
+def test_thread_spinning_is_off_unless_asked_and_leaves_outputs_alone(tiny_bundle: Path) -> None:
+    assert session_options(1).get_session_config_entry(SPINNING_KEY) == "0"
+    assert session_options(1, allow_spinning=True).get_session_config_entry(SPINNING_KEY) == "1"
+    bundle = load_bundle(tiny_bundle)
+    image = np.random.default_rng(3).standard_normal((1, 3, bundle.image_size, bundle.image_size))
+    image = image.astype(np.float32)
+    quiet = OrtImageModel(bundle, device="cpu", intra_op_threads=1)
+    spinning = OrtImageModel(bundle, device="cpu", intra_op_threads=1, allow_spinning=True)
+    a = quiet.run(image, bundle.pathology_queries, bundle.anatomy_queries)
+    b = spinning.run(image, bundle.pathology_queries, bundle.anatomy_queries)
+    np.testing.assert_array_equal(a.pathology_probs, b.pathology_probs)
 
 
 def test_io_binding_path_gives_identical_outputs_on_cpu(tiny_bundle: Path) -> None:

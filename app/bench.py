@@ -13,7 +13,7 @@ writes DIR/service.json and DIR/service.md.
 `medslip-bench decode ...` measures decoding instead (full vs reduced resolution, threads vs a process
 pool, against the model call): see `app/bench_decode.py`. `medslip-bench compare ...` is the interleaved
 comparison of ONNX Runtime, PyTorch eager, the official architecture, HTTP, decoding and RSS (it needs
-torch): see `training/bench_compare.py`. The `medslip-bench` command itself is `training/bench_cli.py`:
+torch): see `training/bench/compare.py`. The `medslip-bench` command itself is `training/bench/cli.py`:
 it dispatches there and passes the PyTorch reference in, so this module never imports `training`.
 """
 
@@ -385,7 +385,7 @@ EagerReference = Callable[[Path, Path, list[tuple[bytes, str]], int], dict[str, 
 
 def main(argv: list[str] | None = None, *, eager_reference: EagerReference | None = None) -> int:
     """The service benchmark (and `decode`); `eager_reference` times `--checkpoint` in PyTorch
-    (given by `training.bench_cli`, since this package never imports torch)."""
+    (given by `training.bench.cli`, since this package never imports torch)."""
     given_argv = list(argv if argv is not None else sys.argv[1:])
     if given_argv[:1] == ["decode"]:
         from app.bench_decode import main as decode_main  # noqa: PLC0415  (its own CLI)

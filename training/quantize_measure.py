@@ -21,8 +21,8 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from app.graph_contract import GRAPH_SIGNATURES
+from training.bench.interleave import Candidate, interleave
 from training.host import cpu_flags, cpu_model
-from training.interleave import Candidate, interleave
 from training.metrics import auroc
 from training.onnx_tools import cpu_session, max_abs_diff
 from training.quantize_recipes import BATCH, Feeds, feeds_for

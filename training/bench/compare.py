@@ -1,4 +1,4 @@
-"""`medslip-bench compare` (or `python -m training.bench_compare`): one interleaved run that compares, on
+"""`medslip-bench compare` (or `python -m training.bench.compare`): one interleaved run that compares, on
 the same host, thread count and batch sizes, what each serving path costs for the same work.
 
 Candidates, each timed once per round, round-robin (the start rotates one place every round, so a busy
@@ -46,7 +46,7 @@ from app.bundle import Bundle, load_bundle
 from app.graph_contract import FULL_GRAPH
 from app.locations import REPO_ROOT, shared_data_dir
 from app.runtime import OrtImageModel
-from training.bench_compare_candidates import (
+from training.bench.compare_candidates import (
     GRAPHS,
     decode_candidates,
     eager_candidates,
@@ -55,11 +55,11 @@ from training.bench_compare_candidates import (
     official_model,
     ort_candidates,
 )
-from training.bench_compare_host import hardware, service_memory
-from training.bench_compare_report import HTTP_FILM, ROUTING_ENDPOINT, ROUTING_GROUP, analyse, markdown
+from training.bench.compare_host import hardware, service_memory
+from training.bench.compare_report import HTTP_FILM, ROUTING_ENDPOINT, ROUTING_GROUP, analyse, markdown
+from training.bench.interleave import interleave
 from training.export import load_models
 from training.export_graph import ImageModelGraph
-from training.interleave import interleave
 from training.model import MeDSLIP
 from training.model.grounding import default_grounding
 

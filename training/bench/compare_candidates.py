@@ -1,9 +1,9 @@
 """The candidates `medslip-bench compare` times: each is one whole unit of work behind a no-argument
-call, so the interleaved loop in `training/bench_compare.py` can time ONNX Runtime, PyTorch eager, the
+call, so the interleaved loop in `training/bench/compare.py` can time ONNX Runtime, PyTorch eager, the
 official architecture, HTTP and decoding alike without knowing what any of them does.
 
 Names follow `<group>:<what>:b<batch>` (`ort:image_model:b8`, `official:b1`, `http:/classify`,
-`decode:<film>`): `training/bench_compare_report.py` looks the medians up by these names.
+`decode:<film>`): `training/bench/compare_report.py` looks the medians up by these names.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from app.bench import service_input
 from app.bundle import Bundle
 from app.graph_contract import CLASSIFY_GRAPH, ENDPOINT_OUTPUTS, FULL_GRAPH, choose_graph
 from app.runtime import OrtImageModel
-from training.bench_compare_report import ENDPOINTS
+from training.bench.compare_report import ENDPOINTS
+from training.bench.interleave import Candidate
 from training.export_graph import ImageModelGraph, graph_of
-from training.interleave import Candidate
 from training.model import MeDSLIP, create_model
 
 #: The graphs timed, in report order: the /classify graph, then the full one (/ground, /segment).

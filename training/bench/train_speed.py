@@ -1,4 +1,4 @@
-"""`python -m training.bench_train`: CPU training throughput of MeDSLIP, written to docs/bench/training.md.
+"""`python -m training.bench.train_speed`: CPU training throughput of MeDSLIP (docs/bench/training.md).
 
 Measures optimizer steps of the real objective (medslip_losses, AdamW, clipping) on synthetic batches, so
 the figure is model compute only (image decoding/augmentation run in DataLoader workers and are
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 command = [
                     sys.executable,
                     "-m",
-                    "training.bench_train",
+                    "training.bench.train_speed",
                     "--single",
                     "--models",
                     model,
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.write(json.dumps(asdict(result)) + "\n")
                 results.append(result)
     decode = decode_rate(max(args.sizes))
-    shown = "python -m training.bench_train " + " ".join(argv if argv is not None else sys.argv[1:])
+    shown = "python -m training.bench.train_speed " + " ".join(argv if argv is not None else sys.argv[1:])
     write_markdown(results, decode, args.out, shown.strip())
     return 0
 

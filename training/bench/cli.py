@@ -18,9 +18,9 @@ from app.bench import main as service_bench_main
 def _eager_reference(
     checkpoint: Path, model_dir: Path, images: list[tuple[bytes, str]], calls: int
 ) -> dict[str, Any]:
-    """PyTorch eager timing of the same weights (`training.bench_eager`, imported only when asked)."""
+    """PyTorch eager timing of the same weights (`training.bench.eager`, imported only when asked)."""
     try:
-        from training.bench_eager import bench_torch_eager  # noqa: PLC0415  (needs torch)
+        from training.bench.eager import bench_torch_eager  # noqa: PLC0415  (needs torch)
     except ImportError as exc:
         raise SystemExit(f"medslip-bench --checkpoint needs the training extras (torch): {exc}") from exc
     return bench_torch_eager(checkpoint, model_dir, images, calls)
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     given = list(argv if argv is not None else sys.argv[1:])
     if given[:1] == ["compare"]:
         try:
-            from training.bench_compare import main as compare_main  # noqa: PLC0415  (needs torch)
+            from training.bench.compare import main as compare_main  # noqa: PLC0415  (needs torch)
         except ImportError as exc:
             raise SystemExit(f"medslip-bench compare needs the training extras (torch): {exc}") from exc
         return compare_main(given[1:])

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from app.bench import main as service_bench_main
-from training.bench_cli import main as bench_main
+from training.bench.cli import main as bench_main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_command_loads_without_torch() -> None:
-    code = "import sys, training.bench_cli; sys.exit('torch' in sys.modules)"
+    code = "import sys, training.bench.cli; sys.exit('torch' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, timeout=120, check=False
     )

@@ -13,13 +13,13 @@ import pytest
 from app.bundle import load_bundle
 from tests.fixtures.tiny_bundle import tiny_bundle  # noqa: F401  (fixture)
 from tests.training.tiny_models import tiny_model
-from training.bench_compare import batch_inputs, run_compare
-from training.bench_compare_candidates import http_candidates
-from training.bench_compare_host import proc_status_kib
-from training.bench_compare_report import analyse, markdown
+from training.bench.compare import batch_inputs, run_compare
+from training.bench.compare_candidates import http_candidates
+from training.bench.compare_host import proc_status_kib
+from training.bench.compare_report import analyse, markdown
+from training.bench.interleave import Candidate, interleave
 from training.export_graph import ImageModelGraph
 from training.host import cpu_model
-from training.interleave import Candidate, interleave
 from training.model import SegmentationModel
 
 

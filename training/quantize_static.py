@@ -46,7 +46,7 @@ from app.graph_precision import fp32_graph_bytes
 from app.imaging import ImagingError, decode_path, is_lateral
 from app.imaging.preprocessing import PreprocessingSpec
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
-from training.evaluate import evaluation_labels
+from training.evaluation.evaluate import evaluation_labels
 from training.model_card import render_model_card
 from training.quantize_measure import (
     MAX_AUROC_DRIFT,

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
 from training.export import load_models
 from training.export_graph import ImageModelGraph
 from training.host import cpu_model
 from training.model.grounding import GROUNDING_METHODS, default_grounding
-from training.predictors import OnnxPredictor, Predictor, TorchPredictor
 from training.protocols.covidx import read_covidx
 from training.protocols.cxr14 import read_cxr14
 from training.protocols.datasets import DATASETS, BenchmarkData, DatasetLayoutError, find_dataset_dir

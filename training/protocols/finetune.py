@@ -33,11 +33,11 @@ from app.imaging import decode_path
 from app.imaging.preprocessing import PreprocessingSpec
 from training import finetune_cls, finetune_seg
 from training.data.manifest import ManifestRecord, write_manifest
+from training.evaluation.predictors import TorchPredictor
 from training.export_graph import ImageModelGraph
 from training.metrics import dice
 from training.model import SegmentationModel, load_checkpoint
 from training.model.grounding import default_grounding
-from training.predictors import TorchPredictor
 from training.protocols.datasets import BenchmarkData
 from training.protocols.prompts import QueryPlan, entity_mapping
 from training.protocols.siim import decode_masks

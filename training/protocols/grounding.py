@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from training.evaluate import grounding_summary
+from training.evaluation.evaluate import grounding_summary
 from training.metrics import DEFAULT_THRESHOLDS, GroundingScores
 
 

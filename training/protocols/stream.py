@@ -31,8 +31,8 @@ from tqdm import tqdm
 
 from app.imaging import DecodedImage, ImagingError, decode_path
 from training.data.manifest import ManifestRecord
+from training.evaluation.predictors import Predictor
 from training.metrics import box_to_mask, grounding_scores
-from training.predictors import Predictor
 from training.protocols.datasets import BenchmarkData
 from training.protocols.prompts import QueryPlan
 from training.protocols.siim import decode_masks

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from training.evaluation.predictors import Predictor
 from training.metrics import accuracy_at_threshold, auroc, max_f1
-from training.predictors import Predictor
 from training.protocols.datasets import BenchmarkData
 from training.protocols.prompts import QueryPlan
 from training.protocols.stream import StreamSettings, stream_rows

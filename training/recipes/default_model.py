@@ -162,7 +162,7 @@ def manifests(work: Path) -> list[Path]:
 
 
 def evaluate(out: Path, source: list[str], manifest_paths: Sequence[Path]) -> Path:
-    from training import evaluate as evaluation  # noqa: PLC0415
+    from training.evaluation import evaluate as evaluation  # noqa: PLC0415
 
     report = out / "report.json"
     if not report.exists():

@@ -16,13 +16,13 @@ from numpy.typing import NDArray
 from app.bundle import BundleError, resolve_default_bundle
 from tests.fixtures.tiny_bundle import build_tiny_bundle, tiny_bundle  # noqa: F401  (fixture)
 from tests.training.model.tiny_bert import write_tiny_bert
+from training.evaluation.predictors import OnnxPredictor, TorchPredictor
 from training.export import load_models
 from training.export_graph import ImageModelGraph
 from training.model import create_model, save_checkpoint
 from training.model.entities import ANATOMY, PATHOLOGY
 from training.model.grounding import default_grounding
 from training.model.text_encoder import TextEncoder
-from training.predictors import OnnxPredictor, TorchPredictor
 from training.protocols.cli import main
 from training.protocols.cxr14 import read_cxr14
 from training.protocols.mscxr import read_mscxr

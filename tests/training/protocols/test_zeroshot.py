@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from tests.fixtures.tiny_bundle import tiny_bundle  # noqa: F401  (fixture)
-from training.predictors import OnnxPredictor
+from training.evaluation.predictors import OnnxPredictor
 from training.protocols.cli import main
 from training.protocols.cxr14 import CLASSES, read_cxr14
 from training.protocols.prompts import DEFAULT_PROMPTS, plan_queries

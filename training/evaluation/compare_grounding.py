@@ -1,4 +1,4 @@
-"""`python -m training.compare_grounding --checkpoint CKPT --seg-checkpoint SEG --manifest FILE ...`.
+"""`python -m training.evaluation.compare_grounding --checkpoint CKPT --seg-checkpoint SEG --manifest F ...`.
 
 Scores every finding heat-map method of `training.model.grounding` on the same finding boxes (NIH
 radiologist boxes of every split: boxes are never trained on) and prints one Markdown table: pointing
@@ -20,7 +20,7 @@ import torch
 
 from app.imaging import PreprocessingSpec, decode_path
 from training.data.manifest import read_manifest
-from training.evaluate import grounding_summary
+from training.evaluation.evaluate import grounding_summary
 from training.export import load_models
 from training.metrics import GroundingScores, box_to_mask, grounding_scores
 from training.model import SEGMENTATION_STRUCTURES

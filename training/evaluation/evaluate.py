@@ -29,6 +29,7 @@ from PIL import Image
 
 from app.imaging import ImagingError, Letterbox, decode_path, is_lateral
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
+from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
 from training.export import load_models
 from training.export_graph import ImageModelGraph
 from training.metrics import (
@@ -43,7 +44,6 @@ from training.metrics.classification import reliability
 from training.metrics.plots import plot_overlay, plot_reliability, plot_roc_curves
 from training.model.entities import PATHOLOGY
 from training.model.grounding import GROUNDING_METHODS, default_grounding
-from training.predictors import OnnxPredictor, Predictor, TorchPredictor
 
 logger = logging.getLogger(__name__)
 

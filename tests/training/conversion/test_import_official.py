@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from tests.training.model.tiny_bert import write_tiny_bert
-from training.import_official import CheckpointMismatchError, check_state_dict, import_official, main
+from training.conversion.import_official import (
+    CheckpointMismatchError,
+    check_state_dict,
+    import_official,
+    main,
+)
 from training.model import MeDSLIP, build_query_books, create_model, load_checkpoint, load_descriptions
 from training.model.text_encoder import TextEncoder
 

@@ -1,0 +1,2 @@
+"""Conversion of outside weights: `import_official` maps the released MeDSLIP checkpoint onto this
+project's model (medslip-import-official)."""

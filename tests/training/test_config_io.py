@@ -10,8 +10,8 @@ import pytest
 
 from tests.support.config_files import save_config
 from training.config_io import config_from_dict, config_to_dict, load_config
-from training.losses import LossConfig
 from training.model import ModelConfig
+from training.tasks.losses import LossConfig
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import torch
 
-from training.finetune_seg import SegmentationTaskConfig, save_segmentation_checkpoint
 from training.model import MeDSLIP, SegmentationModel, create_model, save_checkpoint
+from training.tasks.finetune_seg import SegmentationTaskConfig, save_segmentation_checkpoint
 
 TEXT_DIM = 16
 IMAGE_SIZE = 64

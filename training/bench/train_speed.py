@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from training.host import cpu_model
-from training.losses import LossConfig, medslip_losses
 from training.model import create_model
+from training.tasks.losses import LossConfig, medslip_losses
 from training.trainer.config import OptimSection
 from training.trainer.optim import build_optimizer
 

@@ -31,7 +31,6 @@ from PIL import Image
 
 from app.imaging import decode_path
 from app.imaging.preprocessing import PreprocessingSpec
-from training import finetune_cls, finetune_seg
 from training.data.manifest import ManifestRecord, write_manifest
 from training.evaluation.predictors import TorchPredictor
 from training.export_graph import ImageModelGraph
@@ -43,6 +42,7 @@ from training.protocols.prompts import QueryPlan, entity_mapping
 from training.protocols.siim import decode_masks
 from training.protocols.stream import StreamSettings, record_key
 from training.protocols.zeroshot import classification_section, score_dataset
+from training.tasks import finetune_cls, finetune_seg
 from training.trainer.config import load_config
 
 logger = logging.getLogger(__name__)

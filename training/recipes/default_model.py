@@ -115,8 +115,8 @@ def run_stage(stage: str, entry: Callable[[list[str] | None], int], argv: list[s
 
 def pretrain(work: Path, seed: int, settings: dict[str, Any]) -> tuple[Path, Path]:
     """Joint pretraining of one seed -> (MeDSLIP checkpoint, segmentation checkpoint on the same trunk)."""
-    from training import train  # noqa: PLC0415
-    from training.finetune_seg import SEGMENTATION_CHECKPOINT  # noqa: PLC0415
+    from training.tasks import train  # noqa: PLC0415
+    from training.tasks.finetune_seg import SEGMENTATION_CHECKPOINT  # noqa: PLC0415
 
     out = work / f"seed{seed}" / "pretrain"
     model, seg = out / train.MEDSLIP_CHECKPOINT, out / SEGMENTATION_CHECKPOINT
@@ -132,7 +132,7 @@ def pretrain(work: Path, seed: int, settings: dict[str, Any]) -> tuple[Path, Pat
 
 def finetune_segmentation(work: Path, seed: int, init: Path, settings: dict[str, Any]) -> Path:
     """Stage 2 of one seed: the joint head continued on the frozen trunk -> segmentation checkpoint."""
-    from training import finetune_seg  # noqa: PLC0415
+    from training.tasks import finetune_seg  # noqa: PLC0415
 
     out = work / f"seed{seed}" / "segmentation"
     final = out / finetune_seg.SEGMENTATION_CHECKPOINT

@@ -74,7 +74,7 @@ def _argv(
 
 def run_arm(work: Path, arm: str, seed: int, args: argparse.Namespace, settings: dict[str, Any]) -> Path:
     """Pretrain, fine-tune segmentation and evaluate one arm x seed -> its report.json."""
-    from training import finetune_seg, train  # noqa: PLC0415
+    from training.tasks import finetune_seg, train  # noqa: PLC0415
 
     run = work / arm / f"seed{seed}"
     wall = run / "wall.json"

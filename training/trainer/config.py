@@ -13,8 +13,8 @@ from typing import Any, Literal
 import yaml
 
 from training.config_io import config_from_dict, config_to_dict, read_mapping
-from training.losses import LossConfig
 from training.objectives.config import ObjectiveSpec
+from training.tasks.losses import LossConfig
 
 __all__ = ["ConfigError", "TrainConfig", "apply_overrides", "config_to_dict", "load_config"]
 

@@ -16,12 +16,12 @@ from PIL import Image
 from training.data.dataset import PretrainDataset
 from training.data.manifest import ManifestRecord, write_manifest
 from training.data.sources.registry import load_source
-from training.finetune_seg import SEGMENTATION_CHECKPOINT
 from training.model import MeDSLIP, load_checkpoint
 from training.objectives import OBJECTIVE_TERMS, setup
 from training.objectives.regions import region_links
 from training.objectives.text_bank import Encode, report_sentences
-from training.train import MEDSLIP_CHECKPOINT, build_trainer, main, save_final_models
+from training.tasks.finetune_seg import SEGMENTATION_CHECKPOINT
+from training.tasks.train import MEDSLIP_CHECKPOINT, build_trainer, main, save_final_models
 from training.trainer.config import TrainConfig, load_config
 
 TINY = Path(__file__).resolve().parents[3] / "training" / "configs" / "tiny.yaml"

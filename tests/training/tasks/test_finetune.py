@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from training import finetune_cls, finetune_seg
 from training.model import SEGMENTATION_STRUCTURES, create_model, load_checkpoint, save_checkpoint
+from training.tasks import finetune_cls, finetune_seg
 from training.trainer.config import TrainConfig, load_config
 
-CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "training" / "configs"
 SMALL: dict[str, Any] = {"n_layers": 1, "ffn_dim": 128, "d_model": 64, "dropout": 0.0}
 
 

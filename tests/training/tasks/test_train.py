@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 
 from training.data.manifest import ManifestRecord, write_manifest
-from training.train import build_trainer, main
+from training.tasks.train import build_trainer, main
 from training.trainer.config import ConfigError, DataSection, SourceSpec, TrainConfig, load_config
 from training.trainer.optim import parameter_groups, warmup_cosine_factor
 from training.trainer.setup import load_records
 
-TINY = Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny.yaml"
+TINY = Path(__file__).resolve().parents[3] / "training" / "configs" / "tiny.yaml"
 #: A small decoder keeps a step ~0.1 s on one core; the trunk is the real ResNet-18.
 SMALL_MODEL = "model.overrides={n_layers: 2, ffn_dim: 256, d_model: 128}"
 

@@ -12,11 +12,11 @@ import torch.multiprocessing as mp
 from PIL import Image
 
 from training.data.manifest import ManifestRecord, write_manifest
-from training.train import build_trainer
+from training.tasks.train import build_trainer
 from training.trainer.config import load_config
 from training.trainer.distributed import DistInfo, ResumableSampler, cleanup_distributed, init_distributed
 
-TINY = Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny.yaml"
+TINY = Path(__file__).resolve().parents[3] / "training" / "configs" / "tiny.yaml"
 WORLD_SIZE = 2
 
 

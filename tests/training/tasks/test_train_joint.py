@@ -10,11 +10,11 @@ import torch
 
 from training.export import load_models
 from training.export_graph import ImageModelGraph
-from training.finetune_seg import SEGMENTATION_CHECKPOINT
-from training.train import MEDSLIP_CHECKPOINT, build_trainer, save_final_models
+from training.tasks.finetune_seg import SEGMENTATION_CHECKPOINT
+from training.tasks.train import MEDSLIP_CHECKPOINT, build_trainer, save_final_models
 from training.trainer.config import TrainConfig, load_config
 
-TINY = Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny.yaml"
+TINY = Path(__file__).resolve().parents[3] / "training" / "configs" / "tiny.yaml"
 JOINT = (
     "model.overrides={n_layers: 1, ffn_dim: 128, d_model: 64, dropout: 0.0}",
     "task={segmentation_weight: 1.0, segmentation: {decoder_channels: [16, 8, 8, 8]}}",
@@ -75,7 +75,7 @@ def test_joint_resume_reproduces_the_next_step_exactly(shared_data: Path, tmp_pa
 
 
 def test_segmentation_fine_tuning_continues_a_joint_head_of_the_same_widths() -> None:
-    from training.finetune_seg import SegmentationTaskConfig, _matching_head
+    from training.tasks.finetune_seg import SegmentationTaskConfig, _matching_head
 
     extra = {"segmentation_head": {"w": torch.zeros(1)}, "segmentation": {"decoder_channels": [16, 8, 8, 8]}}
     assert _matching_head(extra, SegmentationTaskConfig(decoder_channels=(16, 8, 8, 8))) is not None

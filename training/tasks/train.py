@@ -26,8 +26,6 @@ from torch import nn
 
 from training.config_io import config_from_dict, config_to_dict
 from training.data.dataset import PretrainDataset, Sample
-from training.finetune_seg import SEGMENTATION_CHECKPOINT, SegmentationTaskConfig, segmentation_terms
-from training.losses import LossConfig, medslip_losses
 from training.model import (
     SEGMENTATION_STRUCTURES,
     MeDSLIP,
@@ -40,6 +38,8 @@ from training.model import (
 )
 from training.objectives.model import MeDSLIPWithObjectives
 from training.objectives.setup import ObjectiveRun, build_objectives
+from training.tasks.finetune_seg import SEGMENTATION_CHECKPOINT, SegmentationTaskConfig, segmentation_terms
+from training.tasks.losses import LossConfig, medslip_losses
 from training.trainer.config import TrainConfig
 from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed, process_device_type
 from training.trainer.loop import Trainer, resolve_device

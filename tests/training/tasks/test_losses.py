@@ -9,8 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.losses import LOSS_TERMS, LossConfig, existence_loss, icl_loss, medslip_losses, protocl_loss
 from training.model import MeDSLIPOutput, create_model
+from training.tasks.losses import (
+    LOSS_TERMS,
+    LossConfig,
+    existence_loss,
+    icl_loss,
+    medslip_losses,
+    protocl_loss,
+)
 
 T = 16
 

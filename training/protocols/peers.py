@@ -32,7 +32,7 @@ class PeerResult:
 MEDKLIP_PAPER = ("Wu et al., MedKLIP: Medical Knowledge Enhanced Language-Image Pre-Training in Radiology, "
                  "ICCV 2023 (arXiv:2301.02228), zero-shot CXR14 table; the figures as quoted in "
                  "https://github.com/MediaBrain-SJTU/MedKLIP/issues/12")
-MEDKLIP_RELEASED = ("https://github.com/MediaBrain-SJTU/MedKLIP/issues/12 (and issue 17): the released "
+MEDKLIP_RELEASED = ("https://github.com/MediaBrain-SJTU/MedKLIP/issues/12 and /issues/17: the released "
                     "checkpoint_final.pth with the repository's test.py and CXR14 test.csv")
 KAD_RELEASED = ("https://github.com/xiaoman-zhang/KAD/issues/19: zero-shot CXR14 mean AUC of the released "
                 "KAD model as run by a user (0.7029 by another user in the same thread)")

@@ -1,1 +1,2 @@
-"""MeDSLIP inference service (FastAPI on ONNX Runtime, never imports torch), app.imaging, app.bridge."""
+"""MeDSLIP inference service (FastAPI on ONNX Runtime, never imports torch), its contract (app.contract)
+and the PACS bridge (app.bridge)."""

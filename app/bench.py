@@ -41,9 +41,9 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
-from app.bundle import load_bundle
-from app.imaging import PreprocessingSpec, decode_bytes
-from app.locations import REPO_ROOT, shared_data_dir
+from app.contract.bundle import load_bundle
+from app.contract.imaging import PreprocessingSpec, decode_bytes
+from app.contract.locations import REPO_ROOT, shared_data_dir
 from app.runtime import CUDA, OrtImageModel
 
 logger = logging.getLogger(__name__)

@@ -39,9 +39,9 @@ import PIL
 from PIL import features
 
 from app.bench import percentiles, service_input
-from app.bundle import Bundle, load_bundle
-from app.imaging import PreprocessingSpec, decode_bytes
-from app.locations import REPO_ROOT, shared_data_dir
+from app.contract.bundle import Bundle, load_bundle
+from app.contract.imaging import PreprocessingSpec, decode_bytes
+from app.contract.locations import REPO_ROOT, shared_data_dir
 from app.runtime import ImageModelRunner, OrtImageModel
 
 logger = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from io import BytesIO
 
 from PIL import Image
 
-from app.imaging import read_dicom
-from app.imaging.sniff import sniff_format
+from app.contract.imaging import read_dicom
+from app.contract.imaging.sniff import sniff_format
 
 #: Peak resident-memory growth of decode + preprocess per image pixel, measured for 16-bit PNG
 #: (14.0 B/px), 8-bit PNG and JPEG (13.1) and 16-bit uncompressed DICOM (8.2) at 5000 x 5000.

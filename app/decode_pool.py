@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from app.imaging import (
+from app.contract.imaging import (
     CorruptImageError,
     ImageInfo,
     Letterbox,
@@ -41,7 +41,7 @@ from app.imaging import (
     decode_bytes,
     quiet_pydicom_value_messages,
 )
-from app.imaging.sniff import sniff_format
+from app.contract.imaging.sniff import sniff_format
 from app.logging_setup import configure_logging
 from app.postprocess import png_base64
 from app.request_context import current_request_id, set_request_id

@@ -17,7 +17,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.datastructures import UploadFile
 
 from app.batching import Priority
-from app.bundle import SEGMENTATION_STRUCTURES
+from app.contract.imaging import UnsupportedMediaTypeError
+from app.contract.vocabulary import SEGMENTATION_STRUCTURES
 from app.errors import (
     MissingFileError,
     ModelNotReadyError,
@@ -25,7 +26,6 @@ from app.errors import (
     UnauthorizedError,
     UnknownModelError,
 )
-from app.imaging import UnsupportedMediaTypeError
 from app.metrics import ServiceMetrics
 from app.service import InferenceService, RequestOptions
 from app.settings import MAX_DEADLINE_MS, Settings

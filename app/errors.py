@@ -2,7 +2,7 @@
 
 Why no HTTP here: the engine (batcher, service, runtime, text queries, postprocessing) raises these
 and must be usable and testable without a web framework. The one translation into HTTP statuses,
-titles and headers is `app.problems`; the pixel module's refusals (`app.imaging.ImagingError`) are
+titles and headers is `app.problems`; the pixel module's refusals (`app.contract.imaging.ImagingError`) are
 the other family of domain errors and go through the same table.
 
 Details never carry patient data (names, IDs, dates, UIDs) or raw header values.

@@ -19,10 +19,10 @@ from fastapi import FastAPI
 
 from app.api_docs import install_docs
 from app.budgets import ByteBudget
-from app.bundle import Bundle, load_bundle, resolve_default_bundle
+from app.contract.bundle import Bundle, load_bundle, resolve_default_bundle
+from app.contract.imaging import quiet_pydicom_value_messages
 from app.decode_pool import PoolDecoder, decodes_without_gil
 from app.drain import InFlight, run_drain
-from app.imaging import quiet_pydicom_value_messages
 from app.metrics import ServiceMetrics
 from app.middleware import BodyLimits, RequestContextMiddleware
 from app.problems import install_problem_handlers

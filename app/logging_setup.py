@@ -1,4 +1,4 @@
-"""Process-wide logging for medslip-serve: JSON lines (`app.jsonlog`, the project's one format) or
+"""Process-wide logging for medslip-serve: JSON lines (`app.contract.logformat`, the project's one format) or
 plain text, stamped with the request id.
 
 Why: log shippers parse JSON; the request id ties a client's X-Request-ID to server lines. Nothing
@@ -12,7 +12,7 @@ import re
 import sys
 from typing import IO
 
-from app.jsonlog import JsonFormatter
+from app.contract.logformat import JsonFormatter
 from app.request_context import current_request_id
 
 # "path/to/module.py:12: UserWarning: text", as warnings.formatwarning writes it (source line after).

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
-from app.bundle import BundleError
+from app.contract.bundle import BundleError
 from app.factory import bundle_dir, create_app, drain_app
 from app.logging_setup import configure_logging
 from app.server import FINAL_GRACE_S, DrainingServer, header_timeout_protocol

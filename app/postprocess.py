@@ -1,7 +1,7 @@
 """Turn raw model outputs into what a client can draw: maps at ORIGINAL resolution, peaks, boxes, masks.
 
 Why here and not in the graph: the letterbox inverse depends on each image's size, so it runs per
-request (in a worker thread) with `app.imaging.Letterbox`, the same code that made the input.
+request (in a worker thread) with `app.contract.imaging.Letterbox`, the same code that made the input.
 Coordinates are pixel edges of the original image: box = [x0, y0, x1, y1] with x1/y1 exclusive.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from app.imaging import Letterbox
+from app.contract.imaging import Letterbox
 
 MAP_THRESHOLD = 0.5  # fraction of a heatmap's maximum that counts as "inside" for boxes and finding masks
 HEATMAP_LEVELS = 64  # gray levels of heatmap PNGs (see png_base64)

@@ -2,7 +2,7 @@
 
 Why one place: clients (the PACS bridge, scripts) branch on the stable `code`, so every failure path,
 including FastAPI's own validation and routing errors, must come out in the same shape. The engine
-raises plain domain errors (`app.errors.ServiceError`, `app.imaging.ImagingError`); `PROBLEM_TYPES`
+raises plain domain errors (`app.errors.ServiceError`, `app.contract.imaging.ImagingError`); `PROBLEM_TYPES`
 gives each class its status and title, and `problem_for` turns an instance into (status, code, title,
 detail, headers). A test walks every domain error class and checks it has an entry here.
 """
@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from app import errors
-from app import imaging as img
+from app.contract import imaging as img
 from app.metrics import ServiceMetrics
 from app.request_context import current_request_id
 

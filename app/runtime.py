@@ -2,7 +2,7 @@
 bucket warm-up.
 
 Why one session per graph: ONNX Runtime computes every node of a graph whatever outputs are fetched, so
-a batch runs the cheapest graph that has the outputs its requests read (`app/graph_contract.py`).
+a batch runs the cheapest graph that has the outputs its requests read (`app/contract/graphs.py`).
 Why a Protocol: the batcher and service only need `run()`; tests swap in doubles (slow, failing)
 without touching ONNX Runtime.
 
@@ -25,15 +25,15 @@ from typing import Protocol
 import numpy as np
 import onnxruntime as ort
 
-from app.bundle import Bundle
-from app.graph_contract import (
+from app.contract.bundle import Bundle
+from app.contract.graphs import (
     GRAPH_COST_ORDER,
     GRAPH_SIGNATURES,
-    OUTPUT_NAMES,
     choose_graph,
     has_precision,
     stored_precision,
 )
+from app.contract.vocabulary import OUTPUT_NAMES
 from app.graph_precision import fp32_graph_bytes
 from app.io_binding import output_device, run_bound
 

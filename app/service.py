@@ -19,7 +19,9 @@ import numpy as np
 
 from app.batching import Batcher, Priority, bucket_size, pad_batch
 from app.budgets import ByteBudget, estimated_decode_bytes
-from app.bundle import Bundle
+from app.contract.bundle import Bundle
+from app.contract.graphs import ENDPOINT_OUTPUTS
+from app.contract.imaging import ImageInfo, Letterbox
 from app.decode_pool import DecodeRequest, PoolDecoder, RenderedFilm
 from app.errors import (
     DecodeBudgetExceededError,
@@ -27,8 +29,6 @@ from app.errors import (
     TextEncoderUnavailableError,
     UnknownNameError,
 )
-from app.graph_contract import ENDPOINT_OUTPUTS
-from app.imaging import ImageInfo, Letterbox
 from app.metrics import ServiceMetrics
 from app.postprocess import finding_mask, grounding, mask_payload, segmentation_mask
 from app.runtime import ImageModelRunner

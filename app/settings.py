@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.locations import MODEL_STORE
+from app.contract.locations import MODEL_STORE
 
 #: Largest X-Deadline-Ms (and default deadline) accepted: ten minutes.
 MAX_DEADLINE_MS = 600_000.0

@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from app.bundle import TextEncoderBundle
+from app.contract.bundle import TextEncoderBundle
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.contract.imaging import WASHED_OUT_SPAN, decode_path, stretch_washed_out
 from app.factory import create_app
-from app.imaging import WASHED_OUT_SPAN, decode_path, stretch_washed_out
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """`medslip-export --checkpoint CKPT [--seg-checkpoint CKPT] --name N --version V --out model_store`.
 
-Writes `model_store/<name>/<version>/`: the contract's graphs (`app/graph_contract.py`: the full
+Writes `model_store/<name>/<version>/`: the contract's graphs (`app/contract/graphs.py`: the full
 `image_model.onnx` and the classification-only `classify_model.onnx`, each a single file, checked and
 compared with PyTorch before it is accepted), the two query books, MODEL_CARD.md and `metadata.json`
 with the sha256 of every file, so the service can serve it without importing torch.
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from app.bundle_format import read_metadata, sha256_file, verify_bundle, write_metadata
-from app.graph_contract import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_FILES, GRAPH_SIGNATURES, SCHEMA_VERSION
-from app.imaging.preprocessing import PreprocessingSpec
+from app.contract.bundle_files import read_metadata, sha256_file, verify_bundle, write_metadata
+from app.contract.graphs import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_FILES, GRAPH_SIGNATURES, SCHEMA_VERSION
+from app.contract.imaging.preprocessing import PreprocessingSpec
 from training.config_io import config_to_dict
 from training.export_graph import ImageModelGraph, export_graph, graph_of, measure_parity, require_fp32_parity
 from training.export_text import GRAPH_FILE as TEXT_GRAPH_FILE

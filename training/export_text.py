@@ -21,7 +21,7 @@ import torch
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
-from app.bundle_format import TEXT_SCHEMA_VERSION, sha256_file, write_metadata
+from app.contract.bundle_files import TEXT_SCHEMA_VERSION, sha256_file, write_metadata
 from training.model.entities import PATHOLOGY, anatomy_query_texts
 from training.model.text_encoder import (
     TextEncoder,

@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from app.graph_contract import GRAPH_SIGNATURES
+from app.contract.graphs import GRAPH_SIGNATURES
 from training.bench.interleave import Candidate, interleave
 from training.host import cpu_flags, cpu_model
 from training.metrics import auroc

@@ -40,11 +40,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.bundle_format import verify_bundle, write_metadata
-from app.graph_contract import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_SIGNATURES, SCHEMA_VERSION
+from app.contract.bundle_files import verify_bundle, write_metadata
+from app.contract.graphs import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_SIGNATURES, SCHEMA_VERSION
+from app.contract.imaging import ImagingError, decode_path
+from app.contract.imaging.preprocessing import PreprocessingSpec
+from app.contract.vocabulary import is_lateral
 from app.graph_precision import fp32_graph_bytes
-from app.imaging import ImagingError, decode_path, is_lateral
-from app.imaging.preprocessing import PreprocessingSpec
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
 from training.evaluation.evaluate import evaluation_labels
 from training.model_card import render_model_card

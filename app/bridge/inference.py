@@ -1,7 +1,7 @@
 """The service's three answers for one image, parsed with the service's own response models.
 
 The bridge writes these numbers into DICOM objects a PACS keeps for years, so they are validated
-against `app.schemas` (the HTTP contract) when they arrive and again when they are read back from the
+against `app.contract.http` (the HTTP contract) when they arrive and again when they are read back from the
 spool, instead of being passed around as untyped dicts.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.schemas import ClassifyResponse, GroundResponse, SegmentResponse
+from app.contract.http import ClassifyResponse, GroundResponse, SegmentResponse
 
 
 @dataclass(frozen=True)

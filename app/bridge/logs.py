@@ -1,4 +1,4 @@
-"""Structured JSON logs in the project's one format (`app.jsonlog`). Callers pass only hashed
+"""Structured JSON logs in the project's one format (`app.contract.logformat`). Callers pass only hashed
 identifiers in `extra`; this module never sees UIDs."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from app.jsonlog import JsonFormatter
+from app.contract.logformat import JsonFormatter
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -3,7 +3,7 @@
 Transient failures (network, timeouts, 429, 5xx) are retried with backoff and the same
 Idempotency-Key, so a retried request never makes the service do or record the work twice.
 A 4xx problem+json answer is a refusal for good (e.g. `not_chest`) and is not retried. Answers are
-parsed with the service's own response models (`app.schemas`): an answer that breaks the HTTP
+parsed with the service's own response models (`app.contract.http`): an answer that breaks the HTTP
 contract is a service fault (retried later), never a half-read dict written into a DICOM object.
 """
 
@@ -20,8 +20,8 @@ from pydantic import BaseModel, ValidationError
 from app.bridge.identifiers import idempotency_key
 from app.bridge.inference import InferenceResult
 from app.bridge.retry import Backoff
-from app.bundle import SEGMENTATION_STRUCTURES
-from app.schemas import ClassifyResponse, GroundResponse, ModelMetadata, Problem, SegmentResponse
+from app.contract.http import ClassifyResponse, GroundResponse, ModelMetadata, Problem, SegmentResponse
+from app.contract.vocabulary import SEGMENTATION_STRUCTURES
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class InferenceClient:
 
 
 def _problem_code(response: httpx.Response) -> str:
-    """The stable `code` of the service's problem+json body (`app.schemas.Problem`), else one from
+    """The stable `code` of the service's problem+json body (`app.contract.http.Problem`), else one from
     the status (e.g. a proxy in between answered with its own page)."""
     try:
         return Problem.model_validate_json(response.content).code

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from app.bridge.journal import InstanceRecord
-from app.imaging import ViewKind, view_kind
+from app.contract.vocabulary import ViewKind, view_kind
 
 
 class ViewDecision(StrEnum):
@@ -28,7 +28,7 @@ _DECISIONS = {
 
 
 def classify_view(view_position: str | None) -> ViewDecision:
-    """The pixel module's view rule (`app.imaging.view_kind`), mapped to what the bridge does."""
+    """The pixel module's view rule (`app.contract.imaging.view_kind`), mapped to what the bridge does."""
     return _DECISIONS[view_kind(view_position)]
 
 

@@ -6,6 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from app.contract.http import (
+    INFERENCE_STATUSES,
+    ClassifyResponse,
+    GroundResponse,
+    SegmentResponse,
+    problem_responses,
+)
 from app.dependencies import (
     ImageUpload,
     get_service,
@@ -15,13 +22,6 @@ from app.dependencies import (
     segment_options,
 )
 from app.request_context import current_request_id
-from app.schemas import (
-    INFERENCE_STATUSES,
-    ClassifyResponse,
-    GroundResponse,
-    SegmentResponse,
-    problem_responses,
-)
 from app.service import InferenceService, RequestOptions
 
 #: OpenAPI request body: the image as a multipart field or as the raw body (read by `image_upload`).

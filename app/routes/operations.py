@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from app.contract.http import Liveness, ModelReadiness, Readiness, problem_responses
 from app.dependencies import get_metrics, get_service, known_model
 from app.metrics import METRICS_CONTENT_TYPE, ServiceMetrics
 from app.problems import problem_response
-from app.schemas import Liveness, ModelReadiness, Readiness, problem_responses
 from app.service import InferenceService
 
 router = APIRouter(tags=["operations"])

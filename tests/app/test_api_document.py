@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from app.bundle import SEGMENTATION_STRUCTURES
+from app.contract.vocabulary import SEGMENTATION_STRUCTURES
 from app.settings import MAX_DEADLINE_MS
 from tests.support.service import running_app
 

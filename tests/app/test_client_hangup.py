@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.types import Message
 
-from app.bundle import Bundle
+from app.contract.bundle import Bundle
 from app.settings import Settings
 from tests.support.images import png_bytes
 from tests.support.service import HookedRunner, running_app

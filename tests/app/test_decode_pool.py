@@ -13,6 +13,7 @@ import pydicom
 import pytest
 from fastapi import FastAPI
 
+from app.contract.imaging import CorruptImageError, PreprocessingSpec
 from app.decode_pool import (
     NATIVE_TRANSFER_SYNTAXES,
     DecodeRequest,
@@ -22,7 +23,6 @@ from app.decode_pool import (
     decodes_without_gil,
     transfer_syntax,
 )
-from app.imaging import CorruptImageError, PreprocessingSpec
 from tests.support.images import dicom_bytes, dicom_dataset, png_bytes
 from tests.support.service import running_app
 

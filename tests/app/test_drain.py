@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from app.bundle import Bundle
+from app.contract.bundle import Bundle
 from app.factory import drain_app
 from app.settings import Settings
 from tests.app.test_client_hangup import CountingRunner

@@ -13,8 +13,8 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
+from app.contract.imaging import PreprocessingSpec, decode_bytes, stretch_washed_out
 from app.decode_pool import render_film
-from app.imaging import PreprocessingSpec, decode_bytes, stretch_washed_out
 from tests.support.images import dicom_bytes, dicom_dataset, png_bytes
 from tests.support.service import running_app
 

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 from fastapi import FastAPI
 
-from app.bundle import Bundle
+from app.contract.bundle import Bundle
 from app.settings import Settings
 from tests.support.clock import eventually
 from tests.support.images import dicom_bytes, png_bytes

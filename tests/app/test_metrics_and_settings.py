@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.locations import REPO_ROOT
+from app.contract.locations import REPO_ROOT
 from app.settings import Settings
 from tests.support.images import dicom_bytes, png_bytes
 

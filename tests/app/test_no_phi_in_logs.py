@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from fastapi import FastAPI
 
-from app.jsonlog import JsonFormatter
+from app.contract.logformat import JsonFormatter
 from tests.support.images import PHI, dicom_bytes, dicom_dataset
 from tests.support.service import running_app
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 
-from app.bundle import Bundle
+from app.contract.bundle import Bundle
 from app.service import InferenceService
 from app.settings import Settings
 from tests.support.images import png_bytes

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 from fastapi import FastAPI
 
-from app.bundle import Bundle
+from app.contract.bundle import Bundle
 from app.settings import Settings
 from tests.support.images import png_bytes
 from tests.support.service import HookedRunner, running_app

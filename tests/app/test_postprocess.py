@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.imaging import preprocess
+from app.contract.imaging import preprocess
 from app.postprocess import (
     anatomy_localisation,
     box_from_mask,

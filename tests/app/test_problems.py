@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app import errors
-from app import imaging as img
+from app.contract import imaging as img
 from app.problems import DOMAIN_ERRORS, PROBLEM_TYPES, problem_for
 
 APP = Path(__file__).resolve().parents[2] / "app"
@@ -35,9 +35,9 @@ def test_every_domain_error_class_is_mapped() -> None:
 
 
 def test_openapi_descriptions_name_every_mapped_code_under_its_status() -> None:
-    """The OpenAPI answers (app.schemas.PROBLEM_STATUSES, a contract module without the web framework)
+    """The OpenAPI answers (app.contract.http.PROBLEM_STATUSES, a contract module without the web framework)
     list each problem code under the status the mapping sends it with."""
-    from app.schemas import PROBLEM_STATUSES
+    from app.contract.http import PROBLEM_STATUSES
 
     missing = []
     for cls, problem in PROBLEM_TYPES.items():
@@ -97,7 +97,8 @@ def test_contract_document_lists_the_mapping() -> None:
     for cls, kind in PROBLEM_TYPES.items():
         if cls in DOMAIN_ERRORS:
             continue
-        module = "app.imaging" if cls.__module__.startswith("app.imaging") else cls.__module__
+        imaging = "app.contract.imaging"
+        module = imaging if cls.__module__.startswith(imaging) else cls.__module__
         code = getattr(cls, "default_code", None) or getattr(cls, "code", "")
         expected.add(f"| {kind.status} | `{code}` | {kind.title} | `{module}.{cls.__name__}` |")
     document = (APP.parent / "docs" / "contracts.md").read_text()

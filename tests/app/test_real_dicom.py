@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 
-from app.imaging import decode_path
+from app.contract.imaging import decode_path
 from tests.support.service import running_app
 
 EXPECTED = {

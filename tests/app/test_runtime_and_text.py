@@ -9,8 +9,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from app.bundle import load_bundle
-from app.graph_contract import ENDPOINT_OUTPUTS, choose_graph
+from app.contract.bundle import load_bundle
+from app.contract.graphs import ENDPOINT_OUTPUTS, choose_graph
 from app.runtime import (
     CPU,
     CUDA,
@@ -127,8 +127,8 @@ def test_text_encoder_matches_book_and_caches(tiny_bundle: Path) -> None:
 
 def test_real_text_encoder_is_padding_invariant() -> None:
     """The shipped MiniLM tokenizer pads to 128 by default; pads must not enter the mean pooling."""
-    from app.bundle import TextEncoderBundle
-    from app.locations import REPO_ROOT
+    from app.contract.bundle import TextEncoderBundle
+    from app.contract.locations import REPO_ROOT
 
     root = REPO_ROOT / "model_store" / "text-encoders" / "all-minilm-l6-v2" / "1"
     if not (root / "text_encoder.onnx").is_file():

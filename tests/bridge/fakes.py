@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from app.bridge.inference import InferenceResult
-from app.bundle import SEGMENTATION_STRUCTURES
+from app.contract.vocabulary import SEGMENTATION_STRUCTURES
 
 MODEL = {
     "name": "medslip-cxr", "version": "0.0.1-test", "sha256": "0" * 64, "provider": "CPUExecutionProvider"
@@ -28,20 +28,20 @@ def png_base64(array: np.ndarray) -> str:
 
 
 def model_metadata(name: str, version: str) -> dict[str, Any]:
-    """GET /v2/models/{name} as the service answers it (app.schemas.ModelMetadata)."""
+    """GET /v2/models/{name} as the service answers it (app.contract.http.ModelMetadata)."""
     tensor = {"name": "image", "datatype": "FP32", "shape": [-1, 3, 224, 224]}
     return {"name": name, "versions": [version], "platform": "onnxruntime_onnx", "inputs": [tensor],
             "outputs": [{"name": "pathology_probs", "datatype": "FP32", "shape": [-1, 75]}], "parameters": {}}
 
 
 def problem(status: int, code: str) -> dict[str, Any]:
-    """A problem+json body as the service sends it (app.schemas.Problem)."""
+    """A problem+json body as the service sends it (app.contract.http.Problem)."""
     return {"type": "about:blank", "title": code.replace("_", " "), "status": status, "code": code,
             "detail": f"test {code}"}
 
 
 def _envelope(width: int, height: int) -> dict[str, Any]:
-    """The fields every service answer carries besides its results (app.schemas.ResponseBase)."""
+    """The fields every service answer carries besides its results (app.contract.http.ResponseBase)."""
     return {
         "model": MODEL,
         "input": {"format": "dicom", "rows": height, "columns": width, "photometric": "MONOCHROME2"},

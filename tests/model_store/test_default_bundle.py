@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.bundle import resolve_default_bundle
+from app.contract.bundle import resolve_default_bundle
 from app.factory import create_app
-from app.imaging import decode_bytes, decode_path
+from app.contract.imaging import decode_bytes, decode_path
 from app.settings import Settings
-from app.bundle_format import verify_bundle
+from app.contract.bundle_files import verify_bundle
 from training.metrics.segmentation import dice
 
 STORE = Path(__file__).resolve().parents[2] / "model_store"

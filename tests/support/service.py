@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 from fastapi import FastAPI
 
-from app.bundle import Bundle
-from app.graph_contract import OUTPUT_NAMES
+from app.contract.bundle import Bundle
+from app.contract.vocabulary import OUTPUT_NAMES
 from app.runtime import ModelOutputs, OrtImageModel
 
 

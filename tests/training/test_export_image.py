@@ -9,8 +9,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from app.bundle_format import IMAGE_BUNDLE_KEYS, bundle_problems, write_metadata
-from app.graph_contract import SCHEMA_VERSION
+from app.contract.bundle_files import IMAGE_BUNDLE_KEYS, bundle_problems, write_metadata
+from app.contract.graphs import SCHEMA_VERSION
+from app.contract.vocabulary import OUTPUT_NAMES
 from app.graph_precision import fp32_graph_bytes
 from app.runtime import CPU
 from training.export import (
@@ -21,7 +22,7 @@ from training.export import (
     text_encoder_entry,
     training_summary,
 )
-from training.export_graph import OUTPUT_NAMES, ImageModelGraph
+from training.export_graph import ImageModelGraph
 from training.onnx_tools import cpu_session, run_session
 
 from .tiny_models import IMAGE_SIZE, TEXT_DIM, tiny_model, write_tiny_checkpoints

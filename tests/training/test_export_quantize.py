@@ -10,8 +10,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from app.bundle import load_bundle
-from app.bundle_format import bundle_problems
+from app.contract.bundle import load_bundle
+from app.contract.bundle_files import bundle_problems
 from app.runtime import OrtImageModel
 from training.export import export_bundle
 from training.onnx_tools import cpu_session, run_session

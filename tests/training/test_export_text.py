@@ -9,7 +9,7 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-from app.bundle_format import TEXT_BUNDLE_KEYS, bundle_problems, verify_bundle
+from app.contract.bundle_files import TEXT_BUNDLE_KEYS, bundle_problems, verify_bundle
 from training.export import book_agreement
 from training.export_text import cpu_session, export_text_encoder, load_tokenizer, run_session, tokenize
 from training.model.text_encoder import TextEncoder

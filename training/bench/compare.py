@@ -42,9 +42,9 @@ import numpy as np
 import torch
 
 from app.bench import percentiles, service_input, spawn_server
-from app.bundle import Bundle, load_bundle
-from app.graph_contract import FULL_GRAPH
-from app.locations import REPO_ROOT, shared_data_dir
+from app.contract.bundle import Bundle, load_bundle
+from app.contract.graphs import FULL_GRAPH
+from app.contract.locations import REPO_ROOT, shared_data_dir
 from app.runtime import OrtImageModel
 from training.bench.compare_candidates import (
     GRAPHS,

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from app.bench import service_input
-from app.bundle import Bundle
-from app.graph_contract import CLASSIFY_GRAPH, ENDPOINT_OUTPUTS, FULL_GRAPH, choose_graph
+from app.contract.bundle import Bundle
+from app.contract.graphs import CLASSIFY_GRAPH, ENDPOINT_OUTPUTS, FULL_GRAPH, choose_graph
 from app.runtime import OrtImageModel
 from training.bench.compare_report import ENDPOINTS
 from training.bench.interleave import Candidate

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.graph_contract import CLASSIFY_GRAPH, ENDPOINT_OUTPUTS, FULL_GRAPH, GraphContractError, choose_graph
+from app.contract.graphs import CLASSIFY_GRAPH, ENDPOINT_OUTPUTS, FULL_GRAPH, GraphContractError, choose_graph
 
 #: The endpoints requested over HTTP; the report has one overhead row and one target per endpoint.
 ENDPOINTS: tuple[str, ...] = ("classify", "ground")

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from app.bench import percentiles, time_calls
-from app.bundle import load_bundle
-from app.imaging import decode_bytes, preprocess
+from app.contract.bundle import load_bundle
+from app.contract.imaging import decode_bytes, preprocess
 from training.model.checkpoint import load_checkpoint
 
 

@@ -127,8 +127,8 @@ def run_single(
 
 def decode_rate(image_size: int, count: int = 32) -> float | None:
     """Real-file decode + train augmentation images/s on one core (None without the shared data)."""
-    from app.imaging import PreprocessingSpec  # noqa: PLC0415
-    from app.locations import shared_data_dir  # noqa: PLC0415
+    from app.contract.imaging import PreprocessingSpec  # noqa: PLC0415
+    from app.contract.locations import shared_data_dir  # noqa: PLC0415
     from training.data.augment import transforms_from_spec  # noqa: PLC0415  (only when measured)
     from training.data.dataset import load_pixels  # noqa: PLC0415
 

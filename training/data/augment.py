@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from app.imaging import PreprocessingSpec, letterbox, resize
+from app.contract.imaging import PreprocessingSpec, letterbox, resize
 
 FloatArray = np.ndarray  # float32 (H, W) in [0, 1] or (K, H, W) masks
 Pair = tuple[np.ndarray, np.ndarray | None]  # (image, masks or None)

@@ -1,7 +1,7 @@
 """Datasets over manifest records: pretraining (report labels), classification, segmentation.
 
-Images are decoded with `app.imaging.decode_path`, the service's own decoder, so training never sees a
-pixel path the service would not. Report labels are parsed once per distinct report text when the
+Images are decoded with `app.contract.imaging.decode_path`, the service's own decoder, so training never
+sees a pixel path the service would not. Report labels are parsed once per distinct report text when the
 dataset is built (reports repeat: kermany templates, multi-image studies) and kept as int8 arrays.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from app.imaging import decode_path
+from app.contract.imaging import decode_path
 from training.data.manifest import ManifestRecord
 from training.data.sources.covid import LUNGS_MASK
 from training.reports import parse_report

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.imaging import PreprocessingSpec, decode_path
+from app.contract.imaging import PreprocessingSpec, decode_path
 from training.data.manifest import read_manifest
 from training.evaluation.evaluate import grounding_summary
 from training.export import load_models

@@ -27,7 +27,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from app.imaging import ImagingError, Letterbox, decode_path, is_lateral
+from app.contract.imaging import ImagingError, Letterbox, decode_path
+from app.contract.vocabulary import is_lateral
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
 from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
 from training.export import load_models

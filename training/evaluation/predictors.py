@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from app.bundle import load_bundle
-from app.bundle_format import sha256_file, verify_bundle
-from app.imaging.preprocessing import PreprocessingSpec
+from app.contract.bundle import load_bundle
+from app.contract.bundle_files import sha256_file, verify_bundle
+from app.contract.imaging.preprocessing import PreprocessingSpec
+from app.contract.vocabulary import OUTPUT_NAMES
 from app.runtime import OrtImageModel
 from app.textquery import TextQueryEncoder
-from training.export_graph import OUTPUT_NAMES, ImageModelGraph
+from training.export_graph import ImageModelGraph
 from training.model import SEGMENTATION_STRUCTURES
 from training.model.entities import ANATOMY, PATHOLOGY
 from training.model.text_encoder import TextEncoder

@@ -14,7 +14,7 @@ from torch import nn
 
 # Output channel order = the bundle contract's structures, patient's side; sigmoid per structure
 # (clavicles overlap the lungs).
-from app.bundle import SEGMENTATION_STRUCTURES
+from app.contract.vocabulary import SEGMENTATION_STRUCTURES
 from training.model.medslip import MeDSLIP, MeDSLIPOutput
 from training.model.resnet import ResNetTrunk
 

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.imaging import decode_path
-from app.imaging.preprocessing import PreprocessingSpec
+from app.contract.imaging import decode_path
+from app.contract.imaging.preprocessing import PreprocessingSpec
 from training.data.manifest import ManifestRecord, write_manifest
 from training.evaluation.predictors import TorchPredictor
 from training.export_graph import ImageModelGraph

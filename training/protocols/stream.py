@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from app.imaging import DecodedImage, ImagingError, decode_path
+from app.contract.imaging import DecodedImage, ImagingError, decode_path
 from training.data.manifest import ManifestRecord
 from training.evaluation.predictors import Predictor
 from training.metrics import box_to_mask, grounding_scores

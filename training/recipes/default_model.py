@@ -32,8 +32,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.bundle_format import read_metadata, verify_bundle, write_metadata
-from app.locations import shared_data_dir
+from app.contract.bundle_files import read_metadata, verify_bundle, write_metadata
+from app.contract.locations import shared_data_dir
 from training.data import build_manifest
 from training.host import cpu_model
 from training.recipes.card_check import DEFAULT_TOLERANCE, report_differences

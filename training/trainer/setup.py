@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from app.imaging import PreprocessingSpec
+from app.contract.imaging import PreprocessingSpec
 from training.data.augment import transforms_from_spec
 from training.data.dataset import PairTransform
 from training.data.manifest import ManifestRecord, filter_split

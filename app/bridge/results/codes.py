@@ -190,7 +190,7 @@ ANATOMY_SITES: dict[str, Site] = {
     "pulmonary": Site(_LUNG),
 }
 
-#: The segmented structures of /segment (app.bundle.SEGMENTATION_STRUCTURES), as SEG property types.
+#: The segmented structures of /segment (app.contract.bundle.SEGMENTATION_STRUCTURES), as SEG property types.
 STRUCTURE_SITES: dict[str, Site] = {
     "right_lung": Site(_LUNG, RIGHT),
     "left_lung": Site(_LUNG, LEFT),

@@ -22,7 +22,7 @@ from pydicom.sr.coding import Code
 
 from app.bridge.results.context import SERIES_NUMBERS, ResultContext
 from app.bridge.results.source_modules import source_image_item
-from app.schemas import GroundedFinding, Heatmap
+from app.contract.http import GroundedFinding, Heatmap
 
 OVERLAY_OPACITY = 0.45
 SOURCE_FOR_PROCESSING = codes.DCM.SourceImageForImageProcessingOperation

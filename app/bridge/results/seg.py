@@ -13,7 +13,7 @@ from pydicom.sr.codedict import codes
 
 from app.bridge.results.codes import structure_site
 from app.bridge.results.context import SERIES_NUMBERS, ResultContext
-from app.schemas import Mask, SegmentResponse
+from app.contract.http import Mask, SegmentResponse
 
 
 def decode_mask(mask: Mask, rows: int, columns: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from app.bridge.results.codes import (
     finding_code,
 )
 from app.bridge.results.context import SERIES_NUMBERS, ResultContext
-from app.schemas import ClassifyResponse, FindingScore, GroundedFinding, GroundResponse
+from app.contract.http import ClassifyResponse, FindingScore, GroundedFinding, GroundResponse
 
 
 def best_anatomy(finding: GroundedFinding) -> str | None:

@@ -12,7 +12,7 @@ import pytest
 from app.bridge.results import build_results
 from app.bridge.results.codes import finding_code
 from app.bridge.results.sr import best_anatomy
-from app.schemas import AnatomyScore
+from app.contract.http import AnatomyScore
 from tests.bridge.dciodvfy import coding_warnings, dciodvfy_errors, dciodvfy_lines, private_scheme_uses
 from tests.bridge.fakes import FINDINGS, MODEL, STRUCTURES, UNCALIBRATED, fake_inference, make_chest_dicom
 from tests.bridge.sr_values import (

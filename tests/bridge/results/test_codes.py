@@ -16,7 +16,7 @@ from pydicom.sr.coding import Code
 
 from app.bridge.results import codes as table
 from app.bridge.results.source_modules import COPIED_KEYWORDS
-from app.bundle import SEGMENTATION_STRUCTURES
+from app.contract.vocabulary import SEGMENTATION_STRUCTURES
 from tests.bridge.fakes import make_chest_dicom
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.bundle import load_bundle
+from app.contract.bundle import load_bundle
 from tests.fixtures.tiny_bundle import tiny_bundle  # noqa: F401  (fixture)
 from tests.training.tiny_models import tiny_model
 from training.bench.compare import batch_inputs, run_compare

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.imaging import WASHED_OUT_SPAN, PreprocessingSpec, preprocess
+from app.contract.imaging import WASHED_OUT_SPAN, PreprocessingSpec, preprocess
 from training.data.augment import (
     EvalTransform,
     RandAugment,

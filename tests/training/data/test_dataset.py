@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.imaging import PreprocessingSpec
+from app.contract.imaging import PreprocessingSpec
 from training.data.augment import EvalTransform, TrainTransform
 from training.data.dataset import ClassificationDataset, PretrainDataset, SegmentationDataset, split_lungs
 from training.data.sources import JSRT_STRUCTURES, read_covid_chestxray, read_jsrt_scr, read_kermany_pediatric

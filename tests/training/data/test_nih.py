@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.imaging import decode_path
+from app.contract.imaging import decode_path
 from training.data.sources import read_nih_cxr14
 from training.data.sources.nih import NIH_EVALUATION_ENTITIES
 from training.model.entities import ANATOMY, CXR14_TO_PATHOLOGY, PATHOLOGY

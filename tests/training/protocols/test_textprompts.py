@@ -13,7 +13,7 @@ import pytest
 import torch
 from numpy.typing import NDArray
 
-from app.bundle import BundleError, resolve_default_bundle
+from app.contract.bundle import BundleError, resolve_default_bundle
 from tests.fixtures.tiny_bundle import build_tiny_bundle, tiny_bundle  # noqa: F401  (fixture)
 from tests.training.model.tiny_bert import write_tiny_bert
 from training.evaluation.predictors import OnnxPredictor, TorchPredictor

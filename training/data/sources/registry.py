@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.imaging import is_lateral
-from app.locations import shared_data_dir
+from app.contract.locations import shared_data_dir
+from app.contract.vocabulary import is_lateral
 from training.data.manifest import ManifestRecord, read_manifest
 from training.data.sources.covid import FRONTAL_VIEWS, read_covid_chestxray
 from training.data.sources.jsrt import read_jsrt_scr

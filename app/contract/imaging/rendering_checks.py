@@ -1,0 +1,58 @@
+"""Last checks on a decoded image, whatever its format: big enough, finite, not blank.
+
+* A radiograph is hundreds to thousands of pixels on a side. Anything under ``MIN_SIDE`` on its short
+  side (an icon, a thumbnail, a 1 x 1 test pixel) carries no anatomy for the model to read, yet the
+  letterbox would happily upscale it and the model would answer: it is refused as
+  ``image_too_small``.
+* Pixels must be finite: a NaN reaching the model comes back as NaN scores.
+* A rendering where almost every pixel has one gray level (a window that saturates the whole image,
+  all-zero pixel data) is scored, but with a warning that says so.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from app.contract.imaging.errors import CorruptImageError, ImageTooSmallError
+from app.contract.imaging.info import DecodedImage
+
+__all__ = ["BLANK_SPAN", "BLANK_WARNING", "MIN_SIDE", "all_finite", "check_rendering", "is_blank"]
+
+MIN_SIDE = 64
+#: Spread (0.5 to 99.5 percentile, on the [0, 1] scale) under which a rendering counts as blank:
+#: less than one 8-bit gray level between the darkest and brightest 0.5 % of the pixels.
+BLANK_SPAN = 1.0 / 255.0
+BLANK_WARNING = "blank rendering: almost every pixel has the same gray level"
+_PERCENTILES = (0.5, 99.5)
+_SAMPLES = 256 * 256  # percentiles on a regular grid of about this many pixels: cheap, same answer
+
+
+def all_finite(values: np.ndarray) -> bool:
+    """True when no value is NaN or infinite: one float64 sum (NaN and inf propagate into it, finite
+    float32 values cannot overflow it), about 3x cheaper than ``np.isfinite(values).all()``."""
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is the NaN looked for
+        return math.isfinite(float(np.sum(values, dtype=np.float64)))
+
+
+def is_blank(pixels: np.ndarray) -> bool:
+    """True when 99 % of the (H, W) [0, 1] pixels lie within ``BLANK_SPAN`` of each other."""
+    stride = max(1, int(np.sqrt(pixels.size / _SAMPLES)))
+    low, high = np.percentile(pixels[::stride, ::stride], _PERCENTILES)
+    return bool(high - low < BLANK_SPAN)
+
+
+def check_rendering(image: DecodedImage, *, min_side: int) -> DecodedImage:
+    """Refuse a too small or non-finite image; warn (in ``image.info.warnings``) when it is blank."""
+    rows, columns = image.source_shape  # the original size, also when decoded at a reduced resolution
+    if min(rows, columns) < min_side:
+        raise ImageTooSmallError(
+            f"{rows} x {columns} pixels: a radiograph needs at least {min_side} pixels on its short side"
+        )
+    if not all_finite(image.pixels):
+        raise CorruptImageError("the decoded pixels are not all finite numbers")
+    if is_blank(image.pixels):
+        detail = "a window that saturates the image, or constant pixel data"
+        image.info.warnings.append(f"{BLANK_WARNING} ({detail})")
+    return image

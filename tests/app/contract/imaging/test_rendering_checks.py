@@ -1,0 +1,93 @@
+"""Last checks on every decoded image: minimum size, finite pixels, blank renderings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.contract.imaging import MIN_SIDE, ImagingError, decode_bytes, decode_path, preprocess
+from app.contract.imaging.rendering_checks import BLANK_WARNING, is_blank
+from tests.support.images import dicom_bytes, gradient, make_dataset, raster_bytes
+
+
+def _refusal(data: bytes, **options: object) -> ImagingError:
+    with pytest.raises(ImagingError) as caught:
+        decode_bytes(data, **options)  # type: ignore[arg-type]
+    return caught.value
+
+
+@pytest.mark.parametrize(("rows", "columns"), [(1, 1), (63, 400), (400, 63), (8, 8)])
+def test_images_under_the_minimum_side_are_too_small(rows: int, columns: int) -> None:
+    png = raster_bytes(np.full((rows, columns), 128, dtype=np.uint8))
+    dicom = dicom_bytes(make_dataset(gradient(rows, columns)))
+    for data in (png, dicom):
+        error = _refusal(data)
+        assert error.code == "image_too_small"
+        assert f"{rows} x {columns}" in error.detail
+
+
+def test_the_minimum_side_itself_is_accepted() -> None:
+    image = decode_bytes(raster_bytes(np.tile(np.arange(MIN_SIDE, dtype=np.uint8), (MIN_SIDE, 1))))
+    assert image.shape == (MIN_SIDE, MIN_SIDE)
+
+
+def test_other_refusals_take_precedence_over_size() -> None:
+    """An 8 x 8 coloured image is refused for its colour, the more useful answer."""
+    rgb = np.zeros((8, 8, 3), dtype=np.uint8)
+    rgb[..., 0] = 255
+    assert _refusal(raster_bytes(rgb)).code == "unsupported_photometric"
+
+
+def test_minimum_side_is_an_option_and_files_have_none_by_default(tmp_path: Path) -> None:
+    tiny = raster_bytes(np.tile(np.arange(0, 256, 32, dtype=np.uint8), (8, 1)))  # (8, 8)
+    assert decode_bytes(tiny, min_side=0).shape == (8, 8)
+    path = tmp_path / "tiny.png"
+    path.write_bytes(tiny)
+    assert decode_path(path).shape == (8, 8)
+    with pytest.raises(ImagingError):
+        decode_path(path, min_side=MIN_SIDE)
+
+
+def _blank_cases() -> dict[str, bytes]:
+    ramp = gradient(maximum=1000)
+    return {
+        "all-zero pixel data": dicom_bytes(make_dataset(np.zeros((64, 64), dtype=np.uint16))),
+        "window saturating every pixel": dicom_bytes(make_dataset(ramp, WindowCenter=5000, WindowWidth=10)),
+        "constant PNG": raster_bytes(np.full((64, 64), 200, dtype=np.uint8)),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_blank_cases()))
+def test_blank_renderings_carry_a_warning(case: str) -> None:
+    image = decode_bytes(_blank_cases()[case])
+    assert any(warning.startswith(BLANK_WARNING) for warning in image.info.warnings)
+
+
+def test_images_with_content_carry_no_blank_warning() -> None:
+    dataset = make_dataset(gradient(maximum=1000), WindowCenter=500, WindowWidth=1000)
+    image = decode_bytes(dicom_bytes(dataset))
+    assert not any(warning.startswith(BLANK_WARNING) for warning in image.info.warnings)
+
+
+def test_a_few_bright_pixels_do_not_make_a_rendering_non_blank() -> None:
+    pixels = np.zeros((256, 256), dtype=np.float32)
+    pixels[:2, :2] = 1.0  # a burnt-in marker on an otherwise saturated film
+    assert is_blank(pixels)
+    pixels[:, 128:] = 0.5
+    assert not is_blank(pixels)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_preprocessing_refuses_non_finite_pixels(bad: float) -> None:
+    pixels = np.full((64, 64), 0.5, dtype=np.float32)
+    pixels[10, 10] = bad
+    with pytest.raises(ImagingError) as caught:
+        preprocess(pixels, 32)
+    assert caught.value.code == "corrupt_image"
+
+
+def test_preprocessed_tensor_of_a_decoded_image_is_finite() -> None:
+    tensor, _ = preprocess(decode_bytes(dicom_bytes(make_dataset(gradient(maximum=1000)))).pixels, 32)
+    assert np.isfinite(tensor).all()

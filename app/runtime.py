@@ -124,7 +124,7 @@ class OrtImageModel:
         providers = select_providers(device, ort.get_available_providers())
         if precision == "auto":
             precision = "stored" if providers[0] == CUDA else "fp32"
-        graphs = bundle.metadata["graphs"]
+        graphs = bundle.metadata.graphs
         if precision == "int8" and not any(has_precision(graphs[n], "int8") for n in bundle.graph_names):
             raise RuntimeError(
                 f"MEDSLIP_PRECISION=int8: bundle {bundle.name} {bundle.version} has no int8 graph"
@@ -181,7 +181,7 @@ def _graph_source(bundle: Bundle, name: str, precision: str) -> tuple[Path, str 
     """(file, what the session loads, the precision it computes in) of graph `name` under `precision`
     ("stored", "fp32" or "int8"; "auto" already resolved): the variant when the bundle has one, else
     the stored file, upcast in memory when fp32 is asked of fp16 weights."""
-    entry = bundle.metadata["graphs"][name]
+    entry = bundle.metadata.graphs[name]
     if precision in ("fp32", "int8") and has_precision(entry, precision):
         path = bundle.graph_path_for(name, precision)
         return path, str(path), precision

@@ -1,4 +1,5 @@
-"""Load and verify a model bundle (docs/contracts.md, "Bundle"), and find the default one in model_store/.
+"""Load and verify a model bundle for serving (docs/contracts.md, "Bundle"), and find the default one in
+model_store/. The metadata itself is the typed `BundleMetadata` (app/contract/bundle_metadata.py).
 
 Why verify: a half-copied or edited bundle must fail loudly at start-up, not serve wrong scores.
 """
@@ -9,12 +10,18 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from app.contract.bundle_files import BundleError, file_problems, read_metadata, sha256_file
-from app.contract.graphs import FULL_GRAPH, graph_file, graph_problems
+from app.contract.bundle_files import BundleError, file_problems, sha256_file
+from app.contract.bundle_metadata import (
+    TEXT_GRAPH_FILE,
+    BundleMetadata,
+    QueryBook,
+    TextEncoderMetadata,
+    TextEncoderRef,
+)
+from app.contract.graphs import FULL_GRAPH, graph_file
 from app.contract.imaging.preprocessing import PreprocessingSpec
 from app.contract.vocabulary import SEGMENTATION_STRUCTURES
 
@@ -44,7 +51,7 @@ class TextEncoderBundle:
 
     @property
     def graph_path(self) -> Path:
-        return self.root / "text_encoder.onnx"
+        return self.root / TEXT_GRAPH_FILE
 
     @property
     def tokenizer_path(self) -> Path:
@@ -56,7 +63,7 @@ class Bundle:
     """A verified image-model bundle: graph path, query books, names and operating points."""
 
     root: Path
-    metadata: dict[str, Any]
+    metadata: BundleMetadata
     name: str
     version: str
     sha256: str
@@ -80,11 +87,11 @@ class Bundle:
     @property
     def graph_names(self) -> tuple[str, ...]:
         """The contract graphs this bundle carries (schema 1: `image_model` only)."""
-        return tuple(self.metadata["graphs"])
+        return tuple(self.metadata.graphs)
 
     def graph_path_for(self, name: str, precision: str | None = None) -> Path:
         """File of graph `name` at `precision` (None: as stored); GraphContractError when it has none."""
-        return self.root / graph_file(self.metadata["graphs"][name], precision)
+        return self.root / graph_file(self.metadata.graphs[name], precision)
 
     @property
     def image_size(self) -> int:
@@ -101,25 +108,25 @@ def _verify_files(root: Path, files: dict[str, str]) -> None:
         raise BundleError(f"bundle {root.name}: " + "; ".join(problems))
 
 
-def _load_text_encoder(root: Path, entry: dict[str, Any], verify: bool) -> TextEncoderBundle:
-    te_root = (root / str(entry["dir"])).resolve()
-    meta = read_metadata(te_root)
+def _load_text_encoder(root: Path, entry: TextEncoderRef, verify: bool) -> TextEncoderBundle:
+    te_root = (root / entry.dir).resolve()
+    meta = TextEncoderMetadata.read(te_root)
     if verify:
-        _verify_files(te_root, dict(meta.get("files", {})))
-        if entry.get("sha256") and sha256_file(te_root / "text_encoder.onnx") != entry["sha256"]:
+        _verify_files(te_root, meta.files)
+        if entry.sha256 and sha256_file(te_root / TEXT_GRAPH_FILE) != entry.sha256:
             raise BundleError("text_encoder.onnx does not match the sha256 the image bundle expects")
     return TextEncoderBundle(
         root=te_root,
-        name=str(meta["name"]),
-        version=str(meta["version"]),
-        dim=int(meta["dim"]),
-        max_length=int(meta.get("max_length", entry.get("max_length", 64))),
+        name=meta.name,
+        version=meta.version,
+        dim=meta.dim,
+        max_length=meta.max_length if "max_length" in meta.model_fields_set else entry.max_length,
     )
 
 
-def _book(root: Path, section: dict[str, Any], label: str) -> tuple[tuple[str, ...], np.ndarray]:
-    names = tuple(str(n) for n in section["names"])
-    book = np.load(root / str(section["embeddings_file"]), allow_pickle=False).astype(np.float32)
+def _book(root: Path, section: QueryBook, label: str) -> tuple[tuple[str, ...], np.ndarray]:
+    names = tuple(section.names)
+    book = np.load(root / section.embeddings_file, allow_pickle=False).astype(np.float32)
     if book.ndim != 2 or book.shape[0] != len(names):
         raise BundleError(f"{label} book has shape {book.shape}, expected ({len(names)}, T)")
     return names, book
@@ -128,51 +135,43 @@ def _book(root: Path, section: dict[str, Any], label: str) -> tuple[tuple[str, .
 def load_bundle(root: Path, *, verify: bool = True) -> Bundle:
     """Read metadata.json, check schema and checksums, load both query books and the text-encoder entry."""
     root = root.resolve()
-    meta = read_metadata(root)
-    graphs = meta.get("graphs")
-    problems = graph_problems(meta.get("schema_version"), graphs if isinstance(graphs, dict) else {})
-    if problems:
-        raise BundleError(f"bundle {root.name}: " + "; ".join(problems))
-    try:
-        if verify:
-            _verify_files(root, dict(meta["files"]))
-        pathology_names, pathology_book = _book(root, meta["pathology"], "pathology")
-        anatomy_names, anatomy_book = _book(root, meta["anatomy"], "anatomy")
-        if pathology_book.shape[1] != anatomy_book.shape[1]:
-            raise BundleError("pathology and anatomy books differ in embedding width")
-        te_entry = meta.get("text_encoder")
-        text_encoder = _load_text_encoder(root, te_entry, verify) if te_entry else None
-        if text_encoder and text_encoder.dim != pathology_book.shape[1]:
-            raise BundleError(f"text encoder dim {text_encoder.dim} != book width {pathology_book.shape[1]}")
-        seg = meta.get("segmentation", {})
-        unknown = [n for n in seg.get("structures", ()) if n not in SEGMENTATION_STRUCTURES]
-        if unknown:
-            raise BundleError(f"segmentation structures {unknown} are not in the bundle contract")
-        full_graph = root / str(meta["graphs"][FULL_GRAPH]["file"])
-        try:
-            preprocessing = PreprocessingSpec.from_dict(dict(meta["preprocessing"]))
-        except ValueError as exc:
-            raise BundleError(f"metadata preprocessing: {exc}") from exc
-        bundle = Bundle(
-            root=root,
-            metadata=meta,
-            name=str(meta["name"]),
-            version=str(meta["version"]),
-            sha256=str(meta["files"].get(full_graph.name) or sha256_file(full_graph)),
-            preprocessing=preprocessing,
-            pathology_names=pathology_names,
-            anatomy_names=anatomy_names,
-            pathology_queries=pathology_book,
-            anatomy_queries=anatomy_book,
-            thresholds={k: float(v["threshold"]) for k, v in meta.get("operating_points", {}).items()},
-            default_threshold=float(meta.get("default_threshold", 0.5)),
-            findings_reported=tuple(meta.get("findings_reported") or pathology_names),
-            structures=tuple(seg.get("structures", ())),
-            segmentation_threshold=float(seg.get("threshold", 0.5)),
-            text_encoder=text_encoder,
-        )
-    except KeyError as exc:
-        raise BundleError(f"metadata.json lacks required key {exc}") from exc
+    meta = BundleMetadata.read(root)
+    if FULL_GRAPH not in meta.graphs:
+        raise BundleError(f"metadata.json lacks required key {FULL_GRAPH!r}")
+    if verify:
+        if "files" not in meta.model_fields_set:
+            raise BundleError("metadata.json lacks required key 'files'")
+        _verify_files(root, meta.files)
+    pathology_names, pathology_book = _book(root, meta.pathology, "pathology")
+    anatomy_names, anatomy_book = _book(root, meta.anatomy, "anatomy")
+    if pathology_book.shape[1] != anatomy_book.shape[1]:
+        raise BundleError("pathology and anatomy books differ in embedding width")
+    text_encoder = _load_text_encoder(root, meta.text_encoder, verify) if meta.text_encoder else None
+    if text_encoder and text_encoder.dim != pathology_book.shape[1]:
+        raise BundleError(f"text encoder dim {text_encoder.dim} != book width {pathology_book.shape[1]}")
+    seg = meta.segmentation
+    unknown = [n for n in seg.structures if n not in SEGMENTATION_STRUCTURES]
+    if unknown:
+        raise BundleError(f"segmentation structures {unknown} are not in the bundle contract")
+    full_graph = root / str(meta.graphs[FULL_GRAPH]["file"])
+    bundle = Bundle(
+        root=root,
+        metadata=meta,
+        name=meta.name,
+        version=meta.version,
+        sha256=meta.files.get(full_graph.name) or sha256_file(full_graph),
+        preprocessing=meta.preprocessing_spec(),
+        pathology_names=pathology_names,
+        anatomy_names=anatomy_names,
+        pathology_queries=pathology_book,
+        anatomy_queries=anatomy_book,
+        thresholds={name: point.threshold for name, point in meta.operating_points.items()},
+        default_threshold=meta.default_threshold,
+        findings_reported=tuple(meta.findings_reported or pathology_names),
+        structures=tuple(seg.structures),
+        segmentation_threshold=seg.threshold,
+        text_encoder=text_encoder,
+    )
     logger.info("bundle loaded", extra={"model": bundle.name, "version": bundle.version})
     return bundle
 

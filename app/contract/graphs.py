@@ -1,6 +1,6 @@
 """The graphs of an image-model bundle: their names, inputs and outputs, and which one serves a request.
 
-One definition for the exporter (training/export.py), the verifier (app/contract/bundle_files.py) and
+One definition for the exporter (training/export/bundle.py), the verifier (app/contract/bundle_files.py) and
 the service (app/contract/bundle.py, app/runtime.py); imports neither torch nor FastAPI.
 
 Why several graphs: ONNX Runtime does not prune a graph by the outputs a caller fetches, so a single

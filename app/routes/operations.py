@@ -69,7 +69,7 @@ async def model_metadata(
     name: Annotated[str, Depends(known_model)], service: Annotated[InferenceService, Depends(get_service)]
 ) -> Response:
     bundle = service.bundle
-    graph = bundle.metadata["graphs"]["image_model"]
+    graph = bundle.metadata.graphs["image_model"]
     body = {
         "name": bundle.name,
         "versions": [bundle.version],
@@ -84,7 +84,7 @@ async def model_metadata(
             "anatomy": list(bundle.anatomy_names),
             "structures": list(bundle.structures),
             "free_text_findings": bundle.text_encoder is not None,
-            "intended_use": bundle.metadata.get("intended_use", "research only"),
+            "intended_use": bundle.metadata.intended_use or "research only",
         },
     }
     return JSONResponse(body)

@@ -20,7 +20,7 @@ from app.contract.bundle import resolve_default_bundle
 from app.factory import create_app
 from app.contract.imaging import decode_bytes, decode_path
 from app.settings import Settings
-from app.contract.bundle_files import verify_bundle
+from app.contract.bundle_metadata import BundleMetadata
 from training.metrics.segmentation import dice
 
 STORE = Path(__file__).resolve().parents[2] / "model_store"
@@ -56,10 +56,10 @@ def _scores(client: TestClient, path: Path, media_type: str) -> dict[str, float]
 
 
 def test_default_bundle_verifies_and_is_what_the_service_serves(bundle_dir: Path, client: TestClient) -> None:
-    metadata = verify_bundle(bundle_dir)
+    metadata = BundleMetadata.verify(bundle_dir)
     assert (bundle_dir / "MODEL_CARD.md").read_text().count("not a medical device") >= 1
-    served = client.get(f"/v2/models/{metadata['name']}").json()
-    assert metadata["version"] in served["versions"]
+    served = client.get(f"/v2/models/{metadata.name}").json()
+    assert metadata.version in served["versions"]
     assert (bundle_dir / "image_model.onnx").stat().st_size < 50 * 2**20  # committed size budget
 
 

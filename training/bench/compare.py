@@ -58,8 +58,8 @@ from training.bench.compare_candidates import (
 from training.bench.compare_host import hardware, service_memory
 from training.bench.compare_report import HTTP_FILM, ROUTING_ENDPOINT, ROUTING_GROUP, analyse, markdown
 from training.bench.interleave import interleave
-from training.export import load_models
-from training.export_graph import ImageModelGraph
+from training.export.bundle import load_models
+from training.export.graph import ImageModelGraph
 from training.model import MeDSLIP
 from training.model.grounding import default_grounding
 
@@ -74,7 +74,7 @@ def batch_inputs(images: list[np.ndarray], batches: Sequence[int]) -> dict[int, 
 def eager_graph(checkpoint: Path, seg_checkpoint: Path | None, bundle: Bundle) -> ImageModelGraph:
     """The bundle's full graph as a PyTorch module, grounding method as the bundle records it."""
     model, segmentation = load_models(checkpoint, seg_checkpoint)
-    method = bundle.metadata["graphs"][FULL_GRAPH].get("finding_maps", {}).get("method")
+    method = bundle.metadata.graphs[FULL_GRAPH].get("finding_maps", {}).get("method")
     return ImageModelGraph(model, segmentation, method or default_grounding(segmentation is not None)).eval()
 
 

@@ -21,7 +21,7 @@ from app.contract.graphs import CLASSIFY_GRAPH, ENDPOINT_OUTPUTS, FULL_GRAPH, ch
 from app.runtime import OrtImageModel
 from training.bench.compare_report import ENDPOINTS
 from training.bench.interleave import Candidate
-from training.export_graph import ImageModelGraph, graph_of
+from training.export.graph import ImageModelGraph, graph_of
 from training.model import MeDSLIP, create_model
 
 #: The graphs timed, in report order: the /classify graph, then the full one (/ground, /segment).

@@ -21,7 +21,7 @@ import torch
 from app.contract.imaging import PreprocessingSpec, decode_path
 from training.data.manifest import read_manifest
 from training.evaluation.evaluate import grounding_summary
-from training.export import load_models
+from training.export.bundle import load_models
 from training.metrics import GroundingScores, box_to_mask, grounding_scores
 from training.model import SEGMENTATION_STRUCTURES
 from training.model.entities import PATHOLOGY

@@ -31,8 +31,8 @@ from app.contract.imaging import ImagingError, Letterbox, decode_path
 from app.contract.vocabulary import is_lateral
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
 from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
-from training.export import load_models
-from training.export_graph import ImageModelGraph
+from training.export.bundle import load_models
+from training.export.graph import ImageModelGraph
 from training.metrics import (
     DEFAULT_THRESHOLDS,
     GroundingScores,

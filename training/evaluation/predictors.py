@@ -7,19 +7,20 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
 from app.contract.bundle import load_bundle
-from app.contract.bundle_files import sha256_file, verify_bundle
+from app.contract.bundle_files import sha256_file
+from app.contract.bundle_metadata import BundleMetadata
 from app.contract.imaging.preprocessing import PreprocessingSpec
 from app.contract.vocabulary import OUTPUT_NAMES
 from app.runtime import OrtImageModel
 from app.textquery import TextQueryEncoder
-from training.export_graph import ImageModelGraph
+from training.export.graph import ImageModelGraph
 from training.model import SEGMENTATION_STRUCTURES
 from training.model.entities import ANATOMY, PATHOLOGY
 from training.model.text_encoder import TextEncoder
@@ -102,21 +103,17 @@ class OnnxPredictor:
     fp16 weights computed in fp32 on the CPU) so the figures are those of the computation users get."""
 
     def __init__(self, bundle_dir: Path, device: str = "cpu") -> None:
-        metadata: dict[str, Any] = verify_bundle(bundle_dir)
-        graph_file = metadata["graphs"]["image_model"]["file"]
+        BundleMetadata.verify(bundle_dir)
         bundle = load_bundle(bundle_dir, verify=False)
         self.runner = OrtImageModel(bundle, device=device, precision="auto")
         self._text_bundle = bundle.text_encoder
         self._text_encoder: TextQueryEncoder | None = None  # loaded on first use
-        books = {stream: np.load(bundle_dir / metadata[stream]["embeddings_file"]).astype(np.float32)
-                 for stream in ("pathology", "anatomy")}
-        self.pathology_book, self.anatomy_book = books["pathology"], books["anatomy"]  # (Qp, T), (Qa, T)
+        self.pathology_book = bundle.pathology_queries  # (Qp, T)
+        self.anatomy_book = bundle.anatomy_queries  # (Qa, T)
         self.info = PredictorInfo(
-            kind="bundle", name=f"{metadata['name']}/{metadata['version']}",
-            sha256=metadata["files"][graph_file],
-            preprocessing=PreprocessingSpec.from_dict(metadata["preprocessing"]),
-            pathology=tuple(metadata["pathology"]["names"]), anatomy=tuple(metadata["anatomy"]["names"]),
-            structures=tuple(metadata["segmentation"]["structures"]),
+            kind="bundle", name=f"{bundle.name}/{bundle.version}", sha256=bundle.sha256,
+            preprocessing=bundle.preprocessing, pathology=bundle.pathology_names,
+            anatomy=bundle.anatomy_names, structures=bundle.structures,
             text_encoder=None if bundle.text_encoder is None
             else f"{bundle.text_encoder.name}/{bundle.text_encoder.version}",
         )

@@ -2,7 +2,7 @@
 
 Two operating points are reported: max-F1 (depends on prevalence: on a split with many positives it
 drifts to a very low threshold that flags almost everything) and the balanced one, Youden's J = max of
-sensitivity + specificity - 1 (prevalence-free), which `training.export` ships as the service default.
+sensitivity + specificity - 1 (prevalence-free), which `training.export.bundle` ships as the service default.
 
 A score is "positive" when ``score >= threshold``; every threshold returned here follows that rule, so
 the service can apply ``metadata.json`` operating points without re-deriving anything.

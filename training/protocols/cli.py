@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
-from training.export import load_models
-from training.export_graph import ImageModelGraph
+from training.export.bundle import load_models
+from training.export.graph import ImageModelGraph
 from training.host import cpu_model
 from training.model.grounding import GROUNDING_METHODS, default_grounding
 from training.protocols.covidx import read_covidx

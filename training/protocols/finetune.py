@@ -33,7 +33,7 @@ from app.contract.imaging import decode_path
 from app.contract.imaging.preprocessing import PreprocessingSpec
 from training.data.manifest import ManifestRecord, write_manifest
 from training.evaluation.predictors import TorchPredictor
-from training.export_graph import ImageModelGraph
+from training.export.graph import ImageModelGraph
 from training.metrics import dice
 from training.model import SegmentationModel, load_checkpoint
 from training.model.grounding import default_grounding

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from training.model_card import (
+from training.export.model_card import (
     classification_table,
     finding_grounding_table,
     graph_lines,

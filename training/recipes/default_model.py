@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.contract.bundle_files import read_metadata, verify_bundle, write_metadata
+from app.contract.bundle_metadata import read_metadata, verify_bundle, write_metadata
 from app.contract.locations import shared_data_dir
 from training.data import build_manifest
 from training.host import cpu_model
@@ -173,7 +173,7 @@ def evaluate(out: Path, source: list[str], manifest_paths: Sequence[Path]) -> Pa
 
 
 def export(store: Path, name: str, version: str, *, checkpoint: Path, seg: Path, report: Path) -> Path:
-    from training import export as exporter  # noqa: PLC0415
+    from training.export import bundle as exporter  # noqa: PLC0415
 
     bundle = store / name / version
     if not bundle.exists():
@@ -192,7 +192,7 @@ def finalise_card(bundle: Path, bundle_report: Path, command: str, settings: dic
 
     The operating points are recomputed from that evaluation, so the thresholds the service applies
     are exactly the ones the card's table shows for the fp16 graph users get."""
-    from training.export import operating_points  # noqa: PLC0415
+    from training.export.bundle import operating_points  # noqa: PLC0415
 
     metadata = read_metadata(bundle)
     report = json.loads(bundle_report.read_text(encoding="utf-8"))

@@ -18,7 +18,7 @@ from training.bench.compare_candidates import http_candidates
 from training.bench.compare_host import proc_status_kib
 from training.bench.compare_report import analyse, markdown
 from training.bench.interleave import Candidate, interleave
-from training.export_graph import ImageModelGraph
+from training.export.graph import ImageModelGraph
 from training.host import cpu_model
 from training.model import SegmentationModel
 

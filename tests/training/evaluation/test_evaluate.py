@@ -12,8 +12,8 @@ from training.data.manifest import Box, ManifestRecord, write_manifest
 from training.data.sources import read_covid_chestxray, read_jsrt_scr, read_kermany_pediatric
 from training.evaluation.evaluate import Evaluator, covid_labels, evaluation_labels, lung_regions, main
 from training.evaluation.predictors import OnnxPredictor, TorchPredictor
-from training.export import export_bundle, load_models
-from training.export_graph import ImageModelGraph
+from training.export.bundle import export_bundle, load_models
+from training.export.graph import ImageModelGraph
 
 
 @pytest.mark.parametrize(

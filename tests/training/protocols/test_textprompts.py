@@ -17,8 +17,8 @@ from app.contract.bundle import BundleError, resolve_default_bundle
 from tests.fixtures.tiny_bundle import build_tiny_bundle, tiny_bundle  # noqa: F401  (fixture)
 from tests.training.model.tiny_bert import write_tiny_bert
 from training.evaluation.predictors import OnnxPredictor, TorchPredictor
-from training.export import load_models
-from training.export_graph import ImageModelGraph
+from training.export.bundle import load_models
+from training.export.graph import ImageModelGraph
 from training.model import create_model, save_checkpoint
 from training.model.entities import ANATOMY, PATHOLOGY
 from training.model.grounding import default_grounding

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.export import load_models
-from training.export_graph import ImageModelGraph
+from training.export.bundle import load_models
+from training.export.graph import ImageModelGraph
 from training.tasks.finetune_seg import SEGMENTATION_CHECKPOINT
 from training.tasks.train import MEDSLIP_CHECKPOINT, build_trainer, save_final_models
 from training.trainer.config import TrainConfig, load_config

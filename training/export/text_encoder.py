@@ -1,4 +1,4 @@
-"""`python -m training.export_text --encoder DIR --out model_store/text-encoders/<name>/<version>`.
+"""`python -m training.export.text_encoder --encoder DIR --out model_store/text-encoders/<name>/<version>`.
 
 Exports the sentence encoder that builds the query books, so the service can embed free-text queries
 with exactly the training-time function: token ids -> encoder -> pooling -> (optional) L2 norm.
@@ -21,7 +21,10 @@ import torch
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
-from app.contract.bundle_files import TEXT_SCHEMA_VERSION, sha256_file, write_metadata
+from app.contract.bundle_files import sha256_file
+from app.contract.bundle_metadata import TEXT_GRAPH_FILE, TEXT_SCHEMA_VERSION, TextEncoderMetadata
+from training.export.onnx_tools import cpu_session, export_to_onnx, max_abs_diff, run_session
+from training.export.weight_precision import convert_to_fp16, quantize_dynamic_int8
 from training.model.entities import PATHOLOGY, anatomy_query_texts
 from training.model.text_encoder import (
     TextEncoder,
@@ -29,12 +32,10 @@ from training.model.text_encoder import (
     pathology_query_texts,
     resolve_text_encoder_dir,
 )
-from training.onnx_tools import cpu_session, export_to_onnx, max_abs_diff, run_session
-from training.quantize import convert_to_fp16, quantize_dynamic_int8
 
 logger = logging.getLogger(__name__)
 
-GRAPH_FILE = "text_encoder.onnx"
+GRAPH_FILE = TEXT_GRAPH_FILE
 TOKENIZER_FILE = "tokenizer.json"
 #: fp32 graph vs torch: the contract's tolerance.
 FP32_TOLERANCE = 1e-4
@@ -170,7 +171,7 @@ def export_text_encoder(
                    f"{precision}_max_abs_diff": drift, f"{precision}_min_cosine": cosine},
         "sha256": sha256_file(out_dir / GRAPH_FILE),
     }
-    return write_metadata(out_dir, metadata)
+    return TextEncoderMetadata.parse(metadata).write(out_dir).document()
 
 
 def main(argv: list[str] | None = None) -> int:

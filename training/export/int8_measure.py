@@ -4,7 +4,7 @@ Drift (`measure_drift`): AUROC of both graphs per calibrated finding and their d
 probability change, the mean cosine of the finding heat maps. Timing (`time_graph`): the fp32 and int8
 graphs run interleaved on the same feeds so that load from other processes falls on both, on the CPU
 described by `cpu_info`. The decision rule (`decide`) lists every measured reason a variant may not ship.
-Kept apart from the recipes (`training.quantize_recipes`) so the bounds are judged the same way whatever
+Kept apart from the recipes (`training.export.int8_recipes`) so the bounds are judged the same way whatever
 was quantised.
 """
 
@@ -22,10 +22,10 @@ from numpy.typing import NDArray
 
 from app.contract.graphs import GRAPH_SIGNATURES
 from training.bench.interleave import Candidate, interleave
+from training.export.int8_recipes import BATCH, Feeds, feeds_for
+from training.export.onnx_tools import cpu_session, max_abs_diff
 from training.host import cpu_flags, cpu_model
 from training.metrics import auroc
-from training.onnx_tools import cpu_session, max_abs_diff
-from training.quantize_recipes import BATCH, Feeds, feeds_for
 
 #: Largest |AUROC int8 - AUROC fp32| of any calibrated finding a shipped variant may have.
 MAX_AUROC_DRIFT = 0.005

@@ -1,6 +1,6 @@
 """`medslip-quantize-int8 --bundle DIR --manifest FILE... --version V`: static int8 graph variants.
 
-(The fp16 and dynamic-int8 weight conversions of the exporters are `training/quantize.py`.)
+(The fp16 and dynamic-int8 weight conversions of the exporters are `training/export/weight_precision.py`.)
 
 Static int8 QDQ variants (per-channel int8 weights, 8-bit activations calibrated on REAL preprocessed
 films of the TRAIN split) of a schema-2 bundle's graphs, `classify_model` and `image_model`, built from
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.contract.bundle_files import verify_bundle, write_metadata
+from app.contract.bundle_metadata import BundleMetadata
 from app.contract.graphs import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_SIGNATURES, SCHEMA_VERSION
 from app.contract.imaging import ImagingError, decode_path
 from app.contract.imaging.preprocessing import PreprocessingSpec
@@ -48,8 +48,7 @@ from app.contract.vocabulary import is_lateral
 from app.graph_precision import fp32_graph_bytes
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
 from training.evaluation.evaluate import evaluation_labels
-from training.model_card import render_model_card
-from training.quantize_measure import (
+from training.export.int8_measure import (
     MAX_AUROC_DRIFT,
     MIN_MAP_COSINE,
     cpu_info,
@@ -58,7 +57,8 @@ from training.quantize_measure import (
     run_graph,
     time_graph,
 )
-from training.quantize_recipes import RECIPES, QuantRecipe, quantize_graph
+from training.export.int8_recipes import RECIPES, QuantRecipe, quantize_graph
+from training.export.model_card import render_model_card
 
 logger = logging.getLogger(__name__)
 
@@ -122,10 +122,10 @@ class GraphVariant:
     timing: dict[str, Any]
 
 
-def calibrated_findings(metadata: Mapping[str, Any]) -> list[str]:
+def calibrated_findings(metadata: BundleMetadata) -> list[str]:
     """The findings whose drift decides: those with an operating point (else those reported)."""
-    points = metadata.get("operating_points") or {}
-    return list(points) if points else list(metadata.get("findings_reported", []))
+    points = metadata.operating_points
+    return list(points) if points else list(metadata.findings_reported)
 
 
 def build_variants(
@@ -139,15 +139,15 @@ def build_variants(
     """Quantise, evaluate and time every graph of `graphs` in `scratch`; nothing is written to a bundle.
 
     `references` caches the fp32 outputs on `held_out` by graph across calls (several recipes)."""
-    metadata = verify_bundle(bundle_dir)
-    if metadata.get("schema_version") != SCHEMA_VERSION:
+    metadata = BundleMetadata.verify(bundle_dir)
+    if metadata.schema_version != SCHEMA_VERSION:
         raise ValueError(f"int8 variants are added to schema-{SCHEMA_VERSION} bundles; re-export the bundle")
-    books = {f"{stream}_queries": np.load(bundle_dir / metadata[stream]["embeddings_file"]).astype(np.float32)
-             for stream in ("pathology", "anatomy")}
+    books = {f"{stream}_queries": np.load(bundle_dir / section.embeddings_file).astype(np.float32)
+             for stream, section in (("pathology", metadata.pathology), ("anatomy", metadata.anatomy))}
     findings = list(findings) if findings is not None else calibrated_findings(metadata)
     variants: list[GraphVariant] = []
     for graph in graphs:
-        entry = metadata["graphs"][graph]
+        entry = metadata.graphs[graph]
         fp32_path = scratch / f"{graph}.fp32.onnx"
         source = write_fp32_graph(bundle_dir, entry, fp32_path)
         int8_path = scratch / f"{graph}.{recipe.name}.int8.onnx"
@@ -157,7 +157,7 @@ def build_variants(
         if graph not in cache:
             cache[graph] = run_graph(fp32_path, graph, held_out, books)
         drift = measure_drift(cache[graph], run_graph(int8_path, graph, held_out, books), held_out_labels,
-                              metadata["pathology"]["names"], findings)
+                              metadata.pathology.names, findings)
         drift["reference"] = source
         timing = time_graph(fp32_path, int8_path, graph, held_out, books=books, threads=timing_threads,
                             repeats=timing_repeats) if timing_repeats else {}
@@ -178,22 +178,21 @@ def write_variant_bundle(
     failing = [variant for variant in variants if variant.reasons]
     if failing and not force:
         return None
-    metadata = verify_bundle(bundle_dir)
+    metadata = BundleMetadata.verify(bundle_dir)
     target = bundle_dir.parent / version
     if target.exists():
         raise FileExistsError(f"{target} exists; versions are immutable")
     with tempfile.TemporaryDirectory(dir=bundle_dir.parent, prefix=f".{version}-") as scratch:
         staged = Path(scratch) / "bundle"
         staged.mkdir()
-        for name in metadata["files"]:
+        for name in metadata.files:
             (staged / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(bundle_dir / name, staged / name)
-        metadata = {key: value for key, value in metadata.items() if key != "files"}
-        metadata["version"] = version
+        metadata.version = version
         for variant in variants:
             file_name = f"{variant.graph}.int8.onnx"
             shutil.copyfile(variant.path, staged / file_name)
-            entry = metadata["graphs"][variant.graph]
+            entry = metadata.graphs[variant.graph]
             entry.setdefault("variants", {})["int8"] = {
                 "file": file_name,
                 "precision": "int8",
@@ -208,9 +207,9 @@ def write_variant_bundle(
                 "drift_vs_fp32": variant.drift,
                 "cpu_timing": {"cpu": cpu_info(), "interleaved_median_ms": variant.timing},
             }
-        (staged / "MODEL_CARD.md").write_text(render_model_card(metadata), encoding="utf-8")
-        write_metadata(staged, metadata)
-        verify_bundle(staged)
+        (staged / "MODEL_CARD.md").write_text(render_model_card(metadata.document()), encoding="utf-8")
+        metadata.write(staged)
+        BundleMetadata.verify(staged)
         staged.rename(target)
     return target
 
@@ -237,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="write the last recipe's variants even when out of bounds (recorded as failing)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    spec = PreprocessingSpec.from_dict(verify_bundle(args.bundle)["preprocessing"])
+    spec = BundleMetadata.verify(args.bundle).preprocessing_spec()
     records = [record for manifest in args.manifest for record in read_manifest(manifest)]
     calibration, _ = load_inputs(filter_split(records, args.calibration_split), spec, args.n_calibration)
     held_out, labels = load_inputs(filter_split(records, args.eval_split), spec, args.n_eval)

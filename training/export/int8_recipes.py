@@ -4,7 +4,7 @@ A recipe (`QuantRecipe`) names the op types quantised, the activation calibratio
 or entropy on REAL preprocessed films) and which nodes are kept float: the softmax-attention products
 (both inputs are activations; their output is the heat map), the last matmul/conv before each output,
 the stem (nodes reading a graph input). These choices are kept apart from the measurement
-(`training.quantize_measure`) and the CLI (`training.quantize_static`) so that a recipe can be added or
+(`training.export.int8_measure`) and the CLI (`training.export.int8_static`) so that a recipe can be added or
 inspected without touching how variants are judged. `quantize_graph` applies one to an fp32 graph.
 """
 
@@ -27,7 +27,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from training.onnx_tools import check_onnx
+from training.export.onnx_tools import check_onnx
 
 #: Films per calibration, evaluation and timing batch.
 BATCH = 8

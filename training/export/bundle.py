@@ -23,20 +23,21 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from app.contract.bundle_files import read_metadata, sha256_file, verify_bundle, write_metadata
+from app.contract.bundle_files import sha256_file
+from app.contract.bundle_metadata import BundleMetadata, TextEncoderMetadata, TextEncoderRef
 from app.contract.graphs import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_FILES, GRAPH_SIGNATURES, SCHEMA_VERSION
 from app.contract.imaging.preprocessing import PreprocessingSpec
 from training.config_io import config_to_dict
-from training.export_graph import ImageModelGraph, export_graph, graph_of, measure_parity, require_fp32_parity
-from training.export_text import GRAPH_FILE as TEXT_GRAPH_FILE
-from training.export_text import TOKENIZER_FILE, load_tokenizer, min_cosine, tokenize
+from training.export.graph import ImageModelGraph, export_graph, graph_of, measure_parity, require_fp32_parity
+from training.export.model_card import render_model_card
+from training.export.onnx_tools import cpu_session, run_session
+from training.export.text_encoder import GRAPH_FILE as TEXT_GRAPH_FILE
+from training.export.text_encoder import TOKENIZER_FILE, load_tokenizer, min_cosine, tokenize
+from training.export.weight_precision import convert_to_fp16
 from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel, load_checkpoint
 from training.model.entities import ANATOMY, CXR14_TO_PATHOLOGY, PATHOLOGY, anatomy_query_texts
 from training.model.grounding import GROUNDING_METHODS, PRIOR_STRUCTURES, GroundingMethod, default_grounding
 from training.model.text_encoder import load_descriptions, pathology_query_texts
-from training.model_card import render_model_card
-from training.onnx_tools import cpu_session, run_session
-from training.quantize import convert_to_fp16
 
 logger = logging.getLogger(__name__)
 
@@ -96,29 +97,29 @@ def _load_models_and_extras(
 
 def text_encoder_entry(
     text_encoder_dir: Path | None, bundle_dir: Path, model: MeDSLIP
-) -> dict[str, Any] | None:
+) -> TextEncoderRef | None:
     """The metadata `text_encoder` block; refuses an encoder whose width or pooling differs from the one
     the model's books were built with (free-text queries would then be meaningless)."""
     if text_encoder_dir is None:
         logger.warning("no --text-encoder-dir: the bundle cannot embed free-text queries")
         return None
-    encoder = read_metadata(text_encoder_dir)
+    encoder = TextEncoderMetadata.read(text_encoder_dir)
     config = model.config
-    if encoder["dim"] != config.text_dim or encoder["pooling"] != config.text_pooling:
+    if encoder.dim != config.text_dim or encoder.pooling != config.text_pooling:
         raise ValueError(
-            f"text encoder (dim {encoder['dim']}, {encoder['pooling']}) does not match the model "
+            f"text encoder (dim {encoder.dim}, {encoder.pooling}) does not match the model "
             f"(dim {config.text_dim}, {config.text_pooling})"
         )
-    return {
-        "name": encoder["name"],
-        "dir": Path(os.path.relpath(text_encoder_dir.resolve(), bundle_dir.resolve())).as_posix(),
-        "version": encoder["version"],
-        "dim": encoder["dim"],
-        "max_length": encoder["max_length"],
-        "pooling": encoder["pooling"],
-        "normalize": encoder["normalize"],
-        "sha256": encoder["files"]["text_encoder.onnx"],
-    }
+    return TextEncoderRef(
+        name=encoder.name,
+        dir=Path(os.path.relpath(text_encoder_dir.resolve(), bundle_dir.resolve())).as_posix(),
+        version=encoder.version,
+        dim=encoder.dim,
+        max_length=encoder.max_length,
+        pooling=encoder.pooling,
+        normalize=encoder.normalize,
+        sha256=encoder.files[TEXT_GRAPH_FILE],
+    )
 
 
 def book_agreement(text_encoder_dir: Path, texts: list[str], book: NDArray[np.float32]) -> float:
@@ -127,8 +128,8 @@ def book_agreement(text_encoder_dir: Path, texts: list[str], book: NDArray[np.fl
     Near 1.0 means a free-text query typed in the service lands where the built-in queries do; a low
     value means the books were built from other texts or another encoder (recorded, not fatal).
     """
-    encoder = read_metadata(text_encoder_dir)
-    tokenizer = load_tokenizer(text_encoder_dir / TOKENIZER_FILE, int(encoder["max_length"]))
+    encoder = TextEncoderMetadata.read(text_encoder_dir)
+    tokenizer = load_tokenizer(text_encoder_dir / TOKENIZER_FILE, encoder.max_length)
     session = cpu_session(text_encoder_dir / TEXT_GRAPH_FILE)
     embeddings = run_session(session, tokenize(tokenizer, texts))["embeddings"]  # (Q, T)
     return min_cosine(embeddings, book)
@@ -194,10 +195,10 @@ def graph_entry(name: str, model: MeDSLIP, num_structures: int, precision: str,
 
 def build_metadata(
     *, name: str, version: str, model: MeDSLIP, segmentation: SegmentationModel | None, precision: str,
-    parity: dict[str, dict[str, float]], text_encoder: dict[str, Any] | None, report: dict[str, Any] | None,
+    parity: dict[str, dict[str, float]], text_encoder: TextEncoderRef | None, report: dict[str, Any] | None,
     training_data: dict[str, Any],
-) -> dict[str, Any]:
-    """Every metadata.json key of docs/contracts.md except `files` (added by `write_metadata`).
+) -> BundleMetadata:
+    """Every metadata.json key of docs/contracts.md except `files` (added by `BundleMetadata.write`).
 
     `parity`: graph name -> max |ORT - torch| per output of that graph."""
     structures = [] if segmentation is None else list(SEGMENTATION_STRUCTURES)
@@ -210,7 +211,7 @@ def build_metadata(
         evaluated = report.get("evaluated", {}).get("kind", "?")
         metrics["source"] = f"medslip-eval of the {evaluated} on the {report.get('split')} split, " \
                             f"{report.get('n_images')} images"
-    return {
+    return BundleMetadata.parse({
         "schema_version": SCHEMA_VERSION,
         "name": name,
         "version": version,
@@ -233,7 +234,7 @@ def build_metadata(
         "segmentation": {"structures": structures, "threshold": 0.5},
         "training_data": training_data,
         "metrics": metrics,
-    }
+    })
 
 
 def export_bundle(
@@ -286,23 +287,24 @@ def export_bundle(
             name=name, version=version, model=model, segmentation=segmentation, precision=precision,
             parity=parity, text_encoder=text_encoder, report=report, training_data=training_data,
         )
-        metadata["graphs"][FULL_GRAPH]["finding_maps"] = {
+        metadata.graphs[FULL_GRAPH]["finding_maps"] = {
             "method": grounding,
             "prior_structures": list(PRIOR_STRUCTURES) if grounding.endswith("_prior") else [],
             "doc": "training/model/grounding.py",
         }
-        if text_encoder is not None and text_encoder_dir is not None:
-            books = {"pathology": model.pathology_book.detach(), "anatomy": model.anatomy_book.detach()}
+        if metadata.text_encoder is not None and text_encoder_dir is not None:
+            books = {"pathology": (metadata.pathology.query_texts, model.pathology_book.detach()),
+                     "anatomy": (metadata.anatomy.query_texts, model.anatomy_book.detach())}
             agreement = {
-                stream: book_agreement(text_encoder_dir, metadata[stream]["query_texts"], book.numpy())
-                for stream, book in books.items()
+                stream: book_agreement(text_encoder_dir, texts, book.numpy())
+                for stream, (texts, book) in books.items()
             }
-            metadata["text_encoder"]["book_min_cosine"] = agreement
+            metadata.text_encoder.book_min_cosine = agreement
             if min(agreement.values()) < 0.99:
                 logger.warning("query books disagree with the text encoder (min cosine %s)", agreement)
-        (staged / CARD_FILE).write_text(render_model_card(metadata), encoding="utf-8")
-        write_metadata(staged, metadata)
-        verify_bundle(staged)
+        (staged / CARD_FILE).write_text(render_model_card(metadata.document()), encoding="utf-8")
+        metadata.write(staged)
+        BundleMetadata.verify(staged)
         staged.rename(bundle_dir)
     logger.info("bundle %s/%s written to %s", name, version, bundle_dir)
     return bundle_dir

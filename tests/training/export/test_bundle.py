@@ -9,12 +9,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from app.contract.bundle_files import IMAGE_BUNDLE_KEYS, bundle_problems, write_metadata
+from app.contract.bundle_metadata import BundleMetadata, TextEncoderMetadata
 from app.contract.graphs import SCHEMA_VERSION
 from app.contract.vocabulary import OUTPUT_NAMES
 from app.graph_precision import fp32_graph_bytes
 from app.runtime import CPU
-from training.export import (
+from tests.training.tiny_models import IMAGE_SIZE, TEXT_DIM, tiny_model, write_tiny_checkpoints
+from training.export.bundle import (
     export_bundle,
     load_models,
     main,
@@ -22,10 +23,8 @@ from training.export import (
     text_encoder_entry,
     training_summary,
 )
-from training.export_graph import ImageModelGraph
-from training.onnx_tools import cpu_session, run_session
-
-from .tiny_models import IMAGE_SIZE, TEXT_DIM, tiny_model, write_tiny_checkpoints
+from training.export.graph import ImageModelGraph
+from training.export.onnx_tools import cpu_session, run_session
 
 REPORT = {
     "split": "val", "n_images": 4, "evaluated": {"kind": "checkpoint"},
@@ -54,9 +53,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
 
 def test_bundle_has_every_contract_key_and_verifies(exported: tuple[Path, Path, Path]) -> None:
     bundle, _, _ = exported
-    assert bundle_problems(bundle) == []
+    assert BundleMetadata.problems(bundle) == []
     metadata = json.loads((bundle / "metadata.json").read_text())
-    assert set(IMAGE_BUNDLE_KEYS) <= set(metadata)
+    assert set(BundleMetadata.REQUIRED_KEYS) <= set(metadata)
     assert sorted(metadata["files"]) == ["MODEL_CARD.md", "anatomy_queries.npy", "classify_model.onnx",
                                          "image_model.onnx", "pathology_queries.npy"]
     assert metadata["schema_version"] == SCHEMA_VERSION
@@ -159,8 +158,8 @@ def test_text_encoder_of_another_width_is_refused(tmp_path: Path) -> None:
     encoder_dir = tmp_path / "text-encoders" / "other" / "1"
     encoder_dir.mkdir(parents=True)
     (encoder_dir / "text_encoder.onnx").write_bytes(b"graph")
-    write_metadata(encoder_dir, {"schema_version": 1, "name": "other", "version": "1", "dim": 384,
-                                 "max_length": 64, "pooling": "mean", "normalize": True})
+    TextEncoderMetadata(schema_version=1, name="other", version="1", dim=384, max_length=64, pooling="mean",
+                        normalize=True).write(encoder_dir)
     with pytest.raises(ValueError, match="does not match"):
         text_encoder_entry(encoder_dir, tmp_path / "tiny" / "1", tiny_model())
 

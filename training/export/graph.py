@@ -13,9 +13,9 @@ from torch import nn
 
 from app.contract.graphs import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_SIGNATURES
 from app.contract.vocabulary import OUTPUT_NAMES
+from training.export.onnx_tools import cpu_session, export_to_onnx, max_abs_diff, run_session
 from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel
 from training.model.grounding import PRIOR_STRUCTURES, GroundingMethod, grounding_maps
-from training.onnx_tools import cpu_session, export_to_onnx, max_abs_diff, run_session
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Smaller graphs for distribution: fp16 weights (graph I/O stays float32) and dynamic int8 weights.
 
 Used by the exporters (`medslip-export`, `medslip-export-text`). Not to be confused with the static
-int8 variants calibrated on real films (`medslip-quantize-int8`, `training/quantize_static.py`).
+int8 variants calibrated on real films (`medslip-quantize-int8`, `training/export/int8_static.py`).
 
 Both keep the graph's inputs and outputs float32, so the service code is the same for every precision;
 the caller measures and records the drift against the fp32 graph.

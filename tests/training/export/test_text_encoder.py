@@ -9,9 +9,15 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-from app.contract.bundle_files import TEXT_BUNDLE_KEYS, bundle_problems, verify_bundle
-from training.export import book_agreement
-from training.export_text import cpu_session, export_text_encoder, load_tokenizer, run_session, tokenize
+from app.contract.bundle_metadata import TextEncoderMetadata
+from training.export.bundle import book_agreement
+from training.export.text_encoder import (
+    cpu_session,
+    export_text_encoder,
+    load_tokenizer,
+    run_session,
+    tokenize,
+)
 from training.model.text_encoder import TextEncoder
 
 _WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "normal", "effusion", "it", "is", "located", "at", "."]
@@ -52,9 +58,9 @@ def test_fp32_export_matches_torch_for_any_batch_and_length(
     encoder = _encoder(tiny_encoder_dir)
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["parity"]["fp32_max_abs_diff"] <= 1e-4
-    assert set(TEXT_BUNDLE_KEYS) <= set(metadata)
+    assert set(TextEncoderMetadata.REQUIRED_KEYS) <= set(metadata)
     assert metadata["dim"] == 32 and metadata["sha256"] == metadata["files"]["text_encoder.onnx"]
-    verify_bundle(out)
+    TextEncoderMetadata.verify(out)
 
     session = cpu_session(out / "text_encoder.onnx")
     tokenizer = load_tokenizer(out / "tokenizer.json", 16)
@@ -77,7 +83,7 @@ def test_int8_bundle_records_its_measured_cosine(tiny_encoder_dir: Path, tmp_pat
     assert metadata["parity"]["int8_min_cosine"] >= 0.99
     written = json.loads((out / "metadata.json").read_text())
     assert written["precision"] == "int8" and written["pooling"] == "cls"
-    assert bundle_problems(out) == []
+    assert TextEncoderMetadata.problems(out) == []
 
 
 def test_a_tokenizer_that_disagrees_with_training_is_refused(tiny_encoder_dir: Path, tmp_path: Path) -> None:

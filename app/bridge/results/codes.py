@@ -6,7 +6,7 @@ a name no standard covers gets a code in the private scheme `99MEDSLIP` (declare
 Coding Scheme Identification Sequence).
 
 No code here is guessed. Each standard code is verified one of two ways, and
-`tests/bridge/results/test_codes.py` checks both: it appears with this meaning in pydicom's code
+`tests/app/bridge/results/test_codes.py` checks both: it appears with this meaning in pydicom's code
 dictionary (DICOM PS3.16 as shipped with pydicom), or it is listed in `PAGE_VERIFIED` with the
 authoritative page (SNOMED International, a FHIR terminology server, a RadLex terminology service)
 that shows the concept id with this preferred term, active. Names whose code could not be verified

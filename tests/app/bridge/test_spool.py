@@ -10,7 +10,7 @@ import pytest
 from app.bridge.durable import atomic_write
 from app.bridge.journal import InstanceState
 from app.bridge.spool import InstanceHeader, Spool, StoreOutcome
-from tests.bridge.fakes import make_chest_dicom
+from tests.support.bridge.fakes import make_chest_dicom
 
 
 def _store(spool: Spool, **kwargs: object) -> tuple[StoreOutcome, str, bytes]:

@@ -15,7 +15,7 @@ from app.bridge.dicomweb import (
     store_response,
 )
 from app.bridge.egress import StowEgress
-from tests.bridge.loopback import CannedResponse, scripted_server
+from tests.support.bridge.loopback import CannedResponse, scripted_server
 
 
 def _sr(uid: str) -> pydicom.Dataset:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -35,11 +34,12 @@ from app.bridge.journal import InstanceRecord, InstanceState
 from app.bridge.results import build_results
 from app.bridge.results.context import SERIES_NUMBERS, complete_source
 from app.bridge.spool import Spool
-from tests.bridge.dciodvfy import coding_warnings, dciodvfy_lines, private_scheme_uses
-from tests.bridge.e2e_support import (
+from tests.support.bridge.dciodvfy import coding_warnings, dciodvfy_lines, private_scheme_uses
+from tests.support.bridge.e2e import (
     BridgeConfig,
     Orthanc,
     Process,
+    console_script,
     free_port,
     missing_tools,
     restart_orthanc,
@@ -48,8 +48,8 @@ from tests.bridge.e2e_support import (
     start_service,
     wait_until,
 )
-from tests.bridge.fakes import fake_inference, make_chest_dicom
-from tests.bridge.sr_values import by_code, sr_finding_sites, sr_probabilities
+from tests.support.bridge.fakes import fake_inference, make_chest_dicom
+from tests.support.bridge.sr_values import by_code, sr_finding_sites, sr_probabilities
 
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_data]
 
@@ -435,7 +435,7 @@ def _state(spool_dir: Path, key: str) -> InstanceState | None:
 
 def _dead_letter_cli(config: BridgeConfig, *args: str) -> str:
     env = {**config.env(), "PATH": os.environ.get("PATH", "")}
-    binary = shutil.which("medslip-bridge") or "medslip-bridge"
+    binary = console_script("medslip-bridge")
     result = subprocess.run(
         [binary, "dead-letter", *args], capture_output=True, text=True, timeout=60, check=True, env=env
     )

@@ -13,9 +13,21 @@ from app.bridge.results import build_results
 from app.bridge.results.codes import finding_code
 from app.bridge.results.sr import best_anatomy
 from app.contract.http import AnatomyScore
-from tests.bridge.dciodvfy import coding_warnings, dciodvfy_errors, dciodvfy_lines, private_scheme_uses
-from tests.bridge.fakes import FINDINGS, MODEL, STRUCTURES, UNCALIBRATED, fake_inference, make_chest_dicom
-from tests.bridge.sr_values import (
+from tests.support.bridge.dciodvfy import (
+    coding_warnings,
+    dciodvfy_errors,
+    dciodvfy_lines,
+    private_scheme_uses,
+)
+from tests.support.bridge.fakes import (
+    FINDINGS,
+    MODEL,
+    STRUCTURES,
+    UNCALIBRATED,
+    fake_inference,
+    make_chest_dicom,
+)
+from tests.support.bridge.sr_values import (
     by_code,
     expected_site,
     sr_finding_sites,

@@ -13,7 +13,7 @@ from app.bridge.dead_letter import Selection, list_entries, purge, replay, selec
 from app.bridge.journal import InstanceState
 from app.bridge.main import main
 from app.bridge.spool import InstanceHeader, Spool
-from tests.bridge.fakes import make_chest_dicom
+from tests.support.bridge.fakes import make_chest_dicom
 
 
 def _dead(spool: Spool, *, study_uid: str, with_answers: bool) -> tuple[str, str]:

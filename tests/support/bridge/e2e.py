@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,14 @@ import httpx
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 ORTHANC_AE = "ORTHANC"
 BRIDGE_AE = "MEDSLIP"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
+
+
+def console_script(name: str) -> str:
+    """A console script of this project: the one installed beside the running interpreter (a venv used
+    without activating it), else the one on PATH."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.is_file() else shutil.which(name) or name
 
 
 def free_port() -> int:
@@ -180,7 +188,8 @@ def restart_orthanc(orthanc: Orthanc, work: Path) -> None:
 def start_service(work: Path, bundle_dir: Path) -> tuple[Process, str]:
     port = free_port()
     process = start_process(
-        ["medslip-serve", "--host", "127.0.0.1", "--port", str(port), "--model-dir", str(bundle_dir)],
+        [console_script("medslip-serve"), "--host", "127.0.0.1", "--port", str(port),
+         "--model-dir", str(bundle_dir)],
         work / "service.log",
         env={"OMP_NUM_THREADS": "1"},
     )
@@ -231,8 +240,7 @@ class BridgeConfig:
 
 
 def start_bridge(config: BridgeConfig, log_path: Path) -> Process:
-    binary = shutil.which("medslip-bridge") or "medslip-bridge"
-    process = start_process([binary], log_path, env=config.env())
+    process = start_process([console_script("medslip-bridge")], log_path, env=config.env())
     url = f"http://127.0.0.1:{config.http_port}/health"
     wait_until(lambda: httpx.get(url, timeout=2).status_code == 200, 60, "bridge health", process=process)
     return process

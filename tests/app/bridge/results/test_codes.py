@@ -17,7 +17,7 @@ from pydicom.sr.coding import Code
 from app.bridge.results import codes as table
 from app.bridge.results.source_modules import COPIED_KEYWORDS
 from app.contract.vocabulary import SEGMENTATION_STRUCTURES
-from tests.bridge.fakes import make_chest_dicom
+from tests.support.bridge.fakes import make_chest_dicom
 
 
 def _meanings(code: Code) -> set[str]:

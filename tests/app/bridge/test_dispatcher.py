@@ -19,7 +19,7 @@ from app.bridge.metrics import BridgeMetrics
 from app.bridge.retry import Backoff
 from app.bridge.service_client import InferenceClient
 from app.bridge.spool import InstanceHeader, Spool
-from tests.bridge.fakes import fake_answers, make_chest_dicom, model_metadata, problem
+from tests.support.bridge.fakes import fake_answers, make_chest_dicom, model_metadata, problem
 
 
 class Clock:

@@ -10,8 +10,8 @@ from app.bridge.identifiers import idempotency_key
 from app.bridge.inference import InferenceResult
 from app.bridge.retry import Backoff
 from app.bridge.service_client import InferenceClient, ServiceRefusedError, ServiceUnavailableError
-from tests.bridge.fakes import FINDINGS, fake_answers, model_metadata, problem
-from tests.bridge.loopback import CannedResponse, scripted_server
+from tests.support.bridge.fakes import FINDINGS, fake_answers, model_metadata, problem
+from tests.support.bridge.loopback import CannedResponse, scripted_server
 
 ANSWERS = fake_answers(8, 8)
 META = CannedResponse(200, model_metadata("tiny", "7.1"))

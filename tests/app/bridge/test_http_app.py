@@ -20,7 +20,7 @@ from app.bridge.http_app import create_app
 from app.bridge.journal import InstanceState
 from app.bridge.metrics import BridgeMetrics
 from app.bridge.spool import Spool
-from tests.bridge.fakes import make_chest_dicom
+from tests.support.bridge.fakes import make_chest_dicom
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 

@@ -18,15 +18,10 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from app.bench import free_port
 from tests.support.images import PHI, dicom_bytes, dicom_dataset
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:

@@ -8,7 +8,6 @@ that docker-compose mounts.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,16 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.bench import free_port
 from tests.deploy.tooling import REPO_ROOT, require_tool
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 START_TIMEOUT_S = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.e2e
@@ -34,7 +28,7 @@ def test_orthanc_starts_with_the_compose_config(tmp_path: Path) -> None:
     if not DICOMWEB_PLUGIN.is_file():
         pytest.skip("Debian package orthanc-dicomweb is not installed")
     config = json.loads((REPO_ROOT / "deploy" / "orthanc" / "orthanc.json").read_text())
-    http_port, dicom_port = _free_port(), _free_port()
+    http_port, dicom_port = free_port(), free_port()
     config.update(
         HttpPort=http_port,
         DicomPort=dicom_port,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.bench import free_port
 from app.bridge.metrics import BridgeMetrics
 from app.metrics import ServiceMetrics
 from tests.deploy.tooling import REPO_ROOT, require_tool, run_tool
@@ -31,12 +31,6 @@ PROMTOOL_HINT = "Debian package prometheus"
 RULES_FILE = REPO_ROOT / "deploy" / "prometheus-rules.yml"
 SAMPLE_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "info": ("_info",)}
 READY_TIMEOUT_S = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _png_bytes() -> bytes:
@@ -50,7 +44,7 @@ def _png_bytes() -> bytes:
 def running_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a medslip-serve process serving the tiny bundle; stopped after the module."""
     bundle = build_tiny_bundle(tmp_path_factory.mktemp("model_store"))
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MEDSLIP_MODEL_DIR": str(bundle),

@@ -28,6 +28,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from app.bench import free_port
 from app.bridge.dicomweb import build_multipart_related
 from app.bridge.egress import StowEgress
 from app.bridge.journal import InstanceRecord, InstanceState
@@ -40,7 +41,6 @@ from tests.support.bridge.e2e import (
     Orthanc,
     Process,
     console_script,
-    free_port,
     missing_tools,
     restart_orthanc,
     start_bridge,

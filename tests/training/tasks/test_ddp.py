@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 import torch.multiprocessing as mp
 from PIL import Image
 
+from app.bench import free_port
 from training.data.manifest import ManifestRecord, write_manifest
 from training.tasks.train import build_trainer
 from training.trainer.config import load_config
@@ -18,12 +18,6 @@ from training.trainer.distributed import DistInfo, ResumableSampler, cleanup_dis
 
 TINY = Path(__file__).resolve().parents[3] / "training" / "configs" / "tiny.yaml"
 WORLD_SIZE = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _write_manifest(folder: Path) -> Path:
@@ -98,7 +92,7 @@ def test_two_rank_gloo_step_keeps_ranks_identical(tmp_path: Path) -> None:
     manifest = _write_manifest(tmp_path)
     out = tmp_path / "run"
     out.mkdir()
-    mp.spawn(_worker, args=(_free_port(), str(manifest), str(out)), nprocs=WORLD_SIZE, join=True)
+    mp.spawn(_worker, args=(free_port(), str(manifest), str(out)), nprocs=WORLD_SIZE, join=True)
     rank0 = torch.load(out / "rank0.pt", weights_only=True)
     rank1 = torch.load(out / "rank1.pt", weights_only=True)
     assert not torch.equal(rank0["images"], rank1["images"]), "both ranks saw the same batch"

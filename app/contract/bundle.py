@@ -16,6 +16,7 @@ import numpy as np
 from app.contract.bundle_files import BundleError, file_problems, sha256_file
 from app.contract.bundle_metadata import (
     TEXT_GRAPH_FILE,
+    TOKENIZER_FILE,
     BundleMetadata,
     QueryBook,
     TextEncoderMetadata,
@@ -55,7 +56,7 @@ class TextEncoderBundle:
 
     @property
     def tokenizer_path(self) -> Path:
-        return self.root / "tokenizer.json"
+        return self.root / TOKENIZER_FILE
 
 
 @dataclass(frozen=True)

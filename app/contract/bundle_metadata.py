@@ -29,7 +29,9 @@ from app.contract.graphs import graph_problems
 from app.contract.imaging.preprocessing import PreprocessingSpec
 
 __all__ = [
+    "TEXT_GRAPH_FILE",
     "TEXT_SCHEMA_VERSION",
+    "TOKENIZER_FILE",
     "BundleMetadata",
     "OperatingPoint",
     "QueryBook",
@@ -47,8 +49,9 @@ logger = logging.getLogger(__name__)
 
 #: Text-encoder bundles have their own, unchanged schema (image bundles: app/contract/graphs.py).
 TEXT_SCHEMA_VERSION = 1
-#: The file whose presence among a bundle's listed files makes it a text-encoder bundle.
+#: The files of a text-encoder bundle; its graph among a bundle's files makes it a text-encoder bundle.
 TEXT_GRAPH_FILE = "text_encoder.onnx"
+TOKENIZER_FILE = "tokenizer.json"
 
 Shape = list[str | int]
 

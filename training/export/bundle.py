@@ -24,15 +24,20 @@ import torch
 from numpy.typing import NDArray
 
 from app.contract.bundle_files import sha256_file
-from app.contract.bundle_metadata import BundleMetadata, TextEncoderMetadata, TextEncoderRef
+from app.contract.bundle_metadata import (
+    TEXT_GRAPH_FILE,
+    TOKENIZER_FILE,
+    BundleMetadata,
+    TextEncoderMetadata,
+    TextEncoderRef,
+)
 from app.contract.graphs import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_FILES, GRAPH_SIGNATURES, SCHEMA_VERSION
 from app.contract.imaging.preprocessing import PreprocessingSpec
 from training.config_io import config_to_dict
 from training.export.graph import ImageModelGraph, export_graph, graph_of, measure_parity, require_fp32_parity
 from training.export.model_card import render_model_card
 from training.export.onnx_tools import cpu_session, run_session
-from training.export.text_encoder import GRAPH_FILE as TEXT_GRAPH_FILE
-from training.export.text_encoder import TOKENIZER_FILE, load_tokenizer, min_cosine, tokenize
+from training.export.text_encoder import load_tokenizer, min_cosine, tokenize
 from training.export.weight_precision import convert_to_fp16
 from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel, load_checkpoint
 from training.model.entities import ANATOMY, CXR14_TO_PATHOLOGY, PATHOLOGY, anatomy_query_texts

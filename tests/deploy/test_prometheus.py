@@ -24,8 +24,8 @@ from PIL import Image
 from app.bench import free_port
 from app.bridge.metrics import BridgeMetrics
 from app.metrics import ServiceMetrics
-from tests.deploy.tooling import REPO_ROOT, require_tool, run_tool
 from tests.fixtures.tiny_bundle import build_tiny_bundle
+from tests.support.deploy_tooling import REPO_ROOT, require_tool, run_tool
 
 PROMTOOL_HINT = "Debian package prometheus"
 RULES_FILE = REPO_ROOT / "deploy" / "prometheus-rules.yml"

@@ -12,7 +12,7 @@ import pytest
 
 from app.contract.bundle import load_bundle
 from tests.fixtures.tiny_bundle import tiny_bundle  # noqa: F401  (fixture)
-from tests.training.tiny_models import tiny_model
+from tests.support.training.tiny_models import tiny_model
 from training.bench.compare import batch_inputs, run_compare
 from training.bench.compare_candidates import http_candidates
 from training.bench.compare_host import proc_status_kib

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.training.model.tiny_bert import write_tiny_bert
+from tests.support.training.tiny_bert import write_tiny_bert
 from training.conversion.import_official import (
     CheckpointMismatchError,
     check_state_dict,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.training.tiny_models import write_tiny_checkpoints
+from tests.support.training.tiny_models import write_tiny_checkpoints
 from training.data.manifest import Box, ManifestRecord, write_manifest
 from training.data.sources import read_covid_chestxray, read_jsrt_scr, read_kermany_pediatric
 from training.evaluation.evaluate import Evaluator, covid_labels, evaluation_labels, lung_regions, main

@@ -14,7 +14,7 @@ from app.contract.graphs import SCHEMA_VERSION
 from app.contract.vocabulary import OUTPUT_NAMES
 from app.graph_precision import fp32_graph_bytes
 from app.runtime import CPU
-from tests.training.tiny_models import IMAGE_SIZE, TEXT_DIM, tiny_model, write_tiny_checkpoints
+from tests.support.training.tiny_models import IMAGE_SIZE, TEXT_DIM, tiny_model, write_tiny_checkpoints
 from training.export.bundle import (
     export_bundle,
     load_models,

@@ -11,7 +11,7 @@ from app.contract.bundle import load_bundle
 from app.contract.bundle_metadata import BundleMetadata
 from app.runtime import OrtImageModel
 from tests.support.int8_drift import auroc_figures
-from tests.training.tiny_models import IMAGE_SIZE, write_tiny_checkpoints
+from tests.support.training.tiny_models import IMAGE_SIZE, write_tiny_checkpoints
 from training.export.bundle import export_bundle
 from training.export.int8_measure import decide
 from training.export.int8_recipes import RECIPES

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.training.model.tiny_bert import write_tiny_bert
+from tests.support.training.tiny_bert import write_tiny_bert
 from training.model.entities import PATHOLOGY, anatomy_query_texts
 from training.model.text_encoder import (
     TextEncoder,

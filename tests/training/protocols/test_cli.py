@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.tiny_bundle import tiny_bundle  # noqa: F401  (fixture)
+from tests.support.training.protocol_trees import write_rsna_tree, write_siim_tree
 from training.protocols.cli import main
-
-from .trees import write_rsna_tree, write_siim_tree
 
 
 def _data_root(shared: Path, root: Path) -> Path:

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.training.protocol_trees import write_cxr14_tree
 from training.protocols.cxr14 import CLASSES, parse_finding_labels, read_cxr14
 from training.protocols.datasets import DatasetLayoutError
-
-from .trees import write_cxr14_tree
 
 
 def test_finding_labels_parse_pipes_and_no_finding() -> None:

@@ -12,13 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.support.training.protocol_trees import rectangle_rle
+from tests.support.training.tiny_models import tiny_model
 from training.model import load_checkpoint, save_checkpoint
 from training.protocols.cli import main
 from training.protocols.finetune import subsample
 from training.protocols.siim import decode_masks, read_siim
-
-from ..tiny_models import tiny_model
-from .trees import rectangle_rle
 
 RECIPE = ["run.device=cpu", "run.threads=1", "run.progress=false", "data.num_workers=0", "data.batch_size=2",
           "data.augment=false", "schedule.epochs=1", "schedule.total_steps=2", "schedule.warmup_steps=1",

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.training.protocol_trees import write_mscxr_tree
 from training.protocols.mscxr import read_mscxr
-
-from .trees import write_mscxr_tree
 
 
 @pytest.mark.shared_data

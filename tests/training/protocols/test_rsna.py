@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.training.protocol_trees import RSNA_FILMS as FILMS
+from tests.support.training.protocol_trees import write_rsna_tree as _tree
 from training.protocols.rsna import read_rsna
-
-from .trees import RSNA_FILMS as FILMS
-from .trees import write_rsna_tree as _tree
 
 
 @pytest.mark.shared_data

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.training.protocol_trees import write_siim_tree
 from training.protocols.datasets import DatasetLayoutError
 from training.protocols.siim import decode_masks, decode_rle, read_siim
-
-from .trees import write_siim_tree
 
 
 def test_rle_is_relative_and_column_major() -> None:

@@ -15,7 +15,8 @@ from numpy.typing import NDArray
 
 from app.contract.bundle import BundleError, resolve_default_bundle
 from tests.fixtures.tiny_bundle import build_tiny_bundle, tiny_bundle  # noqa: F401  (fixture)
-from tests.training.model.tiny_bert import write_tiny_bert
+from tests.support.training.protocol_trees import write_cxr14_tree, write_mscxr_tree
+from tests.support.training.tiny_bert import write_tiny_bert
 from training.evaluation.predictors import OnnxPredictor, TorchPredictor
 from training.export.bundle import load_models
 from training.export.graph import ImageModelGraph
@@ -36,8 +37,6 @@ from training.protocols.prompts import (
 )
 from training.protocols.stream import StreamSettings
 from training.protocols.zeroshot import score_dataset
-
-from .trees import write_cxr14_tree, write_mscxr_tree
 
 MODEL_STORE = Path(__file__).resolve().parents[3] / "model_store"
 SETTINGS = StreamSettings(batch_size=8, workers=1, progress=False)

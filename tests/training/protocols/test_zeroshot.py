@@ -12,14 +12,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from tests.fixtures.tiny_bundle import tiny_bundle  # noqa: F401  (fixture)
+from tests.support.training.protocol_trees import write_cxr14_tree
 from training.evaluation.predictors import OnnxPredictor
 from training.protocols.cli import main
 from training.protocols.cxr14 import CLASSES, read_cxr14
 from training.protocols.prompts import DEFAULT_PROMPTS, plan_queries
 from training.protocols.stream import StreamSettings, read_rows
 from training.protocols.zeroshot import class_metrics, f1_at_threshold, records_to_score, score_dataset
-
-from .trees import write_cxr14_tree
 
 
 def _row(split: str, label: int, score: float) -> dict[str, object]:

@@ -1,0 +1,1 @@
+"""Helpers of the training tests: tiny MeDSLIP models and checkpoints, a tiny BERT, dataset trees."""

@@ -66,8 +66,10 @@ def training_summary(extra: dict[str, Any]) -> dict[str, Any]:
         key: extra[key] for key in ("step", "epoch") if isinstance(extra.get(key), int)
     }
     train_config = extra.get("train_config")
-    if isinstance(train_config, dict) and isinstance(train_config.get("data"), dict):
-        summary["data"] = json.loads(json.dumps(train_config["data"], default=str))
+    if isinstance(train_config, dict):
+        for section in ("data", "schedule", "optim"):  # what the data was and how long, how fast
+            if isinstance(train_config.get(section), dict):
+                summary[section] = json.loads(json.dumps(train_config[section], default=str))
     return summary
 
 

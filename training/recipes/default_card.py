@@ -68,7 +68,9 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
     training = metadata.get("training_data", {})
     counts = report.get("n_images_by_source", {})
     maps = graph.get("finding_maps", {})
-    train_epochs = training.get("epoch", "?")
+    schedule, optim = training.get("schedule", {}), training.get("optim", {})
+    train_epochs = schedule.get("epochs", training.get("epoch", "not recorded"))
+    train_lr = optim.get("lr", "not recorded")
     lines = [
         f"# {metadata['name']} {metadata['version']} — default MeDSLIP chest X-ray model",
         "",
@@ -113,7 +115,8 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         f"`{command}` (training/recipes/default_model.py, recipe v1.1) pretrains with",
         "`training/configs/default_cxr.yaml`: all five MeDSLIP losses (pathology existence weighted 2,",
         "the others 1 as released) plus the joint segmentation Dice + BCE (JSRT films repeated 3x per",
-        f"epoch), ResNet-18, {train_epochs} epochs, lr 3e-4, one run per seed below; then continues the",
+        f"epoch), ResNet-18, {train_epochs} epochs, lr {train_lr}, one run per seed below; then continues"
+        " the",
         "segmentation head alone for 4 epochs on the frozen trunk (`finetune_seg_jsrt.yaml`; the MeDSLIP",
         "outputs are unchanged by it). It then evaluates every seed, exports the shipped seed, and",
         "evaluates the exported ONNX bundle with the service's own runner (on the CPU: the fp16 weights",
@@ -123,7 +126,7 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "below with the card's.",
         f"Compute: {_compute(training.get('compute'))}; no GPU.",
         *graph_lines(metadata),
-        f"Checkpoints: `{training.get('checkpoint')}` (step {training.get('step')}), "
+        f"Checkpoints: `{training.get('checkpoint')}` (step {training.get('step', 'not recorded')}), "
         f"`{training.get('seg_checkpoint')}`.",
         "",
         "## Seed study",

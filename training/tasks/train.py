@@ -189,7 +189,10 @@ def save_final_models(trainer: Trainer) -> None:
         return
     out = Path(trainer.config.run.out_dir)
     medslip = joint.medslip.cpu()
-    save_checkpoint(out / MEDSLIP_CHECKPOINT, medslip)  # MeDSLIP only: objective heads stay out
+    # MeDSLIP only (objective heads stay out), with the schedule facts an exported card reports.
+    facts = {"step": trainer.state.step, "epoch": trainer.state.epoch,
+             "train_config": config_to_dict(trainer.config)}
+    save_checkpoint(out / MEDSLIP_CHECKPOINT, medslip, **facts)
     if joint.head is None:
         return
     head = joint.head.cpu()

@@ -183,12 +183,15 @@ def test_training_summary_keeps_only_json_safe_training_facts() -> None:
         "epoch": 2,
         "rng": {"torch": b"state"},
         "optimizer": {},
-        "train_config": {"data": {"manifests": [Path("covid.jsonl")], "image_size": 224}, "run": {}},
+        "train_config": {"data": {"manifests": [Path("covid.jsonl")], "image_size": 224}, "run": {},
+                         "schedule": {"epochs": 5}, "optim": {"lr": 3e-4}},
     }
     assert training_summary(extra) == {
         "step": 300,
         "epoch": 2,
         "data": {"manifests": ["covid.jsonl"], "image_size": 224},
+        "schedule": {"epochs": 5},
+        "optim": {"lr": 3e-4},
     }
     assert training_summary({}) == {}
 

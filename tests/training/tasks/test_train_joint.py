@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from training.export.bundle import load_models
+from training.export.bundle import load_models, training_summary
 from training.export.graph import ImageModelGraph
+from training.model import load_checkpoint
 from training.tasks.finetune_seg import SEGMENTATION_CHECKPOINT
 from training.tasks.train import MEDSLIP_CHECKPOINT, build_trainer, save_final_models
 from training.trainer.config import TrainConfig, load_config
@@ -44,6 +45,9 @@ def test_segmentation_terms_fall_and_both_checkpoints_share_one_trunk(
         last = np.mean([step[term] for step in history[-3:]])
         assert last < first, f"{term} did not decrease: {first:.4f} -> {last:.4f}"
     save_final_models(trainer)
+    facts = training_summary(load_checkpoint(tmp_path / MEDSLIP_CHECKPOINT)[1])  # what a card reports
+    assert facts["step"] == trainer.state.step and facts["epoch"] == 10
+    assert facts["schedule"]["epochs"] == 10 and facts["optim"]["lr"] == pytest.approx(1e-3)
     model, segmentation = load_models(tmp_path / MEDSLIP_CHECKPOINT, tmp_path / SEGMENTATION_CHECKPOINT)
     assert segmentation is not None and segmentation.trunk is model.res_features
     graph = ImageModelGraph(model, segmentation)

@@ -14,7 +14,7 @@ over three seeds). Two changes make the map localise (docs/training.md has the t
 Together (`layer_mean_prior`): pointing game 0.35 / 0.22 / 0.22 and heat-in-box 1.33 / 1.19 / 1.15 on
 the three seeds, the best mean of the six variants and the smallest spread.
 
-The method runs inside the exported graph (`training.export_graph.ImageModelGraph`), so evaluation and
+The method runs inside the exported graph (`training.export.graph.ImageModelGraph`), so evaluation and
 serving compute exactly the same map. `GROUNDING_METHODS` lists the variants the evaluation compares.
 """
 

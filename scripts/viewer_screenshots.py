@@ -21,6 +21,8 @@ from typing import Any
 from PIL import Image
 from selenium.webdriver.support.ui import WebDriverWait
 
+from app.contract.bundle import resolve_default_bundle
+from app.contract.locations import MODEL_STORE
 from app.logging_setup import configure_logging
 from tests.support.browser import browser_missing, headless_chromium
 from tests.support.live_server import live_server
@@ -28,7 +30,7 @@ from tests.support.live_server import live_server
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_BUNDLE = REPO / "model_store" / "medslip-cxr" / "1.2.0"
+DEFAULT_BUNDLE = resolve_default_bundle(MODEL_STORE)  # the shipped default model
 TIMEOUT_S = 120.0
 
 

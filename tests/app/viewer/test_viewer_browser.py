@@ -19,11 +19,12 @@ import pydicom
 import pytest
 from PIL import Image
 
+from app.contract.bundle import resolve_default_bundle
+from app.contract.locations import MODEL_STORE
 from tests.support.browser import browser_missing, headless_chromium, request_urls
 from tests.support.live_server import live_server
 
-REPO = Path(__file__).resolve().parents[3]
-BUNDLE = REPO / "model_store" / "medslip-cxr" / "1.2.0"
+BUNDLE = resolve_default_bundle(MODEL_STORE)  # the shipped default model
 FRONTAL = "dicom/wg04_RG1_J2KI.dcm"  # CR PA chest, MONOCHROME1, JPEG 2000, 1841 x 1955
 LATERAL_SOURCE = "dicom/siim_chest_jpeg_baseline.dcm"
 FREE_TEXT = "left lower lobe consolidation"

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from app.contract.bundle import resolve_default_bundle
+from app.contract.locations import MODEL_STORE
 from training.recipes import default_model
 from training.recipes.card_check import report_differences
 from training.recipes.default_card import render_default_card
 
-REPO = Path(__file__).resolve().parents[3]
-SHIPPED = REPO / "model_store" / "medslip-cxr" / "1.2.0"
+SHIPPED = resolve_default_bundle(MODEL_STORE)  # the shipped default model
 
 CARD: dict[str, Any] = {
     "created": "2026-11-25T11:02:39+00:00",

@@ -49,6 +49,7 @@ from training.trainer.state import seed_everything
 logger = logging.getLogger(__name__)
 
 SEGMENTATION_CHECKPOINT = "segmentation_final.pt"
+HEAD_INITS = ("continue", "reset_classifier", "fresh")
 
 
 @dataclass
@@ -61,6 +62,10 @@ class SegmentationTaskConfig:
     bce_weight: float = 1.0  # weight of the BCE terms
     lungs_weight: float = 1.0  # weight of the lungs-union terms (covid-chestxray single lung mask)
     balance_structures: bool = True  # each structure weighs the same, however few images annotate it
+    #: what becomes of an init checkpoint's own head of the same widths: "continue" it, "fresh" (ignore
+    #: it), or "reset_classifier" (keep its decoder, re-draw the final 1x1 layer: a channel that joint
+    #: training left saturated at "absent" gets gradients again; see docs/training.md)
+    head_init: str = "continue"
     #: output channels, one per manifest mask key; the bundle contract's five by default (a benchmark
     #: such as SIIM-ACR trains ["pneumothorax"]; the lungs-union terms need both lungs in the list)
     structures: list[str] = field(default_factory=lambda: list(SEGMENTATION_STRUCTURES))
@@ -159,6 +164,8 @@ def build_trainer(
     )
     if head is not None:
         model.head.load_state_dict(head)
+        if task_config.head_init == "reset_classifier":
+            model.head.classifier.reset_parameters()  # every channel starts near p = 0.5 again
     train_records, val_records = load_records(config.data)
     train_transform, eval_transform = transforms(config.data)
     structures = list(task_config.structures)
@@ -198,6 +205,10 @@ def save_segmentation_checkpoint(
 def _matching_head(extra: dict[str, Any], task: SegmentationTaskConfig) -> dict[str, Any] | None:
     """The init checkpoint's segmentation head when it has one of the configured widths (joint
     pretraining writes one), so fine-tuning continues it; else None (a fresh head)."""
+    if task.head_init not in HEAD_INITS:
+        raise ValueError(f"task.head_init must be one of {', '.join(HEAD_INITS)}, not {task.head_init!r}")
+    if task.head_init == "fresh":
+        return None
     settings = extra.get("segmentation") or {}
     same_outputs = list(settings.get("structures", SEGMENTATION_STRUCTURES)) == list(task.structures)
     same_widths = tuple(settings.get("decoder_channels", ())) == task.decoder_channels

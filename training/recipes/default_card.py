@@ -61,6 +61,12 @@ def _compute(settings: dict[str, Any] | None) -> str:
             f"{threads} compute thread(s) per process")
 
 
+def _overrides(overrides: list[str] | None) -> str:
+    if not overrides:
+        return "its own settings"
+    return ", ".join(f"`{item}`" for item in overrides if not item.startswith("run."))
+
+
 def render_default_card(metadata: dict[str, Any], report: dict[str, Any], command: str) -> str:
     """Markdown card for the default bundle."""
     arch = metadata["architecture"]
@@ -112,12 +118,12 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "",
         "## Training recipe",
         "",
-        f"`{command}` (training/recipes/default_model.py, recipe v1.1) pretrains with",
+        f"`{command}` (training/recipes/default_model.py) pretrains with",
         "`training/configs/default_cxr.yaml`: all five MeDSLIP losses (pathology existence weighted 2,",
         "the others 1 as released) plus the joint segmentation Dice + BCE (JSRT films repeated 3x per",
-        f"epoch), ResNet-18, {train_epochs} epochs, lr {train_lr}, one run per seed below; then continues"
-        " the",
-        "segmentation head alone for 4 epochs on the frozen trunk (`finetune_seg_jsrt.yaml`; the MeDSLIP",
+        f"epoch), ResNet-18, {train_epochs} epochs, lr {train_lr}, one run per seed below; then trains the",
+        "segmentation head alone on the frozen trunk (`finetune_seg_jsrt.yaml` with "
+        f"{_overrides(training.get('segmentation_stage'))}; the MeDSLIP",
         "outputs are unchanged by it). It then evaluates every seed, exports the shipped seed, and",
         "evaluates the exported ONNX bundle with the service's own runner (on the CPU: the fp16 weights",
         "computed in fp32, the service's default there); this card reports that last evaluation (its",

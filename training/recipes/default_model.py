@@ -201,7 +201,8 @@ def finalise_card(bundle: Path, bundle_report: Path, command: str, settings: dic
     report = json.loads(bundle_report.read_text(encoding="utf-8"))
     metadata["operating_points"] = operating_points(report)
     metadata["metrics"] = {**report, "source": f"medslip-eval --bundle on the val splits ({command})"}
-    metadata["training_data"] = {**metadata.get("training_data", {}), "compute": settings, "seeds": seeds}
+    metadata["training_data"] = {**metadata.get("training_data", {}), "compute": settings, "seeds": seeds,
+                                 "segmentation_stage": list(SEG_OVERRIDES)}
     card = render_default_card(metadata, report, command)
     (bundle / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     write_metadata(bundle, metadata)

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from training.config_io import config_from_dict
 from training.model import SEGMENTATION_STRUCTURES, create_model, load_checkpoint, save_checkpoint
+from training.model.segmentation import SegmentationHead
 from training.tasks import finetune_cls, finetune_seg
 from training.trainer.config import TrainConfig, load_config
 
@@ -168,3 +170,38 @@ def test_structure_balanced_loss_weighs_a_rare_structure_like_a_common_one() -> 
     assert finetune_seg._structure_balanced_mean(values, lungs_only).item() == pytest.approx(0.0)
     values[:, 1] = 0.25
     assert finetune_seg._structure_balanced_mean(values, lungs_only).item() == pytest.approx(0.25)
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    ("head_init", "decoder_kept", "classifier_kept"),
+    [("continue", True, True), ("reset_classifier", True, False), ("fresh", False, False)],
+)
+def test_head_init_decides_what_is_kept_of_the_init_checkpoints_head(
+    shared_data: Path, tmp_path: Path, head_init: str, decoder_kept: bool, classifier_kept: bool
+) -> None:
+    torch.manual_seed(0)
+    model = create_model("medslip_resnet18", image_size=64, **SMALL)
+    widths = (16, 8, 8, 8)
+    joint = SegmentationHead(model.res_features.stage_channels, decoder_channels=widths)
+    with torch.no_grad():
+        for parameter in joint.parameters():
+            parameter.fill_(0.125)  # values no initialiser draws
+    extra = {
+        "segmentation_head": joint.state_dict(),
+        "segmentation": {"structures": list(SEGMENTATION_STRUCTURES), "decoder_channels": list(widths)},
+    }
+    config = _config("finetune_seg_jsrt.yaml", tmp_path, "task.decoder_channels=[16, 8, 8, 8]",
+                     f"task.head_init={head_init}")
+    task = config_from_dict(finetune_seg.SegmentationTaskConfig, config.task)
+    kept = finetune_seg._matching_head(extra, task)
+    _, segmentation, _ = finetune_seg.build_trainer(config, model, head=kept)
+    head = segmentation.head
+    assert torch.equal(head.up_to_8.refine[0].weight, joint.up_to_8.refine[0].weight) is decoder_kept
+    assert torch.equal(head.classifier.weight, joint.classifier.weight) is classifier_kept
+
+
+def test_an_unknown_head_init_is_refused_by_name() -> None:
+    task = finetune_seg.SegmentationTaskConfig(head_init="warm")
+    with pytest.raises(ValueError, match="head_init must be one of continue, reset_classifier, fresh"):
+        finetune_seg._matching_head({}, task)

@@ -8,6 +8,7 @@ here, so DDP runs need `run.find_unused_parameters: true`. Loop and checkpoints 
 
 from __future__ import annotations
 
+import argparse
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,15 +22,14 @@ from training.data.dataset import ClassificationDataset, Sample
 from training.model import MeDSLIP, load_checkpoint
 from training.model.entities import PATHOLOGY
 from training.trainer.config import TrainConfig
-from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed, process_device_type
+from training.trainer.distributed import DistInfo
 from training.trainer.loop import Trainer
 from training.trainer.setup import (
-    base_parser,
     check_image_size,
-    configure_logging,
+    fit,
     load_records,
-    prepare_run,
     query_books,
+    run_task,
     transforms,
 )
 from training.trainer.state import seed_everything
@@ -107,19 +107,12 @@ def build_trainer(config: TrainConfig, init: MeDSLIP, info: DistInfo | None = No
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point (torchrun-compatible)."""
-    args = base_parser(__doc__ or "", init_required=True).parse_args(argv)
-    config = prepare_run(args)
-    info = init_distributed(process_device_type(config.run.device))
-    configure_logging(info)
-    try:
+
+    def body(args: argparse.Namespace, config: TrainConfig, info: DistInfo) -> None:
         model, _ = load_checkpoint(args.init)
-        trainer = build_trainer(config, model, info)
-        if args.resume is not None:
-            trainer.resume(args.resume)
-        trainer.fit()
-    finally:
-        cleanup_distributed()
-    return 0
+        fit(build_trainer(config, model, info), args.resume)
+
+    return run_task(argv, __doc__ or "", body, init_required=True)
 
 
 if __name__ == "__main__":

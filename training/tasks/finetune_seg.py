@@ -15,6 +15,7 @@ MeDSLIP heads and the segmentation head in the exported bundle. The final output
 
 from __future__ import annotations
 
+import argparse
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +35,13 @@ from training.model import (
     save_checkpoint,
 )
 from training.trainer.config import TrainConfig
-from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed, process_device_type
+from training.trainer.distributed import DistInfo
 from training.trainer.loop import Trainer
 from training.trainer.setup import (
-    base_parser,
     check_image_size,
-    configure_logging,
+    fit,
     load_records,
-    prepare_run,
+    run_task,
     transforms,
 )
 from training.trainer.state import seed_everything
@@ -220,24 +220,18 @@ def _matching_head(extra: dict[str, Any], task: SegmentationTaskConfig) -> dict[
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point (torchrun-compatible)."""
-    args = base_parser(__doc__ or "", init_required=True).parse_args(argv)
-    config = prepare_run(args)
-    info = init_distributed(process_device_type(config.run.device))
-    configure_logging(info)
-    try:
+
+    def body(args: argparse.Namespace, config: TrainConfig, info: DistInfo) -> None:
         init, extra = load_checkpoint(args.init)
         head = _matching_head(extra, config_from_dict(SegmentationTaskConfig, config.task))
         trainer, model, task_config = build_trainer(config, init, info, head)
-        if args.resume is not None:
-            trainer.resume(args.resume)
-        trainer.fit()
+        fit(trainer, args.resume)
         if trainer.info.is_main:
             save_segmentation_checkpoint(
                 Path(config.run.out_dir) / SEGMENTATION_CHECKPOINT, init, model.cpu(), task_config
             )
-    finally:
-        cleanup_distributed()
-    return 0
+
+    return run_task(argv, __doc__ or "", body, init_required=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ and batches, logged by name; their heads are training-only, so `medslip_final.pt
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,15 +42,14 @@ from training.objectives.setup import ObjectiveRun, build_objectives
 from training.tasks.finetune_seg import SEGMENTATION_CHECKPOINT, SegmentationTaskConfig, segmentation_terms
 from training.tasks.losses import LossConfig, medslip_losses
 from training.trainer.config import TrainConfig
-from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed, process_device_type
+from training.trainer.distributed import DistInfo
 from training.trainer.loop import Trainer, resolve_device
 from training.trainer.setup import (
-    base_parser,
     check_image_size,
-    configure_logging,
+    fit,
     load_records,
-    prepare_run,
     query_books,
+    run_task,
     transforms,
 )
 from training.trainer.state import seed_everything
@@ -212,19 +212,13 @@ def save_final_models(trainer: Trainer) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; under torchrun every rank runs this."""
-    args = base_parser(__doc__ or "").parse_args(argv)
-    config = prepare_run(args)
-    info = init_distributed(process_device_type(config.run.device))
-    configure_logging(info)
-    try:
+
+    def body(args: argparse.Namespace, config: TrainConfig, info: DistInfo) -> None:
         trainer = build_trainer(config, info)
-        if args.resume is not None:
-            trainer.resume(args.resume)
-        trainer.fit()
+        fit(trainer, args.resume)
         save_final_models(trainer)
-    finally:
-        cleanup_distributed()
-    return 0
+
+    return run_task(argv, __doc__ or "", body)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -16,7 +17,8 @@ from training.data.manifest import ManifestRecord, filter_split
 from training.data.sources.registry import load_source
 from training.model import MeDSLIP
 from training.trainer.config import ConfigError, DataSection, TrainConfig, load_config
-from training.trainer.distributed import DistInfo
+from training.trainer.distributed import DistInfo, cleanup_distributed, init_distributed, process_device_type
+from training.trainer.loop import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,32 @@ def prepare_run(args: argparse.Namespace) -> TrainConfig:
     if config.run.threads > 0:
         torch.set_num_threads(config.run.threads)
     return config
+
+
+#: A task's work once its run is prepared: (parsed arguments, config, process-group info) -> nothing.
+TaskBody = Callable[[argparse.Namespace, TrainConfig, DistInfo], None]
+
+
+def run_task(argv: list[str] | None, description: str, body: TaskBody, *, init_required: bool = False) -> int:
+    """The console skeleton every training task shares (pretraining, fine-tuning, under torchrun too):
+    parse, load the config, join the process group, log once per job, run `body`, and leave the process
+    group whatever happens, so a failed rank does not hang the others."""
+    args = base_parser(description, init_required=init_required).parse_args(argv)
+    config = prepare_run(args)
+    info = init_distributed(process_device_type(config.run.device))
+    configure_logging(info)
+    try:
+        body(args, config, info)
+    finally:
+        cleanup_distributed()
+    return 0
+
+
+def fit(trainer: Trainer, resume: Path | None) -> None:
+    """Continue from `resume` (a training checkpoint) when given, then train to the schedule's end."""
+    if resume is not None:
+        trainer.resume(resume)
+    trainer.fit()
 
 
 def load_records(data: DataSection) -> tuple[list[ManifestRecord], list[ManifestRecord]]:

@@ -61,6 +61,17 @@ def _compute(settings: dict[str, Any] | None) -> str:
             f"{threads} compute thread(s) per process")
 
 
+def _clavicle_limit(segmentation: dict[str, Any]) -> str:
+    """The clavicle limitation as this bundle's own figures state it (an empty channel or rough masks)."""
+    dice = {side: segmentation.get(f"{side}_clavicle", {}).get("dice") for side in ("right", "left")}
+    empty = [side for side, value in dice.items() if value is not None and value < 0.1]
+    if empty:
+        return (f"- Clavicle masks are unreliable: the {' and '.join(empty)} clavicle channel stays empty on"
+                " most films (Dice near 0; see the segmentation table).")
+    shown = ", ".join(f"{side} {value:.2f}" for side, value in dice.items() if value is not None)
+    return f"- Clavicle masks are rough (Dice {shown}; an outline to rely on needs about 0.85 or more)."
+
+
 def _overrides(overrides: list[str] | None) -> str:
     if not overrides:
         return "its own settings"
@@ -181,10 +192,10 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "  pointing game is 0, 1/3 or 2/3 by construction, hence the every-split figure beside it.",
         "- Finding heat maps localise weakly (pointing game well below 0.5); they say which part of the",
         "  chest the model attended to, not where a lesion is. The lungs-and-heart prior keeps heat on",
-        "  the chest; it does not make the peak land on the lesion (see docs/training.md).",
-        "- Clavicle masks are rough (Dice about 0.6-0.75, below the 0.85 a radiologist's outline would",
-        "  need) and the heart falls short of 0.93. Heart and clavicles were learned from JSRT alone",
-        "  (digitised 1990s films, 116 training films) and transfer poorly to modern digital films.",
+        "  the chest; how far it moves the peak onto a lesion depends on the masks (docs/training.md).",
+        _clavicle_limit(report.get("segmentation", {})),
+        "  Heart and clavicles were learned from JSRT alone (digitised 1990s films, 116 training films)",
+        "  and transfer poorly to modern digital films.",
         "- Scores are rankings, not probabilities (see ECE); the operating points are chosen on the same",
         "  validation split they are shown on, so their sensitivity and specificity are optimistic.",
         "- Paediatric (Kermany) and adult films differ in anatomy and acquisition; pooled figures mix them.",

@@ -38,7 +38,8 @@ import onnxruntime as ort
 import PIL
 from PIL import features
 
-from app.bench import percentiles, service_input
+from app.bench import service_input
+from app.bench_load import percentiles
 from app.contract.bundle import Bundle, load_bundle
 from app.contract.imaging import PreprocessingSpec, decode_bytes
 from app.contract.locations import REPO_ROOT, shared_data_dir

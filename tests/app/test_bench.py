@@ -9,16 +9,9 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from app.bench import (
-    build_parser,
-    drive_level,
-    load_images,
-    markdown,
-    overhead,
-    percentiles,
-    require_device,
-)
+from app.bench import build_parser, load_images, markdown, overhead, require_device
 from app.bench import main as bench_main
+from app.bench_load import drive_level, percentiles
 from app.runtime import CPU, CUDA
 from tests.support.images import png_bytes
 from tests.support.live_server import live_server

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from app.bench import free_port
+from app.bench_load import free_port
 from tests.support.images import PHI, dicom_bytes, dicom_dataset
 
 REPO = Path(__file__).resolve().parents[2]

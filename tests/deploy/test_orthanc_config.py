@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.bench import free_port
+from app.bench_load import free_port
 from tests.support.deploy_tooling import REPO_ROOT, require_tool
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.bench import free_port
+from app.bench_load import free_port
 from app.bridge.metrics import BridgeMetrics
 from app.metrics import ServiceMetrics
 from tests.fixtures.tiny_bundle import build_tiny_bundle

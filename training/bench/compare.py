@@ -41,7 +41,8 @@ import httpx
 import numpy as np
 import torch
 
-from app.bench import percentiles, service_input, spawn_server
+from app.bench import service_input
+from app.bench_load import percentiles, spawn_server
 from app.contract.bundle import Bundle, load_bundle
 from app.contract.graphs import FULL_GRAPH
 from app.contract.locations import REPO_ROOT, shared_data_dir

@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from app.bench import percentiles, time_calls
+from app.bench import time_calls
+from app.bench_load import percentiles
 from app.contract.bundle import load_bundle
 from app.contract.imaging import decode_bytes, preprocess
 from training.model.checkpoint import load_checkpoint

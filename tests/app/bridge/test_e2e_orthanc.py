@@ -28,7 +28,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from app.bench import free_port
+from app.bench_load import free_port
 from app.bridge.dicomweb import build_multipart_related
 from app.bridge.egress import StowEgress
 from app.bridge.journal import InstanceRecord, InstanceState

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from app.bench import free_port
+from app.bench_load import free_port
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 ORTHANC_AE = "ORTHANC"

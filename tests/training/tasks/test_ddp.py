@@ -10,7 +10,7 @@ import torch
 import torch.multiprocessing as mp
 from PIL import Image
 
-from app.bench import free_port
+from app.bench_load import free_port
 from training.data.manifest import ManifestRecord, write_manifest
 from training.tasks.train import build_trainer
 from training.trainer.config import load_config

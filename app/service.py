@@ -22,7 +22,7 @@ from app.budgets import ByteBudget, estimated_decode_bytes
 from app.contract.bundle import Bundle
 from app.contract.graphs import ENDPOINT_OUTPUTS
 from app.contract.imaging import ImageInfo, Letterbox
-from app.decode_pool import DecodeRequest, PoolDecoder, RenderedFilm
+from app.decode_pool import DecodeRequest, ModelInput, PoolDecoder, RenderedFilm
 from app.errors import (
     DecodeBudgetExceededError,
     InvalidParameterError,
@@ -239,7 +239,7 @@ class InferenceService:
 
     def _decode(
         self, data: bytes, media_type: str | None, allow_lateral: bool, render: bool = False
-    ) -> tuple[ImageInfo, np.ndarray, Letterbox, RenderedFilm | None]:
+    ) -> ModelInput:
         """Decode + preprocess inside the decode-memory budget (worker thread, waiting on a decode
         process unless MEDSLIP_DECODE_PROCESSES=0); only the model input comes back."""
         cost = estimated_decode_bytes(data)
@@ -266,7 +266,7 @@ class InferenceService:
         finally:
             self.decode_budget.release(cost)
             self._metrics.budget_in_use.labels(budget="decode").set(self.decode_budget.in_use)
-        return info, result.tensor, result.box, result.rendered
+        return result
 
     async def _custom_queries(self, findings: list[FindingRef]) -> tuple[np.ndarray, float]:
         """(Qc, T) embeddings of the free-text findings (worker thread), or an empty (0, T) at no cost."""
@@ -287,12 +287,12 @@ class InferenceService:
         """Decode, queue for a batch and wait; raises ImagingError / ServiceError subclasses. `endpoint`
         says which outputs the caller reads (`ENDPOINT_OUTPUTS`), hence which graph may serve it."""
         async with self.batcher.admit(options.priority):  # may refuse with 503 before any decode work
-            (info, tensor, box, rendered), decode_ms = await self._in_pool(
+            decoded, decode_ms = await self._in_pool(
                 "decode", lambda: self._decode(data, media_type, options.allow_lateral, options.input_image)
             )
             custom, text_ms = await self._custom_queries(findings)
         result = await self.batcher.submit(
-            BatchItem(tensor, custom, ENDPOINT_OUTPUTS[endpoint]),
+            BatchItem(decoded.tensor, custom, ENDPOINT_OUTPUTS[endpoint]),
             priority=options.priority,
             deadline=options.deadline,
         )
@@ -302,7 +302,9 @@ class InferenceService:
             "infer": result.infer_s * 1000.0,
             "post": 0.0,
         }
-        return Inference(info, box, result.value, findings, timing, result.batch_size, rendered)
+        return Inference(
+            decoded.info, decoded.box, result.value, findings, timing, result.batch_size, decoded.rendered
+        )
 
     def _scores(self, inference: Inference) -> list[tuple[int, dict[str, Any]]]:
         """(output row, finding entry) per requested finding; custom rows follow the built-in book."""

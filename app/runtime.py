@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -45,14 +45,30 @@ CPU = "CPUExecutionProvider"
 
 @dataclass(frozen=True)
 class ModelOutputs:
-    """Raw outputs of one batch, names as in the contract's `image_model.onnx` table; None where the
-    graph that ran does not compute the output (only `pathology_probs` is always there)."""
+    """Raw outputs of one batch (or, from `item`, of one image), names as in the contract's
+    `image_model.onnx` table; None where the graph that ran does not compute the output (only
+    `pathology_probs` is always there)."""
 
     pathology_probs: np.ndarray  # (B, Qp)
     pathology_maps: np.ndarray | None = None  # (B, Qp, G, G)
     anatomy_probs: np.ndarray | None = None  # (B, Qa)
     anatomy_maps: np.ndarray | None = None  # (B, Qa, G, G)
     segmentation_logits: np.ndarray | None = None  # (B, K, S, S)
+
+    def item(self, index: int, pathology_rows: np.ndarray) -> ModelOutputs:
+        """Image `index`'s outputs, batch axis removed (shapes without the leading B), keeping only the
+        pathology query rows `pathology_rows` (the built-in book and that image's own free-text rows)."""
+
+        def take(value: np.ndarray | None, *where: Any) -> np.ndarray | None:
+            return None if value is None else value[where]
+
+        return ModelOutputs(
+            self.pathology_probs[index, pathology_rows],  # (Qp + Qc,)
+            take(self.pathology_maps, index, pathology_rows),  # (Qp + Qc, G, G)
+            take(self.anatomy_probs, index),  # (Qa,)
+            take(self.anatomy_maps, index),  # (Qa, G, G)
+            take(self.segmentation_logits, index),  # (K, S, S)
+        )
 
 
 class ImageModelRunner(Protocol):

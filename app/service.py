@@ -31,7 +31,7 @@ from app.errors import (
 )
 from app.metrics import ServiceMetrics
 from app.postprocess import finding_mask, grounding, mask_payload, segmentation_mask
-from app.runtime import ImageModelRunner
+from app.runtime import ImageModelRunner, ModelOutputs
 from app.settings import Settings
 from app.textquery import TextQueryEncoder
 
@@ -73,23 +73,6 @@ class BatchItem:
     outputs: frozenset[str] = ENDPOINT_OUTPUTS["segment"]  # what its endpoint reads
 
 
-@dataclass(frozen=True)
-class ItemOutputs:
-    """One image's outputs; pathology rows = built-in book then this request's custom queries. Outputs
-    the batch's graph did not compute are None (never one the item's endpoint reads)."""
-
-    pathology_probs: np.ndarray  # (Qp + Qc,)
-    pathology_maps: np.ndarray | None  # (Qp + Qc, G, G)
-    anatomy_probs: np.ndarray | None  # (Qa,)
-    anatomy_maps: np.ndarray | None  # (Qa, G, G)
-    segmentation_logits: np.ndarray | None  # (K, S, S)
-
-
-def _take(value: np.ndarray | None, index: Any) -> np.ndarray | None:
-    """One item's slice of a batch output, or None when the batch's graph did not compute it."""
-    return None if value is None else value[index]
-
-
 def _required(value: np.ndarray | None, name: str) -> np.ndarray:
     """An output the endpoint's graph choice guarantees; its absence is a bug, not a client error."""
     if value is None:
@@ -101,7 +84,7 @@ def _required(value: np.ndarray | None, name: str) -> np.ndarray:
 class Inference:
     info: ImageInfo  # the decoded pixels themselves are dropped once preprocessed
     box: Letterbox
-    outputs: ItemOutputs
+    outputs: ModelOutputs  # this image's, batch axis removed
     findings: list[FindingRef]
     timing_ms: dict[str, float]
     batch_size: int
@@ -142,7 +125,7 @@ class InferenceService:
         # Fewest pixels a reduced-resolution decode may leave on the long side (None: full size).
         self._decode_long_side = bundle.preprocessing.decode_long_side if settings.reduced_decode else None
         self.decode_budget = ByteBudget(settings.max_decode_bytes)
-        self.batcher: Batcher[BatchItem, ItemOutputs] = Batcher(
+        self.batcher: Batcher[BatchItem, ModelOutputs] = Batcher(
             self._run_batch,
             executor=model_executor,
             metrics=metrics,
@@ -157,7 +140,7 @@ class InferenceService:
         )
 
     # --- the batch function (worker thread) -----------------------------------------------------
-    def _run_batch(self, items: list[BatchItem]) -> list[ItemOutputs]:
+    def _run_batch(self, items: list[BatchItem]) -> list[ModelOutputs]:
         """Stack, pad to a bucket, append every item's custom queries to the book, run the cheapest graph
         with every output the batch's endpoints read, split per item."""
         images = np.stack([item.image for item in items])  # (n, 3, S, S)
@@ -167,20 +150,12 @@ class InferenceService:
         needed = frozenset().union(*(item.outputs for item in items))
         out = self.runner.run(padded, queries, self.bundle.anatomy_queries, outputs=needed)
         book = self.bundle.pathology_queries.shape[0]
-        results: list[ItemOutputs] = []
+        results: list[ModelOutputs] = []
         offset = book
         for i, custom in enumerate(customs):
             rows = np.r_[0:book, offset : offset + custom.shape[0]]
             offset += custom.shape[0]
-            results.append(
-                ItemOutputs(
-                    out.pathology_probs[i, rows],
-                    _take(out.pathology_maps, (i, rows)),
-                    _take(out.anatomy_probs, i),
-                    _take(out.anatomy_maps, i),
-                    _take(out.segmentation_logits, i),
-                )
-            )
+            results.append(out.item(i, rows))
         return results
 
     # --- request parsing ------------------------------------------------------------------------

@@ -148,3 +148,17 @@ def test_real_text_encoder_is_padding_invariant() -> None:
     assert batched.shape == (2, 384)
     assert np.allclose(batched[0], reference[0], atol=2e-3)  # fp16 graph: loose tolerance
     assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=2e-3)
+
+
+def test_one_images_outputs_keep_its_rows_and_drop_the_batch_axis() -> None:
+    probs = np.arange(2 * 5, dtype=np.float32).reshape(2, 5)  # (B, Qp + sum Qc)
+    maps = np.arange(2 * 5 * 3 * 3, dtype=np.float32).reshape(2, 5, 3, 3)
+    seg = np.ones((2, 4, 8, 8), dtype=np.float32)
+    batch = ModelOutputs(probs, maps, None, None, seg)
+    rows = np.r_[0:3, 4:5]  # the book's three rows and this image's one free-text row
+    item = batch.item(1, rows)
+    assert item.pathology_probs.tolist() == [5.0, 6.0, 7.0, 9.0]
+    assert item.pathology_maps is not None and item.pathology_maps.shape == (4, 3, 3)
+    assert np.array_equal(item.pathology_maps[3], maps[1, 4])
+    assert item.anatomy_probs is None and item.anatomy_maps is None  # not computed stays absent
+    assert item.segmentation_logits is not None and item.segmentation_logits.shape == (4, 8, 8)

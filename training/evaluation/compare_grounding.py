@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from app.contract.imaging import PreprocessingSpec, decode_path
+from app.contract.vocabulary import PATHOLOGY
 from training.data.manifest import read_manifest
 from training.evaluation.evaluate import grounding_summary
 from training.export.bundle import load_models
 from training.metrics import GroundingScores, box_to_mask, grounding_scores
 from training.model import SEGMENTATION_STRUCTURES
-from training.model.entities import PATHOLOGY
 from training.model.grounding import GROUNDING_METHODS, PRIOR_STRUCTURES, GroundingMethod, grounding_maps
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from app.contract.imaging import ImagingError, Letterbox, decode_path
-from app.contract.vocabulary import is_lateral
+from app.contract.vocabulary import PATHOLOGY, is_lateral
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
 from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
 from training.export.bundle import load_models
@@ -43,7 +43,6 @@ from training.metrics import (
 )
 from training.metrics.classification import reliability
 from training.metrics.plots import plot_overlay, plot_reliability, plot_roc_curves
-from training.model.entities import PATHOLOGY
 from training.model.grounding import GROUNDING_METHODS, default_grounding
 
 logger = logging.getLogger(__name__)

@@ -17,12 +17,11 @@ from app.contract.bundle import load_bundle
 from app.contract.bundle_files import sha256_file
 from app.contract.bundle_metadata import BundleMetadata
 from app.contract.imaging.preprocessing import PreprocessingSpec
-from app.contract.vocabulary import OUTPUT_NAMES
+from app.contract.vocabulary import ANATOMY, OUTPUT_NAMES, PATHOLOGY
 from app.runtime import OrtImageModel
 from app.textquery import TextQueryEncoder
 from training.export.graph import ImageModelGraph
 from training.model import SEGMENTATION_STRUCTURES
-from training.model.entities import ANATOMY, PATHOLOGY
 from training.model.text_encoder import TextEncoder
 
 logger = logging.getLogger(__name__)

@@ -33,6 +33,7 @@ from app.contract.bundle_metadata import (
 )
 from app.contract.graphs import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_FILES, GRAPH_SIGNATURES, SCHEMA_VERSION
 from app.contract.imaging.preprocessing import PreprocessingSpec
+from app.contract.vocabulary import ANATOMY, CXR14_TO_PATHOLOGY, PATHOLOGY
 from training.config_io import config_to_dict
 from training.export.graph import ImageModelGraph, export_graph, graph_of, measure_parity, require_fp32_parity
 from training.export.model_card import render_model_card
@@ -40,7 +41,7 @@ from training.export.onnx_tools import cpu_session, run_session
 from training.export.text_encoder import load_tokenizer, min_cosine, tokenize
 from training.export.weight_precision import convert_to_fp16
 from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel, load_checkpoint
-from training.model.entities import ANATOMY, CXR14_TO_PATHOLOGY, PATHOLOGY, anatomy_query_texts
+from training.model.entities import anatomy_query_texts
 from training.model.grounding import GROUNDING_METHODS, PRIOR_STRUCTURES, GroundingMethod, default_grounding
 from training.model.text_encoder import load_descriptions, pathology_query_texts
 

@@ -28,9 +28,10 @@ from app.contract.bundle_metadata import (
     TOKENIZER_FILE,
     TextEncoderMetadata,
 )
+from app.contract.vocabulary import PATHOLOGY
 from training.export.onnx_tools import cpu_session, export_to_onnx, max_abs_diff, run_session
 from training.export.weight_precision import convert_to_fp16, quantize_dynamic_int8
-from training.model.entities import PATHOLOGY, anatomy_query_texts
+from training.model.entities import anatomy_query_texts
 from training.model.text_encoder import (
     TextEncoder,
     load_descriptions,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from training.model.entities import ANATOMY, PATHOLOGY
+from app.contract.vocabulary import ANATOMY, PATHOLOGY
 
 TrunkName = Literal["resnet50", "resnet18"]
 TextPooling = Literal["mean", "cls"]

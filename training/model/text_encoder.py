@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from app.contract.vocabulary import PATHOLOGY
 from training.model.config import ModelConfig
-from training.model.entities import PATHOLOGY, anatomy_query_texts
+from training.model.entities import anatomy_query_texts
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel

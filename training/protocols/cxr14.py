@@ -20,9 +20,9 @@ import csv
 import logging
 from pathlib import Path
 
+from app.contract.vocabulary import CXR14_TO_PATHOLOGY
 from training.data.manifest import Box, ManifestRecord
 from training.data.sources.nih import read_nih_cxr14
-from training.model.entities import CXR14_TO_PATHOLOGY
 from training.protocols.datasets import (
     BenchmarkData,
     DatasetLayoutError,

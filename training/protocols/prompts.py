@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.model.entities import CXR14_TO_PATHOLOGY
+from app.contract.vocabulary import CXR14_TO_PATHOLOGY
 
 ENTITY_PREFIX = "entity:"
 TEXT_PREFIX = "text:"

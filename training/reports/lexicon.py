@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from training.model.entities import ANATOMY, PATHOLOGY
+from app.contract.vocabulary import ANATOMY, PATHOLOGY
 
 LEXICON_PATH = Path(__file__).with_name("lexicon.json")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from training.model.entities import PATHOLOGY
+from app.contract.vocabulary import PATHOLOGY
 
 MESH_MAP_PATH = Path(__file__).with_name("mesh_map.json")
 NORMAL_TAG = "normal"

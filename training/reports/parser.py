@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.model.entities import ANATOMY, PATHOLOGY
+from app.contract.vocabulary import ANATOMY, PATHOLOGY
 from training.reports.lexicon import VOCABULARY_ENTITIES, Lexicon, default_lexicon
 from training.reports.scope import Scopes, clause_indices, compute_scopes
 from training.reports.text import Match, find_phrases, lemmatize, split_sentences, tokenize

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from training.model.entities import PATHOLOGY
+from app.contract.vocabulary import PATHOLOGY
 from training.reports.mesh import NORMAL_TAG, MeshMap, reference_labels
 from training.reports.parser import PRESENT, ReportLabels
 

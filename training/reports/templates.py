@@ -55,7 +55,7 @@ def jsrt_report(nodule: int) -> str:
 
 
 #: NIH ChestX-ray14 label column -> (pathology entity, phrase the parser maps to that entity). Entities
-#: follow `training.model.entities.CXR14_TO_PATHOLOGY` (the released CXR14 evaluation mapping); the
+#: follow `app.contract.vocabulary.CXR14_TO_PATHOLOGY` (the released CXR14 evaluation mapping); the
 #: phrases are checked by a test to parse to exactly that entity. Fibrosis has no entity of its own: as
 #: in MedKLIP/MeDSLIP it is scored by `tail_abnorm_obs` (the long tail of rare observations), and on NIH
 #: films that query is taught "fibrosis present/absent" only (NIH labels say nothing of the other rare

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from app.contract.vocabulary import PATHOLOGY
 from training.config_io import config_from_dict, config_to_dict
 from training.data.dataset import ClassificationDataset, Sample
 from training.model import MeDSLIP, load_checkpoint
-from training.model.entities import PATHOLOGY
 from training.trainer.config import TrainConfig
 from training.trainer.distributed import DistInfo
 from training.trainer.loop import Trainer

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from app.contract.imaging import PreprocessingSpec
+from app.contract.vocabulary import ANATOMY, PATHOLOGY
 from training.data.augment import EvalTransform, TrainTransform
 from training.data.dataset import ClassificationDataset, PretrainDataset, SegmentationDataset, split_lungs
 from training.data.sources import JSRT_STRUCTURES, read_covid_chestxray, read_jsrt_scr, read_kermany_pediatric
-from training.model.entities import ANATOMY, PATHOLOGY
 
 SPEC = PreprocessingSpec.trained(64)  # what training builds its transforms from (washed-out stretch on)
 

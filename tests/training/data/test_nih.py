@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from app.contract.imaging import decode_path
+from app.contract.vocabulary import ANATOMY, CXR14_TO_PATHOLOGY, PATHOLOGY
 from training.data.sources import read_nih_cxr14
 from training.data.sources.nih import NIH_EVALUATION_ENTITIES
-from training.model.entities import ANATOMY, CXR14_TO_PATHOLOGY, PATHOLOGY
 from training.reports import parse_report
 from training.reports.templates import NIH_FINDINGS, nih_report
 

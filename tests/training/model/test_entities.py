@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from training.model.entities import ANATOMY, PATHOLOGY, anatomy_query_texts
+from app.contract.vocabulary import ANATOMY, PATHOLOGY
+from training.model.entities import anatomy_query_texts
 
 
 def test_entities_match_the_shared_reference(shared_data: Path) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from app.contract.vocabulary import PATHOLOGY
 from tests.support.training.tiny_bert import write_tiny_bert
-from training.model.entities import PATHOLOGY, anatomy_query_texts
+from training.model.entities import anatomy_query_texts
 from training.model.text_encoder import (
     TextEncoder,
     build_query_books,

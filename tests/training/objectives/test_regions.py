@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.contract.vocabulary import ANATOMY
 from training.data.manifest import Box, ManifestRecord
-from training.model.entities import ANATOMY
 from training.objectives.regions import (
     ANATOMY_REGIONS,
     REGIONS,

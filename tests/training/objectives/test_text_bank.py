@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from training.model.entities import PATHOLOGY
+from app.contract.vocabulary import PATHOLOGY
 from training.objectives.regions import REGIONS
 from training.objectives.text_bank import MAX_SENTENCES, ReportBank, report_sentences
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.model.entities import CXR14_TO_PATHOLOGY, PATHOLOGY
+from app.contract.vocabulary import CXR14_TO_PATHOLOGY, PATHOLOGY
 from training.protocols.datasets import file_key, find_dataset_dir, read_split_files, three_way_split
 from training.protocols.prompts import DEFAULT_PROMPTS, PromptError, load_prompts, query_indices
 

@@ -14,6 +14,7 @@ import torch
 from numpy.typing import NDArray
 
 from app.contract.bundle import BundleError, resolve_default_bundle
+from app.contract.vocabulary import ANATOMY, PATHOLOGY
 from tests.fixtures.tiny_bundle import build_tiny_bundle, tiny_bundle  # noqa: F401  (fixture)
 from tests.support.training.protocol_trees import write_cxr14_tree, write_mscxr_tree
 from tests.support.training.tiny_bert import write_tiny_bert
@@ -21,7 +22,6 @@ from training.evaluation.predictors import OnnxPredictor, TorchPredictor
 from training.export.bundle import load_models
 from training.export.graph import ImageModelGraph
 from training.model import create_model, save_checkpoint
-from training.model.entities import ANATOMY, PATHOLOGY
 from training.model.grounding import default_grounding
 from training.model.text_encoder import TextEncoder
 from training.protocols.cli import main

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from training.model.entities import ANATOMY, PATHOLOGY
+from app.contract.vocabulary import ANATOMY, PATHOLOGY
 from training.reports.lexicon import LEXICON_PATH, build_lexicon, default_lexicon
 
 

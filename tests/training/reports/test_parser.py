@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from training.model.entities import ANATOMY, PATHOLOGY
+from app.contract.vocabulary import ANATOMY, PATHOLOGY
 from training.reports import ReportLabels, parse_report
 from training.reports.lexicon import default_lexicon
 from training.reports.parser import sentence_mentions

@@ -2,7 +2,7 @@
 
 import pytest
 
-from training.model.entities import ANATOMY, PATHOLOGY
+from app.contract.vocabulary import ANATOMY, PATHOLOGY
 from training.reports import jsrt_report, kermany_report, parse_report
 
 

@@ -9,6 +9,7 @@ import csv
 import logging
 from pathlib import Path
 
+from app.contract.vocabulary import SEGMENTATION_STRUCTURES
 from training.data.manifest import ManifestRecord
 from training.data.sources.splits import hash_split
 from training.reports.templates import jsrt_report
@@ -16,8 +17,8 @@ from training.reports.templates import jsrt_report
 logger = logging.getLogger(__name__)
 
 SOURCE = "jsrt-scr"
-#: Segmentation structures, in the contract's channel order (patient's side).
-JSRT_STRUCTURES: tuple[str, ...] = ("right_lung", "left_lung", "heart", "right_clavicle", "left_clavicle")
+#: The SCR outlines of every JSRT film: exactly the contract's segmentation structures, in its order.
+JSRT_STRUCTURES: tuple[str, ...] = SEGMENTATION_STRUCTURES
 
 
 def read_jsrt_scr(root: Path, *, val_fraction: float = 0.2) -> list[ManifestRecord]:

@@ -18,18 +18,19 @@ import json
 import logging
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 
 from app.contract.imaging import ImagingError, Letterbox, decode_path
-from app.contract.vocabulary import PATHOLOGY, is_lateral
+from app.contract.vocabulary import is_lateral
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
+from training.data.sources.covid import LUNGS_MASK
+from training.evaluation.labels import evaluation_labels, load_mask, lung_regions
 from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
 from training.export.bundle import load_models
 from training.export.graph import ImageModelGraph
@@ -48,63 +49,6 @@ from training.model.grounding import GROUNDING_METHODS, default_grounding
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "report.json"
-#: Anatomy query -> (mask key in manifests, box label of covid-chestxray), patient's side.
-LUNG_QUERIES: dict[str, tuple[str, str]] = {
-    "right_lung_unspec": ("right_lung", "Right Lung"),
-    "left_lung_unspec": ("left_lung", "Left Lung"),
-}
-#: covid-chestxray findings that are neither normal nor a pneumonia: their records are left out.
-COVID_NOT_PNEUMONIA = frozenset({"ards"})
-#: Union-of-lungs mask key (covid-chestxray ships one mask for both lungs).
-LUNGS_MASK = "lungs"
-
-
-def covid_labels(labels: Mapping[str, int]) -> dict[str, int]:
-    """covid-chestxray `finding` -> {normal, pneumonia}. "No Finding" is normal; COVID-19, SARS and every
-    pathogen/"Pneumonia" finding of that collection is a pneumonia; ARDS alone is neither (dropped)."""
-    findings = [name for name, value in labels.items() if value == 1]
-    if not findings:
-        return {}
-    parts = {part.strip() for part in findings[0].split(",")}
-    if parts == {"no finding"}:
-        return {"normal": 1, "pneumonia": 0}
-    if parts <= COVID_NOT_PNEUMONIA:
-        return {}
-    return {"normal": 0, "pneumonia": 1}
-
-
-def evaluation_labels(record: ManifestRecord) -> dict[str, int]:
-    """Pathology-entity labels of a record (kermany normal/pneumonia, JSRT nodule, covid mapped)."""
-    if record.source == "covid-chestxray":
-        return covid_labels(record.labels or {})
-    return {name: value for name, value in (record.labels or {}).items() if name in PATHOLOGY}
-
-
-def _load_mask(path: str, shape: tuple[int, int]) -> NDArray[np.bool_] | None:
-    with Image.open(path) as image:
-        mask = np.asarray(image.convert("L")) > 0
-    if mask.shape != shape:
-        logger.warning("mask size %s differs from its image %s; left out", mask.shape, shape)
-        return None
-    return mask
-
-
-def lung_regions(record: ManifestRecord, shape: tuple[int, int]) -> dict[str, tuple[str, NDArray[np.bool_]]]:
-    """Anatomy query -> (region kind, boolean region) from lung masks, else lung boxes."""
-    regions: dict[str, tuple[str, NDArray[np.bool_]]] = {}
-    masks = record.masks or {}
-    for query, (mask_key, box_label) in LUNG_QUERIES.items():
-        if mask_key in masks:
-            mask = _load_mask(masks[mask_key], shape)
-            if mask is not None:
-                regions[query] = (f"mask ({record.source})", mask)
-                continue
-        for box in record.boxes:
-            if box.label == box_label:
-                regions[query] = (f"box ({record.source})", box_to_mask((box.x, box.y, box.w, box.h), shape))
-    return regions
-
-
 @dataclass
 class Results:
     """Everything collected while the records stream through the model."""
@@ -222,14 +166,14 @@ class Evaluator:
         masks = item.record.masks or {}
         shape = (int(item.pixels.shape[0]), int(item.pixels.shape[1]))
         probs = np.stack([item.box.to_original(1.0 / (1.0 + np.exp(-c))) for c in logits])  # (K, H, W)
-        targets = {s: _load_mask(masks[s], shape) for s in structures if s in masks}
+        targets = {s: load_mask(masks[s], shape) for s in structures if s in masks}
         for name, target in targets.items():
             if target is not None:
                 channel = probs[structures.index(name)]  # (H, W)
                 scores = segmentation_scores(channel[None], target[None], [name])
                 self.results.segmentation[name].append(scores[name])
         if LUNGS_MASK in masks and {"right_lung", "left_lung"} <= set(structures):
-            lungs = _load_mask(masks[LUNGS_MASK], shape)
+            lungs = load_mask(masks[LUNGS_MASK], shape)
             if lungs is not None:
                 right, left = (probs[structures.index(s)] for s in ("right_lung", "left_lung"))
                 # (H, W): max of the two probabilities >= t exactly when either lung mask the service

@@ -47,7 +47,7 @@ from app.contract.imaging.preprocessing import PreprocessingSpec
 from app.contract.vocabulary import is_lateral
 from app.graph_precision import fp32_graph_bytes
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
-from training.evaluation.evaluate import evaluation_labels
+from training.evaluation.labels import evaluation_labels
 from training.export.int8_measure import (
     MAX_AUROC_DRIFT,
     MIN_MAP_COSINE,

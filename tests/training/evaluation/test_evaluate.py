@@ -1,4 +1,4 @@
-"""medslip-eval: label mapping, grounding regions, and the CLI on a tiny manifest of real images."""
+"""medslip-eval: the evaluator and the CLI on a tiny manifest of real images."""
 
 import dataclasses
 import json
@@ -8,40 +8,12 @@ import numpy as np
 import pytest
 
 from tests.support.training.tiny_models import write_tiny_checkpoints
-from training.data.manifest import Box, ManifestRecord, write_manifest
+from training.data.manifest import write_manifest
 from training.data.sources import read_covid_chestxray, read_jsrt_scr, read_kermany_pediatric
-from training.evaluation.evaluate import Evaluator, covid_labels, evaluation_labels, lung_regions, main
+from training.evaluation.evaluate import Evaluator, main
 from training.evaluation.predictors import OnnxPredictor, TorchPredictor
 from training.export.bundle import export_bundle, load_models
 from training.export.graph import ImageModelGraph
-
-
-@pytest.mark.parametrize(
-    ("finding", "expected"),
-    [
-        ("no finding", {"normal": 1, "pneumonia": 0}),
-        ("covid-19", {"normal": 0, "pneumonia": 1}),
-        ("covid-19, ards", {"normal": 0, "pneumonia": 1}),
-        ("streptococcus", {"normal": 0, "pneumonia": 1}),
-        ("ards", {}),
-    ],
-)
-def test_covid_findings_map_to_normal_or_pneumonia(finding: str, expected: dict[str, int]) -> None:
-    assert covid_labels({finding: 1}) == expected
-
-
-def test_labels_outside_the_pathology_vocabulary_are_ignored() -> None:
-    record = ManifestRecord(image="x.png", split="val", source="jsrt-scr", labels={"nodule": 1, "zebra": 0})
-    assert evaluation_labels(record) == {"nodule": 1}
-
-
-def test_lung_boxes_become_regions_of_the_matching_anatomy_query() -> None:
-    record = ManifestRecord(image="x.png", split="val", source="covid-chestxray",
-                            boxes=[Box("Right Lung", 1, 1, 2, 3), Box("Heart", 0, 0, 1, 1)])
-    regions = lung_regions(record, (6, 6))
-    assert list(regions) == ["right_lung_unspec"]
-    kind, mask = regions["right_lung_unspec"]
-    assert kind == "box (covid-chestxray)" and mask.sum() == 6
 
 
 def _tiny_manifest(shared_data: Path, path: Path) -> Path:

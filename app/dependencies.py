@@ -27,7 +27,8 @@ from app.errors import (
     UnknownModelError,
 )
 from app.metrics import ServiceMetrics
-from app.service import InferenceService, RequestOptions
+from app.request_types import RequestOptions
+from app.service import InferenceService
 from app.settings import MAX_DEADLINE_MS, Settings
 
 RAW_MEDIA_TYPES = frozenset({"application/dicom", "image/png", "image/jpeg"})

@@ -12,17 +12,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
-from app.batching import Batcher, Priority, bucket_size, pad_batch
+from app.batching import Batcher, bucket_size, pad_batch
 from app.budgets import ByteBudget, estimated_decode_bytes
 from app.contract.bundle import Bundle
 from app.contract.graphs import ENDPOINT_OUTPUTS
-from app.contract.imaging import ImageInfo, Letterbox
-from app.decode_pool import DecodeRequest, ModelInput, PoolDecoder, RenderedFilm
+from app.decode_pool import DecodeRequest, ModelInput, PoolDecoder
 from app.errors import (
     DecodeBudgetExceededError,
     InvalidParameterError,
@@ -31,6 +29,7 @@ from app.errors import (
 )
 from app.metrics import ServiceMetrics
 from app.postprocess import finding_mask, grounding, mask_payload, segmentation_mask
+from app.request_types import BatchItem, FindingRef, Inference, RequestOptions
 from app.runtime import ImageModelRunner, ModelOutputs
 from app.settings import Settings
 from app.textquery import TextQueryEncoder
@@ -39,56 +38,11 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class RequestOptions:
-    """What the client asked for, already parsed from query parameters and headers."""
-
-    findings: tuple[str, ...] = ()
-    anatomy: tuple[str, ...] = ()
-    allow_lateral: bool = False
-    rle: bool = False
-    input_image: bool = False  # add the decoded film (PNG) to the response's `input`
-    priority: Priority = Priority.ROUTINE
-    deadline: float | None = None  # time.monotonic() instant
-
-
-@dataclass(frozen=True)
-class FindingRef:
-    """A requested finding: a built-in query index, or a free-text query (custom)."""
-
-    name: str
-    index: int | None
-    threshold: float
-    calibrated: bool = False  # threshold is a validated operating point, not the bundle default
-
-    @property
-    def custom(self) -> bool:
-        return self.index is None
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    image: np.ndarray  # (3, S, S)
-    custom_queries: np.ndarray  # (Qc, T)
-    outputs: frozenset[str] = ENDPOINT_OUTPUTS["segment"]  # what its endpoint reads
-
-
 def _required(value: np.ndarray | None, name: str) -> np.ndarray:
     """An output the endpoint's graph choice guarantees; its absence is a bug, not a client error."""
     if value is None:
         raise RuntimeError(f"model output {name} was not computed for this request")
     return value
-
-
-@dataclass(frozen=True)
-class Inference:
-    info: ImageInfo  # the decoded pixels themselves are dropped once preprocessed
-    box: Letterbox
-    outputs: ModelOutputs  # this image's, batch axis removed
-    findings: list[FindingRef]
-    timing_ms: dict[str, float]
-    batch_size: int
-    rendered: RenderedFilm | None = None
 
 
 def _normalise_name(name: str) -> str:

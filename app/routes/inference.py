@@ -22,7 +22,8 @@ from app.dependencies import (
     segment_options,
 )
 from app.request_context import current_request_id
-from app.service import InferenceService, RequestOptions
+from app.request_types import RequestOptions
+from app.service import InferenceService
 
 #: OpenAPI request body: the image as a multipart field or as the raw body (read by `image_upload`).
 IMAGE_BODY: dict[str, Any] = {

@@ -40,9 +40,6 @@ __all__ = [
     "TextEncoderRef",
     "metadata_class",
     "read_document",
-    "read_metadata",
-    "verify_bundle",
-    "write_metadata",
 ]
 
 logger = logging.getLogger(__name__)
@@ -249,30 +246,6 @@ class TextEncoderMetadata(_Metadata):
 def metadata_class(files: Iterable[str]) -> type[BundleMetadata] | type[TextEncoderMetadata]:
     """The kind of bundle whose files these are: a text encoder when its graph is among them."""
     return TextEncoderMetadata if TEXT_GRAPH_FILE in set(files) else BundleMetadata
-
-
-# The JSON-object view of the same model, for callers that edit a document key by key
-# (training/recipes/default_model.py): each goes through the typed model of the bundle's kind.
-
-
-def read_metadata(bundle_dir: Path) -> dict[str, Any]:
-    """`read` of the bundle's kind, as a JSON object."""
-    document = read_document(bundle_dir)
-    listed = document.get("files")
-    return metadata_class(listed if isinstance(listed, dict) else ()).read(bundle_dir).document()
-
-
-def write_metadata(bundle_dir: Path, metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """`write` of the bundle's kind (told by the files on disk); returns the JSON object written."""
-    kind = metadata_class(bundle_files(bundle_dir))
-    return kind.parse(metadata).write(bundle_dir).document()
-
-
-def verify_bundle(bundle_dir: Path) -> dict[str, Any]:
-    """`verify` of the bundle's kind, as a JSON object."""
-    document = read_document(bundle_dir)
-    listed = document.get("files")
-    return metadata_class(listed if isinstance(listed, dict) else ()).verify(bundle_dir).document()
 
 
 def read_document(bundle_dir: Path) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.contract.bundle_metadata import read_metadata, verify_bundle, write_metadata
+from app.contract.bundle_metadata import BundleMetadata
 from app.contract.locations import shared_data_dir
 from training.data import build_manifest
 from training.host import cpu_model
@@ -194,7 +194,7 @@ def finalise_card(bundle: Path, bundle_report: Path, command: str, settings: dic
     are exactly the ones the card's table shows for the fp16 graph users get."""
     from training.export.bundle import operating_points  # noqa: PLC0415
 
-    metadata = read_metadata(bundle)
+    metadata = BundleMetadata.read(bundle).document()
     report = json.loads(bundle_report.read_text(encoding="utf-8"))
     metadata["operating_points"] = operating_points(report)
     metadata["metrics"] = {**report, "source": f"medslip-eval --bundle on the val splits ({command})"}
@@ -202,13 +202,13 @@ def finalise_card(bundle: Path, bundle_report: Path, command: str, settings: dic
                                  "segmentation_stage": list(SEG_OVERRIDES)}
     card = render_default_card(metadata, report, command)
     (bundle / "MODEL_CARD.md").write_text(card, encoding="utf-8")
-    write_metadata(bundle, metadata)
-    verify_bundle(bundle)
+    BundleMetadata.parse(metadata).write(bundle)  # re-hashes every file, the card included
+    BundleMetadata.verify(bundle)
 
 
 def check_card(work: Path, bundle: Path) -> int:
     """Re-evaluate a shipped bundle and compare every figure with its card's; 0 when all reproduce."""
-    metadata = read_metadata(bundle)  # the evaluation's OnnxPredictor verifies every file hash
+    metadata = BundleMetadata.read(bundle).document()  # the evaluation's OnnxPredictor verifies every hash
     out = work / "check_bundle"
     shutil.rmtree(out, ignore_errors=True)
     report = json.loads(evaluate(out, ["--bundle", str(bundle)], manifests(work)).read_text(encoding="utf-8"))

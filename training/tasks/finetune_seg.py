@@ -19,7 +19,7 @@ import argparse
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +49,6 @@ from training.trainer.state import seed_everything
 logger = logging.getLogger(__name__)
 
 SEGMENTATION_CHECKPOINT = "segmentation_final.pt"
-HEAD_INITS = ("continue", "reset_classifier", "fresh")
 
 
 @dataclass
@@ -65,7 +64,7 @@ class SegmentationTaskConfig:
     #: what becomes of an init checkpoint's own head of the same widths: "continue" it, "fresh" (ignore
     #: it), or "reset_classifier" (keep its decoder, re-draw the final 1x1 layer: a channel that joint
     #: training left saturated at "absent" gets gradients again; see docs/training.md)
-    head_init: str = "continue"
+    head_init: Literal["continue", "reset_classifier", "fresh"] = "continue"
     #: output channels, one per manifest mask key; the bundle contract's five by default (a benchmark
     #: such as SIIM-ACR trains ["pneumothorax"]; the lungs-union terms need both lungs in the list)
     structures: list[str] = field(default_factory=lambda: list(SEGMENTATION_STRUCTURES))
@@ -205,8 +204,6 @@ def save_segmentation_checkpoint(
 def _matching_head(extra: dict[str, Any], task: SegmentationTaskConfig) -> dict[str, Any] | None:
     """The init checkpoint's segmentation head when it has one of the configured widths (joint
     pretraining writes one), so fine-tuning continues it; else None (a fresh head)."""
-    if task.head_init not in HEAD_INITS:
-        raise ValueError(f"task.head_init must be one of {', '.join(HEAD_INITS)}, not {task.head_init!r}")
     if task.head_init == "fresh":
         return None
     settings = extra.get("segmentation") or {}

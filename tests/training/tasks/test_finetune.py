@@ -202,6 +202,6 @@ def test_head_init_decides_what_is_kept_of_the_init_checkpoints_head(
 
 
 def test_an_unknown_head_init_is_refused_by_name() -> None:
-    task = finetune_seg.SegmentationTaskConfig(head_init="warm")
-    with pytest.raises(ValueError, match="head_init must be one of continue, reset_classifier, fresh"):
-        finetune_seg._matching_head({}, task)
+    refusal = r"head_init: 'warm' is not one of \['continue', 'reset_classifier', 'fresh'\]"
+    with pytest.raises(ValueError, match=refusal):
+        config_from_dict(finetune_seg.SegmentationTaskConfig, {"head_init": "warm"})

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.support.training.resume import straight_and_resumed
 from training.data.dataset import PretrainDataset
 from training.data.manifest import ManifestRecord, write_manifest
 from training.data.sources.registry import load_source
@@ -135,15 +136,9 @@ def test_resume_with_objectives_reproduces_the_next_step_exactly(shared_data: Pa
             f"run.max_steps={max_steps}", objectives(tag_dropout=0.1),
         )
 
-    straight = build_trainer(config(tmp_path / "a", 4))
-    straight.val_set = None
-    expected = straight.fit()[3]
-    first = build_trainer(config(tmp_path / "b", 3))
-    first.val_set = None
-    first.fit()
-    resumed = build_trainer(config(tmp_path / "c", 4))
-    resumed.val_set = None
-    resumed.resume(tmp_path / "b" / "checkpoint_last.pt")
+    straight, expected, resumed = straight_and_resumed(
+        lambda out, n: build_trainer(config(out, n)), tmp_path, 4
+    )
     assert (resumed.state.step, resumed.state.batch_in_epoch) == (3, 3)
     assert resumed.fit() == [expected]
     for (name, a), (_, b) in zip(

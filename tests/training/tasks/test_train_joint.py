@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.support.training.resume import straight_and_resumed
 from training.export.bundle import load_models, training_summary
 from training.export.graph import ImageModelGraph
 from training.model import load_checkpoint
@@ -66,15 +67,7 @@ def test_joint_resume_reproduces_the_next_step_exactly(shared_data: Path, tmp_pa
         return joint_config(out, "data.batch_size=4", "model.build_books=false", "schedule.total_steps=6",
                             f"run.max_steps={max_steps}")
 
-    straight = build_trainer(config(tmp_path / "a", 4))
-    straight.val_set = None
-    expected = straight.fit()[3]
-    first = build_trainer(config(tmp_path / "b", 3))
-    first.val_set = None
-    first.fit()
-    resumed = build_trainer(config(tmp_path / "c", 4))
-    resumed.val_set = None
-    resumed.resume(tmp_path / "b" / "checkpoint_last.pt")
+    _, expected, resumed = straight_and_resumed(lambda out, n: build_trainer(config(out, n)), tmp_path, 4)
     assert resumed.fit() == [expected]
 
 

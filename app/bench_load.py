@@ -80,6 +80,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def serve_command(model_dir: Path, port: int) -> list[str]:
+    """`medslip-serve` of this interpreter on loopback `port`, serving `model_dir`."""
+    return [sys.executable, "-m", "app.main", "--host", "127.0.0.1", "--port", str(port),
+            "--model-dir", str(model_dir)]
+
+
 def spawn_server(
     model_dir: Path,
     env_overrides: dict[str, str],
@@ -97,19 +103,9 @@ def spawn_server(
         "MEDSLIP_INTRA_OP_THREADS": str(threads),
         "MEDSLIP_DEVICE": device,
     }
-    command = [
-        sys.executable,
-        "-m",
-        "app.main",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--model-dir",
-        str(model_dir),
-    ]
     process = subprocess.Popen(
-        command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        serve_command(model_dir, port), env=env, cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(int(ready_timeout_s * 10)):

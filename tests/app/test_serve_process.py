@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from app.bench_load import free_port
+from app.bench_load import free_port, serve_command
 from tests.support.images import PHI, dicom_bytes, dicom_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,18 +60,9 @@ def test_sigterm_drains_in_flight_requests_and_logs_no_phi(tiny_bundle: Path) ->
         "MEDSLIP_LOG_FORMAT": "json",
         "MEDSLIP_LOG_LEVEL": "DEBUG",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "app.main",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--model-dir",
-        str(tiny_bundle),
-    ]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        serve_command(tiny_bundle, port), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         wait_ready(base, process)
         ds = dicom_dataset()

@@ -14,7 +14,6 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from starlette.datastructures import UploadFile
 
 from app.batching import Priority
 from app.contract.imaging import UnsupportedMediaTypeError
@@ -30,6 +29,7 @@ from app.metrics import ServiceMetrics
 from app.request_types import RequestOptions
 from app.service import InferenceService
 from app.settings import MAX_DEADLINE_MS, Settings
+from app.upload_form import read_file_part
 
 RAW_MEDIA_TYPES = frozenset({"application/dicom", "image/png", "image/jpeg"})
 MULTIPART = "multipart/form-data"
@@ -169,18 +169,13 @@ class ImageUpload:
     media_type: str | None  # None: let the decoder sniff (multipart parts sent as octet-stream)
 
 
-async def image_upload(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> ImageUpload:
+async def image_upload(request: Request) -> ImageUpload:
     """The image from multipart field `file` or a raw application/dicom | image/png | image/jpeg body."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type == MULTIPART:
-        form = await request.form(max_files=1, max_fields=8, max_part_size=settings.max_upload_bytes)
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise MissingFileError("multipart body has no `file` part")
-        data = await upload.read()
-        part_type = (upload.content_type or "").split(";")[0].strip().lower()
-        await form.close()
-        resolved: str | None = part_type if part_type in RAW_MEDIA_TYPES else None
+        part = await read_file_part(request.headers["content-type"], request.stream())
+        data = part.data
+        resolved: str | None = part.content_type if part.content_type in RAW_MEDIA_TYPES else None
     elif media_type in RAW_MEDIA_TYPES:
         data = await request.body()
         resolved = media_type

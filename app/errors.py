@@ -76,6 +76,12 @@ class MissingFileError(ServiceError):
     code = "missing_file"
 
 
+class MalformedMultipartError(ServiceError):
+    """A multipart/form-data body that cannot be parsed or breaks the form's rules."""
+
+    code = "malformed_multipart"
+
+
 class UnauthorizedError(ServiceError):
     """No API key, or not a configured one."""
 

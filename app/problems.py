@@ -59,6 +59,7 @@ PROBLEM_TYPES: dict[type[Exception], ProblemType] = {
     errors.DeadlineExceededError: ProblemType(504, "Request deadline exceeded"),
     errors.PayloadTooLargeError: ProblemType(413, "Request body too large"),
     errors.MissingFileError: ProblemType(400, "No image in the request"),
+    errors.MalformedMultipartError: ProblemType(400, "Unreadable multipart body"),
     errors.UnauthorizedError: ProblemType(401, "Missing or invalid API key", {"WWW-Authenticate": "Bearer"}),
     errors.UnknownNameError: ProblemType(422, "Unknown finding or anatomy name"),
     errors.TextEncoderUnavailableError: ProblemType(422, "Free-text findings need a text encoder"),

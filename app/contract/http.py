@@ -245,7 +245,7 @@ class Problem(BaseModel):
 
 #: What each problem status means, with the stable `code`s that come with it.
 PROBLEM_STATUSES: dict[int, str] = {
-    400: "missing_file, invalid_parameter, bad_request (unreadable multipart body)",
+    400: "missing_file, malformed_multipart, invalid_parameter",
     401: "unauthorized (API keys are configured and none valid was sent)",
     404: "unknown_model",
     408: "request_timeout (the body arrived too slowly)",

@@ -140,7 +140,7 @@ CASES = [
         "missing_file",
         multipart={"files": {"other": ("a.txt", b"x", "text/plain")}},
     ),
-    Case("multipart without boundary", 400, "bad_request", b"--x\r\n", content_type="multipart/form-data"),
+    Case("multipart without boundary", 400, "malformed_multipart", b"--x\r\n", content_type="multipart/form-data"),
     Case("multipart empty file", 400, "missing_file", multipart={"files": {"file": ("a.dcm", b"", DICOM)}}),
     Case("garbage as dicom", 422, "invalid_dicom", b"\x00\x01garbage" * 20),
     Case("dicom header truncated", 422, "invalid_dicom", VALID[:200]),

@@ -14,6 +14,7 @@ host or a cache warmed by the previous candidate shifts every candidate alike):
   random weights: timing only), its full forward, eager: the research baseline;
 - `http:/classify`, `http:/ground`: one request at a time (concurrency 1) to a loopback `medslip-serve`
   of the same bundle with its default settings;
+- `http-multipart:/classify`: the default server again, the film as a multipart/form-data upload;
 - `http-pool:/classify`: the same to a second server with `MEDSLIP_DECODE_INLINE=false` (every upload
   decoded in the decode process): what routing cheap decodes to the worker thread saves;
 - `decode:<film>`: decode + preprocess of each real DICOM in ../shared/data/dicom as the service does it
@@ -57,7 +58,14 @@ from training.bench.compare_candidates import (
     ort_candidates,
 )
 from training.bench.compare_host import hardware, service_memory
-from training.bench.compare_report import HTTP_FILM, ROUTING_ENDPOINT, ROUTING_GROUP, analyse, markdown
+from training.bench.compare_report import (
+    HTTP_FILM,
+    MULTIPART_GROUP,
+    ROUTING_ENDPOINT,
+    ROUTING_GROUP,
+    analyse,
+    markdown,
+)
 from training.bench.interleave import interleave
 from training.export.bundle import load_models
 from training.export.graph import ImageModelGraph
@@ -123,6 +131,8 @@ def run_compare(
             memory["after_warm_up"] = service_memory(process.pid)  # ready = every bucket warmed
             client = httpx.Client(base_url=url, timeout=300.0)
             candidates += http_candidates(client, films[http_film], timings)
+            candidates += http_candidates(client, films[http_film], timings, MULTIPART_GROUP,
+                                          (ROUTING_ENDPOINT,), multipart=True)
             # The same service with every upload sent to the decode process: the routing's effect.
             pooled, pooled_url = spawn_server(bundle_dir, {"MEDSLIP_DECODE_INLINE": "false"}, threads, "cpu",
                                               ready_timeout_s=600.0)

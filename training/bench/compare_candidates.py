@@ -110,20 +110,27 @@ def http_candidates(
     timings: dict[str, list[dict[str, float]]],
     group: str = "http",
     endpoints: tuple[str, ...] = ENDPOINTS,
+    *,
+    multipart: bool = False,
 ) -> list[Candidate]:
     """One request at a time to `/classify` and `/ground` of a running service (keep-alive client),
-    named `<group>:/<endpoint>`; the `timing_ms` each response reports (queue, decode, infer, post) and
-    its size (`response_kb`) are appended to `timings[endpoint]` ("http" group) or
-    `timings["<group>:/<endpoint>"]`."""
+    named `<group>:/<endpoint>`; the film goes as the raw application/dicom body, or with `multipart`
+    as field `file` of a multipart/form-data body (what browsers and `curl -F` send). The `timing_ms`
+    each response reports (queue, decode, infer, post) and its size (`response_kb`) are appended to
+    `timings[endpoint]` ("http" group) or `timings["<group>:/<endpoint>"]`."""
     out: list[Candidate] = []
     for endpoint in endpoints:
         key = endpoint if group == "http" else f"{group}:/{endpoint}"
         timings[key] = []
 
         def call(endpoint: str = endpoint, key: str = key) -> object:
-            response = client.post(
-                f"/{endpoint}", content=payload, headers={"Content-Type": "application/dicom"}
-            )
+            if multipart:
+                files = {"file": ("film.dcm", payload, "application/dicom")}
+                response = client.post(f"/{endpoint}", files=files)
+            else:
+                response = client.post(
+                    f"/{endpoint}", content=payload, headers={"Content-Type": "application/dicom"}
+                )
             if response.status_code != 200:
                 raise RuntimeError(f"/{endpoint} answered {response.status_code}: {response.text[:200]}")
             stages = {k: float(v) for k, v in response.json()["timing_ms"].items()}

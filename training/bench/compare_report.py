@@ -19,6 +19,8 @@ HTTP_FILM = "nih_gcp_DX_nofinding"
 #: The second server's candidates: every upload decoded in the decode process (no inline routing).
 ROUTING_GROUP = "http-pool"
 ROUTING_ENDPOINT = "classify"
+#: The default server again, the film sent as a multipart/form-data upload instead of a raw body.
+MULTIPART_GROUP = "http-multipart"
 RSS_TARGET_MB = 1000.0  # 1 GB
 
 
@@ -104,6 +106,13 @@ def analyse(
         "inline_decode_reported_ms": (server_ms or {}).get(ROUTING_ENDPOINT, {}).get("decode"),
         "pool_decode_reported_ms": (server_ms or {}).get(routed_key, {}).get("decode"),
     }
+    multipart = get(f"{MULTIPART_GROUP}:/{ROUTING_ENDPOINT}")
+    upload = {
+        "endpoint": ROUTING_ENDPOINT,
+        "raw_http_ms": get(f"http:/{ROUTING_ENDPOINT}"),
+        "multipart_http_ms": multipart,
+        "multipart_over_raw": _ratio(multipart, get(f"http:/{ROUTING_ENDPOINT}")),
+    }
     decode = {
         name.removeprefix("decode:"): {"ms": ms, "over_classify_b1": _ratio(ms, classify_b1)}
         for name, ms in p50.items()
@@ -121,7 +130,8 @@ def analyse(
     targets.append(_target("decode + preprocess of the 2k JPEG 2000 lossless film <= 1x /classify model",
                            decode.get(j2k_film, {}).get("over_classify_b1"), "<=", 1.0))
     targets.append(_target("service RSS after warm-up <= 1 GB (MB)", rss_mb, "<=", RSS_TARGET_MB))
-    return {"ratios": ratios, "http": http, "routing": routing, "decode": decode, "targets": targets}
+    return {"ratios": ratios, "http": http, "routing": routing, "upload": upload, "decode": decode,
+            "targets": targets}
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -211,6 +221,22 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_fmt(routing['pool_decode_reported_ms'], 1)} |",
             "",
             f"Decode process / worker thread, HTTP p50: **{_fmt(routing['pool_over_inline'])}x**.",
+        ]
+    upload = result.get("upload") or {}
+    if upload.get("multipart_http_ms") is not None:
+        lines += [
+            "",
+            "## Upload encoding",
+            "",
+            f"`/{upload['endpoint']}` of the same film to the default server, as a raw `application/dicom` "
+            "body and as field `file` of a multipart/form-data body, interleaved in the same rounds.",
+            "",
+            "| upload | HTTP p50 ms |",
+            "|---|---|",
+            f"| raw body | {_fmt(upload['raw_http_ms'], 1)} |",
+            f"| multipart/form-data | {_fmt(upload['multipart_http_ms'], 1)} |",
+            "",
+            f"Multipart / raw, HTTP p50: **{_fmt(upload['multipart_over_raw'])}x**.",
         ]
     lines += ["", "## Decode + preprocess of the real DICOMs", "",
               "| film | p50 ms | / `/classify` model time (batch 1) |", "|---|---|---|"]

@@ -98,6 +98,13 @@ def test_routing_compares_the_pooled_server_with_the_default() -> None:
     assert analyse(_p50(), (1,), ("classify_model",))["routing"]["pool_over_inline"] is None
 
 
+def test_upload_compares_multipart_with_the_raw_body() -> None:
+    p50 = {**_p50(), "http-multipart:/classify": 66.0}
+    result = analyse(p50, (1,), ("classify_model",))
+    assert result["upload"]["multipart_over_raw"] == pytest.approx(1.1)  # 66 / 60
+    assert analyse(_p50(), (1,), ("classify_model",))["upload"]["multipart_over_raw"] is None
+
+
 def test_missing_candidates_are_not_measured_not_failed() -> None:
     p50 = {"ort:classify_model:b1": 40.0, "official:b1": 100.0}
     result = analyse(p50, (1,), ("classify_model",))
@@ -177,12 +184,15 @@ def test_http_candidates_record_the_service_timings(tiny_bundle: Path) -> None: 
                 time.sleep(0.02)
             candidates = http_candidates(client, dicom_bytes(), timings)
             candidates += http_candidates(client, dicom_bytes(), timings, "http-pool", ("classify",))
+            candidates += http_candidates(
+                client, dicom_bytes(), timings, "http-multipart", ("classify",), multipart=True
+            )
             samples, _ = interleave(candidates, 2)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-    assert set(samples) == {"http:/classify", "http:/ground", "http-pool:/classify"}
-    rounds = [len(timings[e]) for e in ("classify", "ground", "http-pool:/classify")]
-    assert rounds == [3, 3, 3]  # warm-up round + 2
+    groups = ("classify", "ground", "http-pool:/classify", "http-multipart:/classify")
+    assert set(samples) == {"http:/classify", "http:/ground"} | set(groups[2:])
+    assert [len(timings[e]) for e in groups] == [3, 3, 3, 3]  # warm-up round + 2
     row = timings["ground"][-1]
     assert {"queue", "decode", "infer", "post"} <= set(row) and row["response_kb"] > 0

@@ -13,7 +13,7 @@ import numpy as np
 
 from app.contract.imaging.errors import CorruptImageError
 from app.contract.imaging.geometry import NO_REDUCTION, Letterbox, Reduction, letterbox
-from app.contract.imaging.rendering_checks import all_finite
+from app.contract.imaging.rendering_checks import all_finite, gray_range
 
 __all__ = [
     "DECODE_MARGIN",
@@ -37,11 +37,6 @@ WASHED_OUT_SPAN = 0.25
 #: the model's input size: the letterbox then still shrinks (area averaging over >= 2 x 2 pixels),
 #: never enlarges, and the codec's own reduction filter is not what the model sees alone.
 DECODE_MARGIN = 2
-_PERCENTILES = (0.5, 99.5)
-#: Percentiles are taken on a regular grid of at most about this many pixels: exact for films up to
-#: 512 x 512, and ~20x cheaper than a full sort on a 3000 x 3000 radiograph, with the same answer to
-#: the question asked (is the gray range a sliver?).
-_PERCENTILE_SAMPLES = 512 * 512
 
 
 def stretch_washed_out(pixels_01: np.ndarray, min_span: float) -> np.ndarray:
@@ -53,8 +48,7 @@ def stretch_washed_out(pixels_01: np.ndarray, min_span: float) -> np.ndarray:
     """
     if min_span <= 0.0:
         return pixels_01
-    stride = max(1, int(np.sqrt(pixels_01.size / _PERCENTILE_SAMPLES)))
-    low, high = (float(v) for v in np.percentile(pixels_01[::stride, ::stride], _PERCENTILES))
+    low, high = gray_range(pixels_01)
     span = high - low
     if span >= min_span or span <= 1e-6:
         return pixels_01

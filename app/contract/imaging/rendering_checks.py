@@ -18,15 +18,28 @@ import numpy as np
 from app.contract.imaging.errors import CorruptImageError, ImageTooSmallError
 from app.contract.imaging.info import DecodedImage
 
-__all__ = ["BLANK_SPAN", "BLANK_WARNING", "MIN_SIDE", "all_finite", "check_rendering", "is_blank"]
+__all__ = [
+    "BLANK_SPAN",
+    "BLANK_WARNING",
+    "MIN_SIDE",
+    "all_finite",
+    "check_rendering",
+    "gray_range",
+    "is_blank",
+]
 
 MIN_SIDE = 64
 #: Spread (0.5 to 99.5 percentile, on the [0, 1] scale) under which a rendering counts as blank:
 #: less than one 8-bit gray level between the darkest and brightest 0.5 % of the pixels.
 BLANK_SPAN = 1.0 / 255.0
 BLANK_WARNING = "blank rendering: almost every pixel has the same gray level"
-_PERCENTILES = (0.5, 99.5)
-_SAMPLES = 256 * 256  # percentiles on a regular grid of about this many pixels: cheap, same answer
+#: The gray range of a film: its 0.5 and 99.5 percentiles (the darkest and brightest 0.5 % of the
+#: pixels set aside as noise, burnt-in labels and collimator edges).
+GRAY_RANGE_PERCENTILES = (0.5, 99.5)
+#: ... taken on a regular grid of at most about this many pixels: exact for films up to 256 x 256,
+#: and the same answer to the questions asked (is the range a sliver? where does it lie?) at a
+#: fraction of the cost on a radiograph of millions of pixels.
+GRAY_RANGE_SAMPLES = 256 * 256
 
 
 def all_finite(values: np.ndarray) -> bool:
@@ -36,11 +49,30 @@ def all_finite(values: np.ndarray) -> bool:
         return math.isfinite(float(np.sum(values, dtype=np.float64)))
 
 
+def gray_range(pixels: np.ndarray) -> tuple[float, float]:
+    """The (low, high) ``GRAY_RANGE_PERCENTILES`` of (H, W) pixels, on a grid of at most about
+    ``GRAY_RANGE_SAMPLES`` of them; linear interpolation, as ``np.percentile``'s default.
+
+    Why not ``np.percentile``: one ``np.partition`` at the four ranks needed does the same for less
+    than half the time, and this runs on every request (the blank check and the washed-out stretch)."""
+    stride = max(1, int(math.sqrt(pixels.size / GRAY_RANGE_SAMPLES)))
+    sample = np.ravel(pixels[::stride, ::stride])  # (N,)
+    last = sample.size - 1
+    ranks = [p / 100.0 * last for p in GRAY_RANGE_PERCENTILES]
+    floors = [math.floor(r) for r in ranks]
+    needed = sorted({k for f in floors for k in (f, min(f + 1, last))})
+    ordered = np.partition(sample, needed)
+    low, high = (
+        float(ordered[f]) + (float(ordered[min(f + 1, last)]) - float(ordered[f])) * (r - f)
+        for f, r in zip(floors, ranks, strict=True)
+    )
+    return low, high
+
+
 def is_blank(pixels: np.ndarray) -> bool:
     """True when 99 % of the (H, W) [0, 1] pixels lie within ``BLANK_SPAN`` of each other."""
-    stride = max(1, int(np.sqrt(pixels.size / _SAMPLES)))
-    low, high = np.percentile(pixels[::stride, ::stride], _PERCENTILES)
-    return bool(high - low < BLANK_SPAN)
+    low, high = gray_range(pixels)
+    return high - low < BLANK_SPAN
 
 
 def check_rendering(image: DecodedImage, *, min_side: int) -> DecodedImage:

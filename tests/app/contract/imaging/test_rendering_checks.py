@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.contract.imaging import MIN_SIDE, ImagingError, decode_bytes, decode_path, preprocess
-from app.contract.imaging.rendering_checks import BLANK_WARNING, is_blank
+from app.contract.imaging.rendering_checks import BLANK_WARNING, GRAY_RANGE_SAMPLES, gray_range, is_blank
 from tests.support.images import dicom_bytes, gradient, make_dataset, raster_bytes
 
 
@@ -91,3 +91,20 @@ def test_preprocessing_refuses_non_finite_pixels(bad: float) -> None:
 def test_preprocessed_tensor_of_a_decoded_image_is_finite() -> None:
     tensor, _ = preprocess(decode_bytes(dicom_bytes(make_dataset(gradient(maximum=1000)))).pixels, 32)
     assert np.isfinite(tensor).all()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (64, 64), (100, 37), (256, 256), (300, 301), (1024, 1024)])
+def test_gray_range_is_numpys_linear_percentile_on_its_sampling_grid(shape: tuple[int, int]) -> None:
+    pixels = np.random.default_rng(sum(shape)).random(shape).astype(np.float32)
+    stride = max(1, int(np.sqrt(pixels.size / GRAY_RANGE_SAMPLES)))
+    expected = np.percentile(pixels[::stride, ::stride], (0.5, 99.5))
+    assert gray_range(pixels) == pytest.approx(tuple(expected), abs=1e-7)
+    if pixels.size <= GRAY_RANGE_SAMPLES:  # small films: every pixel counts
+        assert stride == 1
+
+
+def test_gray_range_ignores_the_extreme_half_percent() -> None:
+    pixels = np.full((200, 200), 0.5, np.float32)
+    pixels[0, :50] = 0.0  # 50 of 40,000 pixels (0.125 %) black, as a burnt-in label
+    pixels[1, :50] = 1.0
+    assert gray_range(pixels) == (0.5, 0.5)

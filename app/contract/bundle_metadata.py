@@ -140,6 +140,10 @@ class _Metadata(_Section):
             document = read_document(bundle_dir)
         except BundleError as exc:
             return [str(exc)]
+        return cls._document_problems(bundle_dir, document)
+
+    @classmethod
+    def _document_problems(cls, bundle_dir: Path, document: dict[str, Any]) -> list[str]:
         listed = document.get("files")
         if not isinstance(listed, dict):
             return ["metadata has no 'files' mapping"]
@@ -154,11 +158,16 @@ class _Metadata(_Section):
 
     @classmethod
     def verify(cls, bundle_dir: Path) -> Self:
-        """The metadata of an intact bundle; BundleError listing every problem otherwise."""
-        problems = cls.problems(bundle_dir)
+        """The metadata of an intact bundle; BundleError listing every problem otherwise (the file is
+        read and parsed once)."""
+        try:
+            document = read_document(bundle_dir)
+        except BundleError as exc:
+            raise BundleError(f"bundle {bundle_dir.name}: {exc}") from exc
+        problems = cls._document_problems(bundle_dir, document)
         if problems:
             raise BundleError(f"bundle {bundle_dir.name}: " + "; ".join(problems))
-        return cls.read(bundle_dir)
+        return cls.parse(document)
 
     def write(self, bundle_dir: Path) -> Self:
         """Write `metadata.json` with its `files` hashes recomputed from disk; returns what was written.

@@ -36,9 +36,9 @@ BLANK_WARNING = "blank rendering: almost every pixel has the same gray level"
 #: The gray range of a film: its 0.5 and 99.5 percentiles (the darkest and brightest 0.5 % of the
 #: pixels set aside as noise, burnt-in labels and collimator edges).
 GRAY_RANGE_PERCENTILES = (0.5, 99.5)
-#: ... taken on a regular grid of at most about this many pixels: exact for films up to 256 x 256,
-#: and the same answer to the questions asked (is the range a sliver? where does it lie?) at a
-#: fraction of the cost on a radiograph of millions of pixels.
+#: ... taken on a regular grid (every k-th row and column) of about this many pixels at most: exact
+#: for films up to 256 x 256, and the same answer to the questions asked (is the range a sliver?
+#: where does it lie?) at a fraction of the cost on a radiograph of millions of pixels.
 GRAY_RANGE_SAMPLES = 256 * 256
 
 
@@ -55,7 +55,7 @@ def gray_range(pixels: np.ndarray) -> tuple[float, float]:
 
     Why not ``np.percentile``: one ``np.partition`` at the four ranks needed does the same for less
     than half the time, and this runs on every request (the blank check and the washed-out stretch)."""
-    stride = max(1, int(math.sqrt(pixels.size / GRAY_RANGE_SAMPLES)))
+    stride = max(1, math.ceil(math.sqrt(pixels.size / GRAY_RANGE_SAMPLES)))
     sample = np.ravel(pixels[::stride, ::stride])  # (N,)
     last = sample.size - 1
     ranks = [p / 100.0 * last for p in GRAY_RANGE_PERCENTILES]

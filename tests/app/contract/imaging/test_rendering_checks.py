@@ -93,14 +93,18 @@ def test_preprocessed_tensor_of_a_decoded_image_is_finite() -> None:
     assert np.isfinite(tensor).all()
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (64, 64), (100, 37), (256, 256), (300, 301), (1024, 1024)])
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 1), (2, 3), (64, 64), (100, 37), (256, 256), (300, 301), (535, 440), (1024, 1024), (2140, 1760)],
+)
 def test_gray_range_is_numpys_linear_percentile_on_its_sampling_grid(shape: tuple[int, int]) -> None:
     pixels = np.random.default_rng(sum(shape)).random(shape).astype(np.float32)
-    stride = max(1, int(np.sqrt(pixels.size / GRAY_RANGE_SAMPLES)))
+    stride = max(1, int(np.ceil(np.sqrt(pixels.size / GRAY_RANGE_SAMPLES))))
     expected = np.percentile(pixels[::stride, ::stride], (0.5, 99.5))
     assert gray_range(pixels) == pytest.approx(tuple(expected), abs=1e-7)
     if pixels.size <= GRAY_RANGE_SAMPLES:  # small films: every pixel counts
         assert stride == 1
+    assert pixels[::stride, ::stride].size <= 1.05 * GRAY_RANGE_SAMPLES
 
 
 def test_gray_range_ignores_the_extreme_half_percent() -> None:

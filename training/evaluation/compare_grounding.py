@@ -21,9 +21,9 @@ import torch
 from app.contract.imaging import PreprocessingSpec, decode_path
 from app.contract.vocabulary import PATHOLOGY
 from training.data.manifest import read_manifest
-from training.evaluation.evaluate import grounding_summary
+from training.evaluation.evaluate import finding_boxes, grounding_summary
 from training.export.bundle import load_models
-from training.metrics import GroundingScores, box_to_mask, grounding_scores
+from training.metrics import GroundingScores, grounding_scores
 from training.model import SEGMENTATION_STRUCTURES
 from training.model.grounding import GROUNDING_METHODS, PRIOR_STRUCTURES, GroundingMethod, grounding_maps
 
@@ -50,9 +50,7 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
             logits = segmentation(image) if segmentation is not None else None  # (1, K, S, S)
             for method in methods:
                 maps = grounding_maps(out.pathology_layer_maps, logits, method, channels)[0].numpy()
-                for box in record.boxes:
-                    heatmap = letterbox.to_original(maps[PATHOLOGY.index(box.label)])  # (H, W)
-                    region = box_to_mask((box.x, box.y, box.w, box.h), pixels.shape)
+                for _, heatmap, region in finding_boxes(record, maps, PATHOLOGY, letterbox, pixels.shape):
                     scores[method].append(grounding_scores(heatmap, region))
     return {method: grounding_summary(items, "finding boxes") for method, items in scores.items()}
 

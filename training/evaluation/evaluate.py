@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from app.contract.imaging import ImagingError, Letterbox, decode_path
 from app.contract.vocabulary import is_lateral
-from training.data.manifest import ManifestRecord, filter_split, read_manifest
+from training.data.manifest import Box, ManifestRecord, filter_split, read_manifest
 from training.data.sources.covid import LUNGS_MASK
 from training.evaluation.labels import evaluation_labels, load_mask, lung_regions
 from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
@@ -146,13 +146,9 @@ class Evaluator:
 
     def _finding_grounding(self, item: Prepared, pathology_maps: NDArray[np.float32]) -> None:
         """pathology_maps (Qp, G, G) -> grounding scores of every finding box (NIH radiologist boxes)."""
-        names = self.predictor.info.pathology
-        shape = (int(item.pixels.shape[0]), int(item.pixels.shape[1]))
-        for box in item.record.boxes:
-            if box.label not in names:
-                continue
-            heatmap = item.box.to_original(pathology_maps[names.index(box.label)])  # (H, W)
-            region = box_to_mask((box.x, box.y, box.w, box.h), shape)
+        boxes = finding_boxes(item.record, pathology_maps, self.predictor.info.pathology, item.box,
+                              item.pixels.shape)
+        for box, heatmap, region in boxes:
             self.results.findings[box.label].append(grounding_scores(heatmap, region))
             if len(self.results.figures) < self.max_overlays:
                 name = f"overlay_{len(self.results.figures):02d}_{box.label}.png"
@@ -219,6 +215,22 @@ def _classification_section(results: Results, split: str, target_sensitivity: fl
         plot_reliability(tables, title, out_dir / "reliability_all.png")
         results.figures.append("reliability_all.png")
     return classification
+
+
+def finding_boxes(
+    record: ManifestRecord,
+    pathology_maps: NDArray[np.float32],
+    names: Sequence[str],
+    letterbox: Letterbox,
+    shape: tuple[int, ...],
+) -> Iterator[tuple[Box, NDArray[np.float32], NDArray[np.bool_]]]:
+    """(box, heat map of its finding in original pixels (H, W), box mask (H, W)) for every radiologist
+    box of `record` whose finding is one of `names`, the row order of `pathology_maps` (Qp, G, G)."""
+    rows, columns = int(shape[0]), int(shape[1])
+    for box in record.boxes:
+        if box.label in names:
+            heatmap = letterbox.to_original(pathology_maps[list(names).index(box.label)])  # (H, W)
+            yield box, heatmap, box_to_mask((box.x, box.y, box.w, box.h), (rows, columns))
 
 
 def grounding_summary(items: Sequence[GroundingScores], region: str) -> dict[str, Any]:

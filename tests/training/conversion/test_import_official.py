@@ -40,6 +40,14 @@ def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_bert(tmp_path_factory.mktemp("bert768"), hidden_size=768)
 
 
+def _cli(checkpoint: Path, bert_dir: Path, out: Path) -> list[str]:
+    """The import command line, with the vocabulary's descriptions written beside the checkpoint."""
+    descriptions = checkpoint.parent / "descriptions.json"
+    descriptions.write_text(json.dumps(load_descriptions()))
+    return ["--checkpoint", str(checkpoint), "--text-encoder", str(bert_dir), "--descriptions",
+            str(descriptions), "--out", str(out)]
+
+
 def test_cli_import_matches_directly_loaded_model(shared_data: Path, tmp_path: Path, bert_dir: Path) -> None:
     manifest_path = shared_data.parent / "docs" / "medslip_official_state_dict.json"
     if not manifest_path.is_file():
@@ -47,25 +55,8 @@ def test_cli_import_matches_directly_loaded_model(shared_data: Path, tmp_path: P
     official = _random_official_state_dict(json.loads(manifest_path.read_text())["state_dict"])
     checkpoint = tmp_path / "MeDSLIP_resnet50.pth"
     torch.save({"model": official, "epoch": 99}, checkpoint)
-    descriptions = tmp_path / "descriptions.json"
-    descriptions.write_text(json.dumps(load_descriptions()))
     out = tmp_path / "imported.pt"
-
-    code = main(
-        [
-            "--checkpoint",
-            str(checkpoint),
-            "--text-encoder",
-            str(bert_dir),
-            "--descriptions",
-            str(descriptions),
-            "--out",
-            str(out),
-            "--pooling",
-            "cls",
-        ]
-    )
-    assert code == 0
+    assert main([*_cli(checkpoint, bert_dir, out), "--pooling", "cls"]) == 0
     imported, extra = load_checkpoint(out)
     assert extra["source"]["kind"] == "official-release"
     assert imported.config.trunk == "resnet50" and imported.config.text_dim == 768
@@ -101,22 +92,8 @@ def test_mismatches_are_listed(tmp_path: Path, bert_dir: Path) -> None:
     encoder = TextEncoder.from_pretrained(bert_dir, pooling="cls", normalize=False)
     with pytest.raises(CheckpointMismatchError):
         import_official(checkpoint, encoder, load_descriptions())
-    descriptions = tmp_path / "descriptions.json"
-    descriptions.write_text(json.dumps(load_descriptions()))
     out = tmp_path / "never.pt"
-    code = main(
-        [
-            "--checkpoint",
-            str(checkpoint),
-            "--text-encoder",
-            str(bert_dir),
-            "--descriptions",
-            str(descriptions),
-            "--out",
-            str(out),
-        ]
-    )
-    assert code == 1 and not out.exists()
+    assert main(_cli(checkpoint, bert_dir, out)) == 1 and not out.exists()
 
 
 def test_ddp_prefix_and_resnet18_layout_are_understood(tmp_path: Path, bert_dir: Path) -> None:

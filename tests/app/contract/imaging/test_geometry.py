@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from app.contract.imaging import NO_REDUCTION, Letterbox, Reduction, letterbox, resize
+from app.contract.imaging.geometry import _resize_float
 
 
 def _centroid(weights: np.ndarray) -> tuple[float, float]:
@@ -172,3 +174,29 @@ def test_reduced_pixels_land_where_the_full_image_does(kind: str) -> None:
 def test_letterbox_refuses_pixels_that_are_not_the_stated_reduction() -> None:
     with pytest.raises(ValueError, match="not a 100 x 80 image at 1/4"):
         letterbox(np.zeros((26, 20), dtype=np.float32), 64, source_hw=(100, 80), reduction=Reduction.dct(4))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_small_maps_are_enlarged_with_pillows_bilinear_weights(seed: int) -> None:
+    """Heat-map grids take the matrix path; it must give what Pillow's BILINEAR gives, box and all."""
+    rng = np.random.default_rng(seed)
+    rows, columns = (int(v) for v in rng.integers(1, 33, 2))
+    source = rng.random((rows, columns)).astype(np.float32)
+    x0, y0 = float(rng.random() * 0.9), float(rng.random() * 0.9)
+    x1, y1 = columns - float(rng.random()) * 0.9, rows - float(rng.random()) * 0.9
+    box = (x0, y0, max(x0 + 0.05, x1), max(y0 + 0.05, y1))
+    size = (int(rng.integers(rows, 2600)), int(rng.integers(columns, 2600)))
+    for crop in (box, None):
+        pillow = Image.fromarray(source, mode="F").resize(size[::-1], Image.Resampling.BILINEAR, box=crop)
+        got = _resize_float(source, size, crop)
+        assert got.dtype == np.float32 and got.shape == size
+        assert np.abs(got - np.asarray(pillow, dtype=np.float32)).max() < 1e-5
+
+
+def test_large_sources_and_shrinking_still_go_through_pillow() -> None:
+    source = np.random.default_rng(1).random((40, 50)).astype(np.float32)
+    for size in ((100, 120), (20, 25)):
+        pillow = Image.fromarray(source, mode="F").resize(
+            size[::-1], Image.Resampling.BILINEAR if size[0] > 40 else Image.Resampling.BOX
+        )
+        assert np.array_equal(_resize_float(source, size), np.asarray(pillow, dtype=np.float32))

@@ -3,9 +3,9 @@
 Why not Pillow's encoder: it picks a filter per row adaptively and then deflates, about twice the time
 of what these images need. They are smooth (a heat map is a 14 x 14 grid resized to the original film,
 quantised to 64 levels) or two-valued (masks), so the PNG "Sub" filter on every row turns them into
-long runs of zeros that zlib's fastest level compresses smaller than Pillow's output, at half its
-time (measured in docs/benchmarks.md, "Heat-map encoding"). A `/ground` answer carries one
-full-resolution PNG per finding, so this is most of its postprocessing.
+long runs of zeros that zlib's fastest level compresses smaller than Pillow's output, at about half
+its time (docs/benchmarks.md, "Multipart uploads and heat-map encoding"). A `/ground` answer carries
+one full-resolution PNG per finding, so this is much of its postprocessing.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Why not Starlette's form parser: it spools every file part into a `SpooledTempor
 over to a disk file past 1 MiB, and from then on writes, seeks and reads each chunk through the thread
 pool. Chest films are 1-30 MiB, so nearly every upload paid for a temporary file and a thread hop per
 64 KiB chunk, only for the route to read the whole part back into memory for decoding (measured in
-docs/benchmarks.md, "Multipart uploads"). The body is already bounded while it streams
+docs/benchmarks.md, "Multipart uploads and heat-map encoding"). The body is already bounded while it streams
 (`app.body_guard`: size limit, shared byte budget, time limit), so holding the part in memory adds no
 risk.
 

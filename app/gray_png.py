@@ -54,7 +54,7 @@ def quantise(gray: np.ndarray, levels: int = 256) -> np.ndarray:
         return gray.astype(np.uint8) * np.uint8(255)
     if not 2 <= levels <= 256:
         raise ValueError(f"levels must be 2..256, got {levels}")
-    steps = np.clip(gray, 0.0, 1.0).astype(np.float32)  # (H, W), a copy the next lines work in
+    steps = np.clip(gray, 0.0, 1.0).astype(np.float32, copy=False)  # (H, W), new: worked on in place
     steps *= levels - 1
     np.rint(steps, out=steps)
     table = np.rint(np.arange(levels) * (255.0 / (levels - 1))).astype(np.uint8)  # (levels,)

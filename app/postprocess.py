@@ -24,7 +24,9 @@ def normalise(map_: np.ndarray) -> np.ndarray:
     low, high = float(map_.min()), float(map_.max())
     if high - low <= 1e-12:
         return np.zeros_like(map_, dtype=np.float32)
-    return ((map_ - low) / (high - low)).astype(np.float32)
+    scaled = np.subtract(map_, low, dtype=np.result_type(map_.dtype, np.float32))  # (H, W), the new array
+    np.divide(scaled, high - low, out=scaled)
+    return scaled.astype(np.float32, copy=False)
 
 
 def to_original(model_map: np.ndarray, box: Letterbox) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app.contract.imaging import preprocess
 from app.postprocess import (
@@ -11,6 +12,7 @@ from app.postprocess import (
     coco_rle,
     finding_mask,
     grounding,
+    normalise,
     peak,
 )
 from tests.support.rle import decode_coco_rle
@@ -64,3 +66,14 @@ def test_anatomy_weighted_by_probability() -> None:
     ranked = anatomy_localisation(finding, maps, np.array([0.1, 0.8, 0.5]), ("a", "b", "c"), top_k=2)
     assert [r["name"] for r in ranked] == ["b", "c"]
     assert anatomy_localisation(np.zeros((4, 4)), maps, np.ones(3), ("a", "b", "c"), 3) == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normalise_scales_to_the_maps_own_range_without_touching_it(dtype: type) -> None:
+    heat = (np.random.default_rng(3).random((30, 40)) * 5 - 1).astype(dtype)
+    before = heat.copy()
+    low, high = float(heat.min()), float(heat.max())
+    got = normalise(heat)
+    assert got.dtype == np.float32 and np.array_equal(got, ((heat - low) / (high - low)).astype(np.float32))
+    assert np.array_equal(heat, before)
+    assert not normalise(np.full((3, 3), 2.0, np.float32)).any()

@@ -29,9 +29,9 @@ from numpy.typing import NDArray
 from app.contract.imaging import ImagingError, Letterbox, decode_path
 from app.contract.vocabulary import is_lateral
 from training.data.manifest import Box, ManifestRecord, filter_split, read_manifest
-from training.data.sources.covid import LUNGS_MASK
-from training.evaluation.labels import evaluation_labels, load_mask, lung_regions
+from training.evaluation.labels import evaluation_labels, lung_regions
 from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
+from training.evaluation.segmentation import film_segmentation_scores
 from training.export.bundle import load_models
 from training.export.graph import ImageModelGraph
 from training.metrics import (
@@ -40,7 +40,6 @@ from training.metrics import (
     box_to_mask,
     classification_metrics,
     grounding_scores,
-    segmentation_scores,
 )
 from training.metrics.classification import reliability
 from training.metrics.plots import plot_overlay, plot_reliability, plot_roc_curves
@@ -158,25 +157,11 @@ class Evaluator:
 
     def _segmentation(self, item: Prepared, logits: NDArray[np.float32]) -> None:
         """logits (K, S, S) -> Dice/IoU of every structure the record has a mask of (+ lungs union)."""
-        structures = self.predictor.info.structures
-        masks = item.record.masks or {}
         shape = (int(item.pixels.shape[0]), int(item.pixels.shape[1]))
-        probs = np.stack([item.box.to_original(1.0 / (1.0 + np.exp(-c))) for c in logits])  # (K, H, W)
-        targets = {s: load_mask(masks[s], shape) for s in structures if s in masks}
-        for name, target in targets.items():
-            if target is not None:
-                channel = probs[structures.index(name)]  # (H, W)
-                scores = segmentation_scores(channel[None], target[None], [name])
-                self.results.segmentation[name].append(scores[name])
-        if LUNGS_MASK in masks and {"right_lung", "left_lung"} <= set(structures):
-            lungs = load_mask(masks[LUNGS_MASK], shape)
-            if lungs is not None:
-                right, left = (probs[structures.index(s)] for s in ("right_lung", "left_lung"))
-                # (H, W): max of the two probabilities >= t exactly when either lung mask the service
-                # returns covers the pixel, so this scores the union a user of /segment gets
-                union = np.maximum(right, left)
-                scores = segmentation_scores(union[None], lungs[None], [LUNGS_MASK])
-                self.results.segmentation[LUNGS_MASK].append(scores[LUNGS_MASK])
+        scores = film_segmentation_scores(self.predictor.info.structures, item.record.masks or {}, shape,
+                                          item.box, logits)
+        for name, values in scores.items():
+            self.results.segmentation[name].append(values)
 
 
 def _mean(values: Sequence[float]) -> float | None:

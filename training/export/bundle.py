@@ -86,6 +86,12 @@ def _load_models_and_extras(
     if "segmentation_head" not in extra or "segmentation" not in extra:
         raise ValueError(f"{seg_checkpoint.name} is not a segmentation checkpoint (no segmentation_head)")
     settings = extra["segmentation"]
+    trained_at = int(settings.get("image_size", model.config.image_size))
+    if trained_at != model.config.image_size:
+        raise ValueError(
+            f"{seg_checkpoint.name}: head trained at {trained_at} px, the model at "
+            f"{model.config.image_size} px; a bundle has one input size"
+        )
     main_trunk, seg_trunk = model.res_features.state_dict(), seg_base.res_features.state_dict()
     shared = main_trunk.keys() == seg_trunk.keys() and all(
         torch.equal(main_trunk[key], seg_trunk[key]) for key in main_trunk

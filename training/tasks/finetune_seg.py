@@ -154,7 +154,13 @@ def build_trainer(
     joint pretraining run) continues that head instead of starting a fresh one."""
     seed_everything(config.run.seed)
     task_config = config_from_dict(SegmentationTaskConfig, config.task)
-    check_image_size(init.config.image_size, config.data)
+    if not task_config.freeze_trunk or config.data.image_size < init.config.image_size:
+        check_image_size(init.config.image_size, config.data)
+    elif config.data.image_size != init.config.image_size:
+        # A frozen trunk and the U-Net head are resolution-agnostic: a larger input gives thin structures
+        # more pixels. Such a head cannot ship in a bundle (one input size, see training.export.bundle).
+        logger.warning("segmentation head trained at %d px on a trunk trained at %d px",
+                       config.data.image_size, init.config.image_size)
     model = SegmentationModel(
         init.res_features,
         num_structures=len(task_config.structures),
@@ -184,9 +190,11 @@ def build_trainer(
 
 
 def save_segmentation_checkpoint(
-    path: Path, init: MeDSLIP, model: SegmentationModel, task: SegmentationTaskConfig
+    path: Path, init: MeDSLIP, model: SegmentationModel, task: SegmentationTaskConfig, image_size: int
 ) -> None:
-    """MeDSLIP checkpoint (trunk = the one the head was trained on) + head state + its settings."""
+    """MeDSLIP checkpoint (trunk = the one the head was trained on) + head state + its settings, with the
+    input size the head was trained at (`image_size`, the model's own unless a frozen-trunk run chose
+    a larger one)."""
     init.res_features.load_state_dict(model.trunk.state_dict())
     save_checkpoint(
         path,
@@ -197,6 +205,7 @@ def save_segmentation_checkpoint(
             "threshold": 0.5,
             "decoder_channels": list(task.decoder_channels),
             "freeze_trunk": task.freeze_trunk,
+            "image_size": image_size,
         },
     )
 
@@ -225,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         fit(trainer, args.resume)
         if trainer.info.is_main:
             save_segmentation_checkpoint(
-                Path(config.run.out_dir) / SEGMENTATION_CHECKPOINT, init, model.cpu(), task_config
+                Path(config.run.out_dir) / SEGMENTATION_CHECKPOINT, init, model.cpu(), task_config,
+                config.data.image_size,
             )
 
     return run_task(argv, __doc__ or "", body, init_required=True)

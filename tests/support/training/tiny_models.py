@@ -30,5 +30,5 @@ def write_tiny_checkpoints(folder: Path) -> tuple[Path, Path]:
     segmentation = SegmentationModel(model.res_features, decoder_channels=task.decoder_channels,
                                      freeze_trunk=True)
     seg_checkpoint = folder / "tiny_seg.pt"
-    save_segmentation_checkpoint(seg_checkpoint, model, segmentation.eval(), task)
+    save_segmentation_checkpoint(seg_checkpoint, model, segmentation.eval(), task, model.config.image_size)
     return checkpoint, seg_checkpoint

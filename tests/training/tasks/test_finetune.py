@@ -205,3 +205,27 @@ def test_an_unknown_head_init_is_refused_by_name() -> None:
     refusal = r"head_init: 'warm' is not one of \['continue', 'reset_classifier', 'fresh'\]"
     with pytest.raises(ValueError, match=refusal):
         config_from_dict(finetune_seg.SegmentationTaskConfig, {"head_init": "warm"})
+
+
+@pytest.mark.parametrize(
+    ("size", "frozen", "allowed"),
+    [(96, True, True), (64, True, True), (32, True, False), (96, False, False)],
+)
+def test_only_a_frozen_trunk_takes_a_larger_segmentation_input(
+    shared_data: Path, tmp_path: Path, init_checkpoint: Path, *, size: int, frozen: bool, allowed: bool
+) -> None:
+    """The head is resolution-agnostic over a frozen trunk; a trained trunk or a smaller input would
+    change what the MeDSLIP heads read, so those stay refused."""
+    model, _ = load_checkpoint(init_checkpoint)  # trained at 64 px
+    config = _config("finetune_seg_jsrt.yaml", tmp_path, "task.decoder_channels=[16, 8, 8, 8]",
+                     f"data.image_size={size}", f"task.freeze_trunk={str(frozen).lower()}")
+    if not allowed:
+        with pytest.raises(ValueError, match=f"model image_size 64 != data.image_size {size}"):
+            finetune_seg.build_trainer(config, model)
+        return
+    trainer, segmentation, task = finetune_seg.build_trainer(config, model)
+    assert trainer.train_set[0]["image"].shape[-1] == size
+    path = tmp_path / "seg.pt"
+    finetune_seg.save_segmentation_checkpoint(path, model, segmentation, task, config.data.image_size)
+    _, extra = load_checkpoint(path)
+    assert extra["segmentation"]["image_size"] == size

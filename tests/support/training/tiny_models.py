@@ -21,8 +21,9 @@ def tiny_model(seed: int = 0) -> MeDSLIP:
     return model.eval()
 
 
-def write_tiny_checkpoints(folder: Path) -> tuple[Path, Path]:
-    """(MeDSLIP checkpoint, segmentation checkpoint sharing its frozen trunk)."""
+def write_tiny_checkpoints(folder: Path, seg_image_size: int = IMAGE_SIZE) -> tuple[Path, Path]:
+    """(MeDSLIP checkpoint, segmentation checkpoint sharing its frozen trunk, recorded as trained at
+    `seg_image_size`)."""
     model = tiny_model()
     checkpoint = folder / "tiny.pt"
     save_checkpoint(checkpoint, model)
@@ -30,5 +31,5 @@ def write_tiny_checkpoints(folder: Path) -> tuple[Path, Path]:
     segmentation = SegmentationModel(model.res_features, decoder_channels=task.decoder_channels,
                                      freeze_trunk=True)
     seg_checkpoint = folder / "tiny_seg.pt"
-    save_segmentation_checkpoint(seg_checkpoint, model, segmentation.eval(), task, model.config.image_size)
+    save_segmentation_checkpoint(seg_checkpoint, model, segmentation.eval(), task, seg_image_size)
     return checkpoint, seg_checkpoint

@@ -12,7 +12,7 @@ from PIL import Image
 from app.contract.imaging import Letterbox, decode_path
 from app.contract.imaging.preprocessing import PreprocessingSpec
 from app.contract.vocabulary import SEGMENTATION_STRUCTURES
-from tests.support.training.tiny_models import tiny_model
+from tests.support.training.tiny_models import write_tiny_checkpoints
 from training.data.manifest import ManifestRecord, write_manifest
 from training.data.sources import read_jsrt_scr
 from training.evaluation.segmentation import (
@@ -22,8 +22,7 @@ from training.evaluation.segmentation import (
     main,
 )
 from training.export.bundle import load_models
-from training.model import SegmentationModel, save_checkpoint
-from training.tasks.finetune_seg import SegmentationTaskConfig, save_segmentation_checkpoint
+from training.model import SegmentationModel
 
 
 @pytest.fixture(scope="module")
@@ -60,23 +59,10 @@ def test_masks_drawn_at_a_small_input_score_high_at_the_films_own_resolution(
     assert all(wrong[name]["dice"] < 0.5 for name in SEGMENTATION_STRUCTURES), wrong
 
 
-def _larger_head(folder: Path, size: int) -> tuple[Path, Path]:
-    """A tiny 64 px model and a segmentation head on its frozen trunk recorded as trained at `size`."""
-    model = tiny_model()
-    checkpoint = folder / "tiny.pt"
-    save_checkpoint(checkpoint, model)
-    task = SegmentationTaskConfig(decoder_channels=(16, 8, 8, 8))
-    segmentation = SegmentationModel(model.res_features, decoder_channels=task.decoder_channels,
-                                     freeze_trunk=True)
-    seg = folder / f"seg{size}.pt"
-    save_segmentation_checkpoint(seg, model, segmentation.eval(), task, size)
-    return checkpoint, seg
-
-
 def test_a_head_is_run_at_the_input_size_it_was_trained_at(
     jsrt: list[ManifestRecord], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, seg = _larger_head(tmp_path, 96)
+    _, seg = write_tiny_checkpoints(tmp_path, seg_image_size=96)
     _, structures, size = load_segmentation(seg)
     assert (size, structures) == (96, list(SEGMENTATION_STRUCTURES))
     seen: list[tuple[int, ...]] = []
@@ -96,7 +82,7 @@ def test_a_head_is_run_at_the_input_size_it_was_trained_at(
 def test_cli_writes_one_row_per_checkpoint(jsrt: list[ManifestRecord], tmp_path: Path) -> None:
     manifest = tmp_path / "jsrt.jsonl"
     write_manifest([dataclasses.replace(r, split="val") for r in jsrt], manifest)
-    _, seg = _larger_head(tmp_path, 96)
+    _, seg = write_tiny_checkpoints(tmp_path, seg_image_size=96)
     out = tmp_path / "table.json"
     assert main(["--seg-checkpoint", str(seg), "--manifest", str(manifest), "--out", str(out)]) == 0
     table = json.loads(out.read_text())
@@ -105,6 +91,6 @@ def test_cli_writes_one_row_per_checkpoint(jsrt: list[ManifestRecord], tmp_path:
 
 
 def test_a_head_trained_at_another_input_size_cannot_be_exported(tmp_path: Path) -> None:
-    checkpoint, seg = _larger_head(tmp_path, 96)
+    checkpoint, seg = write_tiny_checkpoints(tmp_path, seg_image_size=96)
     with pytest.raises(ValueError, match="a bundle has one input size"):
         load_models(checkpoint, seg)

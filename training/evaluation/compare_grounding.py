@@ -25,7 +25,13 @@ from training.evaluation.evaluate import finding_boxes, grounding_summary
 from training.export.bundle import load_models
 from training.metrics import GroundingScores, grounding_scores
 from training.model import SEGMENTATION_STRUCTURES
-from training.model.grounding import GROUNDING_METHODS, PRIOR_STRUCTURES, GroundingMethod, grounding_maps
+from training.model.grounding import (
+    GROUNDING_METHODS,
+    PRIOR_STRUCTURES,
+    GroundingMethod,
+    grounding_maps,
+    uses_prior,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    methods = [m for m in args.methods if args.seg_checkpoint is not None or not m.endswith("_prior")]
+    methods = [m for m in args.methods if args.seg_checkpoint is not None or not uses_prior(m)]
     results = compare(args.checkpoint, args.seg_checkpoint, args.manifest, methods)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")

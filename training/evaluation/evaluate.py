@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from app.contract.imaging import ImagingError, Letterbox, decode_path
 from app.contract.vocabulary import is_lateral
 from training.data.manifest import Box, ManifestRecord, filter_split, read_manifest
-from training.evaluation.labels import evaluation_labels, lung_regions
+from training.evaluation.labels import chest_region, evaluation_labels, lung_regions
 from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
 from training.evaluation.segmentation import film_segmentation_scores
 from training.export.bundle import load_models
@@ -40,10 +40,11 @@ from training.metrics import (
     box_to_mask,
     classification_metrics,
     grounding_scores,
+    heat_outside_share,
 )
 from training.metrics.classification import reliability
 from training.metrics.plots import plot_overlay, plot_reliability, plot_roc_curves
-from training.model.grounding import GROUNDING_METHODS, default_grounding
+from training.model.grounding import GROUNDING_METHODS, PRIOR_STRUCTURES, default_grounding
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Results:
     findings: dict[str, list[GroundingScores]] = field(default_factory=lambda: defaultdict(list))
     region_kinds: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     segmentation: dict[str, list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
+    heat_outside: list[float] = field(default_factory=list)  # per film: mean share over every finding map
     by_source: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     figures: list[str] = field(default_factory=list)
@@ -119,6 +121,7 @@ class Evaluator:
             self._classification(item, outputs["pathology_probs"][index])
             self._grounding(item, outputs["anatomy_maps"][index])
             self._finding_grounding(item, outputs["pathology_maps"][index])
+            self._heat_outside_chest(item, outputs["pathology_maps"][index])
             if self.predictor.info.structures and item.record.masks:
                 self._segmentation(item, outputs["segmentation_logits"][index])
         batch.clear()
@@ -154,6 +157,16 @@ class Evaluator:
                 plot_overlay(item.pixels, heatmap, region, f"{box.label} ({item.record.source})",
                              self.out_dir / name)
                 self.results.figures.append(name)
+
+    def _heat_outside_chest(self, item: Prepared, pathology_maps: NDArray[np.float32]) -> None:
+        """pathology_maps (Qp, G, G) -> the mean share of heat outside the film's expert chest region
+        (lungs and heart, grown by one token) over every finding's map, for films with those masks."""
+        shape = (int(item.pixels.shape[0]), int(item.pixels.shape[1]))
+        region = chest_region(item.record, shape, PRIOR_STRUCTURES, int(pathology_maps.shape[-1]))
+        if region is None:
+            return
+        shares = [heat_outside_share(item.box.to_original(m), region) for m in pathology_maps]  # (H, W) each
+        self.results.heat_outside.append(float(np.nanmean(shares)))
 
     def _segmentation(self, item: Prepared, logits: NDArray[np.float32]) -> None:
         """logits (K, S, S) -> Dice/IoU of every structure the record has a mask of (+ lungs union)."""
@@ -249,6 +262,12 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
         for name, items in sorted(results.segmentation.items())
     }
     info = predictor.info
+    outside = results.heat_outside
+    heat_outside = {
+        "n_films": len(outside), "mean": _mean(outside), "max_film": max(outside) if outside else None,
+        "note": "share of each finding map's heat outside the film's expert lungs-and-heart masks grown by "
+                "one token, averaged over every finding, then over the films with those masks (JSRT)",
+    }
     return {
         "schema_version": 1,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -266,6 +285,7 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
             "thresholds": list(DEFAULT_THRESHOLDS),
             "anatomy": grounding,
             "findings": findings,
+            "heat_outside_chest": heat_outside,
             "findings_note": "finding heat maps (pathology_maps of the graph) vs radiologist finding boxes; "
                              "heat_ratio = share of heat in the box / box share of the image (flat map = 1)",
         },

@@ -7,11 +7,13 @@ without loading the evaluation loop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
+from scipy.ndimage import maximum_filter1d
 
 from app.contract.vocabulary import PATHOLOGY
 from training.data.manifest import ManifestRecord
@@ -72,3 +74,24 @@ def lung_regions(record: ManifestRecord, shape: tuple[int, int]) -> dict[str, tu
             if box.label == box_label:
                 regions[query] = (f"box ({record.source})", box_to_mask((box.x, box.y, box.w, box.h), shape))
     return regions
+
+
+def chest_region(
+    record: ManifestRecord, shape: tuple[int, int], structures: Sequence[str], grid: int
+) -> NDArray[np.bool_] | None:
+    """Union of the record's expert masks of `structures` (lungs and heart: the finding maps' body
+    prior), grown by one token of the (grid x grid) maps in every direction, at (H, W) = `shape`; None
+    when a mask is missing. Why grown: the prior keeps heat one token beyond the structures, on
+    purpose (effusions at the lung border), so heat there is not "outside the body"."""
+    masks = record.masks or {}
+    if not all(name in masks for name in structures):
+        return None
+    union = np.zeros(shape, dtype=bool)
+    for name in structures:
+        mask = load_mask(masks[name], shape)
+        if mask is None:
+            return None
+        union |= mask
+    size = 2 * math.ceil(max(shape) / grid) + 1  # one token each way, in original pixels
+    grown = maximum_filter1d(union.view(np.uint8), size, axis=0)
+    return maximum_filter1d(grown, size, axis=1).astype(bool)

@@ -42,7 +42,13 @@ from training.export.text_encoder import load_tokenizer, min_cosine, tokenize
 from training.export.weight_precision import convert_to_fp16
 from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel, load_checkpoint
 from training.model.entities import anatomy_query_texts
-from training.model.grounding import GROUNDING_METHODS, PRIOR_STRUCTURES, GroundingMethod, default_grounding
+from training.model.grounding import (
+    GROUNDING_METHODS,
+    PRIOR_STRUCTURES,
+    GroundingMethod,
+    default_grounding,
+    uses_prior,
+)
 from training.model.text_encoder import load_descriptions, pathology_query_texts
 
 logger = logging.getLogger(__name__)
@@ -303,7 +309,7 @@ def export_bundle(
         )
         metadata.graphs[FULL_GRAPH]["finding_maps"] = {
             "method": grounding,
-            "prior_structures": list(PRIOR_STRUCTURES) if grounding.endswith("_prior") else [],
+            "prior_structures": list(PRIOR_STRUCTURES) if uses_prior(grounding) else [],
             "doc": "training/model/grounding.py",
         }
         if metadata.text_encoder is not None and text_encoder_dir is not None:

@@ -117,6 +117,17 @@ def heat_in_region_ratio(map_: ArrayLike, mask: ArrayLike) -> float:
     return (float(heat[region].sum()) / total) / (float(region.sum()) / region.size)
 
 
+def heat_outside_share(map_: ArrayLike, mask: ArrayLike) -> float:
+    """Share of the map's heat (negatives clipped to 0) that falls OUTSIDE the region; NaN for a map
+    with no positive heat. 0 is a map that keeps all its heat inside."""
+    m, region = _check_pair(map_, mask)
+    heat = np.clip(m, 0.0, None)
+    total = float(heat.sum())
+    if total <= 0.0:
+        return math.nan
+    return float(heat[~region].sum()) / total
+
+
 def grounding_scores(
     map_: ArrayLike, mask: ArrayLike, thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
 ) -> GroundingScores:

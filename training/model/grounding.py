@@ -26,10 +26,15 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
-GroundingMethod = Literal["last", "first", "layer_mean", "last_prior", "first_prior", "layer_mean_prior"]
+GroundingMethod = Literal[
+    "last", "first", "layer_mean", "last_prior", "first_prior", "layer_mean_prior", "layer_mean_prior_gated"
+]
 GROUNDING_METHODS: tuple[str, ...] = get_args(GroundingMethod)
 #: Segmentation channels whose union is the body prior (the chest's content the findings live in).
 PRIOR_STRUCTURES: tuple[str, ...] = ("right_lung", "left_lung", "heart")
+#: `*_gated`: cells whose (dilated) prior is below this get no heat at all, so a map cannot put heat
+#: where the model's own masks see neither lung nor heart within one token.
+PRIOR_GATE = 0.5
 
 
 def body_prior(seg_logits: torch.Tensor, channels: Sequence[int], grid: tuple[int, int]) -> torch.Tensor:
@@ -38,6 +43,11 @@ def body_prior(seg_logits: torch.Tensor, channels: Sequence[int], grid: tuple[in
     probs = seg_logits[:, list(channels)].sigmoid().amax(dim=1, keepdim=True)  # (B, 1, S, S)
     pooled = F.adaptive_avg_pool2d(probs, grid)  # (B, 1, Gh, Gw)
     return F.max_pool2d(pooled, kernel_size=3, stride=1, padding=1)  # (B, 1, Gh, Gw)
+
+
+def uses_prior(method: str) -> bool:
+    """True for the methods that need the segmentation head's body prior."""
+    return "_prior" in method
 
 
 def grounding_maps(
@@ -58,11 +68,16 @@ def grounding_maps(
         base = layer_maps[0]
     else:
         base = torch.stack(list(layer_maps)).mean(dim=0)
-    if not method.endswith("_prior"):
+    if not uses_prior(method):
         return base
     if seg_logits is None or seg_logits.shape[1] == 0 or not prior_channels:
         raise ValueError(f"grounding method {method!r} needs segmentation logits with the prior channels")
-    weighted = base * body_prior(seg_logits, prior_channels, (base.shape[-2], base.shape[-1]))  # (B, Q, G, G)
+    prior = body_prior(seg_logits, prior_channels, (base.shape[-2], base.shape[-1]))  # (B, 1, G, G)
+    if method.endswith("_gated"):
+        # no cell passes (nothing the masks call chest): keep the soft prior rather than an empty map
+        nothing = prior.amax(dim=(-2, -1), keepdim=True) < PRIOR_GATE  # (B, 1, 1, 1)
+        prior = prior * ((prior >= PRIOR_GATE) | nothing).to(prior.dtype)
+    weighted = base * prior  # (B, Q, G, G)
     total = weighted.sum(dim=(-2, -1), keepdim=True)  # (B, Q, 1, 1)
     return weighted / total.clamp_min(1e-12)
 

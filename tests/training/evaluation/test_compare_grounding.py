@@ -9,7 +9,7 @@ from tests.support.training.tiny_models import write_tiny_checkpoints
 from training.data.manifest import write_manifest
 from training.data.sources import read_nih_cxr14
 from training.evaluation.compare_grounding import main
-from training.model.grounding import GROUNDING_METHODS
+from training.model.grounding import GROUNDING_METHODS, uses_prior
 
 
 def test_every_method_scores_every_nih_box(
@@ -33,4 +33,4 @@ def test_every_method_scores_every_nih_box(
     assert all(f"| {method} | {n_boxes} |" in table for method in GROUNDING_METHODS)
     # Without a segmentation head the prior methods have nothing to multiply by and are left out.
     assert main(argv) == 0
-    assert not any(name.endswith("_prior") for name in json.loads(out.read_text()))
+    assert not any(uses_prior(name) for name in json.loads(out.read_text()))

@@ -1,9 +1,15 @@
-"""What evaluation scores against: label mapping and lung regions."""
+"""What evaluation scores against: label mapping, lung regions and the chest region of heat maps."""
 
+import dataclasses
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from training.data.manifest import Box, ManifestRecord
-from training.evaluation.labels import covid_labels, evaluation_labels, lung_regions
+from training.data.sources import read_jsrt_scr
+from training.evaluation.labels import chest_region, covid_labels, evaluation_labels, load_mask, lung_regions
+from training.model.grounding import PRIOR_STRUCTURES
 
 
 @pytest.mark.parametrize(
@@ -32,3 +38,22 @@ def test_lung_boxes_become_regions_of_the_matching_anatomy_query() -> None:
     assert list(regions) == ["right_lung_unspec"]
     kind, mask = regions["right_lung_unspec"]
     assert kind == "box (covid-chestxray)" and mask.sum() == 6
+
+
+def test_the_chest_region_is_the_expert_lungs_and_heart_grown_by_one_token(shared_data: Path) -> None:
+    record = read_jsrt_scr(shared_data / "jsrt-scr")[0]
+    shape = (512, 512)  # the shared JSRT films and masks
+    region = chest_region(record, shape, PRIOR_STRUCTURES, grid=16)  # one token = 32 px
+    assert region is not None
+    union = np.zeros(shape, dtype=bool)
+    for name in PRIOR_STRUCTURES:
+        mask = load_mask((record.masks or {})[name], shape)
+        assert mask is not None
+        union |= mask
+    assert bool(region[union].all()) and region.sum() > union.sum()
+    rows = np.flatnonzero(union.any(axis=1))
+    grown_rows = np.flatnonzero(region.any(axis=1))
+    expected = (min(32, int(rows[0])), min(32, 511 - int(rows[-1])))  # clipped at the film's edges
+    assert (rows[0] - grown_rows[0], grown_rows[-1] - rows[-1]) == expected
+    no_heart = dataclasses.replace(record, masks={"right_lung": (record.masks or {})["right_lung"]})
+    assert chest_region(no_heart, shape, PRIOR_STRUCTURES, grid=16) is None

@@ -9,6 +9,7 @@ from training.metrics.grounding import (
     box_to_mask,
     contrast_to_noise,
     grounding_scores,
+    heat_outside_share,
     iou_dice_over_thresholds,
     minmax_normalise,
     pointing_game,
@@ -98,3 +99,11 @@ def test_heat_ratio_is_one_for_a_flat_map_and_the_inverse_area_share_when_all_he
     concentrated = np.where(region, 1.0, 0.0)
     assert heat_in_region_ratio(concentrated, region) == pytest.approx(10.0)
     assert np.isnan(heat_in_region_ratio(np.zeros((10, 10)), region))
+
+
+def test_heat_outside_share_counts_positive_heat_beyond_the_region() -> None:
+    heat = np.zeros((4, 4))
+    heat[0, 0], heat[3, 3], heat[3, 0] = 3.0, 1.0, -5.0  # negative heat is no heat
+    assert heat_outside_share(heat, _region()) == pytest.approx(0.25)
+    assert heat_outside_share(np.where(_region(), 1.0, 0.0), _region()) == 0.0
+    assert math.isnan(heat_outside_share(np.zeros((4, 4)), _region()))

@@ -12,6 +12,7 @@ from training.model.grounding import (
     body_prior,
     default_grounding,
     grounding_maps,
+    uses_prior,
 )
 
 CHANNELS = [SEGMENTATION_STRUCTURES.index(name) for name in PRIOR_STRUCTURES]
@@ -66,3 +67,37 @@ def test_body_prior_is_in_unit_range_on_the_token_grid() -> None:
     assert prior.shape == (1, 1, 8, 8)
     assert float(prior.min()) >= 0.0 and float(prior.max()) <= 1.0
     assert float(prior[0, 0, 0, 0]) < 1e-6 and float(prior[0, 0, 4, 4]) > 0.99
+
+
+def _logits_with_faint_rim(size: int = 64) -> torch.Tensor:
+    """Lungs/heart certain in the centre square, and a faint (p ~ 0.1) band around it."""
+    logits = _logits_with_body(size)
+    band = torch.zeros(size, size, dtype=torch.bool)
+    band[8:56, 8:56] = True
+    band[16:48, 16:48] = False
+    logits[:, CHANNELS[0], band] = -2.2  # sigmoid ~ 0.10
+    return logits
+
+
+def test_the_gate_leaves_no_heat_where_the_prior_is_faint() -> None:
+    logits = _logits_with_faint_rim()
+    soft = grounding_maps(_layers(batch=1), logits, "layer_mean_prior", CHANNELS)  # (1, 3, 8, 8)
+    gated = grounding_maps(_layers(batch=1), logits, "layer_mean_prior_gated", CHANNELS)
+    prior = body_prior(logits, CHANNELS, (8, 8))[0, 0]  # (8, 8)
+    faint = prior < 0.5
+    assert bool(faint.any()) and float(soft[..., faint].sum()) > 0.01  # the soft prior lets heat there
+    assert float(gated[..., faint].abs().max()) == 0.0
+    assert torch.allclose(gated.sum(dim=(-2, -1)), torch.ones(1, 3), atol=1e-5)
+
+
+def test_the_gate_keeps_the_soft_prior_when_nothing_is_chest() -> None:
+    nothing = torch.full((1, len(SEGMENTATION_STRUCTURES), 64, 64), -2.2)  # p ~ 0.1 everywhere
+    soft = grounding_maps(_layers(batch=1), nothing, "layer_mean_prior", CHANNELS)
+    gated = grounding_maps(_layers(batch=1), nothing, "layer_mean_prior_gated", CHANNELS)
+    assert torch.allclose(gated, soft)
+
+
+def test_uses_prior_names_the_methods_that_read_the_masks() -> None:
+    assert [m for m in GROUNDING_METHODS if uses_prior(m)] == [
+        "last_prior", "first_prior", "layer_mean_prior", "layer_mean_prior_gated"
+    ]

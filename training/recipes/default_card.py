@@ -78,6 +78,19 @@ def _overrides(overrides: list[str] | None) -> str:
     return ", ".join(f"`{item}`" for item in overrides if not item.startswith("run."))
 
 
+def _heat_outside(report: dict[str, Any]) -> list[str]:
+    """The card's line on heat outside the chest (JSRT validation films with expert masks)."""
+    outside = report.get("grounding", {}).get("heat_outside_chest") or {}
+    if not outside.get("n_films"):
+        return []
+    return [
+        f"Heat outside the chest: on the {outside['n_films']} JSRT validation films, "
+        f"{100 * outside['mean']:.1f} % of a finding map's heat falls outside the expert lungs-and-heart",
+        f"masks grown by one token (mean over every finding; worst film {100 * outside['max_film']:.1f} %).",
+        "",
+    ]
+
+
 def render_default_card(metadata: dict[str, Any], report: dict[str, Any], command: str) -> str:
     """Markdown card for the default bundle."""
     arch = metadata["architecture"]
@@ -109,6 +122,8 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         + (", multiplied by the segmentation head's own lungs-and-heart probability (one token of"
            " dilation) so heat stays where the model's own masks see lungs or heart (those masks can misfire,"
            " e.g. on a shoulder: see docs/examples/)" if maps.get("prior_structures") else "")
+        + ("; cells where that probability is below 0.5 get no heat at all"
+           if str(maps.get("method", "")).endswith("_gated") else "")
         + ". The method runs inside the graph: evaluation and service compute the same map.",
         "",
         "## Data",
@@ -172,6 +187,7 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "",
         *finding_grounding_table(report),
         "",
+        *_heat_outside(report),
         "Anatomy grounding (anatomy-stream attention of the lung queries vs lung boxes/masks):",
         "",
         *grounding_table(report),

@@ -58,3 +58,18 @@ def test_card_states_the_compute_that_trained_the_model() -> None:
     card = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
     assert "Test CPU (2 cores), fp32 training, 2 compute thread(s) per process" in card
     assert "not a medical device" in card
+
+
+def test_card_states_the_gate_and_the_heat_outside_the_chest() -> None:
+    maps = {"method": "layer_mean_prior_gated", "prior_structures": ["right_lung", "left_lung", "heart"]}
+    metadata = {"name": "m", "version": "1", "architecture": {"trunk": "resnet18", "image_size": 224},
+                "graphs": {"image_model": {"file": "image_model.onnx", "finding_maps": maps}}}
+    report = {"classification": {}, "grounding": {"heat_outside_chest": {"n_films": 32, "mean": 0.0412,
+                                                                         "max_film": 0.0915}}}
+    card = render_default_card(metadata, report, "medslip-build-default")
+    assert "cells where that probability is below 0.5 get no heat at all" in card
+    assert "on the 32 JSRT validation films, 4.1 % of a finding map's heat" in card
+    assert "worst film 9.2 %" in card
+    plain_graphs = {"image_model": {"file": "image_model.onnx"}}
+    plain = render_default_card({**metadata, "graphs": plain_graphs}, {"classification": {}}, "medslip-build-default")
+    assert "Heat outside the chest" not in plain and "get no heat at all" not in plain

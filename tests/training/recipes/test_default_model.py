@@ -71,5 +71,5 @@ def test_card_states_the_gate_and_the_heat_outside_the_chest() -> None:
     assert "on the 32 JSRT validation films, 4.1 % of a finding map's heat" in card
     assert "worst film 9.2 %" in card
     plain_graphs = {"image_model": {"file": "image_model.onnx"}}
-    plain = render_default_card({**metadata, "graphs": plain_graphs}, {"classification": {}}, "medslip-build-default")
+    plain = render_default_card({**metadata, "graphs": plain_graphs}, {"classification": {}}, "build")
     assert "Heat outside the chest" not in plain and "get no heat at all" not in plain

@@ -14,10 +14,6 @@ over three seeds). Two changes make the map localise (docs/training.md has the t
 Together (`layer_mean_prior`): pointing game 0.35 / 0.22 / 0.22 and heat-in-box 1.33 / 1.19 / 1.15 on
 the three seeds, the best mean of the six variants and the smallest spread.
 
-* **gate** (`layer_mean_prior_gated`, the default): cells whose dilated prior is below `PRIOR_GATE`
-  get no heat at all. On the three seeds of the default recipe it halved the heat outside the expert
-  lungs-and-heart masks (grown by one token) on JSRT films, 8.9 to 4.7 %, with the same pointing game.
-
 The method runs inside the exported graph (`training.export.graph.ImageModelGraph`), so evaluation and
 serving compute exactly the same map. `GROUNDING_METHODS` lists the variants the evaluation compares.
 """
@@ -87,7 +83,6 @@ def grounding_maps(
 
 
 def default_grounding(has_segmentation: bool) -> GroundingMethod:
-    """The method exports use unless told otherwise (docs/training.md has the comparisons behind it):
-    the gated body prior, which halved the heat outside the chest at the same pointing game; it needs
-    the segmentation head, so a graph without one falls back to the layer mean."""
-    return "layer_mean_prior_gated" if has_segmentation else "layer_mean"
+    """The method exports use unless told otherwise (docs/training.md has the comparison behind it):
+    the body prior needs the segmentation head, so a graph without one falls back to the layer mean."""
+    return "layer_mean_prior" if has_segmentation else "layer_mean"

@@ -5,8 +5,7 @@ Recipe v1.1. Stages, each skipped when its output exists (so an interrupted buil
 1. for every seed (`--seeds`, default 42 43 44): pretrain MeDSLIP with its JOINT segmentation head on
    covid-chestxray notes + Kermany, JSRT and NIH ChestX-ray14 label-template reports + JSRT/covid organ
    masks (`training/configs/default_cxr.yaml`); one trunk serves classification, grounding and masks;
-   then train that head on alone on the frozen trunk, its final layer re-drawn (`finetune_seg_jsrt.yaml` +
-   `SEG_OVERRIDES`);
+   then continue that head alone on the frozen trunk (`finetune_seg_jsrt.yaml` + `SEG_OVERRIDES`);
 2. build JSONL manifests of covid-chestxray, kermany-pediatric, jsrt-scr and nih-cxr14;
 3. evaluate every seed's checkpoint on the validation splits (finding grounding also on the NIH boxes of
    every split, which are never trained on) and summarise the seeds (`seed_study`: mean +- sd);
@@ -46,19 +45,16 @@ logger = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 PRETRAIN_CONFIG = REPO / "training" / "configs" / "default_cxr.yaml"
 SEG_CONFIG = REPO / "training" / "configs" / "finetune_seg_jsrt.yaml"
-#: Stage 2: the jointly trained segmentation head, trained on alone on the FROZEN shared trunk (the
-#: MeDSLIP outputs stay exactly those of stage 1). Joint pretraining leaves clavicle channels saturated
-#: at "absent" on some seeds (Dice 0.00); continuing that head never revived them, a re-drawn final
-#: 1x1 layer at lr 1e-3 does (docs/training.md, "Segmentation stage and gated heat maps").
+#: Stage 2: the jointly trained segmentation head, continued alone on the FROZEN shared trunk (the
+#: MeDSLIP outputs stay exactly those of stage 1). Joint pretraining alone left the clavicle channels
+#: empty on two of three seeds (Dice 0.00-0.02) and the heart at 0.73-0.87.
 SEG_OVERRIDES = (
     "task.freeze_trunk=true",
     "task.decoder_channels=[128, 64, 32, 16]",  # the joint head's widths (default_cxr.yaml), so it continues
-    "task.head_init=reset_classifier",  # keep the decoder, re-draw the final layer
-    "optim.lr=1e-3",
-    "schedule.epochs=6",  # 516 steps of 8
+    "schedule.epochs=4",  # 344 steps of 8
     "run.checkpoint_every=50",  # resumable
 )
-DEFAULT_VERSION = "1.3.0"
+DEFAULT_VERSION = "1.2.0"
 #: Seeds of the stability study; the first is the one shipped unless --ship-seed says otherwise.
 DEFAULT_SEEDS = (42, 43, 44)
 #: `--precision` -> run overrides for both training stages. bf16 autocast is 2-3x faster than fp32 on a CPU
@@ -135,7 +131,7 @@ def pretrain(work: Path, seed: int, settings: dict[str, Any]) -> tuple[Path, Pat
 
 
 def finetune_segmentation(work: Path, seed: int, init: Path, settings: dict[str, Any]) -> Path:
-    """Stage 2 of one seed: the joint head trained on over the frozen trunk -> segmentation checkpoint."""
+    """Stage 2 of one seed: the joint head continued on the frozen trunk -> segmentation checkpoint."""
     from training.tasks import finetune_seg  # noqa: PLC0415
 
     out = work / f"seed{seed}" / "segmentation"

@@ -17,10 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.contract.bundle import resolve_default_bundle
-from app.factory import create_app
-from app.contract.imaging import decode_bytes, decode_path
-from app.settings import Settings
 from app.contract.bundle_metadata import BundleMetadata
+from app.contract.imaging import decode_bytes, decode_path
+from app.factory import create_app
+from app.settings import Settings
 from training.metrics.segmentation import dice
 
 STORE = Path(__file__).resolve().parents[2] / "model_store"
@@ -113,11 +113,12 @@ def test_only_validated_findings_are_marked_calibrated(client: TestClient, share
                           "fracture": False}
 
 
-def test_ground_points_into_an_nih_radiologist_box(
-    client: TestClient, shared_data: Path
+def test_ground_reproduces_the_cards_pointing_game_on_the_nih_validation_boxes(
+    client: TestClient, shared_data: Path, bundle_dir: Path
 ) -> None:
-    """The NIH validation films with a radiologist box (3, all pneumonia): the card's pointing game on
-    them is 1/3: the service must reproduce that hit."""
+    """The NIH validation films with a radiologist box (3, all pneumonia): the peaks `/ground` returns
+    hit exactly as many boxes as the card's pointing game on them says."""
+    card = BundleMetadata.read(bundle_dir).document()["metrics"]["grounding"]["findings"]["all"]
     root = shared_data / "nih-cxr14"
     with (root / "manifest.csv").open(encoding="utf-8", newline="") as handle:
         boxed = [row for row in csv.DictReader(handle) if row["split"] == "val" and row["boxes"].strip()]
@@ -132,7 +133,8 @@ def test_ground_points_into_an_nih_radiologist_box(
         finding = response.json()["findings"][0]
         x0, y0, x1, y1 = box["box"]
         hits += int(x0 <= finding["peak"]["x"] <= x1 and y0 <= finding["peak"]["y"] <= y1)
-    assert len(boxed) == 3 and hits >= 1
+    assert len(boxed) == card["n"] == 3
+    assert hits == round(card["pointing_game"] * card["n"])
 
 
 def test_a_washed_out_film_is_segmented_like_any_other(client: TestClient, shared_data: Path) -> None:

@@ -59,6 +59,9 @@ class Results:
     region_kinds: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     segmentation: dict[str, list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
     heat_outside: list[float] = field(default_factory=list)  # per film: mean share over every finding map
+    # source -> structure -> mask area fractions on films WITHOUT expert masks (adult NIH films)
+    unlabelled_areas: dict[str, dict[str, list[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list)))
     by_source: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     figures: list[str] = field(default_factory=list)
@@ -124,6 +127,8 @@ class Evaluator:
             self._heat_outside_chest(item, outputs["pathology_maps"][index])
             if self.predictor.info.structures and item.record.masks:
                 self._segmentation(item, outputs["segmentation_logits"][index])
+            elif self.predictor.info.structures:
+                self._unlabelled_areas(item, outputs["segmentation_logits"][index])
         batch.clear()
 
     def _classification(self, item: Prepared, probabilities: NDArray[np.float32]) -> None:
@@ -167,6 +172,15 @@ class Evaluator:
             return
         shares = [heat_outside_share(item.box.to_original(m), region) for m in pathology_maps]  # (H, W) each
         self.results.heat_outside.append(float(np.nanmean(shares)))
+
+    def _unlabelled_areas(self, item: Prepared, logits: NDArray[np.float32]) -> None:
+        """logits (K, S, S) of a film without expert masks -> the share of the film each structure's
+        mask covers. Why: Dice is only measured on JSRT and covid films; a mask that floods adult NIH
+        films (a heart over half the film) passes every Dice and shows up here."""
+        areas = self.results.unlabelled_areas[item.record.source]
+        for name, channel in zip(self.predictor.info.structures, logits, strict=True):
+            probs = item.box.to_original(1.0 / (1.0 + np.exp(-channel)))  # (H, W), as /segment maps it
+            areas[name].append(float((probs >= 0.5).mean()))
 
     def _segmentation(self, item: Prepared, logits: NDArray[np.float32]) -> None:
         """logits (K, S, S) -> Dice/IoU of every structure the record has a mask of (+ lungs union)."""
@@ -290,6 +304,12 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
                              "heat_ratio = share of heat in the box / box share of the image (flat map = 1)",
         },
         "segmentation": segmentation,
+        "segmentation_unlabelled": {
+            source: {name: {"n": len(values), "median_area": float(np.median(values)),
+                            "share_over_30pct": float(np.mean(np.asarray(values) > 0.3))}
+                     for name, values in sorted(by_structure.items())}
+            for source, by_structure in sorted(results.unlabelled_areas.items())
+        },
         "figures": results.figures,
     }
 

@@ -52,6 +52,9 @@ def test_cli_writes_a_report_with_every_section(
     assert right["n"] == 4 and 0.0 <= right["pointing_game"] <= 1.0
     assert right["region"] == "box (covid-chestxray), mask (jsrt-scr)"
     assert report["segmentation"]["heart"]["n"] == 2 and report["segmentation"]["lungs"]["n"] == 2
+    kermany_heart = report["segmentation_unlabelled"]["kermany-pediatric"]["heart"]  # films without masks
+    assert kermany_heart["n"] == 4 and 0.0 <= kermany_heart["median_area"] <= 1.0
+    assert "jsrt-scr" not in report["segmentation_unlabelled"]  # masked films are scored by Dice instead
     outside = report["grounding"]["heat_outside_chest"]  # the two JSRT films have lung and heart masks
     assert outside["n_films"] == 2 and 0.0 <= outside["mean"] <= outside["max_film"] <= 1.0
     assert all((out / name).stat().st_size > 0 for name in report["figures"])

@@ -14,6 +14,11 @@ over three seeds). Two changes make the map localise (docs/training.md has the t
 Together (`layer_mean_prior`): pointing game 0.35 / 0.22 / 0.22 and heat-in-box 1.33 / 1.19 / 1.15 on
 the three seeds, the best mean of the six variants and the smallest spread.
 
+`layer_mean_prior_gated` also gives no heat at all to cells whose dilated prior is below `PRIOR_GATE`.
+On three seeds it halved the heat outside the expert lungs and heart of JSRT films (to about 5 %) at
+the same pointing game; it is not the default because it is only as good as the heart mask, which floods
+adult NIH films on some seeds (docs/training.md).
+
 The method runs inside the exported graph (`training.export.graph.ImageModelGraph`), so evaluation and
 serving compute exactly the same map. `GROUNDING_METHODS` lists the variants the evaluation compares.
 """

@@ -10,6 +10,7 @@ one full-resolution PNG per finding, so this is much of its postprocessing.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 
@@ -57,5 +58,12 @@ def quantise(gray: np.ndarray, levels: int = 256) -> np.ndarray:
     steps = np.clip(gray, 0.0, 1.0).astype(np.float32, copy=False)  # (H, W), new: worked on in place
     steps *= levels - 1
     np.rint(steps, out=steps)
-    table = np.rint(np.arange(levels) * (255.0 / (levels - 1))).astype(np.uint8)  # (levels,)
-    return table[steps.astype(np.uint8)]
+    return _level_table(levels)[steps.astype(np.uint8)]
+
+
+@functools.cache
+def _level_table(levels: int) -> np.ndarray:
+    """(levels,) uint8: step k -> its gray value, the levels spread evenly over 0..255 (read-only)."""
+    table = np.rint(np.arange(levels) * (255.0 / (levels - 1))).astype(np.uint8)
+    table.flags.writeable = False
+    return table

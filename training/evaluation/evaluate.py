@@ -28,8 +28,9 @@ from numpy.typing import NDArray
 
 from app.contract.imaging import ImagingError, Letterbox, decode_path
 from app.contract.vocabulary import is_lateral
+from app.postprocess import segmentation_mask
 from training.data.manifest import Box, ManifestRecord, filter_split, read_manifest
-from training.evaluation.labels import chest_region, evaluation_labels, lung_regions
+from training.evaluation.labels import chest_region, evaluation_labels, load_masks, lung_regions
 from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
 from training.evaluation.segmentation import film_segmentation_scores
 from training.export.bundle import load_models
@@ -124,9 +125,10 @@ class Evaluator:
             self._classification(item, outputs["pathology_probs"][index])
             self._grounding(item, outputs["anatomy_maps"][index])
             self._finding_grounding(item, outputs["pathology_maps"][index])
-            self._heat_outside_chest(item, outputs["pathology_maps"][index])
-            if self.predictor.info.structures and item.record.masks:
-                self._segmentation(item, outputs["segmentation_logits"][index])
+            masks = load_masks(item.record, item.pixels.shape) if item.record.masks else {}
+            self._heat_outside_chest(item, masks, outputs["pathology_maps"][index])
+            if self.predictor.info.structures and masks:
+                self._segmentation(item, masks, outputs["segmentation_logits"][index])
             elif self.predictor.info.structures:
                 self._unlabelled_areas(item, outputs["segmentation_logits"][index])
         batch.clear()
@@ -163,11 +165,11 @@ class Evaluator:
                              self.out_dir / name)
                 self.results.figures.append(name)
 
-    def _heat_outside_chest(self, item: Prepared, pathology_maps: NDArray[np.float32]) -> None:
+    def _heat_outside_chest(self, item: Prepared, masks: dict[str, NDArray[np.bool_]],
+                            pathology_maps: NDArray[np.float32]) -> None:
         """pathology_maps (Qp, G, G) -> the mean share of heat outside the film's expert chest region
         (lungs and heart, grown by one token) over every finding's map, for films with those masks."""
-        shape = (int(item.pixels.shape[0]), int(item.pixels.shape[1]))
-        region = chest_region(item.record, shape, PRIOR_STRUCTURES, int(pathology_maps.shape[-1]))
+        region = chest_region(masks, PRIOR_STRUCTURES, int(pathology_maps.shape[-1]))
         if region is None:
             return
         shares = [heat_outside_share(item.box.to_original(m), region) for m in pathology_maps]  # (H, W) each
@@ -175,18 +177,16 @@ class Evaluator:
 
     def _unlabelled_areas(self, item: Prepared, logits: NDArray[np.float32]) -> None:
         """logits (K, S, S) of a film without expert masks -> the share of the film each structure's
-        mask covers. Why: Dice is only measured on JSRT and covid films; a mask that floods adult NIH
-        films (a heart over half the film) passes every Dice and shows up here."""
+        mask covers, the mask `/segment` returns. Why: Dice is only measured on JSRT and covid films; a
+        mask that floods adult NIH films (a heart over half the film) passes every Dice and shows here."""
         areas = self.results.unlabelled_areas[item.record.source]
         for name, channel in zip(self.predictor.info.structures, logits, strict=True):
-            probs = item.box.to_original(1.0 / (1.0 + np.exp(-channel)))  # (H, W), as /segment maps it
-            areas[name].append(float((probs >= 0.5).mean()))
+            areas[name].append(float(segmentation_mask(channel, item.box, 0.5).mean()))
 
-    def _segmentation(self, item: Prepared, logits: NDArray[np.float32]) -> None:
+    def _segmentation(self, item: Prepared, masks: dict[str, NDArray[np.bool_]],
+                      logits: NDArray[np.float32]) -> None:
         """logits (K, S, S) -> Dice/IoU of every structure the record has a mask of (+ lungs union)."""
-        shape = (int(item.pixels.shape[0]), int(item.pixels.shape[1]))
-        scores = film_segmentation_scores(self.predictor.info.structures, item.record.masks or {}, shape,
-                                          item.box, logits)
+        scores = film_segmentation_scores(self.predictor.info.structures, masks, item.box, logits)
         for name, values in scores.items():
             self.results.segmentation[name].append(values)
 

@@ -76,22 +76,23 @@ def lung_regions(record: ManifestRecord, shape: tuple[int, int]) -> dict[str, tu
     return regions
 
 
+def load_masks(record: ManifestRecord, shape: tuple[int, int]) -> dict[str, NDArray[np.bool_]]:
+    """Every expert mask of the record, read once, by manifest key (a mask of another size is left out,
+    see `load_mask`)."""
+    loaded = {name: load_mask(path, shape) for name, path in (record.masks or {}).items()}
+    return {name: mask for name, mask in loaded.items() if mask is not None}
+
+
 def chest_region(
-    record: ManifestRecord, shape: tuple[int, int], structures: Sequence[str], grid: int
+    masks: Mapping[str, NDArray[np.bool_]], structures: Sequence[str], grid: int
 ) -> NDArray[np.bool_] | None:
-    """Union of the record's expert masks of `structures` (lungs and heart: the finding maps' body
-    prior), grown by one token of the (grid x grid) maps in every direction, at (H, W) = `shape`; None
-    when a mask is missing. Why grown: the prior keeps heat one token beyond the structures, on
-    purpose (effusions at the lung border), so heat there is not "outside the body"."""
-    masks = record.masks or {}
+    """Union of a film's expert masks of `structures` (lungs and heart: the finding maps' body prior),
+    grown by one token of the (grid x grid) maps in every direction; None when a mask is missing. Why
+    grown: the prior keeps heat one token beyond the structures, on purpose (effusions at the lung
+    border), so heat there is not "outside the body"."""
     if not all(name in masks for name in structures):
         return None
-    union = np.zeros(shape, dtype=bool)
-    for name in structures:
-        mask = load_mask(masks[name], shape)
-        if mask is None:
-            return None
-        union |= mask
-    size = 2 * math.ceil(max(shape) / grid) + 1  # one token each way, in original pixels
+    union = np.logical_or.reduce([masks[name] for name in structures])  # (H, W)
+    size = 2 * math.ceil(max(union.shape) / grid) + 1  # one token each way, in original pixels
     grown = maximum_filter1d(union.view(np.uint8), size, axis=0)
     return maximum_filter1d(grown, size, axis=1).astype(bool)

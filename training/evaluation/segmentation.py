@@ -25,7 +25,7 @@ from app.contract.imaging import ImagingError, Letterbox, decode_path
 from app.contract.imaging.preprocessing import PreprocessingSpec
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
 from training.data.sources.covid import LUNGS_MASK
-from training.evaluation.labels import load_mask
+from training.evaluation.labels import load_masks
 from training.metrics import segmentation_scores
 from training.model import SegmentationModel, load_checkpoint
 
@@ -34,28 +34,25 @@ logger = logging.getLogger(__name__)
 
 def film_segmentation_scores(
     structures: Sequence[str],
-    masks: Mapping[str, str],
-    shape: tuple[int, int],
+    masks: Mapping[str, NDArray[np.bool_]],
     box: Letterbox,
     logits: NDArray[np.float32],
 ) -> dict[str, dict[str, float]]:
-    """logits (K, S, S) of one film -> Dice/IoU of every structure it has a mask of (+ the lungs union),
-    at the film's (H, W) = `shape`."""
+    """logits (K, S, S) of one film -> Dice/IoU of every structure it has an expert mask of (+ the lungs
+    union), at the film's own resolution; `masks` as `training.evaluation.labels.load_masks` reads them."""
     probs = np.stack([box.to_original(1.0 / (1.0 + np.exp(-c))) for c in logits])  # (K, H, W)
     scores: dict[str, dict[str, float]] = {}
     for name in structures:
-        target = load_mask(masks[name], shape) if name in masks else None
-        if target is not None:
+        if name in masks:
             channel = probs[list(structures).index(name)]  # (H, W)
-            scores[name] = segmentation_scores(channel[None], target[None], [name])[name]
+            scores[name] = segmentation_scores(channel[None], masks[name][None], [name])[name]
     if LUNGS_MASK in masks and {"right_lung", "left_lung"} <= set(structures):
-        lungs = load_mask(masks[LUNGS_MASK], shape)
-        if lungs is not None:
-            right, left = (probs[list(structures).index(s)] for s in ("right_lung", "left_lung"))
-            # (H, W): max of the two probabilities >= t exactly when either lung mask the service
-            # returns covers the pixel, so this scores the union a user of /segment gets
-            union = np.maximum(right, left)
-            scores[LUNGS_MASK] = segmentation_scores(union[None], lungs[None], [LUNGS_MASK])[LUNGS_MASK]
+        right, left = (probs[list(structures).index(s)] for s in ("right_lung", "left_lung"))
+        # (H, W): max of the two probabilities >= t exactly when either lung mask the service
+        # returns covers the pixel, so this scores the union a user of /segment gets
+        union = np.maximum(right, left)
+        lungs = segmentation_scores(union[None], masks[LUNGS_MASK][None], [LUNGS_MASK])
+        scores[LUNGS_MASK] = lungs[LUNGS_MASK]
     return scores
 
 
@@ -86,8 +83,8 @@ def evaluate_segmentation(
         with torch.no_grad():
             logits = model(images).float().numpy()  # (B, K, S, S)
         for (record, shape, box, _), film_logits in zip(batch, logits, strict=True):
-            for name, scores in film_segmentation_scores(structures, record.masks or {}, shape, box,
-                                                         film_logits).items():
+            masks = load_masks(record, shape)
+            for name, scores in film_segmentation_scores(structures, masks, box, film_logits).items():
                 collected[name].append(scores)
         batch.clear()
 

@@ -110,22 +110,25 @@ def heat_in_region_ratio(map_: ArrayLike, mask: ArrayLike) -> float:
     figure compares across box sizes. NaN for an empty region or a map with no positive heat.
     """
     m, region = _check_pair(map_, mask)
-    heat = np.clip(m, 0.0, None)
-    total = float(heat.sum())
-    if not region.any() or total <= 0.0:
+    if not region.any():
         return math.nan
-    return (float(heat[region].sum()) / total) / (float(region.sum()) / region.size)
+    return _heat_inside(m, region) / (float(region.sum()) / region.size)
 
 
 def heat_outside_share(map_: ArrayLike, mask: ArrayLike) -> float:
     """Share of the map's heat (negatives clipped to 0) that falls OUTSIDE the region; NaN for a map
     with no positive heat. 0 is a map that keeps all its heat inside."""
     m, region = _check_pair(map_, mask)
+    return 1.0 - _heat_inside(m, region)
+
+
+def _heat_inside(m: NDArray[np.float64], region: NDArray[np.bool_]) -> float:
+    """Share of the map's positive heat inside the region; NaN for a map with no positive heat."""
     heat = np.clip(m, 0.0, None)
     total = float(heat.sum())
     if total <= 0.0:
         return math.nan
-    return float(heat[~region].sum()) / total
+    return float(heat[region].sum()) / total
 
 
 def grounding_scores(

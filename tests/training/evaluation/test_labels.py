@@ -8,7 +8,14 @@ import pytest
 
 from training.data.manifest import Box, ManifestRecord
 from training.data.sources import read_jsrt_scr
-from training.evaluation.labels import chest_region, covid_labels, evaluation_labels, load_mask, lung_regions
+from training.evaluation.labels import (
+    chest_region,
+    covid_labels,
+    evaluation_labels,
+    load_mask,
+    load_masks,
+    lung_regions,
+)
 from training.model.grounding import PRIOR_STRUCTURES
 
 
@@ -43,7 +50,7 @@ def test_lung_boxes_become_regions_of_the_matching_anatomy_query() -> None:
 def test_the_chest_region_is_the_expert_lungs_and_heart_grown_by_one_token(shared_data: Path) -> None:
     record = read_jsrt_scr(shared_data / "jsrt-scr")[0]
     shape = (512, 512)  # the shared JSRT films and masks
-    region = chest_region(record, shape, PRIOR_STRUCTURES, grid=16)  # one token = 32 px
+    region = chest_region(load_masks(record, shape), PRIOR_STRUCTURES, grid=16)  # one token = 32 px
     assert region is not None
     union = np.zeros(shape, dtype=bool)
     for name in PRIOR_STRUCTURES:
@@ -56,4 +63,4 @@ def test_the_chest_region_is_the_expert_lungs_and_heart_grown_by_one_token(share
     expected = (min(32, int(rows[0])), min(32, 511 - int(rows[-1])))  # clipped at the film's edges
     assert (rows[0] - grown_rows[0], grown_rows[-1] - rows[-1]) == expected
     no_heart = dataclasses.replace(record, masks={"right_lung": (record.masks or {})["right_lung"]})
-    assert chest_region(no_heart, shape, PRIOR_STRUCTURES, grid=16) is None
+    assert chest_region(load_masks(no_heart, shape), PRIOR_STRUCTURES, grid=16) is None

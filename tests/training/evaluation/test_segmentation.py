@@ -15,6 +15,7 @@ from app.contract.vocabulary import SEGMENTATION_STRUCTURES
 from tests.support.training.tiny_models import write_tiny_checkpoints
 from training.data.manifest import ManifestRecord, write_manifest
 from training.data.sources import read_jsrt_scr
+from training.evaluation.labels import load_masks
 from training.evaluation.segmentation import (
     evaluate_segmentation,
     film_segmentation_scores,
@@ -50,12 +51,13 @@ def test_masks_drawn_at_a_small_input_score_high_at_the_films_own_resolution(
     jsrt: list[ManifestRecord],
 ) -> None:
     logits, box, shape = _logits_of_masks(jsrt[0], 128, 1.0)
-    scores = film_segmentation_scores(SEGMENTATION_STRUCTURES, jsrt[0].masks or {}, shape, box, logits)
+    masks = load_masks(jsrt[0], shape)
+    scores = film_segmentation_scores(SEGMENTATION_STRUCTURES, masks, box, logits)
     assert set(scores) == set(SEGMENTATION_STRUCTURES)
     assert all(scores[name]["dice"] > 0.85 for name in ("right_lung", "left_lung", "heart")), scores
     assert all(scores[name]["dice"] > 0.6 for name in ("right_clavicle", "left_clavicle")), scores
     inverted, _, _ = _logits_of_masks(jsrt[0], 128, -1.0)
-    wrong = film_segmentation_scores(SEGMENTATION_STRUCTURES, jsrt[0].masks or {}, shape, box, inverted)
+    wrong = film_segmentation_scores(SEGMENTATION_STRUCTURES, masks, box, inverted)
     assert all(wrong[name]["dice"] < 0.5 for name in SEGMENTATION_STRUCTURES), wrong
 
 

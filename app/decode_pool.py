@@ -90,11 +90,13 @@ class ModelInput:
     rendered: RenderedFilm | None = None  # only when the request asked to render
 
 
-def render_film(pixels: np.ndarray, spec: PreprocessingSpec) -> RenderedFilm:
+def render_film(
+    pixels: np.ndarray, spec: PreprocessingSpec, known_range: tuple[float, float] | None = None
+) -> RenderedFilm:
     """(H, W) decoded [0, 1] pixels -> PNG of what the letterbox receives: the washed-out stretch is
     applied as `spec.apply` applies it, so a viewer shows exactly the gray levels the model read.
     Encoded here (in the decode process) so only the compressed PNG crosses back."""
-    shown, _ = spec.stretch(pixels)  # (H, W) [0, 1]
+    shown, _ = spec.stretch(pixels, known_range)  # (H, W) [0, 1]
     height, width = shown.shape
     return RenderedFilm(png_base64(shown), width, height)
 
@@ -109,9 +111,12 @@ def decode_for_model(request: DecodeRequest) -> ModelInput:
         min_long_side=request.min_long_side,
     )
     prepared = request.spec.apply(
-        decoded.pixels, source_hw=decoded.source_shape, reduction=decoded.reduction
+        decoded.pixels,
+        source_hw=decoded.source_shape,
+        reduction=decoded.reduction,
+        known_range=decoded.gray_range,
     )  # tensor (3, S, S)
-    rendered = render_film(decoded.pixels, request.spec) if request.render else None
+    rendered = render_film(decoded.pixels, request.spec, decoded.gray_range) if request.render else None
     info = replace(decoded.info, steps=[*decoded.info.steps, *prepared.steps])  # every pixel operation
     return ModelInput(info, prepared.tensor, prepared.box, rendered)
 

@@ -55,6 +55,11 @@ def uses_prior(method: str) -> bool:
     return "_prior" in method
 
 
+def is_gated(method: str) -> bool:
+    """True for the methods that give no heat where the prior is below `PRIOR_GATE`."""
+    return method.endswith("_gated")
+
+
 def grounding_maps(
     layer_maps: Sequence[torch.Tensor],
     seg_logits: torch.Tensor | None,
@@ -78,7 +83,7 @@ def grounding_maps(
     if seg_logits is None or seg_logits.shape[1] == 0 or not prior_channels:
         raise ValueError(f"grounding method {method!r} needs segmentation logits with the prior channels")
     prior = body_prior(seg_logits, prior_channels, (base.shape[-2], base.shape[-1]))  # (B, 1, G, G)
-    if method.endswith("_gated"):
+    if is_gated(method):
         # no cell passes (nothing the masks call chest): keep the soft prior rather than an empty map
         nothing = prior.amax(dim=(-2, -1), keepdim=True) < PRIOR_GATE  # (B, 1, 1, 1)
         prior = prior * ((prior >= PRIOR_GATE) | nothing).to(prior.dtype)

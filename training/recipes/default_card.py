@@ -15,6 +15,7 @@ from training.export.model_card import (
     grounding_table,
     segmentation_table,
 )
+from training.model.grounding import PRIOR_GATE, is_gated
 
 DATA_SOURCES = [
     ("covid-chestxray", "ieee8023 COVID-19 chest X-ray collection (2020-06 state): adult PA/AP films with "
@@ -122,8 +123,8 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         + (", multiplied by the segmentation head's own lungs-and-heart probability (one token of"
            " dilation) so heat stays where the model's own masks see lungs or heart (those masks can misfire,"
            " e.g. on a shoulder: see docs/examples/)" if maps.get("prior_structures") else "")
-        + ("; cells where that probability is below 0.5 get no heat at all"
-           if str(maps.get("method", "")).endswith("_gated") else "")
+        + (f"; cells where that probability is below {PRIOR_GATE} get no heat at all"
+           if is_gated(str(maps.get("method", ""))) else "")
         + ". The method runs inside the graph: evaluation and service compute the same map.",
         "",
         "## Data",

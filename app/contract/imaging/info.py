@@ -53,6 +53,9 @@ class DecodedImage:
     pixels: np.ndarray  # reduction.shape(rows, columns) float32 in [0, 1]; 0 = black (air), 1 = white
     info: ImageInfo
     reduction: Reduction = NO_REDUCTION
+    #: (low, high) gray percentiles of ``pixels`` (``rendering_checks.gray_range``), kept by the
+    #: decoder's blank check so the washed-out stretch does not take them again; None: not taken.
+    gray_range: tuple[float, float] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -39,16 +39,19 @@ WASHED_OUT_SPAN = 0.25
 DECODE_MARGIN = 2
 
 
-def stretch_washed_out(pixels_01: np.ndarray, min_span: float) -> np.ndarray:
+def stretch_washed_out(
+    pixels_01: np.ndarray, min_span: float, known_range: tuple[float, float] | None = None
+) -> np.ndarray:
     """Stretch a washed-out (H, W) [0, 1] film's 0.5-99.5 percentile range to [0, 1]; others unchanged.
 
     A film exported without its window fills a sliver of the gray scale and looks blank to the model
     (it segmented no heart at all on such JSRT films); stretching restores the anatomy. Flat images
-    (span 0) are returned as they are: there is nothing to stretch.
+    (span 0) are returned as they are: there is nothing to stretch. ``known_range``: these pixels'
+    ``gray_range``, when the decoder already took it (``DecodedImage.gray_range``).
     """
     if min_span <= 0.0:
         return pixels_01
-    low, high = gray_range(pixels_01)
+    low, high = known_range if known_range is not None else gray_range(pixels_01)
     span = high - low
     if span >= min_span or span <= 1e-6:
         return pixels_01
@@ -198,10 +201,13 @@ class PreprocessingSpec:
         """The fewest pixels a reduced-resolution decode may leave on the long side for this input."""
         return DECODE_MARGIN * self.image_size
 
-    def stretch(self, pixels: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    def stretch(
+        self, pixels: np.ndarray, known_range: tuple[float, float] | None = None
+    ) -> tuple[np.ndarray, tuple[str, ...]]:
         """The spec's first step on a (H, W) [0, 1] film, before any geometry (training crops after it,
-        serving letterboxes after it): (pixels, (STRETCH_STEP,) when the washed-out stretch fired)."""
-        stretched = stretch_washed_out(pixels, self.washed_out_span)
+        serving letterboxes after it): (pixels, (STRETCH_STEP,) when the washed-out stretch fired).
+        ``known_range``: the pixels' gray range when the decoder took it already."""
+        stretched = stretch_washed_out(pixels, self.washed_out_span, known_range)
         return stretched, (() if stretched is pixels else (STRETCH_STEP,))
 
     def normalise(self, canvas: np.ndarray) -> np.ndarray:
@@ -220,14 +226,16 @@ class PreprocessingSpec:
         *,
         source_hw: tuple[int, int] | None = None,
         reduction: Reduction = NO_REDUCTION,
+        known_range: tuple[float, float] | None = None,
     ) -> Preprocessed:
         """Preprocess a (H, W) [0, 1] image exactly as this spec says: stretch (washed-out films only),
         letterbox, normalise -> ((3, S, S), box, steps).
 
         ``source_hw``/``reduction``: the original size of pixels decoded at a reduced resolution, so
-        the box is that of the original image (see ``letterbox``). The model input must be finite (a
-        NaN pixel comes back as NaN scores): anything else is refused as ``corrupt_image``."""
-        stretched, steps = self.stretch(pixels)
+        the box is that of the original image (see ``letterbox``). ``known_range``: the pixels' gray
+        range when the decoder took it already (``DecodedImage.gray_range``). The model input must be
+        finite (a NaN pixel comes back as NaN scores): anything else is refused as ``corrupt_image``."""
+        stretched, steps = self.stretch(pixels, known_range)
         canvas, box = letterbox(
             stretched, self.image_size, pad_value=self.pad_value, source_hw=source_hw, reduction=reduction
         )  # (S, S)

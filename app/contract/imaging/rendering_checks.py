@@ -76,7 +76,8 @@ def is_blank(pixels: np.ndarray) -> bool:
 
 
 def check_rendering(image: DecodedImage, *, min_side: int) -> DecodedImage:
-    """Refuse a too small or non-finite image; warn (in ``image.info.warnings``) when it is blank."""
+    """Refuse a too small or non-finite image; warn (in ``image.info.warnings``) when it is blank.
+    Records ``image.gray_range`` on the way."""
     rows, columns = image.source_shape  # the original size, also when decoded at a reduced resolution
     if min(rows, columns) < min_side:
         raise ImageTooSmallError(
@@ -84,7 +85,9 @@ def check_rendering(image: DecodedImage, *, min_side: int) -> DecodedImage:
         )
     if not all_finite(image.pixels):
         raise CorruptImageError("the decoded pixels are not all finite numbers")
-    if is_blank(image.pixels):
+    image.gray_range = gray_range(image.pixels)  # once: the washed-out stretch reuses it
+    low, high = image.gray_range
+    if high - low < BLANK_SPAN:
         detail = "a window that saturates the image, or constant pixel data"
         image.info.warnings.append(f"{BLANK_WARNING} ({detail})")
     return image

@@ -12,6 +12,7 @@ from training.model.grounding import (
     body_prior,
     default_grounding,
     grounding_maps,
+    is_gated,
     uses_prior,
 )
 
@@ -101,3 +102,7 @@ def test_uses_prior_names_the_methods_that_read_the_masks() -> None:
     assert [m for m in GROUNDING_METHODS if uses_prior(m)] == [
         "last_prior", "first_prior", "layer_mean_prior", "layer_mean_prior_gated"
     ]
+
+
+def test_is_gated_names_the_methods_that_zero_cells_outside_the_prior() -> None:
+    assert [m for m in GROUNDING_METHODS if is_gated(m)] == ["layer_mean_prior_gated"]

@@ -112,3 +112,33 @@ def test_gray_range_ignores_the_extreme_half_percent() -> None:
     pixels[0, :50] = 0.0  # 50 of 40,000 pixels (0.125 %) black, as a burnt-in label
     pixels[1, :50] = 1.0
     assert gray_range(pixels) == (0.5, 0.5)
+
+
+def test_the_decoder_records_the_gray_range_it_checked() -> None:
+    image = decode_bytes(dicom_bytes(make_dataset(gradient(maximum=1000))))
+    assert image.gray_range == gray_range(image.pixels)
+
+
+def test_the_washed_out_stretch_reuses_the_decoders_gray_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One decode + preprocess takes the percentiles once, and reusing them changes no pixel."""
+    from app import decode_pool
+    from app.contract.imaging import PreprocessingSpec, rendering_checks
+    from app.contract.imaging import preprocessing as prep
+
+    washed = (100 + gradient(300, 300, maximum=40)).astype(np.uint8)
+    data = raster_bytes(washed)  # a film spanning a sliver of the gray scale: the stretch fires
+    spec = PreprocessingSpec.trained(64)
+    calls: list[int] = []
+
+    def counted(pixels: np.ndarray) -> tuple[float, float]:
+        calls.append(pixels.size)
+        return gray_range(pixels)
+
+    request = decode_pool.DecodeRequest(data, None, 10**8, False, None, spec)
+    expected = decode_pool.decode_for_model(request)
+    monkeypatch.setattr(rendering_checks, "gray_range", counted)
+    monkeypatch.setattr(prep, "gray_range", counted)
+    result = decode_pool.decode_for_model(request)
+    assert len(calls) == 1
+    assert prep.STRETCH_STEP in result.info.steps
+    np.testing.assert_array_equal(result.tensor, expected.tensor)

@@ -60,6 +60,8 @@ class Results:
     region_kinds: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     segmentation: dict[str, list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
     heat_outside: list[float] = field(default_factory=list)  # per film: mean share over every finding map
+    # structure -> (mask area, expert mask area) fractions on films WITH expert masks (JSRT)
+    labelled_areas: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))
     # source -> structure -> mask area fractions on films WITHOUT expert masks (adult NIH films)
     unlabelled_areas: dict[str, dict[str, list[float]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(list)))
@@ -186,9 +188,14 @@ class Evaluator:
     def _segmentation(self, item: Prepared, masks: dict[str, NDArray[np.bool_]],
                       logits: NDArray[np.float32]) -> None:
         """logits (K, S, S) -> Dice/IoU of every structure the record has a mask of (+ lungs union)."""
-        scores = film_segmentation_scores(self.predictor.info.structures, masks, item.box, logits)
+        structures = self.predictor.info.structures
+        scores = film_segmentation_scores(structures, masks, item.box, logits)
         for name, values in scores.items():
             self.results.segmentation[name].append(values)
+        for name, channel in zip(structures, logits, strict=True):  # the same area as on unlabelled films
+            if name in masks:
+                predicted = float(segmentation_mask(channel, item.box, 0.5).mean())
+                self.results.labelled_areas[name].append((predicted, float(masks[name].mean())))
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -257,6 +264,15 @@ def grounding_summary(items: Sequence[GroundingScores], region: str) -> dict[str
     }
 
 
+def _area_medians(areas: Sequence[tuple[float, float]] | None) -> dict[str, float]:
+    """Median share of the film the mask covers and the expert mask covers: the reference for the
+    areas reported on films without expert masks (`segmentation_unlabelled`)."""
+    if not areas:
+        return {}
+    predicted, expert = np.asarray(areas, dtype=np.float64).T  # (N,), (N,)
+    return {"median_area": float(np.median(predicted)), "expert_median_area": float(np.median(expert))}
+
+
 def build_report(results: Results, predictor: Predictor, *, split: str, manifests: Sequence[Path],
                  target_sensitivity: float, out_dir: Path) -> dict[str, Any]:
     """report.json: per-source and pooled classification, anatomy grounding, segmentation, figures."""
@@ -272,7 +288,7 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
         findings["all"] = grounding_summary(every_box, "finding boxes")
     segmentation = {
         name: {"n": len(items), "dice": _mean([i["dice"] for i in items]),
-               "iou": _mean([i["iou"] for i in items])}
+               "iou": _mean([i["iou"] for i in items]), **_area_medians(results.labelled_areas.get(name))}
         for name, items in sorted(results.segmentation.items())
     }
     info = predictor.info

@@ -46,13 +46,38 @@ def finding_grounding_table(metrics: dict[str, Any]) -> list[str]:
     return rows if len(rows) > 2 else ["No finding boxes were evaluated."]
 
 
+def _percent(value: Any) -> str:
+    return f"{100 * value:.1f} %" if isinstance(value, int | float) else "-"
+
+
 def segmentation_table(metrics: dict[str, Any]) -> list[str]:
-    rows = ["| structure | n | Dice | IoU |", "|---|---|---|---|"]
-    for name, m in metrics.get("segmentation", {}).items():
-        if not (isinstance(m, dict) and "dice" in m):  # notes such as the threshold used
-            continue
-        rows.append(f"| {name} | {m.get('n')} | {_figure(m.get('dice'))} | {_figure(m.get('iou'))} |")
+    """Dice and IoU per structure; with the median share of the film the mask and the expert mask
+    cover when the evaluation measured them (the reference for `mask_area_table`)."""
+    scored = {name: m for name, m in metrics.get("segmentation", {}).items()
+              if isinstance(m, dict) and "dice" in m}  # not notes such as the threshold used
+    areas = any("median_area" in m for m in scored.values())
+    head = "| structure | n | Dice | IoU |" + (" median mask area | median expert area |" if areas else "")
+    rows = [head, "|---|---|---|---|" + ("---|---|" if areas else "")]
+    for name, m in scored.items():
+        row = f"| {name} | {m.get('n')} | {_figure(m.get('dice'))} | {_figure(m.get('iou'))} |"
+        if areas:
+            row += f" {_percent(m.get('median_area'))} | {_percent(m.get('expert_median_area'))} |"
+        rows.append(row)
     return rows if len(rows) > 2 else ["No segmentation evaluation was attached to this export."]
+
+
+def mask_area_table(metrics: dict[str, Any]) -> list[str]:
+    """Masks on validation films that have no expert masks (adult NIH films): the median share of the
+    film each mask covers and how many films a mask floods (over 30 %). Why: Dice is measured only
+    where experts drew masks, and a head can score well there yet flood or vanish on other films."""
+    unlabelled = metrics.get("segmentation_unlabelled") or {}
+    rows = ["| films | structure | n | median mask area | films with the mask over 30 % |",
+            "|---|---|---|---|---|"]
+    for source, structures in sorted(unlabelled.items()):
+        for name, m in sorted(structures.items()):
+            rows.append(f"| {source} | {name} | {m.get('n')} | {_percent(m.get('median_area'))} | "
+                        f"{_percent(m.get('share_over_30pct'))} |")
+    return rows if len(rows) > 2 else []
 
 
 def graph_lines(metadata: dict[str, Any]) -> list[str]:

@@ -13,6 +13,7 @@ from training.export.model_card import (
     finding_grounding_table,
     graph_lines,
     grounding_table,
+    mask_area_table,
     segmentation_table,
 )
 from training.model.grounding import PRIOR_GATE, is_gated
@@ -88,6 +89,21 @@ def _heat_outside(report: dict[str, Any]) -> list[str]:
         f"Heat outside the chest: on the {outside['n_films']} JSRT validation films, "
         f"{100 * outside['mean']:.1f} % of a finding map's heat falls outside the expert lungs-and-heart",
         f"masks grown by one token (mean over every finding; worst film {100 * outside['max_film']:.1f} %).",
+        "",
+    ]
+
+
+def _mask_areas(report: dict[str, Any]) -> list[str]:
+    """The card's table of mask areas on validation films without expert masks, when measured."""
+    table = mask_area_table(report)
+    if not table:
+        return []
+    return [
+        "Masks on validation films without expert masks (no Dice possible there): the share of the film",
+        "each mask covers. Compare with the median expert area in the table above; a heart mask far",
+        "smaller or larger than that on adult films is the head failing on films unlike JSRT's.",
+        "",
+        *table,
         "",
     ]
 
@@ -198,6 +214,7 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "",
         *segmentation_table(report),
         "",
+        *_mask_areas(report),
         "## Known limitations",
         "",
         "- Tiny training data (about 2,300 pretraining films) from scratch on 2 CPU cores: far weaker than",

@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.contract.imaging import decode_path
 from tests.support.training.tiny_models import write_tiny_checkpoints
-from training.data.manifest import write_manifest
+from training.data.manifest import read_manifest, write_manifest
 from training.data.sources import read_covid_chestxray, read_jsrt_scr, read_kermany_pediatric
 from training.evaluation.evaluate import Evaluator, main
+from training.evaluation.labels import load_masks
 from training.evaluation.predictors import OnnxPredictor, TorchPredictor
 from training.export.bundle import export_bundle, load_models
 from training.export.graph import ImageModelGraph
@@ -55,6 +57,12 @@ def test_cli_writes_a_report_with_every_section(
     kermany_heart = report["segmentation_unlabelled"]["kermany-pediatric"]["heart"]  # films without masks
     assert kermany_heart["n"] == 4 and 0.0 <= kermany_heart["median_area"] <= 1.0
     assert "jsrt-scr" not in report["segmentation_unlabelled"]  # masked films are scored by Dice instead
+    jsrt = [r for r in read_manifest(manifest) if r.source == "jsrt-scr"]
+    expert = [load_masks(r, decode_path(r.image).pixels.shape)["heart"].mean() for r in jsrt]
+    heart = report["segmentation"]["heart"]  # the reference for the areas on films without masks
+    assert heart["expert_median_area"] == pytest.approx(float(np.median(expert)))
+    assert 0.0 <= heart["median_area"] <= 1.0
+    assert "median_area" not in report["segmentation"]["lungs"]  # a union, not a channel of the head
     outside = report["grounding"]["heat_outside_chest"]  # the two JSRT films have lung and heart masks
     assert outside["n_films"] == 2 and 0.0 <= outside["mean"] <= outside["max_film"] <= 1.0
     assert all((out / name).stat().st_size > 0 for name in report["figures"])

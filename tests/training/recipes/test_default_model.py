@@ -73,3 +73,21 @@ def test_card_states_the_gate_and_the_heat_outside_the_chest() -> None:
     plain_graphs = {"image_model": {"file": "image_model.onnx"}}
     plain = render_default_card({**metadata, "graphs": plain_graphs}, {"classification": {}}, "build")
     assert "Heat outside the chest" not in plain and "get no heat at all" not in plain
+
+
+def test_card_shows_mask_areas_beside_the_expert_areas_and_on_films_without_masks() -> None:
+    metadata = {"name": "m", "version": "1", "architecture": {"trunk": "resnet18", "image_size": 224},
+                "graphs": {"image_model": {"file": "image_model.onnx"}}}
+    report = {
+        "classification": {},
+        "segmentation": {"heart": {"n": 32, "dice": 0.9, "iou": 0.8, "median_area": 0.081,
+                                   "expert_median_area": 0.089}},
+        "segmentation_unlabelled": {"nih-cxr14": {"heart": {"n": 250, "median_area": 0.014,
+                                                            "share_over_30pct": 0.004}}},
+    }
+    card = render_default_card(metadata, report, "medslip-build-default")
+    assert "| heart | 32 | 0.900 | 0.800 | 8.1 % | 8.9 % |" in card
+    assert "| nih-cxr14 | heart | 250 | 1.4 % | 0.4 % |" in card
+    older = {"classification": {}, "segmentation": {"heart": {"n": 32, "dice": 0.9, "iou": 0.8}}}
+    plain = render_default_card(metadata, older, "medslip-build-default")
+    assert "| heart | 32 | 0.900 | 0.800 |\n" in plain and "without expert masks" not in plain

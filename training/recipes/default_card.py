@@ -35,6 +35,34 @@ DATA_SOURCES = [
 ]
 
 
+#: A NIH finding whose seed-mean AUROC is below this is called near chance on the card.
+NEAR_CHANCE_AUROC = 0.6
+
+
+def _names(keys: list[str], prefix: str) -> str:
+    quoted = [f"`{k[len(prefix):]}`" for k in keys]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _weak_findings(seeds: dict[str, Any] | None) -> str:
+    """The NIH findings the seed study shows below chance on every seed, or near chance on average,
+    named from the figures (not written by hand: they change from one recipe to the next)."""
+    if not seeds or not seeds.get("per_seed"):
+        return ""
+    prefix = "nih_auroc_"
+    names = sorted(k for k in seeds["mean"] if k.startswith(prefix) and k != f"{prefix}normal")
+    below = [k for k in names if all(seeds["per_seed"][s][k] < 0.5 for s in seeds["per_seed"])]
+    near = [k for k in names if k not in below and seeds["mean"][k] < NEAR_CHANCE_AUROC]
+    parts = []
+    if below:
+        verb = "ranks" if len(below) == 1 else "rank"
+        parts.append(f"{_names(below, prefix)} {verb} WORSE than chance on NIH films on every seed")
+    if near:
+        verb = "is" if len(near) == 1 else "are"
+        parts.append(f"{_names(near, prefix)} {verb} near chance (below {NEAR_CHANCE_AUROC} on average)")
+    return (" " + ", and ".join(parts) + ": do not use them.") if parts else ""
+
+
 def seed_table(seeds: dict[str, Any] | None) -> list[str]:
     """Headline figures per seed of the recipe, with mean +- sample sd, and each seed's collapsed queries."""
     if not seeds or not seeds.get("per_seed"):
@@ -219,8 +247,7 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "",
         "- Tiny training data (about 2,300 pretraining films) from scratch on 2 CPU cores: far weaker than",
         "  a model pretrained on MIMIC-CXR. The NIH mean AUROC over the 14 findings (see the seed study)",
-        "  is below the peers' zero-shot 0.72-0.77; `nodule` and `hernia` rank WORSE than chance on NIH",
-        "  films on every seed, and `atelectasis` is near chance: do not use them.",
+        "  is below the peers' zero-shot 0.72-0.77." + _weak_findings(training.get("seeds")),
         "- NIH labels are text-mined and noisy; NIH pneumonia and no-finding films are over-represented",
         "  in this subset. Only 3 NIH validation films carry a box (all pneumonia): the validation",
         "  pointing game is 0, 1/3 or 2/3 by construction, hence the every-split figure beside it.",

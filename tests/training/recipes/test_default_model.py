@@ -91,3 +91,19 @@ def test_card_shows_mask_areas_beside_the_expert_areas_and_on_films_without_mask
     older = {"classification": {}, "segmentation": {"heart": {"n": 32, "dice": 0.9, "iou": 0.8}}}
     plain = render_default_card(metadata, older, "medslip-build-default")
     assert "| heart | 32 | 0.900 | 0.800 |\n" in plain and "without expert masks" not in plain
+
+
+def test_card_names_the_weak_nih_findings_from_the_seed_study() -> None:
+    per_seed = {"42": {"nih_auroc_nodule": 0.41, "nih_auroc_hernia": 0.55, "nih_auroc_mass": 0.74,
+                       "nih_auroc_normal": 0.45},
+                "43": {"nih_auroc_nodule": 0.47, "nih_auroc_hernia": 0.48, "nih_auroc_mass": 0.70,
+                       "nih_auroc_normal": 0.44}}
+    mean = {k: (per_seed["42"][k] + per_seed["43"][k]) / 2 for k in per_seed["42"]}
+    seeds = {"seeds": [42, 43], "per_seed": per_seed, "mean": mean, "sd": {}, "shipped": 42}
+    metadata = {"name": "m", "version": "1", "architecture": {"trunk": "resnet18", "image_size": 224},
+                "graphs": {"image_model": {"file": "image_model.onnx"}}, "training_data": {"seeds": seeds}}
+    card = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
+    assert ("`nodule` ranks WORSE than chance on NIH films on every seed, and `hernia` is near chance "
+            "(below 0.6 on average): do not use them.") in card
+    assert "`mass`" not in card.split("## Known limitations")[1].split("\n- NIH labels")[0]
+    assert "`normal`" not in card.split("## Known limitations")[1].split("\n- NIH labels")[0]

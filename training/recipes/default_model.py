@@ -54,7 +54,7 @@ SEG_OVERRIDES = (
     "schedule.epochs=4",  # 344 steps of 8
     "run.checkpoint_every=50",  # resumable
 )
-DEFAULT_VERSION = "1.2.0"
+DEFAULT_VERSION = "1.4.0"
 #: Seeds of the stability study; the first is the one shipped unless --ship-seed says otherwise.
 DEFAULT_SEEDS = (42, 43, 44)
 #: `--precision` -> run overrides for both training stages. bf16 autocast is 2-3x faster than fp32 on a CPU

@@ -60,7 +60,13 @@ def _weak_findings(seeds: dict[str, Any] | None) -> str:
     if near:
         verb = "is" if len(near) == 1 else "are"
         parts.append(f"{_names(near, prefix)} {verb} near chance (below {NEAR_CHANCE_AUROC} on average)")
-    return (" " + ", and ".join(parts) + ": do not use them.") if parts else ""
+    text = (" " + ", and ".join(parts) + ": do not use them.") if parts else ""
+    shipped = seeds["per_seed"].get(str(seeds.get("shipped")), {})
+    worse = [k for k in names if k not in below and shipped.get(k, 0.5) < 0.5]  # what users get
+    if worse:
+        figures = ", ".join(f"`{k[len(prefix):]}` {shipped[k]:.3f}" for k in worse)
+        text += f" On the shipped seed, worse than chance on NIH films: {figures}."
+    return text
 
 
 def seed_table(seeds: dict[str, Any] | None) -> list[str]:

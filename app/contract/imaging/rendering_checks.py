@@ -69,9 +69,10 @@ def gray_range(pixels: np.ndarray) -> tuple[float, float]:
     return low, high
 
 
-def is_blank(pixels: np.ndarray) -> bool:
-    """True when 99 % of the (H, W) [0, 1] pixels lie within ``BLANK_SPAN`` of each other."""
-    low, high = gray_range(pixels)
+def is_blank(pixels: np.ndarray, known_range: tuple[float, float] | None = None) -> bool:
+    """True when 99 % of the (H, W) [0, 1] pixels lie within ``BLANK_SPAN`` of each other
+    (``known_range``: their ``gray_range`` when already taken)."""
+    low, high = known_range if known_range is not None else gray_range(pixels)
     return high - low < BLANK_SPAN
 
 
@@ -86,8 +87,7 @@ def check_rendering(image: DecodedImage, *, min_side: int) -> DecodedImage:
     if not all_finite(image.pixels):
         raise CorruptImageError("the decoded pixels are not all finite numbers")
     image.gray_range = gray_range(image.pixels)  # once: the washed-out stretch reuses it
-    low, high = image.gray_range
-    if high - low < BLANK_SPAN:
+    if is_blank(image.pixels, image.gray_range):
         detail = "a window that saturates the image, or constant pixel data"
         image.info.warnings.append(f"{BLANK_WARNING} ({detail})")
     return image

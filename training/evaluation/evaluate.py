@@ -18,7 +18,7 @@ import json
 import logging
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,7 @@ class Evaluator:
             self._classification(item, outputs["pathology_probs"][index])
             self._grounding(item, outputs["anatomy_maps"][index])
             self._finding_grounding(item, outputs["pathology_maps"][index])
-            masks = load_masks(item.record, item.pixels.shape) if item.record.masks else {}
+            masks = load_masks(item.record, item.pixels.shape)  # {} for films without expert masks
             self._heat_outside_chest(item, masks, outputs["pathology_maps"][index])
             if self.predictor.info.structures and masks:
                 self._segmentation(item, masks, outputs["segmentation_logits"][index])
@@ -182,20 +182,25 @@ class Evaluator:
         mask covers, the mask `/segment` returns. Why: Dice is only measured on JSRT and covid films; a
         mask that floods adult NIH films (a heart over half the film) passes every Dice and shows here."""
         areas = self.results.unlabelled_areas[item.record.source]
-        for name, channel in zip(self.predictor.info.structures, logits, strict=True):
-            areas[name].append(float(segmentation_mask(channel, item.box, 0.5).mean()))
+        for name, area in self._mask_areas(item, logits).items():
+            areas[name].append(area)
+
+    def _mask_areas(self, item: Prepared, logits: NDArray[np.float32],
+                    names: Collection[str] | None = None) -> dict[str, float]:
+        """logits (K, S, S) -> the share of the film each structure's mask covers (of `names` only,
+        when given), the mask `/segment` returns: one definition for films with and without experts."""
+        return {name: float(segmentation_mask(channel, item.box, 0.5).mean())
+                for name, channel in zip(self.predictor.info.structures, logits, strict=True)
+                if names is None or name in names}
 
     def _segmentation(self, item: Prepared, masks: dict[str, NDArray[np.bool_]],
                       logits: NDArray[np.float32]) -> None:
         """logits (K, S, S) -> Dice/IoU of every structure the record has a mask of (+ lungs union)."""
-        structures = self.predictor.info.structures
-        scores = film_segmentation_scores(structures, masks, item.box, logits)
+        scores = film_segmentation_scores(self.predictor.info.structures, masks, item.box, logits)
         for name, values in scores.items():
             self.results.segmentation[name].append(values)
-        for name, channel in zip(structures, logits, strict=True):  # the same area as on unlabelled films
-            if name in masks:
-                predicted = float(segmentation_mask(channel, item.box, 0.5).mean())
-                self.results.labelled_areas[name].append((predicted, float(masks[name].mean())))
+        for name, area in self._mask_areas(item, logits, masks).items():
+            self.results.labelled_areas[name].append((area, float(masks[name].mean())))
 
 
 def _mean(values: Sequence[float]) -> float | None:

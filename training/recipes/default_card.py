@@ -17,6 +17,7 @@ from training.export.model_card import (
     segmentation_table,
 )
 from training.model.grounding import PRIOR_GATE, is_gated
+from training.recipes.seed_study import COLLAPSE_AUROC
 
 DATA_SOURCES = [
     ("covid-chestxray", "ieee8023 COVID-19 chest X-ray collection (2020-06 state): adult PA/AP films with "
@@ -45,13 +46,14 @@ def _names(keys: list[str], prefix: str) -> str:
 
 
 def _weak_findings(seeds: dict[str, Any] | None) -> str:
-    """The NIH findings the seed study shows below chance on every seed, or near chance on average,
-    named from the figures (not written by hand: they change from one recipe to the next)."""
+    """The NIH findings the seed study shows collapsed (`COLLAPSE_AUROC`) on every seed or on the shipped
+    one, or near chance on average, named from the figures (not written by hand: they change from one
+    recipe to the next)."""
     if not seeds or not seeds.get("per_seed"):
         return ""
     prefix = "nih_auroc_"
     names = sorted(k for k in seeds["mean"] if k.startswith(prefix) and k != f"{prefix}normal")
-    below = [k for k in names if all(seeds["per_seed"][s][k] < 0.5 for s in seeds["per_seed"])]
+    below = [k for k in names if all(seeds["per_seed"][s][k] <= COLLAPSE_AUROC for s in seeds["per_seed"])]
     near = [k for k in names if k not in below and seeds["mean"][k] < NEAR_CHANCE_AUROC]
     parts = []
     if below:
@@ -62,7 +64,7 @@ def _weak_findings(seeds: dict[str, Any] | None) -> str:
         parts.append(f"{_names(near, prefix)} {verb} near chance (below {NEAR_CHANCE_AUROC} on average)")
     text = (" " + ", and ".join(parts) + ": do not use them.") if parts else ""
     shipped = seeds["per_seed"].get(str(seeds.get("shipped")), {})
-    worse = [k for k in names if k not in below and shipped.get(k, 0.5) < 0.5]  # what users get
+    worse = [k for k in names if k not in below and shipped.get(k, 1.0) <= COLLAPSE_AUROC]  # what users get
     if worse:
         figures = ", ".join(f"`{k[len(prefix):]}` {shipped[k]:.3f}" for k in worse)
         text += f" On the shipped seed, worse than chance on NIH films: {figures}."

@@ -86,9 +86,7 @@ def service_input(
         check_body_part=check_body_part,
         min_long_side=spec.decode_long_side if reduced else None,
     )
-    return spec.apply(
-        image.pixels, source_hw=image.source_shape, reduction=image.reduction, known_range=image.gray_range
-    ).tensor
+    return spec.apply_decoded(image).tensor
 
 
 def time_calls(fn: Callable[[], object], repeats: int) -> list[float]:

@@ -110,12 +110,7 @@ def decode_for_model(request: DecodeRequest) -> ModelInput:
         allow_lateral=request.allow_lateral,
         min_long_side=request.min_long_side,
     )
-    prepared = request.spec.apply(
-        decoded.pixels,
-        source_hw=decoded.source_shape,
-        reduction=decoded.reduction,
-        known_range=decoded.gray_range,
-    )  # tensor (3, S, S)
+    prepared = request.spec.apply_decoded(decoded)  # tensor (3, S, S)
     rendered = render_film(decoded.pixels, request.spec, decoded.gray_range) if request.render else None
     info = replace(decoded.info, steps=[*decoded.info.steps, *prepared.steps])  # every pixel operation
     return ModelInput(info, prepared.tensor, prepared.box, rendered)

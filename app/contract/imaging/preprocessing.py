@@ -13,6 +13,7 @@ import numpy as np
 
 from app.contract.imaging.errors import CorruptImageError
 from app.contract.imaging.geometry import NO_REDUCTION, Letterbox, Reduction, letterbox
+from app.contract.imaging.info import DecodedImage
 from app.contract.imaging.rendering_checks import all_finite, gray_range
 
 __all__ = [
@@ -243,3 +244,13 @@ class PreprocessingSpec:
         if not all_finite(tensor):
             raise CorruptImageError("the preprocessed image holds values that are not finite numbers")
         return Preprocessed(tensor, box, (*steps, f"letterbox to {self.image_size}", self.normalise_step))
+
+    def apply_decoded(self, image: DecodedImage) -> Preprocessed:
+        """`apply` to a decoded image with what the decoder knows about it: its original size, its
+        reduction and the gray range its blank check took (the serving path, and benchmarks of it)."""
+        return self.apply(
+            image.pixels,
+            source_hw=image.source_shape,
+            reduction=image.reduction,
+            known_range=image.gray_range,
+        )

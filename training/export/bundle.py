@@ -112,7 +112,17 @@ def _load_models_and_extras(
         decoder_channels=tuple(settings["decoder_channels"]),
     )
     segmentation.head.load_state_dict(extra["segmentation_head"])
+    if "prior_head" in extra:  # the finding maps' body prior comes from its own frozen head
+        segmentation.attach_prior_head(extra["prior_head"], settings["prior_decoder_channels"])
     return model, segmentation.eval(), model_extra
+
+
+def prior_source(segmentation: SegmentationModel | None, grounding: GroundingMethod) -> str | None:
+    """Which head gives the finding maps' body prior: "own" (a frozen head of its own, kept from the
+    stage the maps were measured with), "masks" (the head whose masks are served) or None (no prior)."""
+    if segmentation is None or not uses_prior(grounding):
+        return None
+    return "own" if segmentation.prior_head is not None else "masks"
 
 
 def text_encoder_entry(
@@ -310,6 +320,7 @@ def export_bundle(
         metadata.graphs[FULL_GRAPH]["finding_maps"] = {
             "method": grounding,
             "prior_structures": list(PRIOR_STRUCTURES) if uses_prior(grounding) else [],
+            "prior_head": prior_source(segmentation, grounding),
             "doc": "training/model/grounding.py",
         }
         if metadata.text_encoder is not None and text_encoder_dir is not None:

@@ -31,7 +31,8 @@ class ImageModelGraph(nn.Module):
     Without a segmentation model the graph still has `segmentation_logits`, with K = 0 structures, so
     the service never has to special-case the graph's signature (the metadata lists no structures).
     When the segmentation head reads the MeDSLIP trunk itself (joint pretraining), the trunk runs once.
-    `pathology_maps` are the finding heat maps of `grounding` (`training.model.grounding`).
+    `pathology_maps` are the finding heat maps of `grounding` (`training.model.grounding`); their body
+    prior comes from the segmentation model's prior head when it has one, else from its mask head.
     """
 
     def __init__(
@@ -62,17 +63,20 @@ class ImageModelGraph(nn.Module):
         if self.segmentation is not None and self.shared_trunk:
             stages = self.model.res_features.forward_stages(image)  # stem..layer3, computed once
             out = self.model(image, pathology_queries, anatomy_queries, grid=stages[-1])
-            segmentation_logits = self.segmentation.head(stages, size)  # (B, K, S, S)
+            # (B, K, S, S) each: the served masks and the finding maps' body prior
+            segmentation_logits, prior_logits = self.segmentation.masks_and_prior(stages, size)
         else:
             out = self.model(image, pathology_queries, anatomy_queries)
             if self.segmentation is not None:
-                segmentation_logits = self.segmentation(image)  # (B, K, S, S)
+                stages = self.segmentation.trunk.forward_stages(image)
+                segmentation_logits, prior_logits = self.segmentation.masks_and_prior(stages, size)
             else:
                 segmentation_logits = image.new_zeros((image.shape[0], 0, *size))  # (B, 0, S, S)
+                prior_logits = segmentation_logits
         pathology_probs = out.pathology_logits.softmax(dim=-1)[..., 1]  # (B, Qp)
         anatomy_probs = out.anatomy_logits.softmax(dim=-1)[..., 1]  # (B, Qa)
         pathology_maps = grounding_maps(
-            out.pathology_layer_maps, segmentation_logits, self.grounding, self.prior_channels
+            out.pathology_layer_maps, prior_logits, self.grounding, self.prior_channels
         )  # (B, Qp, G, G)
         return pathology_probs, pathology_maps, anatomy_probs, out.anatomy_maps, segmentation_logits
 

@@ -2,6 +2,12 @@
 
 The trunk's stage outputs (stem, layer1, layer2, layer3) are the encoder; the decoder upsamples layer3
 back to the input size with skip connections, so lung/heart/clavicle outlines keep full resolution.
+
+A `SegmentationModel` may carry a second, frozen head on the same trunk: the **prior head**, whose
+lungs-and-heart probability is the body prior of the finding heat maps (`training.model.grounding`).
+The masks a user gets and the prior the maps were measured with are then trained separately: a head
+re-drawn until the thin clavicles have masks changes the prior enough to move the maps (see
+docs/training.md), so the stage that sharpens the masks keeps the head the maps were chosen with.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ class SegmentationHead(nn.Module):
         if len(trunk_channels) != 4 or len(decoder_channels) != 4:
             raise ValueError("expected 4 trunk stages (stem, layer1..3) and 4 decoder widths")
         stem, layer1, layer2, layer3 = trunk_channels
+        self.decoder_channels: tuple[int, ...] = tuple(decoder_channels)  # what a checkpoint records
         width8, width4, width2, width1 = decoder_channels
         self.up_to_8 = UpBlock(layer3, layer2, width8)  # stride 16 -> 8
         self.up_to_4 = UpBlock(width8, layer1, width4)  # 8 -> 4
@@ -91,21 +98,41 @@ class SegmentationModel(nn.Module):
         self.trunk = trunk
         self.head = SegmentationHead(trunk.stage_channels, num_structures, decoder_channels)
         self.freeze_trunk = freeze_trunk
+        #: frozen head whose logits give the finding maps' body prior; None: `head` gives it
+        self.prior_head: SegmentationHead | None = None
         if freeze_trunk:
             self.trunk.requires_grad_(False)
             self.trunk.eval()
 
+    def attach_prior_head(self, state: dict[str, torch.Tensor], decoder_channels: Sequence[int]) -> None:
+        """Keep a trained head (its state and widths), frozen and in eval mode, as the prior head."""
+        prior = SegmentationHead(
+            self.trunk.stage_channels, int(self.head.classifier.out_channels), decoder_channels
+        )
+        prior.load_state_dict(state)
+        self.prior_head = prior.requires_grad_(False).eval()
+
     def train(self, mode: bool = True) -> SegmentationModel:
-        """Like nn.Module.train, but a frozen trunk stays in eval mode."""
+        """Like nn.Module.train, but a frozen trunk and the prior head stay in eval mode."""
         super().train(mode)
         if self.freeze_trunk:
             self.trunk.eval()
+        if self.prior_head is not None:
+            self.prior_head.eval()
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, 3, S, S) normalised -> logits (B, K, S, S) in `SEGMENTATION_STRUCTURES` order."""
         stages = self.trunk.forward_stages(images)
         return self.head(stages, (images.shape[-2], images.shape[-1]))
+
+    def masks_and_prior(
+        self, stages: Sequence[torch.Tensor], size: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Trunk stages -> (mask logits, prior logits), each (B, K, S, S); the same tensor twice when
+        there is no prior head, so a one-head model runs its decoder once."""
+        masks = self.head(stages, size)
+        return masks, masks if self.prior_head is None else self.prior_head(stages, size)
 
 
 class MeDSLIPWithSegmentation(nn.Module):

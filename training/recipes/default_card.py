@@ -116,6 +116,19 @@ def _overrides(overrides: list[str] | None) -> str:
     return ", ".join(f"`{item}`" for item in overrides if not item.startswith("run."))
 
 
+def _mask_stage(overrides: list[str] | None) -> list[str]:
+    """The card's lines from the segmentation stage on: the stage that trains the served masks, when
+    the recipe has one, then what the build does next."""
+    then = "It then evaluates every seed, exports the shipped seed, and"
+    if not overrides:
+        return [f"outputs are unchanged by it). {then}"]
+    return ["outputs are unchanged by it).",
+            f"The served masks come from a further stage ({_overrides(overrides)}) that re-draws the",
+            "head's final layer; the head before it is kept, frozen, as the prior head whose lungs and",
+            "heart give the finding maps' body prior, so the maps are those it was measured with.",
+            then]
+
+
 def _heat_outside(report: dict[str, Any]) -> list[str]:
     """The card's line on heat outside the chest (JSRT validation films with expert masks)."""
     outside = report.get("grounding", {}).get("heat_outside_chest") or {}
@@ -203,7 +216,7 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         f"epoch), ResNet-18, {train_epochs} epochs, lr {train_lr}, one run per seed below; then trains the",
         "segmentation head alone on the frozen trunk (`finetune_seg_jsrt.yaml` with "
         f"{_overrides(training.get('segmentation_stage'))}; the MeDSLIP",
-        "outputs are unchanged by it). It then evaluates every seed, exports the shipped seed, and",
+        *_mask_stage(training.get("mask_stage")),
         "evaluates the exported ONNX bundle with the service's own runner (on the CPU: the fp16 weights",
         "computed in fp32, the service's default there); this card reports that last evaluation (its",
         "operating points come from it too).",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +66,10 @@ class SegmentationTaskConfig:
     #: it), or "reset_classifier" (keep its decoder, re-draw the final 1x1 layer: a channel that joint
     #: training left saturated at "absent" gets gradients again; see docs/training.md)
     head_init: Literal["continue", "reset_classifier", "fresh"] = "continue"
+    #: keep the init checkpoint's head (or its own prior head, when it has one) unchanged and frozen as
+    #: the prior head: the finding maps keep the body prior they were measured with while this stage
+    #: trains the masks (see training/model/segmentation.py); needs an init head of the same outputs
+    keep_prior_head: bool = False
     #: output channels, one per manifest mask key; the bundle contract's five by default (a benchmark
     #: such as SIIM-ACR trains ["pneumothorax"]; the lungs-union terms need both lungs in the list)
     structures: list[str] = field(default_factory=lambda: list(SEGMENTATION_STRUCTURES))
@@ -148,10 +153,12 @@ class SegmentationTask:
 
 
 def build_trainer(
-    config: TrainConfig, init: MeDSLIP, info: DistInfo | None = None, head: dict[str, Any] | None = None
+    config: TrainConfig, init: MeDSLIP, info: DistInfo | None = None, head: dict[str, Any] | None = None,
+    prior: tuple[dict[str, Any], Sequence[int]] | None = None,
 ) -> tuple[Trainer, SegmentationModel, SegmentationTaskConfig]:
     """Trainer for a SegmentationModel on `init`'s trunk; `head` (a SegmentationHead state, e.g. from a
-    joint pretraining run) continues that head instead of starting a fresh one."""
+    joint pretraining run) continues that head instead of starting a fresh one; `prior` (a head state
+    and its decoder widths) is attached, frozen, as the prior head."""
     seed_everything(config.run.seed)
     task_config = config_from_dict(SegmentationTaskConfig, config.task)
     if not task_config.freeze_trunk or config.data.image_size < init.config.image_size:
@@ -167,6 +174,8 @@ def build_trainer(
         decoder_channels=task_config.decoder_channels,
         freeze_trunk=task_config.freeze_trunk,
     )
+    if prior is not None:
+        model.attach_prior_head(*prior)
     if head is not None:
         model.head.load_state_dict(head)
         if task_config.head_init == "reset_classifier":
@@ -192,22 +201,27 @@ def build_trainer(
 def save_segmentation_checkpoint(
     path: Path, init: MeDSLIP, model: SegmentationModel, task: SegmentationTaskConfig, image_size: int
 ) -> None:
-    """MeDSLIP checkpoint (trunk = the one the head was trained on) + head state + its settings, with the
-    input size the head was trained at (`image_size`, the model's own unless a frozen-trunk run chose
-    a larger one)."""
+    """MeDSLIP checkpoint (trunk = the one the head was trained on) + head state (+ the prior head) + its
+    settings, with the input size the head was trained at (`image_size`, the model's own unless a
+    frozen-trunk run chose a larger one)."""
     init.res_features.load_state_dict(model.trunk.state_dict())
-    save_checkpoint(
-        path,
-        init,
-        segmentation_head={name: tensor.detach().cpu() for name, tensor in model.head.state_dict().items()},
-        segmentation={
-            "structures": list(task.structures),
-            "threshold": 0.5,
-            "decoder_channels": list(task.decoder_channels),
-            "freeze_trunk": task.freeze_trunk,
-            "image_size": image_size,
-        },
-    )
+    settings: dict[str, Any] = {
+        "structures": list(task.structures),
+        "threshold": 0.5,
+        "decoder_channels": list(task.decoder_channels),
+        "freeze_trunk": task.freeze_trunk,
+        "image_size": image_size,
+    }
+    extra: dict[str, Any] = {}
+    if model.prior_head is not None:
+        extra["prior_head"] = _cpu_state(model.prior_head)
+        settings["prior_decoder_channels"] = list(model.prior_head.decoder_channels)
+    save_checkpoint(path, init, segmentation_head=_cpu_state(model.head), segmentation=settings, **extra)
+
+
+def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().cpu() for name, tensor in module.state_dict().items()}
+
 
 
 def _matching_head(extra: dict[str, Any], task: SegmentationTaskConfig) -> dict[str, Any] | None:
@@ -224,13 +238,27 @@ def _matching_head(extra: dict[str, Any], task: SegmentationTaskConfig) -> dict[
     return None
 
 
+def _prior_of(extra: dict[str, Any], task: SegmentationTaskConfig) -> tuple[dict[str, Any], list[int]]:
+    """The head `keep_prior_head` keeps: the init checkpoint's own prior head when it has one (a chain of
+    stages keeps the first prior), else its segmentation head."""
+    settings = extra.get("segmentation") or {}
+    if list(settings.get("structures", ())) != list(task.structures) or "segmentation_head" not in extra:
+        raise ValueError("task.keep_prior_head needs an init checkpoint with a segmentation head of the "
+                         f"same structures {list(task.structures)}")
+    if "prior_head" in extra:
+        return dict(extra["prior_head"]), list(settings["prior_decoder_channels"])
+    return dict(extra["segmentation_head"]), list(settings["decoder_channels"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point (torchrun-compatible)."""
 
     def body(args: argparse.Namespace, config: TrainConfig, info: DistInfo) -> None:
         init, extra = load_checkpoint(args.init)
-        head = _matching_head(extra, config_from_dict(SegmentationTaskConfig, config.task))
-        trainer, model, task_config = build_trainer(config, init, info, head)
+        task = config_from_dict(SegmentationTaskConfig, config.task)
+        head = _matching_head(extra, task)
+        prior = _prior_of(extra, task) if task.keep_prior_head else None
+        trainer, model, task_config = build_trainer(config, init, info, head, prior)
         fit(trainer, args.resume)
         if trainer.info.is_main:
             save_segmentation_checkpoint(

@@ -21,15 +21,20 @@ def tiny_model(seed: int = 0) -> MeDSLIP:
     return model.eval()
 
 
-def write_tiny_checkpoints(folder: Path, seg_image_size: int = IMAGE_SIZE) -> tuple[Path, Path]:
+def write_tiny_checkpoints(
+    folder: Path, seg_image_size: int = IMAGE_SIZE, *, prior_head: bool = False
+) -> tuple[Path, Path]:
     """(MeDSLIP checkpoint, segmentation checkpoint sharing its frozen trunk, recorded as trained at
-    `seg_image_size`)."""
+    `seg_image_size`; with `prior_head`, it also carries a prior head of other widths and weights)."""
     model = tiny_model()
     checkpoint = folder / "tiny.pt"
     save_checkpoint(checkpoint, model)
     task = SegmentationTaskConfig(decoder_channels=(16, 8, 8, 8))
     segmentation = SegmentationModel(model.res_features, decoder_channels=task.decoder_channels,
                                      freeze_trunk=True)
+    if prior_head:
+        prior = SegmentationModel(model.res_features, decoder_channels=(8, 8, 8, 8)).head
+        segmentation.attach_prior_head(prior.state_dict(), (8, 8, 8, 8))
     seg_checkpoint = folder / "tiny_seg.pt"
     save_segmentation_checkpoint(seg_checkpoint, model, segmentation.eval(), task, seg_image_size)
     return checkpoint, seg_checkpoint

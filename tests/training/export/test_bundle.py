@@ -1,5 +1,6 @@
 """Image-model export: contract I/O, ONNX Runtime parity with PyTorch, complete verified bundle."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -218,3 +219,41 @@ def test_a_finding_no_better_than_chance_gets_no_operating_point(
               "balanced_specificity": specificity}
     report = {"split": "val", "classification": {"all": {"nodule": chance, "pneumonia": BALANCED}}}
     assert list(operating_points(report)) == ["pneumonia"]
+
+
+def test_a_prior_head_gives_the_maps_their_prior_and_the_mask_head_the_masks(tmp_path: Path) -> None:
+    """The exported graph runs both heads on the one trunk; its maps are those of a one-head model whose
+    head is the prior head, its masks those of the mask head, each matched by ONNX Runtime."""
+    checkpoint, seg_checkpoint = write_tiny_checkpoints(tmp_path, prior_head=True)
+    bundle = export_bundle(checkpoint=checkpoint, seg_checkpoint=seg_checkpoint, name="tiny", version="1",
+                           store=tmp_path / "store")
+    finding_maps = json.loads((bundle / "metadata.json").read_text())["graphs"]["image_model"]["finding_maps"]
+    assert finding_maps["prior_head"] == "own"
+
+    model, segmentation = load_models(checkpoint, seg_checkpoint)
+    assert segmentation is not None and segmentation.prior_head is not None
+    prior_only = copy.deepcopy(segmentation)
+    prior_only.head, prior_only.prior_head = prior_only.prior_head, None
+    graph, reference = ImageModelGraph(model, segmentation), ImageModelGraph(model, prior_only)
+    graph.grounding = reference.grounding = "layer_mean_prior"
+    image = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(3))
+    queries = (model.pathology_book, model.anatomy_book)
+    with torch.no_grad():
+        outputs, expected = graph(image, *queries), reference(image, *queries)
+        masks = segmentation.head(segmentation.trunk.forward_stages(image), (IMAGE_SIZE, IMAGE_SIZE))
+    assert torch.equal(outputs[1], expected[1])  # pathology_maps: the prior head's prior
+    assert torch.equal(outputs[4], masks)  # segmentation_logits: the mask head
+    assert not torch.equal(outputs[4], expected[4])
+    masks_as_prior = copy.deepcopy(segmentation)
+    masks_as_prior.prior_head = None
+    plain = ImageModelGraph(model, masks_as_prior, "layer_mean_prior")
+    with torch.no_grad():
+        assert not torch.allclose(plain(image, *queries)[1], outputs[1])  # the prior does move the maps
+
+    feeds = {"image": image.numpy(), "pathology_queries": queries[0].numpy(),
+             "anatomy_queries": queries[1].numpy()}
+    onnx_outputs = run_session(cpu_session(bundle / "image_model.onnx"), feeds)
+    np.testing.assert_allclose(onnx_outputs["pathology_maps"], outputs[1].numpy(), atol=1e-4)
+    convs = sum(node.op_type == "Conv" for node in onnx.load(str(bundle / "image_model.onnx")).graph.node)
+    heads = [segmentation.head, segmentation.prior_head, model.res_features]
+    assert convs == sum(isinstance(m, torch.nn.Conv2d) for head in heads for m in head.modules())

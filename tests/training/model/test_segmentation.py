@@ -53,3 +53,21 @@ def test_fine_detail_reaches_output_through_skips() -> None:
     with torch.no_grad():
         delta = (model(changed) - model(images)).abs().sum(dim=1)[0]  # (64, 64)
     assert delta[8:13, 8:13].mean() > 5 * delta[48:, 48:].mean()
+
+
+def test_a_prior_head_is_frozen_stays_in_eval_mode_and_gives_its_own_logits() -> None:
+    model = SegmentationModel(ResNetTrunk("resnet18"), freeze_trunk=True, decoder_channels=(32, 16, 16, 8))
+    stages = model.trunk.forward_stages(torch.randn(2, 3, 64, 64))
+    masks, prior = model.masks_and_prior(stages, (64, 64))
+    assert prior is masks  # one head: its decoder runs once
+
+    other = SegmentationModel(ResNetTrunk("resnet18"), decoder_channels=(16, 8, 8, 8)).head
+    model.attach_prior_head(other.state_dict(), (16, 8, 8, 8))
+    model.train()
+    assert model.prior_head is not None and not model.prior_head.training and model.head.training
+    assert not any(p.requires_grad for p in model.prior_head.parameters())
+    masks, prior = model.masks_and_prior(stages, (64, 64))
+    with torch.no_grad():
+        assert torch.equal(prior, other.eval()(stages, (64, 64)))
+    assert not torch.equal(prior, masks)
+    assert model.prior_head.decoder_channels == (16, 8, 8, 8)

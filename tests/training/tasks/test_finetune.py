@@ -229,3 +229,55 @@ def test_only_a_frozen_trunk_takes_a_larger_segmentation_input(
     finetune_seg.save_segmentation_checkpoint(path, model, segmentation, task, config.data.image_size)
     _, extra = load_checkpoint(path)
     assert extra["segmentation"]["image_size"] == size
+
+
+def _head_extra(model: torch.nn.Module, fill: float, widths: tuple[int, int, int, int]) -> dict[str, Any]:
+    head = SegmentationHead(model.res_features.stage_channels, decoder_channels=widths)
+    with torch.no_grad():
+        for parameter in head.parameters():
+            parameter.fill_(fill)  # values no initialiser draws
+    return {"segmentation_head": head.state_dict(),
+            "segmentation": {"structures": list(SEGMENTATION_STRUCTURES), "decoder_channels": list(widths)}}
+
+
+@pytest.mark.shared_data
+def test_keep_prior_head_freezes_the_init_head_beside_a_redrawn_one_and_saves_both(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    model = create_model("medslip_resnet18", image_size=64, **SMALL)
+    extra = _head_extra(model, 0.125, (16, 8, 8, 8))
+    config = _config("finetune_seg_jsrt.yaml", tmp_path, "task.decoder_channels=[16, 8, 8, 8]",
+                     "task.head_init=reset_classifier", "task.keep_prior_head=true")
+    task = config_from_dict(finetune_seg.SegmentationTaskConfig, config.task)
+    prior = finetune_seg._prior_of(extra, task)
+    trainer, segmentation, task = finetune_seg.build_trainer(
+        config, model, head=finetune_seg._matching_head(extra, task), prior=prior)
+    assert segmentation.prior_head is not None
+    assert all(not p.requires_grad for p in segmentation.prior_head.parameters())
+    drawn = extra["segmentation_head"]["classifier.weight"]
+    assert torch.equal(segmentation.prior_head.classifier.weight, drawn)
+    assert not torch.equal(segmentation.head.classifier.weight, segmentation.prior_head.classifier.weight)
+    trained = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert not trained & {id(p) for p in segmentation.prior_head.parameters()}
+
+    path = tmp_path / "seg.pt"
+    finetune_seg.save_segmentation_checkpoint(path, model, segmentation, task, 64)
+    _, saved = load_checkpoint(path)
+    assert saved["segmentation"]["prior_decoder_channels"] == [16, 8, 8, 8]
+    assert torch.equal(saved["prior_head"]["classifier.weight"], drawn)
+    again = config_from_dict(finetune_seg.SegmentationTaskConfig, {"keep_prior_head": True})
+    kept, widths = finetune_seg._prior_of(saved, again)  # a later stage keeps the FIRST prior
+    assert torch.equal(kept["classifier.weight"], drawn)
+    assert widths == [16, 8, 8, 8]
+
+
+def test_keep_prior_head_needs_an_init_head_of_the_same_structures() -> None:
+    task = config_from_dict(finetune_seg.SegmentationTaskConfig, {"keep_prior_head": True})
+    with pytest.raises(ValueError, match="needs an init checkpoint with a segmentation head"):
+        finetune_seg._prior_of({}, task)
+    model = create_model("medslip_resnet18", image_size=64, **SMALL)
+    other = _head_extra(model, 0.5, (16, 8, 8, 8))
+    other["segmentation"]["structures"] = ["pneumothorax"]
+    with pytest.raises(ValueError, match="needs an init checkpoint with a segmentation head"):
+        finetune_seg._prior_of(other, task)

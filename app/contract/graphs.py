@@ -9,7 +9,10 @@ returns. Schema 2 bundles therefore carry:
 
 - `image_model`: every output (grounding needs the segmentation prior of the finding maps, `/segment`
   needs the masks);
-- `classify_model`: the trunk and the pathology decoder only -> `pathology_probs`, the same weights.
+- `classify_model`: the trunk and the pathology decoder only -> `pathology_probs`, the same weights;
+- `ground_model` (optional): every output but the masks. A bundle carries it when the finding maps'
+  body prior has a segmentation head of its own (`finding_maps.prior_head: "own"`): `/ground` then
+  skips the mask decoder, which costs about as much as the trunk.
 
 Schema 1 bundles (one graph) still load: every request then runs `image_model`, as before.
 """
@@ -26,15 +29,19 @@ SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
 
 FULL_GRAPH = "image_model"
 CLASSIFY_GRAPH = "classify_model"
+GROUND_GRAPH = "ground_model"
 #: graph name -> file name in the bundle.
-GRAPH_FILES: dict[str, str] = {FULL_GRAPH: "image_model.onnx", CLASSIFY_GRAPH: "classify_model.onnx"}
+GRAPH_FILES: dict[str, str] = {
+    FULL_GRAPH: "image_model.onnx", CLASSIFY_GRAPH: "classify_model.onnx", GROUND_GRAPH: "ground_model.onnx"
+}
 
 #: graph name -> (its inputs, its outputs), in signature order.
 GRAPH_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     FULL_GRAPH: (INPUT_NAMES, OUTPUT_NAMES),
     CLASSIFY_GRAPH: (("image", "pathology_queries"), ("pathology_probs",)),
+    GROUND_GRAPH: (INPUT_NAMES, tuple(name for name in OUTPUT_NAMES if name != "segmentation_logits")),
 }
-#: Graphs a bundle of each schema version must carry.
+#: Graphs a bundle of each schema version must carry (others of GRAPH_SIGNATURES are optional).
 REQUIRED_GRAPHS: dict[int, tuple[str, ...]] = {1: (FULL_GRAPH,), 2: (FULL_GRAPH, CLASSIFY_GRAPH)}
 
 #: Outputs each endpoint reads (a batch runs the cheapest graph that has all its items' outputs).
@@ -44,7 +51,7 @@ ENDPOINT_OUTPUTS: dict[str, frozenset[str]] = {
     "segment": frozenset(OUTPUT_NAMES),
 }
 #: Cheapest first: the order in which a batch's graph is chosen.
-GRAPH_COST_ORDER: tuple[str, ...] = (CLASSIFY_GRAPH, FULL_GRAPH)
+GRAPH_COST_ORDER: tuple[str, ...] = (CLASSIFY_GRAPH, GROUND_GRAPH, FULL_GRAPH)
 
 
 class GraphContractError(ValueError):

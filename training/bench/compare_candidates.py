@@ -17,28 +17,28 @@ from torch import nn
 
 from app.bench import service_input
 from app.contract.bundle import Bundle
-from app.contract.graphs import CLASSIFY_GRAPH, ENDPOINT_OUTPUTS, FULL_GRAPH, choose_graph
+from app.contract.graphs import CLASSIFY_GRAPH, GRAPH_COST_ORDER, GRAPH_SIGNATURES, choose_graph
 from app.runtime import OrtImageModel
 from training.bench.compare_report import ENDPOINTS
 from training.bench.interleave import Candidate
 from training.export.graph import ImageModelGraph, graph_of
 from training.model import MeDSLIP, create_model
 
-#: The graphs timed, in report order: the /classify graph, then the full one (/ground, /segment).
-GRAPHS: tuple[str, ...] = (CLASSIFY_GRAPH, FULL_GRAPH)
+#: The graphs timed (those a bundle has), in report order: the /classify graph, the /ground graph (when
+#: the bundle has one), then the full one (/segment, and /ground without a graph of its own).
+GRAPHS: tuple[str, ...] = GRAPH_COST_ORDER
 
 
 def ort_candidates(
     runner: OrtImageModel, bundle: Bundle, inputs: dict[int, np.ndarray], group: str, graphs: Sequence[str]
 ) -> list[Candidate]:
     """The bare ONNX Runtime call of each graph in `graphs` at each batch size of `inputs`."""
-    endpoint_of = {CLASSIFY_GRAPH: ENDPOINT_OUTPUTS["classify"], FULL_GRAPH: ENDPOINT_OUTPUTS["segment"]}
     out: list[Candidate] = []
     for batch, images in inputs.items():
         for graph in graphs:
-            outputs = endpoint_of[graph]
+            outputs = frozenset(GRAPH_SIGNATURES[graph][1])
             if choose_graph(outputs, runner.graphs) != graph:
-                continue  # a schema-1 bundle has no classify graph
+                continue  # a graph the bundle lacks (schema 1: no classify graph)
 
             def call(images: np.ndarray = images, outputs: frozenset[str] = outputs) -> object:
                 return runner.run(images, bundle.pathology_queries, bundle.anatomy_queries, outputs=outputs)

@@ -31,11 +31,25 @@ from app.contract.bundle_metadata import (
     TextEncoderMetadata,
     TextEncoderRef,
 )
-from app.contract.graphs import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_FILES, GRAPH_SIGNATURES, SCHEMA_VERSION
+from app.contract.graphs import (
+    CLASSIFY_GRAPH,
+    FULL_GRAPH,
+    GRAPH_FILES,
+    GRAPH_SIGNATURES,
+    GROUND_GRAPH,
+    SCHEMA_VERSION,
+)
 from app.contract.imaging.preprocessing import PreprocessingSpec
 from app.contract.vocabulary import ANATOMY, CXR14_TO_PATHOLOGY, PATHOLOGY
 from training.config_io import config_to_dict
-from training.export.graph import ImageModelGraph, export_graph, graph_of, measure_parity, require_fp32_parity
+from training.export.graph import (
+    ImageModelGraph,
+    export_graph,
+    graph_of,
+    has_ground_graph,
+    measure_parity,
+    require_fp32_parity,
+)
 from training.export.model_card import render_model_card
 from training.export.onnx_tools import cpu_session, run_session
 from training.export.text_encoder import load_tokenizer, min_cosine, tokenize
@@ -293,7 +307,7 @@ def export_bundle(
         staged.mkdir()
         precision = "fp16" if fp16 else "fp32"
         parity: dict[str, dict[str, float]] = {}
-        for graph_name in (FULL_GRAPH, CLASSIFY_GRAPH):
+        for graph_name in (FULL_GRAPH, CLASSIFY_GRAPH, *([GROUND_GRAPH] if has_ground_graph(graph) else [])):
             module = graph_of(graph_name, graph)
             fp32_path = export_graph(graph_name, module, model, work / f"{graph_name}.onnx")
             diffs = measure_parity(graph, fp32_path, name=graph_name)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from app.contract.graphs import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_SIGNATURES
+from app.contract.graphs import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_SIGNATURES, GROUND_GRAPH
 from app.contract.vocabulary import OUTPUT_NAMES
 from training.export.onnx_tools import cpu_session, export_to_onnx, max_abs_diff, run_session
 from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel
@@ -57,28 +57,60 @@ class ImageModelGraph(nn.Module):
 
     def forward(
         self, image: torch.Tensor, pathology_queries: torch.Tensor, anatomy_queries: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         """image (B, 3, S, S), queries (Qp, T) / (Qa, T) -> the five contract outputs."""
+        return self.outputs(image, pathology_queries, anatomy_queries, masks=True)
+
+    def outputs(
+        self, image: torch.Tensor, pathology_queries: torch.Tensor, anatomy_queries: torch.Tensor, *,
+        masks: bool,
+    ) -> tuple[torch.Tensor, ...]:
+        """The contract outputs in order; without `masks`, all but `segmentation_logits`, and a model
+        with a prior head then runs only that head's decoder (what `ground_model` exports)."""
         size = (image.shape[-2], image.shape[-1])
-        if self.segmentation is not None and self.shared_trunk:
+        segmentation = self.segmentation
+        if segmentation is not None and self.shared_trunk:
             stages = self.model.res_features.forward_stages(image)  # stem..layer3, computed once
             out = self.model(image, pathology_queries, anatomy_queries, grid=stages[-1])
-            # (B, K, S, S) each: the served masks and the finding maps' body prior
-            segmentation_logits, prior_logits = self.segmentation.masks_and_prior(stages, size)
         else:
             out = self.model(image, pathology_queries, anatomy_queries)
-            if self.segmentation is not None:
-                stages = self.segmentation.trunk.forward_stages(image)
-                segmentation_logits, prior_logits = self.segmentation.masks_and_prior(stages, size)
-            else:
-                segmentation_logits = image.new_zeros((image.shape[0], 0, *size))  # (B, 0, S, S)
-                prior_logits = segmentation_logits
+            stages = segmentation.trunk.forward_stages(image) if segmentation is not None else []
+        if segmentation is None:
+            segmentation_logits = image.new_zeros((image.shape[0], 0, *size))  # (B, 0, S, S)
+            prior_logits = segmentation_logits
+        elif masks:  # (B, K, S, S) each: the served masks and the finding maps' body prior
+            segmentation_logits, prior_logits = segmentation.masks_and_prior(stages, size)
+        else:
+            prior_logits = segmentation.prior_logits(stages, size)  # (B, K, S, S)
         pathology_probs = out.pathology_logits.softmax(dim=-1)[..., 1]  # (B, Qp)
         anatomy_probs = out.anatomy_logits.softmax(dim=-1)[..., 1]  # (B, Qa)
         pathology_maps = grounding_maps(
             out.pathology_layer_maps, prior_logits, self.grounding, self.prior_channels
         )  # (B, Qp, G, G)
-        return pathology_probs, pathology_maps, anatomy_probs, out.anatomy_maps, segmentation_logits
+        found = (pathology_probs, pathology_maps, anatomy_probs, out.anatomy_maps)
+        return (*found, segmentation_logits) if masks else found
+
+
+class GroundGraph(nn.Module):
+    """`ground_model.onnx`: every output of `ImageModelGraph` but the masks, from the same modules.
+
+    Worth a graph of its own only when the body prior has its own head: the mask decoder it then skips
+    costs about as much as the trunk (`has_ground_graph`)."""
+
+    def __init__(self, full: ImageModelGraph) -> None:
+        super().__init__()
+        self.full = full
+
+    def forward(
+        self, image: torch.Tensor, pathology_queries: torch.Tensor, anatomy_queries: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """image (B, 3, S, S), queries (Qp, T) / (Qa, T) -> the four non-mask contract outputs."""
+        return self.full.outputs(image, pathology_queries, anatomy_queries, masks=False)
+
+
+def has_ground_graph(full: ImageModelGraph) -> bool:
+    """True when a bundle of `full` carries `ground_model`: its maps' prior comes from a prior head."""
+    return full.segmentation is not None and full.segmentation.prior_head is not None
 
 
 class ClassifyGraph(nn.Module):
@@ -107,6 +139,8 @@ def graph_of(name: str, full: ImageModelGraph) -> nn.Module:
         return full
     if name == CLASSIFY_GRAPH:
         return ClassifyGraph(full.model)
+    if name == GROUND_GRAPH:
+        return GroundGraph(full)
     raise ValueError(f"unknown graph {name!r}")
 
 

@@ -41,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.contract.bundle_metadata import BundleMetadata
-from app.contract.graphs import CLASSIFY_GRAPH, FULL_GRAPH, GRAPH_SIGNATURES, SCHEMA_VERSION
+from app.contract.graphs import GRAPH_COST_ORDER, GRAPH_SIGNATURES, SCHEMA_VERSION
 from app.contract.imaging import ImagingError, decode_path
 from app.contract.imaging.preprocessing import PreprocessingSpec
 from app.contract.vocabulary import is_lateral
@@ -62,8 +62,6 @@ from training.export.model_card import render_model_card
 
 logger = logging.getLogger(__name__)
 
-#: Graphs a variant is built for, cheapest first.
-QUANTISED_GRAPHS: tuple[str, ...] = (CLASSIFY_GRAPH, FULL_GRAPH)
 
 
 def load_inputs(records: Sequence[ManifestRecord], spec: PreprocessingSpec, limit: int
@@ -132,11 +130,12 @@ def build_variants(
     bundle_dir: Path, calibration: Sequence[NDArray[np.float32]], held_out: Sequence[NDArray[np.float32]],
     held_out_labels: Sequence[Mapping[str, int]], scratch: Path, *,
     recipe: QuantRecipe = RECIPES["no-attention-minmax"], findings: Sequence[str] | None = None,
-    graphs: Sequence[str] = QUANTISED_GRAPHS, max_auroc_drift: float = MAX_AUROC_DRIFT,
+    graphs: Sequence[str] | None = None, max_auroc_drift: float = MAX_AUROC_DRIFT,
     min_map_cosine: float = MIN_MAP_COSINE, timing_repeats: int = 5, timing_threads: Sequence[int] = (1, 2),
     references: dict[str, dict[str, NDArray[np.float32]]] | None = None,
 ) -> list[GraphVariant]:
-    """Quantise, evaluate and time every graph of `graphs` in `scratch`; nothing is written to a bundle.
+    """Quantise, evaluate and time every graph of `graphs` (default: every graph of the bundle, cheapest
+    first) in `scratch`; nothing is written to a bundle.
 
     `references` caches the fp32 outputs on `held_out` by graph across calls (several recipes)."""
     metadata = BundleMetadata.verify(bundle_dir)
@@ -146,7 +145,7 @@ def build_variants(
              for stream, section in (("pathology", metadata.pathology), ("anatomy", metadata.anatomy))}
     findings = list(findings) if findings is not None else calibrated_findings(metadata)
     variants: list[GraphVariant] = []
-    for graph in graphs:
+    for graph in graphs or [name for name in GRAPH_COST_ORDER if name in metadata.graphs]:
         entry = metadata.graphs[graph]
         fp32_path = scratch / f"{graph}.fp32.onnx"
         source = write_fp32_graph(bundle_dir, entry, fp32_path)

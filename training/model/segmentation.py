@@ -134,6 +134,10 @@ class SegmentationModel(nn.Module):
         masks = self.head(stages, size)
         return masks, masks if self.prior_head is None else self.prior_head(stages, size)
 
+    def prior_logits(self, stages: Sequence[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """Trunk stages -> (B, K, S, S) logits of the head that gives the body prior, alone."""
+        return (self.head if self.prior_head is None else self.prior_head)(stages, size)
+
 
 class MeDSLIPWithSegmentation(nn.Module):
     """MeDSLIP and a `SegmentationHead` on ONE trunk, run once per image (joint pretraining).

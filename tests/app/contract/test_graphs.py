@@ -19,6 +19,8 @@ from app.contract.graphs import (
     CLASSIFY_GRAPH,
     ENDPOINT_OUTPUTS,
     FULL_GRAPH,
+    GRAPH_SIGNATURES,
+    GROUND_GRAPH,
     GraphContractError,
     choose_graph,
     graph_file,
@@ -45,6 +47,19 @@ def test_each_endpoint_runs_the_cheapest_graph_with_its_outputs() -> None:
         choose_graph(ENDPOINT_OUTPUTS["segment"], (CLASSIFY_GRAPH,))
 
 
+def test_a_ground_graph_serves_ground_but_never_masks() -> None:
+    """A bundle whose maps' prior has its own head carries `ground_model`: /ground skips the mask
+    decoder, /segment and a batch mixing it with /ground still run the full graph."""
+    three = (FULL_GRAPH, CLASSIFY_GRAPH, GROUND_GRAPH)
+    assert choose_graph(ENDPOINT_OUTPUTS["ground"], three) == GROUND_GRAPH
+    assert choose_graph(ENDPOINT_OUTPUTS["classify"], three) == CLASSIFY_GRAPH
+    assert choose_graph(ENDPOINT_OUTPUTS["classify"] | ENDPOINT_OUTPUTS["ground"], three) == GROUND_GRAPH
+    assert choose_graph(ENDPOINT_OUTPUTS["segment"], three) == FULL_GRAPH
+    assert choose_graph(ENDPOINT_OUTPUTS["ground"] | ENDPOINT_OUTPUTS["segment"], three) == FULL_GRAPH
+    assert "segmentation_logits" not in GRAPH_SIGNATURES[GROUND_GRAPH][1]
+    assert set(GRAPH_SIGNATURES[GROUND_GRAPH][1]) == ENDPOINT_OUTPUTS["ground"]
+
+
 def test_graph_problems_name_what_is_wrong() -> None:
     full = {
         "file": "image_model.onnx",
@@ -53,6 +68,13 @@ def test_graph_problems_name_what_is_wrong() -> None:
     }
     assert graph_problems(1, {FULL_GRAPH: full}) == []
     assert graph_problems(2, {FULL_GRAPH: full}) == ["schema 2 requires graph 'classify_model'"]
+    classify = {"file": "classify_model.onnx", "inputs": dict.fromkeys(("image", "pathology_queries")),
+                "outputs": dict.fromkeys(("pathology_probs",))}
+    ground = {**full, "file": "ground_model.onnx", "outputs": dict.fromkeys(OUTPUT_NAMES[:4])}
+    assert graph_problems(2, {FULL_GRAPH: full, CLASSIFY_GRAPH: classify, GROUND_GRAPH: ground}) == []
+    assert graph_problems(2, {FULL_GRAPH: full, CLASSIFY_GRAPH: classify, GROUND_GRAPH: full}) == [
+        f"graph 'ground_model' must list outputs {list(OUTPUT_NAMES[:4])}"
+    ]
     assert graph_problems(3, {})[0].startswith("unsupported bundle schema_version 3 (this release reads 1, 2")
     assert graph_problems(1, {FULL_GRAPH: full, "tiny_head": {"file": "x.onnx"}}) == [
         "unknown graph 'tiny_head'"

@@ -254,6 +254,17 @@ def test_a_prior_head_gives_the_maps_their_prior_and_the_mask_head_the_masks(tmp
              "anatomy_queries": queries[1].numpy()}
     onnx_outputs = run_session(cpu_session(bundle / "image_model.onnx"), feeds)
     np.testing.assert_allclose(onnx_outputs["pathology_maps"], outputs[1].numpy(), atol=1e-4)
-    convs = sum(node.op_type == "Conv" for node in onnx.load(str(bundle / "image_model.onnx")).graph.node)
-    heads = [segmentation.head, segmentation.prior_head, model.res_features]
-    assert convs == sum(isinstance(m, torch.nn.Conv2d) for head in heads for m in head.modules())
+    def convs(graph: str) -> int:
+        return sum(node.op_type == "Conv" for node in onnx.load(str(bundle / graph)).graph.node)
+
+    def torch_convs(*modules: torch.nn.Module) -> int:
+        return sum(isinstance(m, torch.nn.Conv2d) for module in modules for m in module.modules())
+
+    trunk = model.res_features
+    assert convs("image_model.onnx") == torch_convs(trunk, segmentation.head, segmentation.prior_head)
+    assert convs("ground_model.onnx") == torch_convs(trunk, segmentation.prior_head)  # no mask decoder
+    ground = run_session(cpu_session(bundle / "ground_model.onnx"), feeds)
+    assert sorted(ground) == sorted(OUTPUT_NAMES[:4])
+    np.testing.assert_allclose(ground["pathology_maps"], outputs[1].numpy(), atol=1e-4)
+    np.testing.assert_allclose(ground["pathology_probs"], outputs[0].numpy(), atol=1e-4)
+    assert BundleMetadata.problems(bundle) == []

@@ -35,6 +35,9 @@ def test_overrides_are_valid_for_the_pretraining_config(precision: str) -> None:
     assert segmentation.task["freeze_trunk"] is True
     assert segmentation.task["decoder_channels"] == pretrain.task["segmentation"]["decoder_channels"]
     assert segmentation.run.amp == pretrain.run.amp
+    masks = load_config(default_model.SEG_CONFIG, [*default_model.MASK_OVERRIDES, *overrides])
+    assert masks.task["keep_prior_head"] is True and masks.task["head_init"] == "reset_classifier"
+    assert masks.task["decoder_channels"] == segmentation.task["decoder_channels"]  # stage 2's head continues
     assert pretrain.run.threads == 2
     assert (pretrain.run.amp == "bf16") == (precision == "bf16")
     assert pretrain.run.channels_last == (precision == "bf16")
@@ -111,3 +114,16 @@ def test_card_names_the_weak_nih_findings_from_the_seed_study() -> None:
     assert "On the shipped seed, worse than chance on NIH films: `hernia` 0.480." in card
     assert "`mass`" not in card.split("## Known limitations")[1].split("\n- NIH labels")[0]
     assert "`normal`" not in card.split("## Known limitations")[1].split("\n- NIH labels")[0]
+
+
+def test_card_names_the_mask_stage_only_when_the_recipe_had_one() -> None:
+    metadata = {"name": "m", "version": "1", "architecture": {"trunk": "resnet18", "image_size": 224},
+                "graphs": {"image_model": {"file": "image_model.onnx"}},
+                "training_data": {"segmentation_stage": ["task.freeze_trunk=true"]}}
+    plain = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
+    assert "outputs are unchanged by it). It then evaluates every seed" in plain
+    assert "prior head" not in plain
+    metadata["training_data"]["mask_stage"] = ["task.keep_prior_head=true", "run.checkpoint_every=50"]
+    staged = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
+    assert "further stage (`task.keep_prior_head=true`) that re-draws" in staged
+    assert "kept, frozen, as the prior head" in staged

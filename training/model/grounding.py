@@ -6,8 +6,9 @@ over three seeds). Two changes make the map localise (docs/training.md has the t
 
 * **layers**: the attention of every decoder layer, averaged (the first layers attend more locally;
   the first layer alone scored best on one seed and worst on another, the mean was steadier);
-* **body prior**: the map is multiplied by the segmentation head's own lungs-and-heart probability,
-  pooled to the token grid and dilated by one cell, then renormalised. Heat therefore stays where the
+* **body prior**: the map is multiplied by the lungs-and-heart probability of the segmentation model's
+  prior head (its mask head when it has none; `training/model/segmentation.py`), pooled to the token
+  grid and dilated by one cell, then renormalised. Heat therefore stays where the
   masks see lungs or heart (off letterbox padding and labels; a mask that misfires, e.g. on a shoulder,
   lets heat there), and effusions at the lung border keep their cell.
 

@@ -116,6 +116,14 @@ def _overrides(overrides: list[str] | None) -> str:
     return ", ".join(f"`{item}`" for item in overrides if not item.startswith("run."))
 
 
+def _prior_source(maps: dict[str, Any]) -> str:
+    """Whose probability the maps' body prior is (metadata `finding_maps.prior_head`)."""
+    if maps.get("prior_head") == "own":
+        return ("the frozen prior head's (a second segmentation head on the same trunk, kept from the stage"
+                " the maps were measured with; `/segment` serves the other head's masks)")
+    return "the segmentation head's own"
+
+
 def _mask_stage(overrides: list[str] | None) -> list[str]:
     """The card's lines from the segmentation stage on: the stage that trains the served masks, when
     the recipe has one, then what the build does next."""
@@ -185,7 +193,7 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         f"Finding heat maps (`/ground`): method `{maps.get('method', 'last')}` "
         "(training/model/grounding.py): the pathology decoder's cross-attention"
         + (" averaged over its layers" if "layer_mean" in maps.get("method", "") else "")
-        + (", multiplied by the segmentation head's own lungs-and-heart probability (one token of"
+        + (f", multiplied by {_prior_source(maps)} lungs-and-heart probability (one token of"
            " dilation) so heat stays where the model's own masks see lungs or heart (those masks can misfire,"
            " e.g. on a shoulder: see docs/examples/)" if maps.get("prior_structures") else "")
         + (f"; cells where that probability is below {PRIOR_GATE} get no heat at all"

@@ -27,8 +27,10 @@ import onnxruntime as ort
 
 from app.contract.bundle import Bundle
 from app.contract.graphs import (
+    FULL_GRAPH,
     GRAPH_COST_ORDER,
     GRAPH_SIGNATURES,
+    GROUND_GRAPH,
     choose_graph,
     has_precision,
     stored_precision,
@@ -104,17 +106,29 @@ def select_providers(device: str, available: list[str]) -> list[str]:
 SPINNING_KEY = "session.intra_op.allow_spinning"
 
 
-def session_options(intra_op_threads: int, *, allow_spinning: bool = False) -> ort.SessionOptions:
+def session_options(
+    intra_op_threads: int, *, allow_spinning: bool = False, memory_arena: bool = True
+) -> ort.SessionOptions:
     """Options of every graph's session. Spinning is off by default: each graph has its own thread pool,
     and while one graph runs the other's idle threads would spin on the same cores; with the service's
     two graphs called in turn, batch-1 calls took 1.5-2.2x as long with spinning on (docs/benchmarks.md,
-    "Thread spinning")."""
+    "Thread spinning"). `memory_arena` off: activations are freed after each run instead of kept in
+    the session's arena at their peak (see `keeps_arena`)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if intra_op_threads:
         options.intra_op_num_threads = intra_op_threads
     options.add_session_config_entry(SPINNING_KEY, "1" if allow_spinning else "0")
+    options.enable_cpu_mem_arena = memory_arena
     return options
+
+
+def keeps_arena(name: str, graph_names: Iterable[str]) -> bool:
+    """Whether graph `name`'s session keeps a memory arena. Not the full graph of a bundle that also has
+    `ground_model`: it then serves `/segment` only, and its two full-resolution decoders would hold their
+    batch-8 peak for good (service RSS 1.8 GB instead of under 1 GB with bundle 1.5.0), for a `/segment`
+    that runs 10-30 % faster with it (docs/benchmarks.md, "Memory arena")."""
+    return not (name == FULL_GRAPH and GROUND_GRAPH in set(graph_names))
 
 
 class OrtImageModel:
@@ -145,10 +159,11 @@ class OrtImageModel:
             raise RuntimeError(
                 f"MEDSLIP_PRECISION=int8: bundle {bundle.name} {bundle.version} has no int8 graph"
             )
-        options = session_options(intra_op_threads, allow_spinning=allow_spinning)
         self._sessions: dict[str, ort.InferenceSession] = {}
         self.precisions: dict[str, str] = {}
         for name in bundle.graph_names:
+            options = session_options(intra_op_threads, allow_spinning=allow_spinning,
+                                      memory_arena=keeps_arena(name, bundle.graph_names))
             path, source, self.precisions[name] = _graph_source(bundle, name, precision)
             session = ort.InferenceSession(source, sess_options=options, providers=providers)
             expected_inputs, expected_outputs = GRAPH_SIGNATURES[name]

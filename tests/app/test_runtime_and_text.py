@@ -10,13 +10,14 @@ import onnxruntime as ort
 import pytest
 
 from app.contract.bundle import load_bundle
-from app.contract.graphs import ENDPOINT_OUTPUTS, choose_graph
+from app.contract.graphs import CLASSIFY_GRAPH, ENDPOINT_OUTPUTS, FULL_GRAPH, GROUND_GRAPH, choose_graph
 from app.runtime import (
     CPU,
     CUDA,
     SPINNING_KEY,
     ModelOutputs,
     OrtImageModel,
+    keeps_arena,
     select_providers,
     session_options,
     warm_up,
@@ -58,6 +59,15 @@ def test_thread_spinning_is_off_unless_asked_and_leaves_outputs_alone(tiny_bundl
     a = quiet.run(image, bundle.pathology_queries, bundle.anatomy_queries)
     b = spinning.run(image, bundle.pathology_queries, bundle.anatomy_queries)
     np.testing.assert_array_equal(a.pathology_probs, b.pathology_probs)
+
+
+def test_only_a_full_graph_left_to_segment_alone_drops_its_memory_arena() -> None:
+    assert session_options(1).enable_cpu_mem_arena
+    assert not session_options(1, memory_arena=False).enable_cpu_mem_arena
+    three = (FULL_GRAPH, CLASSIFY_GRAPH, GROUND_GRAPH)
+    assert not keeps_arena(FULL_GRAPH, three)
+    assert keeps_arena(GROUND_GRAPH, three) and keeps_arena(CLASSIFY_GRAPH, three)
+    assert keeps_arena(FULL_GRAPH, (FULL_GRAPH, CLASSIFY_GRAPH))  # it also serves /ground there
 
 
 def test_io_binding_path_gives_identical_outputs_on_cpu(tiny_bundle: Path) -> None:

@@ -15,12 +15,13 @@ search. Host work overlaps the GPU: uploads are decoded and preprocessed in the 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -106,29 +107,45 @@ def select_providers(device: str, available: list[str]) -> list[str]:
 SPINNING_KEY = "session.intra_op.allow_spinning"
 
 
+#: ONNX Runtime session config key: use the allocators registered in the process-wide environment.
+ENV_ALLOCATORS_KEY = "session.use_env_allocators"
+Arena = Literal["own", "shared", "none"]
+
+
 def session_options(
-    intra_op_threads: int, *, allow_spinning: bool = False, memory_arena: bool = True
+    intra_op_threads: int, *, allow_spinning: bool = False, arena: Arena = "own"
 ) -> ort.SessionOptions:
     """Options of every graph's session. Spinning is off by default: each graph has its own thread pool,
     and while one graph runs the other's idle threads would spin on the same cores; with the service's
     two graphs called in turn, batch-1 calls took 1.5-2.2x as long with spinning on (docs/benchmarks.md,
-    "Thread spinning"). `memory_arena` off: activations are freed after each run instead of kept in
-    the session's arena at their peak (see `keeps_arena`)."""
+    "Thread spinning"). `arena`: the session keeps its activations in an arena of its "own" at their
+    peak, in the one arena "shared" by the process's sessions (`shared_cpu_arena` first), or in "none"
+    (freed after each run); see `arena_of`."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if intra_op_threads:
         options.intra_op_num_threads = intra_op_threads
     options.add_session_config_entry(SPINNING_KEY, "1" if allow_spinning else "0")
-    options.enable_cpu_mem_arena = memory_arena
+    options.enable_cpu_mem_arena = arena != "none"
+    if arena == "shared":
+        options.add_session_config_entry(ENV_ALLOCATORS_KEY, "1")
     return options
 
 
-def keeps_arena(name: str, graph_names: Iterable[str]) -> bool:
-    """Whether graph `name`'s session keeps a memory arena. Not the full graph of a bundle that also has
-    `ground_model`: it then serves `/segment` only, and its two full-resolution decoders would hold their
-    batch-8 peak for good (service RSS 1.8 GB instead of under 1 GB with bundle 1.5.0), for a `/segment`
-    that runs 10-30 % faster with it (docs/benchmarks.md, "Memory arena")."""
-    return not (name == FULL_GRAPH and GROUND_GRAPH in set(graph_names))
+@functools.cache
+def shared_cpu_arena() -> None:
+    """Register one CPU arena in ONNX Runtime's process-wide environment, once per process."""
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
+
+
+def arena_of(name: str, graph_names: Iterable[str]) -> Arena:
+    """Where graph `name`'s session keeps its activations. Graphs are called one at a time, so they
+    share one arena (its peak is the largest graph's, not the sum). Not the full graph of a bundle that
+    also has `ground_model`: it then serves `/segment` only, and its two full-resolution decoders would
+    raise that shared peak for every graph. With bundle 1.5.0 on 2 threads: 1.8 GB RSS with an arena per
+    session, about 0.8 GB this way, for a `/segment` 10-30 % slower (docs/benchmarks.md, "Memory arena")."""
+    return "none" if name == FULL_GRAPH and GROUND_GRAPH in set(graph_names) else "shared"
 
 
 class OrtImageModel:
@@ -161,9 +178,10 @@ class OrtImageModel:
             )
         self._sessions: dict[str, ort.InferenceSession] = {}
         self.precisions: dict[str, str] = {}
+        shared_cpu_arena()
         for name in bundle.graph_names:
             options = session_options(intra_op_threads, allow_spinning=allow_spinning,
-                                      memory_arena=keeps_arena(name, bundle.graph_names))
+                                      arena=arena_of(name, bundle.graph_names))
             path, source, self.precisions[name] = _graph_source(bundle, name, precision)
             session = ort.InferenceSession(source, sess_options=options, providers=providers)
             expected_inputs, expected_outputs = GRAPH_SIGNATURES[name]

@@ -14,10 +14,11 @@ from app.contract.graphs import CLASSIFY_GRAPH, ENDPOINT_OUTPUTS, FULL_GRAPH, GR
 from app.runtime import (
     CPU,
     CUDA,
+    ENV_ALLOCATORS_KEY,
     SPINNING_KEY,
     ModelOutputs,
     OrtImageModel,
-    keeps_arena,
+    arena_of,
     select_providers,
     session_options,
     warm_up,
@@ -61,13 +62,14 @@ def test_thread_spinning_is_off_unless_asked_and_leaves_outputs_alone(tiny_bundl
     np.testing.assert_array_equal(a.pathology_probs, b.pathology_probs)
 
 
-def test_only_a_full_graph_left_to_segment_alone_drops_its_memory_arena() -> None:
+def test_graphs_share_one_arena_except_a_full_graph_left_to_segment_alone() -> None:
     assert session_options(1).enable_cpu_mem_arena
-    assert not session_options(1, memory_arena=False).enable_cpu_mem_arena
+    assert not session_options(1, arena="none").enable_cpu_mem_arena
+    assert session_options(1, arena="shared").get_session_config_entry(ENV_ALLOCATORS_KEY) == "1"
     three = (FULL_GRAPH, CLASSIFY_GRAPH, GROUND_GRAPH)
-    assert not keeps_arena(FULL_GRAPH, three)
-    assert keeps_arena(GROUND_GRAPH, three) and keeps_arena(CLASSIFY_GRAPH, three)
-    assert keeps_arena(FULL_GRAPH, (FULL_GRAPH, CLASSIFY_GRAPH))  # it also serves /ground there
+    assert arena_of(FULL_GRAPH, three) == "none"
+    assert arena_of(GROUND_GRAPH, three) == arena_of(CLASSIFY_GRAPH, three) == "shared"
+    assert arena_of(FULL_GRAPH, (FULL_GRAPH, CLASSIFY_GRAPH)) == "shared"  # it also serves /ground there
 
 
 def test_io_binding_path_gives_identical_outputs_on_cpu(tiny_bundle: Path) -> None:

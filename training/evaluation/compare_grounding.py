@@ -56,7 +56,7 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
             logits = None
             if segmentation is not None:  # the prior the graph's maps use: (1, K, S, S)
                 stages = segmentation.trunk.forward_stages(image)
-                logits = segmentation.masks_and_prior(stages, (image.shape[-2], image.shape[-1]))[1]
+                logits = segmentation.prior_logits(stages, (image.shape[-2], image.shape[-1]))
             for method in methods:
                 maps = grounding_maps(out.pathology_layer_maps, logits, method, channels)[0].numpy()
                 for _, heatmap, region in finding_boxes(record, maps, PATHOLOGY, letterbox, pixels.shape):

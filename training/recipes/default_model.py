@@ -61,7 +61,8 @@ SEG_OVERRIDES = (
 #: the finding maps (pointing game 0.348 -> 0.304 on the 23 NIH boxes), so stage 2's head is kept,
 #: frozen, as the prior head and the bundle serves the re-drawn head's masks (docs/training.md).
 MASK_OVERRIDES = (
-    *SEG_OVERRIDES[:2],
+    "task.freeze_trunk=true",
+    "task.decoder_channels=[128, 64, 32, 16]",  # stage 2's widths: its head is copied, then re-drawn
     "task.head_init=reset_classifier",
     "task.keep_prior_head=true",
     "optim.lr=1e-3",

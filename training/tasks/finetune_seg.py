@@ -223,7 +223,6 @@ def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().cpu() for name, tensor in module.state_dict().items()}
 
 
-
 def _matching_head(extra: dict[str, Any], task: SegmentationTaskConfig) -> dict[str, Any] | None:
     """The init checkpoint's segmentation head when it has one of the configured widths (joint
     pretraining writes one), so fine-tuning continues it; else None (a fresh head)."""

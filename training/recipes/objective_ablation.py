@@ -3,7 +3,9 @@
 Every arm trains the default model's config (`default_cxr.yaml`: the same data, trunk, joint
 segmentation head, precision and threads) for the same number of steps, differing only in its
 `objectives:` entries; then the same stage-2 segmentation fine-tune on the frozen trunk and the same
-`medslip-eval` on the validation splits as the default-model recipe. Equal compute means equal steps on
+`medslip-eval` on the validation splits as the default-model recipe. The recipe's mask stage is left
+out: it changes only the served masks, never the scores or the finding maps (whose prior is stage 2's
+head), which are what the arms compare. Equal compute means equal steps on
 equal data: the extra terms cost wall time, which is recorded per run (`wall.json`) and reported.
 
 Stages are skipped when their output exists, so an interrupted study resumes; `--seeds` can be split

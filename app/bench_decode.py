@@ -42,6 +42,7 @@ from app.bench import service_input
 from app.bench_load import percentiles
 from app.contract.bundle import Bundle, load_bundle
 from app.contract.imaging import PreprocessingSpec, decode_bytes
+from app.contract.imaging.reduced import set_j2k_threads
 from app.contract.locations import REPO_ROOT, shared_data_dir
 from app.runtime import ImageModelRunner, OrtImageModel
 
@@ -311,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", type=Path, required=True, help="bundle: its model and input size")
     parser.add_argument("--data-dir", type=Path, default=None, help="../shared/data (or MEDSLIP_SHARED_DATA)")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per film")
-    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op and JPEG 2000 threads")
     parser.add_argument("--pool-segments", type=int, default=4, help="segments per pool kind (0: skip)")
     parser.add_argument("--pool-seconds", type=float, default=5.0)
     parser.add_argument("--pool-workers", type=int, nargs="+", default=[1, 2], help="pool sizes to compare")
@@ -328,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     films = load_films(args.data_dir or shared_data_dir())
     bundle = load_bundle(args.model_dir)
     runner = OrtImageModel(bundle, device="auto", intra_op_threads=args.threads)
+    set_j2k_threads(args.threads)
     result: dict[str, Any] = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "hardware": hardware(),

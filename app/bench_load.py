@@ -101,6 +101,7 @@ def spawn_server(
         **env_overrides,
         "MEDSLIP_LOG_LEVEL": "WARNING",
         "MEDSLIP_INTRA_OP_THREADS": str(threads),
+        "MEDSLIP_J2K_THREADS": str(threads),
         "MEDSLIP_DEVICE": device,
     }
     process = subprocess.Popen(

@@ -41,6 +41,7 @@ from app.contract.imaging import (
     decode_bytes,
     quiet_pydicom_value_messages,
 )
+from app.contract.imaging.reduced import set_j2k_threads
 from app.contract.imaging.sniff import sniff_format
 from app.logging_setup import configure_logging
 from app.postprocess import png_base64
@@ -172,10 +173,13 @@ def _ready(_index: int) -> bool:
     return True
 
 
-def _start_worker(log_format: str, log_level: str) -> None:
-    """Each process logs like the server (JSON, redacted warnings) and keeps pydicom quiet about values."""
+def _start_worker(log_format: str, log_level: str, j2k_threads: int | None = None) -> None:
+    """Each process logs like the server (JSON, redacted warnings), keeps pydicom quiet about values
+    and sizes its JPEG 2000 thread pool (None: as inherited)."""
     configure_logging(log_format, log_level)
     quiet_pydicom_value_messages()
+    if j2k_threads is not None:
+        set_j2k_threads(j2k_threads)
 
 
 Job = Callable[[DecodeRequest, str | None], ModelInput]
@@ -186,6 +190,7 @@ class PoolDecoder:
     `inline(data)` says the upload decodes without holding the GIL (None: every upload to the pool).
 
     `job` is what a worker runs (module level, so a process can import it); tests replace it.
+    `j2k_threads` sizes each worker's JPEG 2000 thread pool (`set_j2k_threads`; None: inherited).
     """
 
     def __init__(
@@ -196,11 +201,12 @@ class PoolDecoder:
         log_level: str,
         job: Job = _in_worker,
         inline: Callable[[bytes], bool] | None = None,
+        j2k_threads: int | None = None,
     ) -> None:
         self.processes = processes
         self._job = job
         self._inline = inline
-        self._init_args = (log_format, log_level)
+        self._init_args = (log_format, log_level, j2k_threads)
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = self._new_pool() if processes > 0 else None
 

@@ -136,6 +136,7 @@ def create_app(settings: Settings, *, runner_factory: RunnerFactory | None = Non
             log_format=settings.log_format,
             log_level=settings.log_level,
             inline=decodes_without_gil if settings.decode_inline else None,
+            j2k_threads=settings.j2k_threads,
         )
         bring_up = asyncio.create_task(
             _bring_up(app, bundle, settings, factory, (executor, model_executor), decoder=decoder)

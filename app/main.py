@@ -15,6 +15,7 @@ from pathlib import Path
 import uvicorn
 
 from app.contract.bundle import BundleError
+from app.contract.imaging.reduced import set_j2k_threads
 from app.factory import bundle_dir, create_app, drain_app
 from app.logging_setup import configure_logging
 from app.server import FINAL_GRACE_S, DrainingServer, header_timeout_protocol
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"medslip-serve: {exc}\n")
         return 2
     settings = settings.model_copy(update={"model_dir": model_dir})
+    set_j2k_threads(settings.j2k_threads)  # before any thread starts; decode processes get it too
     logger.info("starting", extra={"host": settings.host, "port": settings.port})
     app = create_app(settings)
     config = uvicorn.Config(

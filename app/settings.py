@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         "stall the event loop and the batcher; keep it below the core count. 0: decode in the worker "
         "threads.",
     )
+    j2k_threads: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Threads that decode one JPEG 2000 film (OpenJPEG, reduced-resolution path) in the "
+        "decode processes and in medslip-serve itself; 0 = one per CPU the process may use.",
+    )
     ort_spinning: bool = Field(
         default=False,
         description="Let ONNX Runtime's idle intra-op threads spin-wait between runs. Off: each graph "

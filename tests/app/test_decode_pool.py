@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.contract.imaging import CorruptImageError, PreprocessingSpec
+from app.contract.imaging.reduced import J2K_THREADS_ENV
 from app.decode_pool import (
     NATIVE_TRANSFER_SYNTAXES,
     DecodeRequest,
@@ -184,3 +185,25 @@ def test_a_dead_decode_process_is_replaced(
         assert (result.box.src_h, result.box.src_w) == (64, 96)
     finally:
         decoder.shutdown()
+
+
+_ENV_REPORT = "MEDSLIP_TEST_ENV_REPORT"
+
+
+def report_j2k_threads(request: DecodeRequest, _request_id: str | None) -> ModelInput:
+    """A worker job that writes the JPEG 2000 thread count its process decodes with to a file."""
+    Path(os.environ[_ENV_REPORT]).write_text(os.environ.get(J2K_THREADS_ENV, "unset"))
+    return decode_for_model(request)
+
+
+def test_decode_processes_size_their_j2k_thread_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    report = tmp_path / "threads"
+    monkeypatch.setenv(_ENV_REPORT, str(report))
+    monkeypatch.delenv(J2K_THREADS_ENV, raising=False)  # nothing to inherit: the worker sets it
+    decoder = PoolDecoder(1, log_format="json", log_level="WARNING", job=report_j2k_threads, j2k_threads=3)
+    try:
+        decoder.decode(_request())
+    finally:
+        decoder.shutdown()
+    assert report.read_text() == "3"
+    assert J2K_THREADS_ENV not in os.environ  # the server process is left as it was

@@ -46,6 +46,7 @@ from app.bench import service_input
 from app.bench_load import percentiles, spawn_server
 from app.contract.bundle import Bundle, load_bundle
 from app.contract.graphs import FULL_GRAPH
+from app.contract.imaging.reduced import set_j2k_threads
 from app.contract.locations import REPO_ROOT, shared_data_dir
 from app.runtime import OrtImageModel
 from training.bench.compare_candidates import (
@@ -104,8 +105,10 @@ def run_compare(
     http: bool = True,
     http_film: str = HTTP_FILM,
 ) -> dict[str, Any]:
-    """Build every candidate, interleave them, and return the result (without command and note)."""
+    """Build every candidate, interleave them, and return the result (without command and note).
+    `threads` sizes ONNX Runtime, torch and OpenJPEG alike, here and in the served processes."""
     torch.set_num_threads(threads)
+    set_j2k_threads(threads)
     bundle = load_bundle(bundle_dir)
     auto = OrtImageModel(bundle, device="cpu", intra_op_threads=threads, precision="auto")
     stored = OrtImageModel(bundle, device="cpu", intra_op_threads=threads, precision="stored")

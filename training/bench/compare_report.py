@@ -150,9 +150,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *([result["note"], ""] if result.get("note") else []),
         f"Hardware: {hw['cpu_model']}, {hw['cores']} cores ({hw['machine']}), intra-op threads "
-        f"{hw['threads']} for ONNX Runtime and torch alike; Python {hw['python']}, onnxruntime "
-        f"{hw['onnxruntime']}, torch {hw['torch']}. Load average at the start {hw['load_average']}, "
-        f"at the end {result['load_average_end']}.",
+        f"{hw['threads']} for ONNX Runtime, torch and JPEG 2000 decoding alike; Python {hw['python']}, "
+        f"onnxruntime {hw['onnxruntime']}, torch {hw['torch']}. Load average at the start "
+        f"{hw['load_average']}, at the end {result['load_average_end']}.",
         "",
         f"Bundle: `{result['bundle']['dir']}` ({result['bundle']['name']} {result['bundle']['version']}); "
         f"graphs as the service loads them: {result['bundle']['precisions']}; at precision stored: "

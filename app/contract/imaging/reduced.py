@@ -13,11 +13,16 @@ says (block means for JPEG, even-grid low-pass samples for JPEG 2000). The facto
 largest the codec allows that keeps the long side at least ``min_long_side``. Anything unusual
 (colour, signed or mismatched precision, JP2 wrappers, a codec error, an unexpected shape) returns
 ``None`` and the caller decodes at full resolution, exactly as without this module.
+
+The JPEG 2000 code-blocks that remain are entropy-decoded by OpenJPEG's thread pool, whose size the
+library reads from ``OPJ_NUM_THREADS`` each time a codec is created (Pillow has no parameter for it);
+``set_j2k_threads`` sets it once per process, before any decode.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -31,6 +36,7 @@ from app.contract.imaging.geometry import Reduction
 from app.contract.imaging.info import ImageInfo
 
 __all__ = [
+    "J2K_THREADS_ENV",
     "JPEG_FACTORS",
     "Reduced",
     "decode_dicom_reduced",
@@ -38,9 +44,14 @@ __all__ = [
     "decode_jpeg_reduced",
     "draft_jpeg",
     "j2k_level",
+    "j2k_threads",
+    "set_j2k_threads",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The environment variable OpenJPEG sizes its decoding thread pool from.
+J2K_THREADS_ENV = "OPJ_NUM_THREADS"
 
 #: Scalings of libjpeg's DCT that Pillow's ``draft`` uses, largest first.
 JPEG_FACTORS = (8, 4, 2)
@@ -53,6 +64,23 @@ class Reduced:
     stored: np.ndarray
     reduction: Reduction
     step: str  # the entry recorded in ImageInfo.steps
+
+
+def j2k_threads(threads: int) -> int:
+    """The JPEG 2000 decoding threads a setting asks for: 0 means one per CPU this process may use."""
+    if threads < 0:
+        raise ValueError("threads must be >= 0")
+    return threads or len(os.sched_getaffinity(0))
+
+
+def set_j2k_threads(threads: int) -> int:
+    """Size OpenJPEG's thread pool for every later JPEG 2000 decode in this process (and in processes
+    it starts afterwards, which inherit the environment); returns the count. Call it at process start,
+    before other threads decode: the environment is process-wide state. Multi-threaded decoding gives
+    the same samples as one thread (the code-blocks are independent)."""
+    count = j2k_threads(threads)
+    os.environ[J2K_THREADS_ENV] = str(count)
+    return count
 
 
 def j2k_level(rows: int, columns: int, min_long_side: int, levels: int) -> int:

@@ -4,6 +4,7 @@ the shortcut cannot reproduce is decoded at full size."""
 
 from __future__ import annotations
 
+import os
 from io import BytesIO
 from typing import Any
 
@@ -15,7 +16,7 @@ from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit
 
 from app.contract.imaging import NO_REDUCTION, DecodedImage, ImagingError, PreprocessingSpec, decode_bytes
 from app.contract.imaging.codestream import j2k_header
-from app.contract.imaging.reduced import j2k_level
+from app.contract.imaging.reduced import J2K_THREADS_ENV, j2k_level, j2k_threads, set_j2k_threads
 from tests.support.images import dicom_bytes, make_dataset, phantom, raster_bytes
 
 imagecodecs = pytest.importorskip("imagecodecs", reason="imagecodecs (serve extras) encodes the J2K fixtures")
@@ -210,3 +211,18 @@ def test_minimum_size_is_judged_on_the_original_film() -> None:
     with pytest.raises(ImagingError) as caught:
         decode_bytes(too_thin, min_long_side=SPEC.decode_long_side)
     assert caught.value.code == "image_too_small"
+
+
+def test_j2k_threads_zero_means_one_per_usable_cpu() -> None:
+    assert j2k_threads(0) == len(os.sched_getaffinity(0))
+    assert j2k_threads(3) == 3
+    with pytest.raises(ValueError, match=">= 0"):
+        j2k_threads(-1)
+
+
+def test_set_j2k_threads_sizes_openjpeg_through_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(J2K_THREADS_ENV, raising=False)  # restored after the test
+    assert set_j2k_threads(2) == 2
+    assert os.environ[J2K_THREADS_ENV] == "2"
+    assert set_j2k_threads(0) == len(os.sched_getaffinity(0))
+    assert os.environ[J2K_THREADS_ENV] == str(len(os.sched_getaffinity(0)))

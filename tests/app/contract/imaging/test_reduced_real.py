@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from app.contract.imaging import NO_REDUCTION, DecodedImage, PreprocessingSpec, decode_bytes
+from app.contract.imaging.reduced import J2K_THREADS_ENV
 
 pytestmark = pytest.mark.shared_data
 
@@ -84,3 +85,18 @@ def test_reduced_j2k_lossless_decode_is_several_times_faster(shared_data: Path) 
             _model_input(data, reduced)
             best[reduced] = min(best[reduced], time.perf_counter() - start)
     assert best[False] >= 3.0 * best[True]
+
+
+@pytest.mark.parametrize("name", sorted(REDUCED))
+def test_j2k_film_decodes_the_same_samples_on_two_threads(
+    shared_data: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenJPEG's thread pool (MEDSLIP_J2K_THREADS) changes the speed of the reduced decode, never a
+    sample: the code-blocks are decoded independently."""
+    data = _read(shared_data, name)
+    decoded = {}
+    for threads in (1, 2):
+        monkeypatch.setenv(J2K_THREADS_ENV, str(threads))
+        decoded[threads] = _decode(data, True)
+    assert decoded[1].reduction.factor == decoded[2].reduction.factor == REDUCED[name][0]
+    np.testing.assert_array_equal(decoded[1].pixels, decoded[2].pixels)

@@ -23,6 +23,7 @@ from app.contract.bundle import Bundle, load_bundle, resolve_default_bundle
 from app.contract.imaging import quiet_pydicom_value_messages
 from app.decode_pool import PoolDecoder, decodes_without_gil
 from app.drain import InFlight, run_drain
+from app.memory import release_free_memory
 from app.metrics import ServiceMetrics
 from app.middleware import BodyLimits, RequestContextMiddleware
 from app.problems import install_problem_handlers
@@ -87,6 +88,7 @@ async def _bring_up(
             )
         await asyncio.to_thread(decoder.start)
         warm_ms = await asyncio.to_thread(warm_up, runner, bundle, settings.effective_buckets())
+        await asyncio.to_thread(release_free_memory)  # the warm-up's freed buffers are not held
         service = InferenceService(
             bundle,
             runner,

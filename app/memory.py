@@ -2,7 +2,7 @@
 
 Why: the warm-up runs every batch bucket through every graph. ONNX Runtime frees those buffers, but
 glibc keeps much of the freed heap mapped, so the service's resident memory after warm-up depended on
-how the frees happened to fall: 792 to 1017 MB between two identical starts on the same host
+how the frees happened to fall: 796 and 1017 MB after two identical starts on the same host
 (docs/benchmarks.md). Trimming once the warm-up is done leaves the resident memory at what the
 service holds, not what it once touched.
 """
@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 
 __all__ = ["release_free_memory"]
-
-logger = logging.getLogger(__name__)
 
 
 def release_free_memory() -> bool:

@@ -21,12 +21,13 @@ def _rss_mb() -> float:
 
 
 def test_freed_heap_chunks_leave_the_resident_memory() -> None:
-    """200 MB freed in 100 kB chunks below a chunk still in use stays resident until trimmed."""
-    chunks = [bytearray(100_000) for _ in range(2_000)]  # heap allocations (below glibc's mmap threshold)
-    keep = bytearray(100_000)  # above them: the heap cannot simply shrink
+    """100 MB freed in 100 kB heap chunks between chunks still in use stays resident until trimmed
+    (free() can only shrink the top of the heap), then goes back to the operating system."""
+    chunks = [bytearray(100_000) for _ in range(2_000)]  # below glibc's mmap threshold: heap chunks
+    kept = chunks[1::2]  # every other chunk stays in use: the freed ones are holes, never the top
     del chunks
     before = _rss_mb()
     assert release_free_memory()
     after = _rss_mb()
-    assert before - after > 100, (before, after)
-    assert len(keep) == 100_000
+    assert before - after > 50, (before, after)
+    assert len(kept) == 1_000

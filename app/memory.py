@@ -10,17 +10,16 @@ service holds, not what it once touched.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 __all__ = ["release_free_memory"]
 
 
 def release_free_memory() -> bool:
-    """``malloc_trim(0)`` where the C library has it (glibc); False where it does not (musl, macOS)."""
-    name = ctypes.util.find_library("c")
+    """``malloc_trim(0)`` where the process's C library has it (glibc); False where it does not (musl,
+    macOS). The symbol is looked up among those already loaded: no library search at start-up."""
     try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError, TypeError):
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
         return False
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int

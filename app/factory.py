@@ -18,6 +18,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from app.api_docs import install_docs
+from app.blas import limit_blas_threads
 from app.budgets import ByteBudget
 from app.contract.bundle import Bundle, load_bundle, resolve_default_bundle
 from app.contract.imaging import quiet_pydicom_value_messages
@@ -86,6 +87,7 @@ async def _bring_up(
                 cache_size=settings.text_cache_size,
                 intra_op_threads=settings.intra_op_threads,
             )
+        limit_blas_threads()  # pieces run side by side in the worker pool, one BLAS thread each
         await asyncio.to_thread(decoder.start)
         warm_ms = await asyncio.to_thread(warm_up, runner, bundle, settings.effective_buckets())
         await asyncio.to_thread(release_free_memory)  # the warm-up's freed buffers are not held

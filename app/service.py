@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -166,6 +167,21 @@ class InferenceService:
         self._metrics.stage_duration.labels(stage=stage).observe(elapsed)
         return result, elapsed * 1000.0
 
+    async def _in_pool_each(self, stage: str, fns: Sequence[Callable[[], T]]) -> tuple[list[T], float]:
+        """Run the independent pieces of one stage side by side in the worker pool, results in order.
+
+        Why: a `/ground` answer is one full-resolution heat map per finding, each resized, quantised
+        and deflated by numpy and zlib with the GIL released, so the pieces use every core instead of
+        one (docs/benchmarks.md, "Postprocessing")."""
+        start = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        results = await asyncio.gather(
+            *(loop.run_in_executor(self._executor, contextvars.copy_context().run, fn) for fn in fns)
+        )
+        elapsed = time.perf_counter() - start
+        self._metrics.stage_duration.labels(stage=stage).observe(elapsed)
+        return list(results), elapsed * 1000.0
+
     def _decode(
         self, data: bytes, media_type: str | None, allow_lateral: bool, render: bool = False
     ) -> ModelInput:
@@ -259,40 +275,44 @@ class InferenceService:
             scored.append((row, entry))
         return scored
 
-    def _ground(self, inference: Inference) -> list[dict[str, Any]]:
+    def _grounded(self, inference: Inference, row: int, entry: dict[str, Any]) -> dict[str, Any]:
+        """One finding's entry with its heat map, peak, box and regions (a worker-pool piece)."""
         out = inference.outputs
-        maps = _required(out.pathology_maps, "pathology_maps")
-        anatomy_maps = _required(out.anatomy_maps, "anatomy_maps")
-        anatomy_probs = _required(out.anatomy_probs, "anatomy_probs")
-        grounded = []
-        for row, entry in self._scores(inference):
-            entry.update(
-                grounding(
-                    maps[row],
-                    inference.box,
-                    anatomy_maps=anatomy_maps,
-                    anatomy_probs=anatomy_probs,
-                    anatomy_names=self.bundle.anatomy_names,
-                    top_k=self._settings.anatomy_top_k,
-                )
+        entry.update(
+            grounding(
+                _required(out.pathology_maps, "pathology_maps")[row],
+                inference.box,
+                anatomy_maps=_required(out.anatomy_maps, "anatomy_maps"),
+                anatomy_probs=_required(out.anatomy_probs, "anatomy_probs"),
+                anatomy_names=self.bundle.anatomy_names,
+                top_k=self._settings.anatomy_top_k,
             )
-            grounded.append(entry)
-        return grounded
+        )
+        return entry
 
-    def _segment(
+    def _mask_pieces(
         self, inference: Inference, structures: list[tuple[str, int]], rle: bool
-    ) -> list[dict[str, Any]]:
+    ) -> list[Callable[[], dict[str, Any]]]:
+        """One worker-pool piece per mask: the requested findings' thresholded maps, then the
+        segmentation head's structures."""
         out = inference.outputs
-        maps = _required(out.pathology_maps, "pathology_maps")
-        logits = _required(out.segmentation_logits, "segmentation_logits")
-        masks = []
-        for row, entry in self._scores(inference):
-            mask = finding_mask(maps[row], inference.box)
-            masks.append(mask_payload(entry["name"], "finding", mask, with_rle=rle))
-        for name, k in structures:
-            mask = segmentation_mask(logits[k], inference.box, self.bundle.segmentation_threshold)
-            masks.append(mask_payload(name, "anatomy", mask, with_rle=rle))
-        return masks
+        box = inference.box
+
+        def finding(name: str, grid_map: np.ndarray) -> dict[str, Any]:
+            return mask_payload(name, "finding", finding_mask(grid_map, box), with_rle=rle)
+
+        def structure(name: str, logits: np.ndarray) -> dict[str, Any]:
+            mask = segmentation_mask(logits, box, self.bundle.segmentation_threshold)
+            return mask_payload(name, "anatomy", mask, with_rle=rle)
+
+        pieces: list[Callable[[], dict[str, Any]]] = []
+        if inference.findings:
+            maps = _required(out.pathology_maps, "pathology_maps")
+            pieces += [functools.partial(finding, e["name"], maps[row]) for row, e in self._scores(inference)]
+        if structures:
+            logits = _required(out.segmentation_logits, "segmentation_logits")
+            pieces += [functools.partial(structure, name, logits[k]) for name, k in structures]
+        return pieces
 
     def envelope(self, inference: Inference, post_ms: float) -> dict[str, Any]:
         """The fields every response carries: model, input, timing_ms, batch_size."""
@@ -339,7 +359,9 @@ class InferenceService:
         inference = await self.infer(
             data, media_type, options, self.resolve_findings(options.findings), endpoint="ground"
         )
-        findings, post_ms = await self._in_pool("post", lambda: self._ground(inference))
+        scored = self._scores(inference)
+        pieces = [functools.partial(self._grounded, inference, row, entry) for row, entry in scored]
+        findings, post_ms = await self._in_pool_each("post", pieces)
         return {"findings": findings, **self.envelope(inference, post_ms)}
 
     async def segment(self, data: bytes, media_type: str | None, options: RequestOptions) -> dict[str, Any]:
@@ -348,7 +370,6 @@ class InferenceService:
         if not structures and not findings:
             raise InvalidParameterError("ask for at least one `anatomy` structure or `findings` name")
         inference = await self.infer(data, media_type, options, findings, endpoint="segment")
-        masks, post_ms = await self._in_pool(
-            "post", lambda: self._segment(inference, structures, options.rle)
-        )
+        pieces = self._mask_pieces(inference, structures, options.rle)
+        masks, post_ms = await self._in_pool_each("post", pieces)
         return {"masks": masks, **self.envelope(inference, post_ms)}

@@ -77,3 +77,13 @@ def test_quantise_spreads_levels_over_the_full_byte_range(levels: int) -> None:
 def test_quantise_maps_masks_to_0_and_255() -> None:
     mask = np.array([[True, False], [False, True]])
     assert quantise(mask).tolist() == [[255, 0], [0, 255]]
+
+
+@pytest.mark.parametrize("levels", range(2, 257))
+def test_every_step_of_every_level_count_takes_its_gray_value(levels: int) -> None:
+    """Both paths (in-place arithmetic and table) give step k the gray rint(k * 255 / (levels - 1)),
+    including the level counts where float32 rounds a half step the other way."""
+    steps = np.arange(levels, dtype=np.float64)
+    gray = (steps / (levels - 1)).astype(np.float32)  # (levels,): the centre of every step
+    expected = np.rint(steps * (255.0 / (levels - 1))).astype(np.uint8)
+    assert np.array_equal(quantise(gray[None, :], levels)[0], expected)

@@ -1,0 +1,26 @@
+"""One BLAS thread in the service process.
+
+Why: numpy's OpenBLAS starts one thread per core for every product it computes. The service already
+runs requests' pieces side by side in its worker pool (a `/ground` answer resizes one heat map per
+finding, each a (H, 14) x (14, W) product), so a threaded BLAS under each piece put several threads on
+every core: fifteen heat maps took 174 ms on four workers against 145 ms one after another on a 2-core
+host, and 98 ms once BLAS ran one thread per call (docs/benchmarks.md, "Postprocessing"). The model
+itself runs in ONNX Runtime's own thread pool and is not affected.
+"""
+
+from __future__ import annotations
+
+from threadpoolctl import threadpool_info, threadpool_limits
+
+__all__ = ["blas_threads", "limit_blas_threads"]
+
+
+def limit_blas_threads(threads: int = 1) -> None:
+    """Cap every BLAS library loaded in this process (OpenBLAS, MKL, BLIS) at `threads` per call, for
+    the rest of the process's life."""
+    threadpool_limits(limits=threads, user_api="blas")
+
+
+def blas_threads() -> list[int]:
+    """Thread counts of the BLAS libraries loaded in this process (one entry per library)."""
+    return [int(pool["num_threads"]) for pool in threadpool_info() if pool.get("user_api") == "blas"]

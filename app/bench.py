@@ -37,6 +37,7 @@ import numpy as np
 import onnxruntime as ort
 
 from app.bench_load import percentiles, run_http, spawn_server
+from app.blas import limit_blas_threads
 from app.contract.bundle import load_bundle
 from app.contract.imaging import PreprocessingSpec, decode_bytes
 from app.contract.locations import REPO_ROOT, shared_data_dir
@@ -115,8 +116,10 @@ def bench_in_process(
     """Bare ONNX Runtime at batch 1, and decode+preprocess+model in-process (no HTTP, no queue).
 
     Both cycle through `images` in the order the concurrency-1 HTTP run sends them, `repeats` calls,
-    so the server-overhead figure compares the same image mix.
+    so the server-overhead figure compares the same image mix. numpy's BLAS runs one thread, as in the
+    service (app/blas.py).
     """
+    limit_blas_threads()
     bundle = load_bundle(model_dir)
     runner = OrtImageModel(bundle, device=device, intra_op_threads=threads, precision="auto")
     spec = bundle.preprocessing

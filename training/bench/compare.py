@@ -44,6 +44,7 @@ import torch
 
 from app.bench import service_input
 from app.bench_load import percentiles, spawn_server
+from app.blas import limit_blas_threads
 from app.contract.bundle import Bundle, load_bundle
 from app.contract.graphs import FULL_GRAPH
 from app.contract.imaging.reduced import set_j2k_threads
@@ -106,9 +107,12 @@ def run_compare(
     http_film: str = HTTP_FILM,
 ) -> dict[str, Any]:
     """Build every candidate, interleave them, and return the result (without command and note).
-    `threads` sizes ONNX Runtime, torch and OpenJPEG alike, here and in the served processes."""
+    `threads` sizes ONNX Runtime, torch and OpenJPEG alike, here and in the served processes; numpy's
+    BLAS runs one thread, as in the service (app/blas.py): its idle threads spin after every product and
+    took the cores from ONNX Runtime's next run (docs/benchmarks.md)."""
     torch.set_num_threads(threads)
     set_j2k_threads(threads)
+    limit_blas_threads()
     bundle = load_bundle(bundle_dir)
     auto = OrtImageModel(bundle, device="cpu", intra_op_threads=threads, precision="auto")
     stored = OrtImageModel(bundle, device="cpu", intra_op_threads=threads, precision="stored")

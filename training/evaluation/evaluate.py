@@ -45,6 +45,7 @@ from training.metrics import (
 )
 from training.metrics.classification import reliability
 from training.metrics.plots import plot_overlay, plot_reliability, plot_roc_curves
+from training.metrics.source_dependence import source_dependence
 from training.model.grounding import GROUNDING_METHODS, PRIOR_STRUCTURES, default_grounding
 
 logger = logging.getLogger(__name__)
@@ -314,6 +315,7 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
         "n_skipped": dict(sorted(results.skipped.items())),
         "target_sensitivity": target_sensitivity,
         "classification": classification,
+        "source_dependence": source_dependence(results.scores),
         "grounding": {
             "note": "anatomy grounding: anatomy maps of right/left lung vs lung masks or boxes (lungs, not "
                     "findings); maps min-max normalised, IoU/Dice averaged over thresholds",

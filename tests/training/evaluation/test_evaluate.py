@@ -50,6 +50,10 @@ def test_cli_writes_a_report_with_every_section(
     assert (normal["n_pos"], normal["n_neg"]) == (2, 2)
     assert 0.0 <= normal["auroc"] <= 1.0 and normal["threshold"] is not None
     assert report["classification"]["all"]["pneumonia"]["n_pos"] == 2 + 2  # kermany + covid
+    dependence = report["source_dependence"]  # findings of kermany and covid; jsrt nodule alone: none
+    assert set(dependence) == {"normal", "pneumonia"}
+    kermany_pneumonia = dependence["pneumonia"]["sources"]["kermany-pediatric"]
+    assert (kermany_pneumonia["n_positive"], kermany_pneumonia["n_negative"]) == (2, 2)
     right = report["grounding"]["anatomy"]["right_lung_unspec"]
     assert right["n"] == 4 and 0.0 <= right["pointing_game"] <= 1.0
     assert right["region"] == "box (covid-chestxray), mask (jsrt-scr)"

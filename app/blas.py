@@ -12,9 +12,9 @@ took 31.7 ms right after such a product against 16.6 ms alone, and 16.2 ms with 
 
 from __future__ import annotations
 
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
-__all__ = ["blas_threads", "limit_blas_threads"]
+__all__ = ["limit_blas_threads"]
 
 
 def limit_blas_threads(threads: int = 1) -> None:
@@ -22,7 +22,3 @@ def limit_blas_threads(threads: int = 1) -> None:
     the rest of the process's life."""
     threadpool_limits(limits=threads, user_api="blas")
 
-
-def blas_threads() -> list[int]:
-    """Thread counts of the BLAS libraries loaded in this process (one entry per library)."""
-    return [int(pool["num_threads"]) for pool in threadpool_info() if pool.get("user_api") == "blas"]

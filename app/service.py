@@ -163,9 +163,7 @@ class InferenceService:
         start = time.perf_counter()
         context = contextvars.copy_context()
         result = await asyncio.get_running_loop().run_in_executor(self._executor, context.run, fn)
-        elapsed = time.perf_counter() - start
-        self._metrics.stage_duration.labels(stage=stage).observe(elapsed)
-        return result, elapsed * 1000.0
+        return result, self._observe(stage, start)
 
     async def _in_pool_each(self, stage: str, fns: Sequence[Callable[[], T]]) -> tuple[list[T], float]:
         """Run the independent pieces of one stage side by side in the worker pool, results in order.
@@ -178,9 +176,13 @@ class InferenceService:
         results = await asyncio.gather(
             *(loop.run_in_executor(self._executor, contextvars.copy_context().run, fn) for fn in fns)
         )
+        return list(results), self._observe(stage, start)
+
+    def _observe(self, stage: str, start: float) -> float:
+        """Record a stage's duration since `start` (perf_counter) in the metrics; returns it in ms."""
         elapsed = time.perf_counter() - start
         self._metrics.stage_duration.labels(stage=stage).observe(elapsed)
-        return list(results), elapsed * 1000.0
+        return elapsed * 1000.0
 
     def _decode(
         self, data: bytes, media_type: str | None, allow_lateral: bool, render: bool = False
@@ -351,9 +353,7 @@ class InferenceService:
         )
         start = time.perf_counter()  # scores only: cheaper inline than a thread hop
         findings = [entry for _, entry in self._scores(inference)]
-        post_ms = (time.perf_counter() - start) * 1000.0
-        self._metrics.stage_duration.labels(stage="post").observe(post_ms / 1000.0)
-        return {"findings": findings, **self.envelope(inference, post_ms)}
+        return {"findings": findings, **self.envelope(inference, self._observe("post", start))}
 
     async def ground(self, data: bytes, media_type: str | None, options: RequestOptions) -> dict[str, Any]:
         inference = await self.infer(

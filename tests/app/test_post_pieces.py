@@ -11,15 +11,19 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi import FastAPI
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import app.service as service_module
-from app.blas import blas_threads
 from tests.support.images import png_bytes
 from tests.support.service import running_app
 
 PNG = {"Content-Type": "image/png"}
 BARRIER_TIMEOUT_S = 10.0  # bounded: a sequential postprocess breaks the barrier instead of hanging
+
+
+def blas_threads() -> list[int]:
+    """Thread counts of the BLAS libraries loaded in this process (one entry per library)."""
+    return [int(pool["num_threads"]) for pool in threadpool_info() if pool.get("user_api") == "blas"]
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from training.metrics import (
     GroundingScores,
     box_to_mask,
     classification_metrics,
+    finite_mean,
     grounding_scores,
     heat_outside_share,
 )
@@ -204,11 +205,6 @@ class Evaluator:
             self.results.labelled_areas[name].append((area, float(masks[name].mean())))
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    finite = [v for v in values if not np.isnan(v)]
-    return float(np.mean(finite)) if finite else None
-
-
 def _classification_section(results: Results, split: str, target_sensitivity: float,
                             out_dir: Path) -> dict[str, dict[str, Any]]:
     """Per-source metrics (and ROC figures), then "all": every source pooled per finding."""
@@ -263,10 +259,10 @@ def grounding_summary(items: Sequence[GroundingScores], region: str) -> dict[str
     heat-in-region ratio)."""
     return {
         "region": region, "n": len(items),
-        "pointing_game": _mean([float(s.pointing_hit) for s in items]),
-        "iou": _mean([s.iou for s in items]), "dice": _mean([s.dice for s in items]),
-        "cnr": _mean([s.cnr for s in items]), "n_cnr": int(sum(not np.isnan(s.cnr) for s in items)),
-        "heat_ratio": _mean([s.heat_ratio for s in items]),
+        "pointing_game": finite_mean([float(s.pointing_hit) for s in items]),
+        "iou": finite_mean([s.iou for s in items]), "dice": finite_mean([s.dice for s in items]),
+        "cnr": finite_mean([s.cnr for s in items]), "n_cnr": int(sum(not np.isnan(s.cnr) for s in items)),
+        "heat_ratio": finite_mean([s.heat_ratio for s in items]),
     }
 
 
@@ -293,14 +289,15 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
     if every_box:
         findings["all"] = grounding_summary(every_box, "finding boxes")
     segmentation = {
-        name: {"n": len(items), "dice": _mean([i["dice"] for i in items]),
-               "iou": _mean([i["iou"] for i in items]), **_area_medians(results.labelled_areas.get(name))}
+        name: {"n": len(items), "dice": finite_mean([i["dice"] for i in items]),
+               "iou": finite_mean([i["iou"] for i in items]),
+               **_area_medians(results.labelled_areas.get(name))}
         for name, items in sorted(results.segmentation.items())
     }
     info = predictor.info
     outside = results.heat_outside
     heat_outside = {
-        "n_films": len(outside), "mean": _mean(outside), "max_film": max(outside) if outside else None,
+        "n_films": len(outside), "mean": finite_mean(outside), "max_film": max(outside) if outside else None,
         "note": "share of each finding map's heat outside the film's expert lungs-and-heart masks grown by "
                 "one token, averaged over every finding, then over the films with those masks (JSRT)",
     }

@@ -11,12 +11,19 @@ the service can apply ``metadata.json`` operating points without re-deriving any
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
+
+
+def finite_mean(values: Sequence[float]) -> float | None:
+    """Mean of the values that are not NaN; None when none is (an empty group is not a zero)."""
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else None
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from training.metrics.classification import finite_mean
+
 __all__ = ["source_dependence"]
 
 Pairs = Sequence[tuple[int, float]]  # (label 0/1, score) per film
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return float(np.mean(values)) if values else None
 
 
 def source_dependence(scores: Mapping[str, Mapping[str, Pairs]]) -> dict[str, dict[str, Any]]:
@@ -50,7 +48,7 @@ def source_dependence(scores: Mapping[str, Mapping[str, Pairs]]) -> dict[str, di
         for source, pairs in sorted(sources.items()):
             positive = [score for label, score in pairs if label == 1]
             negative = [score for label, score in pairs if label == 0]
-            mean_positive, mean_negative = _mean(positive), _mean(negative)
+            mean_positive, mean_negative = finite_mean(positive), finite_mean(negative)
             rows[source] = {"n_positive": len(positive), "n_negative": len(negative),
                             "mean_score_positive": mean_positive, "mean_score_negative": mean_negative}
             if mean_negative is not None:

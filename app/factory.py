@@ -30,6 +30,8 @@ from app.middleware import BodyLimits, RequestContextMiddleware
 from app.problems import install_problem_handlers
 from app.routes import inference, operations
 from app.runtime import ImageModelRunner, OrtImageModel, warm_up
+from app.runtime_choice import OPENVINO, choose_runtime
+from app.runtime_openvino import OpenVinoImageModel
 from app.service import InferenceService
 from app.settings import Settings
 from app.textquery import TextQueryEncoder
@@ -47,7 +49,10 @@ DESCRIPTION = (
 
 
 def default_runner(bundle: Bundle, settings: Settings) -> ImageModelRunner:
-    """ONNX Runtime on the configured device."""
+    """The configured runtime (`choose_runtime`): OpenVINO on the CPU, or ONNX Runtime on the configured
+    device."""
+    if choose_runtime(settings.runtime, settings.device, settings.precision) == OPENVINO:
+        return OpenVinoImageModel(bundle, threads=settings.intra_op_threads, precision=settings.precision)
     return OrtImageModel(
         bundle,
         device=settings.device,

@@ -45,13 +45,23 @@ class Settings(BaseSettings):
         description="auto: CUDAExecutionProvider when onnxruntime offers it, else CPU; cuda: require it.",
     )
     intra_op_threads: int = Field(
-        default=0, ge=0, description="ONNX Runtime intra-op threads (0 = ORT default)."
+        default=0,
+        ge=0,
+        description="Inference threads per graph: ONNX Runtime intra-op threads or OpenVINO inference "
+        "threads (0 = the runtime's default).",
     )
-    precision: Literal["auto", "stored", "fp32", "int8"] = Field(
+    runtime: Literal["onnxruntime", "openvino"] = Field(
+        default="onnxruntime",
+        description="Inference runtime. onnxruntime: ONNX Runtime on the configured device. openvino: "
+        "OpenVINO on the CPU (the `openvino` package), computing in bf16 where the CPU has native bf16 "
+        "(AMX or AVX512-BF16): several times faster there, with the measured drift in docs/benchmarks.md.",
+    )
+    precision: Literal["auto", "stored", "fp32", "bf16", "int8"] = Field(
         default="auto",
         description="Graph precision: stored = as the bundle stores each graph; fp32 = fp32 compute (fp16 "
-        "weights upcast in memory); int8 = the bundle's int8 graph variants (refused at start-up when it "
-        "has none); auto = fp32 on the CPU, stored on CUDA.",
+        "weights upcast in memory); bf16 = bf16 compute (OpenVINO only, on a CPU with native bf16); int8 = "
+        "the bundle's int8 graph variants (ONNX Runtime; refused at start-up when it has none); auto = "
+        "bf16 under OpenVINO where native (else fp32), fp32 on the CPU under ONNX Runtime, stored on CUDA.",
     )
     io_binding: bool | None = Field(
         default=None,

@@ -11,7 +11,10 @@ class ModelRef(BaseModel):
     name: str = Field(examples=["medslip-cxr"])
     version: str = Field(examples=["1.0.0"])
     sha256: str = Field(description="sha256 of image_model.onnx")
-    provider: str = Field(description="ONNX Runtime execution provider that ran the model")
+    provider: str = Field(
+        description="What ran the model: an ONNX Runtime execution provider (CPUExecutionProvider, "
+        "CUDAExecutionProvider) or OpenVINO-CPU-<precision> (bf16 or fp32)"
+    )
 
 
 class InputImage(BaseModel):

@@ -63,10 +63,14 @@ def _finite(value: float) -> float | None:
 
 def measure_drift(reference: Mapping[str, NDArray[np.float32]], quantised: Mapping[str, NDArray[np.float32]],
                   labels: Sequence[Mapping[str, int]], pathology_names: Sequence[str],
-                  findings: Sequence[str]) -> dict[str, Any]:
-    """int8 vs fp32 on the same images: per calibrated finding the AUROC of both and their difference,
-    the largest |probability difference|, and (when the graph has them) the mean heat-map cosine."""
+                  findings: Sequence[str], *, names: tuple[str, str] = ("fp32", "int8")) -> dict[str, Any]:
+    """A candidate (int8, or another runtime's precision) vs its fp32 reference on the same images: per
+    calibrated finding the AUROC of both and their difference, the largest |probability difference|, and
+    (when the graph has them) the mean heat-map cosine. `names`: (reference, candidate), the keys of the
+    two AUROCs (recorded as `compared`)."""
+    ref_name, cand_name = names
     drift: dict[str, Any] = {
+        "compared": list(names),
         "n_images": int(reference["pathology_probs"].shape[0]),
         "pathology_probs_max_abs_diff": max_abs_diff(quantised["pathology_probs"],
                                                      reference["pathology_probs"]),
@@ -80,10 +84,10 @@ def measure_drift(reference: Mapping[str, NDArray[np.float32]], quantised: Mappi
         rows = [i for i, image_labels in enumerate(labels) if name in image_labels]
         y = [labels[i][name] for i in rows]
         column = list(pathology_names).index(name)
-        fp32 = _finite(auroc(y, reference["pathology_probs"][rows, column])) if rows else None
-        int8 = _finite(auroc(y, quantised["pathology_probs"][rows, column])) if rows else None
-        delta = None if fp32 is None or int8 is None else int8 - fp32
-        drift["auroc"][name] = {"n": len(rows), "n_pos": int(sum(y)), "fp32": fp32, "int8": int8,
+        before = _finite(auroc(y, reference["pathology_probs"][rows, column])) if rows else None
+        after = _finite(auroc(y, quantised["pathology_probs"][rows, column])) if rows else None
+        delta = None if before is None or after is None else after - before
+        drift["auroc"][name] = {"n": len(rows), "n_pos": int(sum(y)), ref_name: before, cand_name: after,
                                 "delta": delta}
         worst = None if delta is None or worst is None else max(worst, abs(delta))
     drift["max_abs_auroc_delta"] = worst
@@ -94,13 +98,15 @@ def decide(drift: Mapping[str, Any], max_auroc_drift: float = MAX_AUROC_DRIFT,
            min_map_cosine: float = MIN_MAP_COSINE) -> list[str]:
     """Every measured reason a variant may not ship; [] when it meets the bounds."""
     reasons: list[str] = []
+    ref_name, cand_name = drift.get("compared", ("fp32", "int8"))
     for name, figures in drift["auroc"].items():
         if figures["delta"] is None:
             reasons.append(f"{name}: AUROC drift not measurable on {figures['n']} labelled images "
                            f"({figures['n_pos']} positive)")
         elif abs(figures["delta"]) > max_auroc_drift:
             reasons.append(f"{name}: |AUROC drift| {abs(figures['delta']):.4f} > {max_auroc_drift} "
-                           f"(fp32 {figures['fp32']:.4f}, int8 {figures['int8']:.4f}, n={figures['n']})")
+                           f"({ref_name} {figures[ref_name]:.4f}, {cand_name} {figures[cand_name]:.4f}, "
+                           f"n={figures['n']})")
     cosine = drift.get("pathology_maps_mean_cosine")
     if cosine is not None and cosine < min_map_cosine:
         reasons.append(f"heat-map mean cosine {cosine:.4f} < {min_map_cosine}")

@@ -17,6 +17,9 @@ host or a cache warmed by the previous candidate shifts every candidate alike):
 - `http-multipart:/classify`: the default server again, the film as a multipart/form-data upload;
 - `http-pool:/classify`: the same to a second server with `MEDSLIP_DECODE_INLINE=false` (every upload
   decoded in the decode process): what routing cheap decodes to the worker thread saves;
+- `openvino:<graph>:b<B>` and `http-openvino:/classify`, `http-openvino:/ground`: the same graphs on
+  OpenVINO (bf16 compute where the CPU has native bf16, else fp32), bare and through a third server with
+  `MEDSLIP_RUNTIME=openvino`; only where the openvino package is installed;
 - `decode:<film>`: decode + preprocess of each real DICOM in ../shared/data/dicom as the service does it
   (reduced-resolution decoding on).
 
@@ -50,6 +53,7 @@ from app.contract.graphs import FULL_GRAPH
 from app.contract.imaging.reduced import set_j2k_threads
 from app.contract.locations import REPO_ROOT, shared_data_dir
 from app.runtime import OrtImageModel
+from app.runtime_openvino import OpenVinoImageModel, openvino_available
 from training.bench.compare_candidates import (
     GRAPHS,
     decode_candidates,
@@ -57,12 +61,13 @@ from training.bench.compare_candidates import (
     http_candidates,
     official_candidates,
     official_model,
-    ort_candidates,
+    runner_candidates,
 )
 from training.bench.compare_host import hardware, service_memory
 from training.bench.compare_report import (
     HTTP_FILM,
     MULTIPART_GROUP,
+    OPENVINO_HTTP_GROUP,
     ROUTING_ENDPOINT,
     ROUTING_GROUP,
     analyse,
@@ -121,9 +126,11 @@ def run_compare(
              for name, data in films.items() if not name.startswith("wg04_RG2")]
     images = chest or [np.zeros((3, bundle.image_size, bundle.image_size), np.float32)]
     inputs = batch_inputs(images, batches)
+    openvino = OpenVinoImageModel(bundle, threads=threads) if openvino_available() else None
     candidates = [
-        *ort_candidates(auto, bundle, inputs, "ort", graphs),
-        *ort_candidates(stored, bundle, inputs, "ort-stored", (FULL_GRAPH,)),
+        *runner_candidates(auto, bundle, inputs, "ort", graphs),
+        *runner_candidates(stored, bundle, inputs, "ort-stored", (FULL_GRAPH,)),
+        *(runner_candidates(openvino, bundle, inputs, "openvino", graphs) if openvino else []),
         *eager_candidates(full, bundle, inputs, graphs),
         *official_candidates(official, batches),
         *decode_candidates(films, bundle),
@@ -131,7 +138,7 @@ def run_compare(
     hw = hardware(threads)
     memory: dict[str, Any] = {}
     timings: dict[str, list[dict[str, float]]] = {}
-    process = pooled = None
+    process = pooled = served_openvino = None
     try:
         if http and http_film in films:
             process, url = spawn_server(bundle_dir, {}, threads, "cpu", ready_timeout_s=600.0)
@@ -146,13 +153,19 @@ def run_compare(
             pooled_client = httpx.Client(base_url=pooled_url, timeout=300.0)
             candidates += http_candidates(pooled_client, films[http_film], timings, ROUTING_GROUP,
                                           (ROUTING_ENDPOINT,))
+            if openvino is not None:  # the same service on OpenVINO
+                served_openvino, openvino_url = spawn_server(
+                    bundle_dir, {"MEDSLIP_RUNTIME": "openvino"}, threads, "cpu", ready_timeout_s=600.0)
+                memory["openvino_after_warm_up"] = service_memory(served_openvino.pid)
+                openvino_client = httpx.Client(base_url=openvino_url, timeout=300.0)
+                candidates += http_candidates(openvino_client, films[http_film], timings, OPENVINO_HTTP_GROUP)
         logger.info("interleaving %d candidates x %d rounds", len(candidates), rounds)
         samples, order = interleave(candidates, rounds)
         if process is not None:
             memory["after_run"] = service_memory(process.pid)
             memory["pid"] = process.pid
     finally:
-        for server in (process, pooled):
+        for server in (process, pooled, served_openvino):
             if server is not None:
                 server.terminate()
                 server.wait(timeout=60)
@@ -173,7 +186,8 @@ def run_compare(
         "hardware": hw,
         "load_average_end": [round(v, 2) for v in os.getloadavg()],
         "bundle": {"dir": str(bundle_dir), "name": bundle.name, "version": bundle.version,
-                   "precisions": dict(auto.precisions), "stored_precisions": dict(stored.precisions)},
+                   "precisions": dict(auto.precisions), "stored_precisions": dict(stored.precisions),
+                   "openvino": None if openvino is None else openvino.provider},
         "rounds": rounds,
         "batches": list(batches),
         "http_film": http_film,

@@ -2,8 +2,8 @@
 call, so the interleaved loop in `training/bench/compare.py` can time ONNX Runtime, PyTorch eager, the
 official architecture, HTTP and decoding alike without knowing what any of them does.
 
-Names follow `<group>:<what>:b<batch>` (`ort:image_model:b8`, `official:b1`, `http:/classify`,
-`decode:<film>`): `training/bench/compare_report.py` looks the medians up by these names.
+Names follow `<group>:<what>:b<batch>` (`ort:image_model:b8`, `openvino:classify_model:b1`, `official:b1`,
+`http:/classify`, `decode:<film>`): `training/bench/compare_report.py` looks the medians up by these names.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from app.bench import service_input
 from app.contract.bundle import Bundle
 from app.contract.graphs import CLASSIFY_GRAPH, GRAPH_COST_ORDER, GRAPH_SIGNATURES, choose_graph
 from app.runtime import OrtImageModel
+from app.runtime_openvino import OpenVinoImageModel
 from training.bench.compare_report import ENDPOINTS
 from training.bench.interleave import Candidate
 from training.export.graph import ImageModelGraph, graph_of
@@ -29,10 +30,12 @@ from training.model import MeDSLIP, create_model
 GRAPHS: tuple[str, ...] = GRAPH_COST_ORDER
 
 
-def ort_candidates(
-    runner: OrtImageModel, bundle: Bundle, inputs: dict[int, np.ndarray], group: str, graphs: Sequence[str]
+def runner_candidates(
+    runner: OrtImageModel | OpenVinoImageModel, bundle: Bundle, inputs: dict[int, np.ndarray], group: str,
+    graphs: Sequence[str],
 ) -> list[Candidate]:
-    """The bare ONNX Runtime call of each graph in `graphs` at each batch size of `inputs`."""
+    """The bare runtime call (ONNX Runtime or OpenVINO) of each graph in `graphs` at each batch size of
+    `inputs`."""
     out: list[Candidate] = []
     for batch, images in inputs.items():
         for graph in graphs:

@@ -21,7 +21,15 @@ ROUTING_GROUP = "http-pool"
 ROUTING_ENDPOINT = "classify"
 #: The default server again, the film sent as a multipart/form-data upload instead of a raw body.
 MULTIPART_GROUP = "http-multipart"
+#: The same service on OpenVINO (MEDSLIP_RUNTIME=openvino), where the openvino package is installed.
+OPENVINO_HTTP_GROUP = "http-openvino"
 RSS_TARGET_MB = 1000.0  # 1 GB
+#: The header of the HTTP tables (default server, OpenVINO server).
+HTTP_HEADER = (
+    "| endpoint | graph | HTTP p50 ms | bare graph p50 ms | decode p50 ms | post ms | HTTP / bare | "
+    "overhead ms | overhead | service-reported queue / decode / infer / post ms | response KB |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+)
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -72,30 +80,22 @@ def analyse(
             for b in batches
         },
     }
-    http: dict[str, Any] = {}
     decode_ms = get(f"decode:{http_film}")
-    for endpoint in ENDPOINTS:
-        try:
-            graph: str | None = choose_graph(ENDPOINT_OUTPUTS[endpoint], graphs)
-        except GraphContractError:
-            graph = None
-        total, bare = get(f"http:/{endpoint}"), get(f"ort:{graph}:b1")
-        stages = (server_ms or {}).get(endpoint, {})
-        post = stages.get("post")
-        added = None
-        if total is not None and bare is not None and decode_ms is not None and post is not None:
-            added = total - bare - decode_ms - post
-        http[endpoint] = {
-            "graph": graph,
-            "http_ms": total,
-            "bare_ms": bare,
-            "decode_ms": decode_ms,
-            "post_ms": post,
-            "server_reported_ms": stages,
-            "http_over_bare": _ratio(total, bare),
-            "server_added_ms": added,
-            "server_overhead_pct": None if added is None or not bare else added / bare * 100.0,
-        }
+    http = {endpoint: _http_row(p50, endpoint, graphs, group="http", bare_group="ort", decode_ms=decode_ms,
+                                server_ms=server_ms or {}) for endpoint in ENDPOINTS}
+    ratios["ort_over_openvino"] = {
+        graph: {f"b{b}": _ratio(get(f"ort:{graph}:b{b}"), get(f"openvino:{graph}:b{b}")) for b in batches}
+        for graph in graphs
+    }
+    ratios["eager_over_openvino"] = {
+        graph: {f"b{b}": _ratio(get(f"eager:{graph}:b{b}"), get(f"openvino:{graph}:b{b}")) for b in batches}
+        for graph in graphs
+    }
+    http_openvino = {
+        endpoint: _http_row(p50, endpoint, graphs, group=OPENVINO_HTTP_GROUP, bare_group="openvino",
+                            decode_ms=decode_ms, server_ms=server_ms or {})
+        for endpoint in ENDPOINTS
+    }
     routed_key = f"{ROUTING_GROUP}:/{ROUTING_ENDPOINT}"
     pooled = get(routed_key)
     routing = {
@@ -130,8 +130,34 @@ def analyse(
     targets.append(_target("decode + preprocess of the 2k JPEG 2000 lossless film <= 1x /classify model",
                            decode.get(j2k_film, {}).get("over_classify_b1"), "<=", 1.0))
     targets.append(_target("service RSS after warm-up <= 1 GB (MB)", rss_mb, "<=", RSS_TARGET_MB))
-    return {"ratios": ratios, "http": http, "routing": routing, "upload": upload, "decode": decode,
-            "targets": targets}
+    return {"ratios": ratios, "http": http, "http_openvino": http_openvino, "routing": routing,
+            "upload": upload, "decode": decode, "targets": targets}
+
+
+def _http_row(p50: dict[str, float], endpoint: str, graphs: Sequence[str], *, group: str, bare_group: str,
+              decode_ms: float | None, server_ms: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """One endpoint's HTTP overhead: requests of `group` against the bare graph of `bare_group`."""
+    try:
+        graph: str | None = choose_graph(ENDPOINT_OUTPUTS[endpoint], graphs)
+    except GraphContractError:
+        graph = None
+    total, bare = p50.get(f"{group}:/{endpoint}"), p50.get(f"{bare_group}:{graph}:b1")
+    stages = server_ms.get(endpoint if group == "http" else f"{group}:/{endpoint}", {})
+    post = stages.get("post")
+    added = None
+    if total is not None and bare is not None and decode_ms is not None and post is not None:
+        added = total - bare - decode_ms - post
+    return {
+        "graph": graph,
+        "http_ms": total,
+        "bare_ms": bare,
+        "decode_ms": decode_ms,
+        "post_ms": post,
+        "server_reported_ms": stages,
+        "http_over_bare": _ratio(total, bare),
+        "server_added_ms": added,
+        "server_overhead_pct": None if added is None or not bare else added / bare * 100.0,
+    }
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -190,19 +216,10 @@ def markdown(result: dict[str, Any]) -> str:
         "(median `timing_ms.post` the service reported), as a share of the bare graph. The service's own "
         "stage medians (`timing_ms`) are listed beside it.",
         "",
-        "| endpoint | graph | HTTP p50 ms | bare graph p50 ms | decode p50 ms | post ms | HTTP / bare | "
-        "overhead ms | overhead | service-reported queue / decode / infer / post ms | response KB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *HTTP_HEADER,
     ]
-    for endpoint, row in result["http"].items():
-        stages = row.get("server_reported_ms") or {}
-        reported = " / ".join(_fmt(stages.get(k), 1) for k in ("queue", "decode", "infer", "post"))
-        lines.append(
-            f"| /{endpoint} | `{row['graph']}` | {_fmt(row['http_ms'], 1)} | {_fmt(row['bare_ms'], 1)} | "
-            f"{_fmt(row['decode_ms'], 1)} | {_fmt(row['post_ms'], 1)} | {_fmt(row['http_over_bare'])}x | "
-            f"{_fmt(row['server_added_ms'], 1)} | {_fmt(row['server_overhead_pct'], 1)} % | {reported} | "
-            f"{_fmt(stages.get('response_kb'), 1)} |"
-        )
+    lines += [_http_line(endpoint, row) for endpoint, row in result["http"].items()]
+    lines += _openvino_lines(result)
     routing = result.get("routing") or {}
     if routing.get("pool_http_ms") is not None:
         lines += [
@@ -258,3 +275,35 @@ def markdown(result: dict[str, Any]) -> str:
         met = {True: "met", False: "**not met**", None: "not measured"}[target["met"]]
         lines.append(f"| {target['target']} | {_fmt(target['value'], 3)} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def _http_line(endpoint: str, row: dict[str, Any]) -> str:
+    stages = row.get("server_reported_ms") or {}
+    reported = " / ".join(_fmt(stages.get(k), 1) for k in ("queue", "decode", "infer", "post"))
+    return (f"| /{endpoint} | `{row['graph']}` | {_fmt(row['http_ms'], 1)} | {_fmt(row['bare_ms'], 1)} | "
+            f"{_fmt(row['decode_ms'], 1)} | {_fmt(row['post_ms'], 1)} | {_fmt(row['http_over_bare'])}x | "
+            f"{_fmt(row['server_added_ms'], 1)} | {_fmt(row['server_overhead_pct'], 1)} % | {reported} | "
+            f"{_fmt(stages.get('response_kb'), 1)} |")
+
+
+def _openvino_lines(result: dict[str, Any]) -> list[str]:
+    """The OpenVINO section: bare graphs against ONNX Runtime and eager, and its server over HTTP."""
+    provider = result["bundle"].get("openvino")
+    if not provider:
+        return []
+    ratios, batches = result["ratios"], result["batches"]
+    lines = ["", f"## OpenVINO ({provider}, `MEDSLIP_RUNTIME=openvino`)", "",
+             "| ratio | " + " | ".join(f"batch {b}" for b in batches) + " |", "|---|" + "---|" * len(batches)]
+    for key, label in (("ort_over_openvino", "ONNX Runtime (fp32 compute) / OpenVINO"),
+                       ("eager_over_openvino", "PyTorch eager / OpenVINO")):
+        for graph, row in ratios[key].items():
+            lines.append(f"| {label}, `{graph}` | " + " | ".join(f"{_fmt(v)}x" for v in row.values()) + " |")
+    rows = [_http_line(endpoint, row) for endpoint, row in (result.get("http_openvino") or {}).items()
+            if row["http_ms"] is not None]
+    if rows:
+        lines += ["", "The same service on OpenVINO over HTTP (overhead as above, against OpenVINO's bare "
+                  "graph):", "", *HTTP_HEADER, *rows]
+    memory = (result.get("memory") or {}).get("openvino_after_warm_up")
+    if memory:
+        lines += ["", f"Its VmRSS after warm-up: **{memory['rss_mb']:.0f} MB**."]
+    return lines

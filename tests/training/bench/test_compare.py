@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.contract.bundle import load_bundle
+from app.runtime_openvino import openvino_available
 from tests.fixtures.tiny_bundle import tiny_bundle  # noqa: F401  (fixture)
 from tests.support.training.tiny_models import tiny_model
 from training.bench.compare import batch_inputs, run_compare
@@ -114,6 +115,19 @@ def test_missing_candidates_are_not_measured_not_failed() -> None:
     assert result["http"]["classify"]["server_overhead_pct"] is None
 
 
+def test_openvino_ratios_and_its_server_overhead_are_against_its_own_bare_graph() -> None:
+    p50 = {"ort:classify_model:b1": 16.0, "openvino:classify_model:b1": 4.0, "eager:classify_model:b1": 24.0,
+           "http-openvino:/classify": 15.0, "http:/classify": 30.0, "decode:nih_gcp_DX_nofinding": 7.0}
+    server_ms = {"http-openvino:/classify": {"post": 1.0}, "classify": {"post": 1.0}}
+    result = analyse(p50, (1,), ("classify_model",), server_ms=server_ms)
+    assert result["ratios"]["ort_over_openvino"]["classify_model"]["b1"] == pytest.approx(4.0)
+    assert result["ratios"]["eager_over_openvino"]["classify_model"]["b1"] == pytest.approx(6.0)
+    served = result["http_openvino"]["classify"]
+    assert served["bare_ms"] == 4.0 and served["server_added_ms"] == pytest.approx(15.0 - 4.0 - 7.0 - 1.0)
+    assert result["http"]["classify"]["server_added_ms"] == pytest.approx(30.0 - 16.0 - 7.0 - 1.0)
+    assert result["http_openvino"]["ground"]["http_ms"] is None  # not measured, not failed
+
+
 def test_run_compare_on_tiny_models(tiny_bundle: Path, tmp_path: Path) -> None:  # noqa: F811
     model = tiny_model()
     segmentation = SegmentationModel(model.res_features, decoder_channels=(16, 8, 8, 8), freeze_trunk=True)
@@ -127,6 +141,8 @@ def test_run_compare_on_tiny_models(tiny_bundle: Path, tmp_path: Path) -> None: 
     graphs = ("classify_model", "image_model")
     expected = {f"{kind}:{graph}:b{b}" for kind in ("ort", "eager") for graph in graphs for b in (1, 2)}
     expected |= {"ort-stored:image_model:b1", "ort-stored:image_model:b2", "official:b1", "official:b2"}
+    if openvino_available():  # the same graphs on OpenVINO, with their own ratios and report section
+        expected |= {f"openvino:{graph}:b{b}" for graph in graphs for b in (1, 2)}
     assert names == expected
     assert all(len(row["samples"]) == 2 and row["p50"] > 0 for row in result["candidates"].values())
     assert len(result["order_first_rounds"]) == 2 * len(expected)
@@ -136,6 +152,9 @@ def test_run_compare_on_tiny_models(tiny_bundle: Path, tmp_path: Path) -> None: 
     json.dumps(result)  # JSON-safe
     text = markdown(result)
     assert "| `ort:classify_model:b1` | 1 |" in text and "## Targets" in text
+    if openvino_available():
+        assert result["ratios"]["ort_over_openvino"]["classify_model"]["b1"] > 0
+        assert "## OpenVINO (OpenVINO-CPU-" in text and "| PyTorch eager / OpenVINO, `image_model` |" in text
 
 
 def test_batch_inputs_cycle_through_images() -> None:

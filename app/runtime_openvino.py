@@ -3,10 +3,10 @@ the CPU has native bf16 (AMX or AVX512-BF16), else in fp32.
 
 Why a second runtime: ONNX Runtime's CPU provider has no bf16 convolution or matrix kernels on x86, so on
 a CPU with AMX it computes in fp32 at about the speed of PyTorch eager. OpenVINO reads the same ONNX files
-and runs them in bf16 on AMX: on a 2-core Xeon with AMX, `classify_model` took 4.1 ms against ONNX
-Runtime's 16.2 ms at batch 1, 2 threads (docs/benchmarks.md, "OpenVINO bf16"). Its drift against fp32 is
-measured per bundle (`training.export.runtime_drift`) with the int8 variants' bounds; the service runs it
-only when asked (`MEDSLIP_RUNTIME=openvino`, `app.runtime_choice`).
+and runs them in bf16 on AMX: on a 2-core Xeon with AMX, in one interleaved run, the graphs ran 2.1-3.4x
+faster than on ONNX Runtime at batch 1 and 3.9-5.2x at batch 8 (docs/benchmarks.md, "OpenVINO bf16"). Its
+drift against fp32 is measured per bundle (`training.export.runtime_drift`) with the int8 variants' bounds;
+the service runs it only when asked (`MEDSLIP_RUNTIME=openvino`, `app.runtime_choice`).
 
 Same contract as `OrtImageModel`: one compiled model per bundle graph, `run` picks the cheapest graph that
 computes the requested outputs. The graphs keep their dynamic batch and query axes, so free-text queries

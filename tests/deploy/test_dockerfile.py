@@ -78,13 +78,15 @@ def test_every_ignored_rule_has_a_written_reason() -> None:
     assert "ignored:" not in hadolint_config, "ignore rules inline with a reason, not globally"
 
 
-def test_runtime_extras_never_pull_torch_and_variants_differ_only_in_onnxruntime() -> None:
+def test_runtime_extras_never_pull_torch_and_variants_differ_only_in_their_runtimes() -> None:
+    """The GPU variant swaps onnxruntime for onnxruntime-gpu and leaves out OpenVINO (a CPU runtime)."""
     extras = _extras()
     for name in ("serve", "serve-gpu", "bridge"):
         assert not any(re.match(r"torch\b", dep) for dep in extras[name]), f"{name} must not install torch"
-    serve = {dep for dep in extras["serve"] if not dep.startswith("onnxruntime")}
+    serve = {dep for dep in extras["serve"] if not dep.startswith(("onnxruntime", "openvino"))}
     serve_gpu = {dep for dep in extras["serve-gpu"] if not dep.startswith("onnxruntime")}
     assert serve == serve_gpu
+    assert any(dep.startswith("openvino") for dep in extras["serve"])
     assert any(dep.startswith("onnxruntime-gpu") for dep in extras["serve-gpu"])
     assert not any(dep.startswith("onnxruntime-gpu") for dep in extras["serve"])
 

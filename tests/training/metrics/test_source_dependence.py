@@ -20,6 +20,8 @@ def test_a_score_that_names_the_collection_is_source_dominated() -> None:
     report = source_dependence(scores)["nodule"]
     assert report["between_sources"] == pytest.approx(0.48)
     assert report["within_sources"] == pytest.approx(0.0, abs=1e-9)  # +0.01 in one source, -0.01 in the other
+    assert report["between_sources_rank"] == pytest.approx(1.0)  # every JSRT film above every NIH film
+    assert report["within_sources_rank"] == pytest.approx(0.0)  # AUROC 0.75 in one source, 0.25 in the other
     assert report["source_dominated"] is True
     assert report["sources"]["jsrt"] == {
         "n_positive": 2, "n_negative": 2, "mean_score_positive": pytest.approx(0.59),
@@ -64,3 +66,17 @@ def test_no_verdict_without_two_sources_with_negatives() -> None:
     scores = {"a": {"edema": _pairs([0.9], [])}, "b": {"edema": _pairs([0.8], [0.2])}}
     report = source_dependence(scores)["edema"]
     assert report["between_sources"] is None and report["source_dominated"] is None
+
+
+def test_scores_near_zero_are_judged_by_ranks_not_by_mean_gaps() -> None:
+    """All scores below 0.05: the collections' means differ by more than the finding's, but within each
+    collection the finding ranks every film, and the collections overlap: not source-dominated."""
+    scores = {
+        "a": {"nodule": _pairs([0.031], [0.010, 0.030])},
+        "b": {"nodule": _pairs([0.046], [0.025, 0.045])},
+    }
+    report = source_dependence(scores)["nodule"]
+    assert report["between_sources"] > report["within_sources"]  # what a mean-gap verdict would flag
+    assert report["between_sources_rank"] == pytest.approx(0.5)
+    assert report["within_sources_rank"] == pytest.approx(1.0)
+    assert report["source_dominated"] is False

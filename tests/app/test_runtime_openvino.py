@@ -52,6 +52,23 @@ def test_a_choice_that_cannot_be_honoured_is_refused(case: tuple[str, str, str, 
         _choose(runtime, device, precision, available=available)
 
 
+def test_the_app_factory_builds_the_chosen_runtime_or_refuses(tiny_bundle: Path) -> None:
+    from app.factory import default_runner
+
+    bundle = load_bundle(tiny_bundle)
+    settings = Settings(model_dir=tiny_bundle, intra_op_threads=1)
+    assert isinstance(default_runner(bundle, settings), OrtImageModel)
+    with pytest.raises(RuntimeError, match="ONNX Runtime's"):
+        default_runner(bundle, Settings(model_dir=tiny_bundle, runtime="openvino", precision="int8"))
+    with pytest.raises(RuntimeError, match="needs MEDSLIP_RUNTIME=openvino"):
+        default_runner(bundle, Settings(model_dir=tiny_bundle, precision="bf16"))
+    if openvino_available():
+        from app.runtime_openvino import OpenVinoImageModel
+
+        chosen = default_runner(bundle, Settings(model_dir=tiny_bundle, runtime="openvino", precision="fp32"))
+        assert isinstance(chosen, OpenVinoImageModel) and chosen.precision == "fp32"
+
+
 def test_precision_auto_is_bf16_only_where_native() -> None:
     assert resolve_precision("auto", native=True) == "bf16"
     assert resolve_precision("auto", native=False) == "fp32"

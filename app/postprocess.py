@@ -136,10 +136,15 @@ def mask_payload(name: str, kind: str, mask: np.ndarray, *, with_rle: bool) -> d
     return payload
 
 
+def segmentation_probability(logits: np.ndarray, box: Letterbox) -> np.ndarray:
+    """(S, S) logits of one structure -> (src_h, src_w) float32 sigmoid probability in original pixels."""
+    probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))  # (S, S)
+    return to_original(probs, box)
+
+
 def segmentation_mask(logits: np.ndarray, box: Letterbox, threshold: float) -> np.ndarray:
     """(S, S) logits of one structure -> (src_h, src_w) bool mask (sigmoid >= threshold)."""
-    probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))  # (S, S)
-    return to_original(probs, box) >= threshold
+    return segmentation_probability(logits, box) >= threshold
 
 
 def finding_mask(grid_map: np.ndarray, box: Letterbox) -> np.ndarray:

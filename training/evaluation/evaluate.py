@@ -18,7 +18,7 @@ import json
 import logging
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,10 @@ from numpy.typing import NDArray
 
 from app.contract.imaging import ImagingError, Letterbox, decode_path
 from app.contract.vocabulary import is_lateral
-from app.postprocess import segmentation_mask
 from training.data.manifest import Box, ManifestRecord, filter_split, read_manifest
 from training.evaluation.labels import chest_region, evaluation_labels, load_masks, lung_regions
 from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
-from training.evaluation.segmentation import film_segmentation_scores
+from training.evaluation.segmentation import LUNG_STRUCTURES, film_probabilities, film_segmentation_scores
 from training.export.bundle import load_models
 from training.export.graph import ImageModelGraph
 from training.metrics import (
@@ -50,6 +49,10 @@ from training.metrics.source_dependence import source_dependence
 from training.model.grounding import GROUNDING_METHODS, PRIOR_STRUCTURES, default_grounding
 
 logger = logging.getLogger(__name__)
+
+#: Sigmoid threshold of the masks whose areas are reported: the service's (the bundles'
+#: `segmentation.threshold`), so an area is that of the mask `/segment` returns.
+MASK_THRESHOLD = 0.5
 
 REPORT_FILE = "report.json"
 @dataclass
@@ -187,22 +190,28 @@ class Evaluator:
         for name, area in self._mask_areas(item, logits).items():
             areas[name].append(area)
 
-    def _mask_areas(self, item: Prepared, logits: NDArray[np.float32],
-                    names: Collection[str] | None = None) -> dict[str, float]:
-        """logits (K, S, S) -> the share of the film each structure's mask covers (of `names` only,
-        when given), the mask `/segment` returns: one definition for films with and without experts."""
-        return {name: float(segmentation_mask(channel, item.box, 0.5).mean())
-                for name, channel in zip(self.predictor.info.structures, logits, strict=True)
-                if names is None or name in names}
+    def _mask_areas(self, item: Prepared, logits: NDArray[np.float32]) -> dict[str, float]:
+        """logits (K, S, S) -> the share of the film each structure's mask covers."""
+        structures = self.predictor.info.structures
+        return _areas(film_probabilities(structures, item.box, logits, structures))
 
     def _segmentation(self, item: Prepared, masks: dict[str, NDArray[np.bool_]],
                       logits: NDArray[np.float32]) -> None:
-        """logits (K, S, S) -> Dice/IoU of every structure the record has a mask of (+ lungs union)."""
-        scores = film_segmentation_scores(self.predictor.info.structures, masks, item.box, logits)
+        """logits (K, S, S) -> Dice/IoU of every structure the record has a mask of (+ lungs union), and
+        the share of the film each of those masks covers; every channel resized to the film once."""
+        structures = self.predictor.info.structures
+        probs = film_probabilities(structures, item.box, logits, set(masks) | LUNG_STRUCTURES)
+        scores = film_segmentation_scores(structures, masks, item.box, logits, probs=probs)
         for name, values in scores.items():
             self.results.segmentation[name].append(values)
-        for name, area in self._mask_areas(item, logits, masks).items():
+        for name, area in _areas({name: probs[name] for name in masks if name in probs}).items():
             self.results.labelled_areas[name].append((area, float(masks[name].mean())))
+
+
+def _areas(probs: Mapping[str, NDArray[np.float32]]) -> dict[str, float]:
+    """(H, W) probabilities -> the share of the film each structure's mask covers, the mask `/segment`
+    returns (sigmoid >= 0.5): one definition for films with and without expert masks."""
+    return {name: float((prob >= MASK_THRESHOLD).mean()) for name, prob in probs.items()}
 
 
 def _classification_section(results: Results, split: str, target_sensitivity: float,

@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from app.contract.imaging import ImagingError, Letterbox, decode_path
 from app.contract.imaging.preprocessing import PreprocessingSpec
+from app.postprocess import segmentation_probability
 from training.data.manifest import ManifestRecord, filter_split, read_manifest
 from training.data.sources.covid import LUNGS_MASK
 from training.evaluation.labels import load_masks
@@ -32,25 +33,39 @@ from training.model import SegmentationModel, load_checkpoint
 logger = logging.getLogger(__name__)
 
 
+#: The two lung structures whose union is scored against covid-chestxray's both-lungs masks.
+LUNG_STRUCTURES = frozenset({"right_lung", "left_lung"})
+
+
+def film_probabilities(structures: Sequence[str], box: Letterbox, logits: NDArray[np.float32],
+                       wanted: Collection[str]) -> dict[str, NDArray[np.float32]]:
+    """logits (K, S, S) -> the `wanted` structures' sigmoid probabilities (H, W) at the film's own
+    resolution, each channel resized once (`/segment`'s masks are these at its threshold)."""
+    return {name: segmentation_probability(channel, box)
+            for name, channel in zip(structures, logits, strict=True) if name in wanted}
+
+
 def film_segmentation_scores(
     structures: Sequence[str],
     masks: Mapping[str, NDArray[np.bool_]],
     box: Letterbox,
     logits: NDArray[np.float32],
+    *,
+    probs: Mapping[str, NDArray[np.float32]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """logits (K, S, S) of one film -> Dice/IoU of every structure it has an expert mask of (+ the lungs
-    union), at the film's own resolution; `masks` as `training.evaluation.labels.load_masks` reads them."""
-    probs = np.stack([box.to_original(1.0 / (1.0 + np.exp(-c))) for c in logits])  # (K, H, W)
+    union), at the film's own resolution; `masks` as `training.evaluation.labels.load_masks` reads them.
+    `probs`: the film's `film_probabilities` when the caller has them already."""
+    if probs is None:
+        probs = film_probabilities(structures, box, logits, set(masks) | LUNG_STRUCTURES)
     scores: dict[str, dict[str, float]] = {}
     for name in structures:
         if name in masks:
-            channel = probs[list(structures).index(name)]  # (H, W)
-            scores[name] = segmentation_scores(channel[None], masks[name][None], [name])[name]
-    if LUNGS_MASK in masks and {"right_lung", "left_lung"} <= set(structures):
-        right, left = (probs[list(structures).index(s)] for s in ("right_lung", "left_lung"))
+            scores[name] = segmentation_scores(probs[name][None], masks[name][None], [name])[name]
+    if LUNGS_MASK in masks and set(structures) >= LUNG_STRUCTURES:
         # (H, W): max of the two probabilities >= t exactly when either lung mask the service
         # returns covers the pixel, so this scores the union a user of /segment gets
-        union = np.maximum(right, left)
+        union = np.maximum(probs["right_lung"], probs["left_lung"])
         lungs = segmentation_scores(union[None], masks[LUNGS_MASK][None], [LUNGS_MASK])
         scores[LUNGS_MASK] = lungs[LUNGS_MASK]
     return scores

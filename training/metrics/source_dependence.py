@@ -73,8 +73,8 @@ def source_dependence(scores: Mapping[str, Mapping[str, Pairs]]) -> dict[str, di
             if mean_positive is not None and mean_negative is not None:
                 gaps.append(mean_positive - mean_negative)
                 rank_gaps.append(_separation(positive, negative))
-        pairs = list(itertools.combinations(negatives, 2))
-        between_rank = max(abs(_separation(a, b)) for a, b in pairs) if pairs else None
+        source_pairs = list(itertools.combinations(negatives, 2))
+        between_rank = max(abs(_separation(a, b)) for a, b in source_pairs) if source_pairs else None
         within_rank = float(np.mean(rank_gaps)) if rank_gaps else None
         report[name] = {
             "sources": rows,

@@ -10,8 +10,10 @@ service holds, not what it once touched.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
+from pathlib import Path
 
-__all__ = ["release_free_memory"]
+__all__ = ["proc_status_kib", "release_free_memory"]
 
 
 def release_free_memory() -> bool:
@@ -25,3 +27,17 @@ def release_free_memory() -> bool:
     trim.restype = ctypes.c_int
     trim(0)
     return True
+
+
+def proc_status_kib(pid: int, fields: Sequence[str] = ("VmRSS", "VmHWM")) -> dict[str, int]:
+    """`fields` of /proc/<pid>/status in KiB ({} where there is no /proc): what the benchmarks and the
+    memory tests read of a process's resident memory."""
+    path = Path(f"/proc/{pid}/status")
+    if not path.is_file():
+        return {}
+    values: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in fields:
+            values[key] = int(rest.split()[0])
+    return values

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import platform
-import re
 from pathlib import Path
 
 import pytest
 
-from app.memory import release_free_memory
+from app.memory import proc_status_kib, release_free_memory
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/status").exists() or platform.libc_ver()[0] != "glibc",
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def _rss_mb() -> float:
-    return int(re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+    return proc_status_kib(os.getpid())["VmRSS"] / 1024
 
 
 def test_freed_heap_chunks_leave_the_resident_memory() -> None:

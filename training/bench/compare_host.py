@@ -7,27 +7,14 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
 import torch
 
+from app.memory import proc_status_kib
 from training.host import cpu_model
-
-
-def proc_status_kib(pid: int, fields: Sequence[str] = ("VmRSS", "VmHWM")) -> dict[str, int]:
-    """`fields` of /proc/<pid>/status in KiB ({} where there is no /proc)."""
-    path = Path(f"/proc/{pid}/status")
-    if not path.is_file():
-        return {}
-    values: dict[str, int] = {}
-    for line in path.read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in fields:
-            values[key] = int(rest.split()[0])
-    return values
 
 
 def child_pids(pid: int) -> list[int]:

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from app.contract.bundle import load_bundle
+from app.memory import proc_status_kib
 from app.runtime_openvino import openvino_available
 from tests.fixtures.tiny_bundle import tiny_bundle  # noqa: F401  (fixture)
 from tests.support.training.tiny_models import tiny_model
 from training.bench.compare import batch_inputs, run_compare
 from training.bench.compare_candidates import http_candidates
-from training.bench.compare_host import proc_status_kib
 from training.bench.compare_report import analyse, markdown
 from training.bench.interleave import Candidate, interleave
 from training.export.graph import ImageModelGraph

@@ -216,14 +216,21 @@ class OrtImageModel:
         outputs: Iterable[str] = OUTPUT_NAMES,
     ) -> ModelOutputs:
         name = choose_graph(outputs, self._sessions)
-        feeds = {"image": images, "pathology_queries": pathology_queries, "anatomy_queries": anatomy_queries}
-        inputs, names = GRAPH_SIGNATURES[name]
-        used = {key: feeds[key] for key in inputs}
+        used = graph_feeds(name, images, pathology_queries, anatomy_queries)
+        names = GRAPH_SIGNATURES[name][1]
         if self.io_binding:
             values = run_bound(self._sessions[name], used, names, self._device_type)
         else:
             values = self._sessions[name].run(list(names), used)
         return ModelOutputs(**{key: np.asarray(v) for key, v in zip(names, values, strict=True)})
+
+
+def graph_feeds(
+    name: str, images: np.ndarray, pathology_queries: np.ndarray, anatomy_queries: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The inputs graph `name` takes, by name (`/classify`'s graph reads no anatomy queries)."""
+    feeds = {"image": images, "pathology_queries": pathology_queries, "anatomy_queries": anatomy_queries}
+    return {key: feeds[key] for key in GRAPH_SIGNATURES[name][0]}
 
 
 def _graph_source(bundle: Bundle, name: str, precision: str) -> tuple[Path, str | bytes, str]:

@@ -26,7 +26,7 @@ import numpy as np
 from app.contract.bundle import Bundle
 from app.contract.graphs import GRAPH_SIGNATURES, choose_graph, stored_precision
 from app.contract.vocabulary import OUTPUT_NAMES
-from app.runtime import ModelOutputs
+from app.runtime import ModelOutputs, graph_feeds
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +143,8 @@ class OpenVinoImageModel:
         outputs: Iterable[str] = OUTPUT_NAMES,
     ) -> ModelOutputs:
         name = choose_graph(outputs, self._graphs)
+        feeds = graph_feeds(name, images, pathology_queries, anatomy_queries)
         graph = self._graphs[name]
-        feeds = {"image": images, "pathology_queries": pathology_queries, "anatomy_queries": anatomy_queries}
-        used = {key: feeds[key].astype(np.float32, copy=False) for key in graph.inputs}
-        values = graph.run(used, graph.outputs)
+        values = graph.run({key: value.astype(np.float32, copy=False) for key, value in feeds.items()},
+                           graph.outputs)
         return ModelOutputs(**values)

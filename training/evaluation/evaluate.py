@@ -345,7 +345,7 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
 
 def _predictor(args: argparse.Namespace) -> Predictor:
     if args.bundle is not None:
-        return OnnxPredictor(args.bundle)
+        return OnnxPredictor(args.bundle, runtime=args.runtime)
     model, segmentation = load_models(args.checkpoint, args.seg_checkpoint)
     grounding = args.grounding or default_grounding(segmentation is not None)
     return TorchPredictor(ImageModelGraph(model, segmentation, grounding), args.checkpoint)
@@ -360,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--checkpoint", type=Path, help="MeDSLIP checkpoint (PyTorch)")
     source.add_argument("--bundle", type=Path, help="exported bundle folder (ONNX Runtime)")
     parser.add_argument("--seg-checkpoint", type=Path, default=None, help="with --checkpoint only")
+    parser.add_argument("--runtime", choices=["onnxruntime", "openvino"], default="onnxruntime",
+                        help="with --bundle: the service runtime that runs it (MEDSLIP_RUNTIME)")
     parser.add_argument("--grounding", choices=GROUNDING_METHODS, default=None,
                         help="with --checkpoint: finding heat-map method (a bundle carries its own)")
     parser.add_argument("--manifest", type=Path, nargs="+", required=True, help="JSONL manifest(s)")

@@ -53,15 +53,17 @@ class Settings(BaseSettings):
     runtime: Literal["onnxruntime", "openvino"] = Field(
         default="onnxruntime",
         description="Inference runtime. onnxruntime: ONNX Runtime on the configured device. openvino: "
-        "OpenVINO on the CPU (the `openvino` package), computing in bf16 where the CPU has native bf16 "
-        "(AMX or AVX512-BF16): several times faster there, with the measured drift in docs/benchmarks.md.",
+        "OpenVINO on the CPU (the `openvino` package); where the CPU has native bf16 (AMX or AVX512-BF16) "
+        "it computes the film-only layers in bf16 and the query layers in fp32 (precision auto = mixed): "
+        "2-4.5x faster there, within the drift bounds in docs/benchmarks.md.",
     )
-    precision: Literal["auto", "stored", "fp32", "bf16", "int8"] = Field(
+    precision: Literal["auto", "stored", "fp32", "mixed", "bf16", "int8"] = Field(
         default="auto",
         description="Graph precision: stored = as the bundle stores each graph; fp32 = fp32 compute (fp16 "
-        "weights upcast in memory); bf16 = bf16 compute (OpenVINO only, on a CPU with native bf16); int8 = "
-        "the bundle's int8 graph variants (ONNX Runtime; refused at start-up when it has none); auto = "
-        "bf16 under OpenVINO where native (else fp32), fp32 on the CPU under ONNX Runtime, stored on CUDA.",
+        "weights upcast in memory); mixed = bf16 for the layers that read only the film, fp32 for those that "
+        "read the queries, and bf16 = bf16 throughout (OpenVINO only, on a CPU with native bf16); int8 = the "
+        "bundle's int8 graph variants (ONNX Runtime; refused at start-up when it has none); auto = mixed "
+        "under OpenVINO where native (else fp32), fp32 on the CPU under ONNX Runtime, stored on CUDA.",
     )
     io_binding: bool | None = Field(
         default=None,

@@ -31,7 +31,7 @@ def _choose(runtime: str, device: str = "auto", precision: str = "auto", *, avai
 def test_onnx_runtime_unless_openvino_is_asked_for() -> None:
     for precision in ("auto", "stored", "fp32", "int8"):
         assert _choose("onnxruntime", precision=precision, available=True) == ONNXRUNTIME
-    for precision in ("auto", "bf16", "fp32"):
+    for precision in ("auto", "mixed", "bf16", "fp32"):
         assert _choose("openvino", device="cpu", precision=precision) == OPENVINO
     assert Settings(model_dir=Path("unused")).runtime == ONNXRUNTIME  # the default
 
@@ -44,6 +44,7 @@ def test_onnx_runtime_unless_openvino_is_asked_for() -> None:
         ("openvino", "auto", "int8", True, "ONNX Runtime's"),
         ("openvino", "auto", "stored", True, "ONNX Runtime's"),
         ("onnxruntime", "auto", "bf16", True, "needs MEDSLIP_RUNTIME=openvino"),
+        ("onnxruntime", "auto", "mixed", True, "needs MEDSLIP_RUNTIME=openvino"),
     ],
 )
 def test_a_choice_that_cannot_be_honoured_is_refused(case: tuple[str, str, str, bool, str]) -> None:
@@ -69,12 +70,13 @@ def test_the_app_factory_builds_the_chosen_runtime_or_refuses(tiny_bundle: Path)
         assert isinstance(chosen, OpenVinoImageModel) and chosen.precision == "fp32"
 
 
-def test_precision_auto_is_bf16_only_where_native() -> None:
-    assert resolve_precision("auto", native=True) == "bf16"
+def test_precision_auto_is_mixed_only_where_bf16_is_native() -> None:
+    assert resolve_precision("auto", native=True) == "mixed"
     assert resolve_precision("auto", native=False) == "fp32"
     assert resolve_precision("fp32", native=True) == "fp32"
-    with pytest.raises(RuntimeError, match="no native bf16"):
-        resolve_precision("bf16", native=False)
+    for precision in ("mixed", "bf16"):
+        with pytest.raises(RuntimeError, match="no native bf16"):
+            resolve_precision(precision, native=False)
     with pytest.raises(RuntimeError, match="not an OpenVINO precision"):
         resolve_precision("int8", native=True)
 
@@ -122,7 +124,8 @@ def test_outputs_are_not_overwritten_by_the_next_run(tiny_bundle: Path) -> None:
 
 
 @needs_openvino
-def test_bf16_on_the_default_bundle_stays_close_to_fp32(shared_data: Path) -> None:
+@pytest.mark.parametrize("precision", ["mixed", "bf16"])
+def test_bf16_on_the_default_bundle_stays_close_to_fp32(shared_data: Path, precision: str) -> None:
     from app.runtime_openvino import OpenVinoImageModel, native_bf16
 
     if not native_bf16():
@@ -132,8 +135,8 @@ def test_bf16_on_the_default_bundle_stays_close_to_fp32(shared_data: Path) -> No
              *sorted((shared_data / "kermany-pediatric" / "images" / "Bacterial").glob("*.jpg"))[:3]]
     images = np.stack([bundle.preprocessing.apply(decode_path(path).pixels)[0] for path in films])
     reference = OrtImageModel(bundle, device="cpu", intra_op_threads=1, precision="fp32")
-    runner = OpenVinoImageModel(bundle, threads=1, precision="bf16")
-    assert runner.provider == "OpenVINO-CPU-bf16"
+    runner = OpenVinoImageModel(bundle, threads=1, precision=precision)
+    assert runner.provider == f"OpenVINO-CPU-{precision}"
     want = reference.run(images, bundle.pathology_queries, bundle.anatomy_queries)
     got = runner.run(images, bundle.pathology_queries, bundle.anatomy_queries)
     assert float(np.abs(got.pathology_probs - want.pathology_probs).max()) < 0.02
@@ -146,6 +149,24 @@ def test_bf16_on_the_default_bundle_stays_close_to_fp32(shared_data: Path) -> No
     overlap = (masks_got & masks_want).sum(axis=(2, 3))
     dice = 2 * overlap / np.maximum(masks_got.sum(axis=(2, 3)) + masks_want.sum(axis=(2, 3)), 1)
     assert float(dice[:, :3].min()) > 0.97  # lungs and heart: the same masks
+
+
+@needs_openvino
+def test_mixed_runs_each_graph_as_an_image_part_then_a_query_part(tiny_bundle: Path) -> None:
+    from app.runtime_openvino import OpenVinoImageModel, native_bf16
+
+    if not native_bf16():
+        pytest.skip("this CPU has no native bf16 (AMX or AVX512-BF16)")
+    bundle = load_bundle(tiny_bundle)
+    runner = OpenVinoImageModel(bundle, threads=1, precision="mixed")
+    assert all(len(graph.parts) == 2 for graph in runner._graphs.values())
+    reference = OrtImageModel(bundle, device="cpu", intra_op_threads=1, precision="fp32")
+    images = np.random.default_rng(8).normal(size=(2, 3, 64, 64)).astype(np.float32)  # (B, 3, S, S)
+    extra = np.concatenate([bundle.pathology_queries, bundle.pathology_queries[:2]])  # (77, T)
+    for outputs in ENDPOINT_OUTPUTS.values():
+        want = reference.run(images, extra, bundle.anatomy_queries, outputs=outputs)
+        got = runner.run(images, extra, bundle.anatomy_queries, outputs=outputs)
+        _assert_close(want, got, atol=0.05)  # bf16 film-side layers: close, not equal
 
 
 @needs_openvino

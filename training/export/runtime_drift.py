@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="val")
     parser.add_argument("--limit", type=int, default=100_000, help="at most this many films (default: all)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                        help="OpenVINO's compute precision (auto: bf16 where the CPU has it natively)")
+    parser.add_argument("--precision", choices=["auto", "mixed", "bf16", "fp32"], default="auto",
+                        help="OpenVINO's compute precision (auto: mixed where the CPU has native bf16)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON document here")
     args = parser.parse_args(argv)

@@ -18,8 +18,8 @@ host or a cache warmed by the previous candidate shifts every candidate alike):
 - `http-pool:/classify`: the same to a second server with `MEDSLIP_DECODE_INLINE=false` (every upload
   decoded in the decode process): what routing cheap decodes to the worker thread saves;
 - `openvino:<graph>:b<B>` and `http-openvino:/classify`, `http-openvino:/ground`: the same graphs on
-  OpenVINO (bf16 compute where the CPU has native bf16, else fp32), bare and through a third server with
-  `MEDSLIP_RUNTIME=openvino`; only where the openvino package is installed;
+  OpenVINO (precision auto: film-only layers in bf16 where the CPU has native bf16, else fp32), bare and
+  through a third server with `MEDSLIP_RUNTIME=openvino`; only where the openvino package is installed;
 - `decode:<film>`: decode + preprocess of each real DICOM in ../shared/data/dicom as the service does it
   (reduced-resolution decoding on).
 

@@ -112,9 +112,10 @@ class _Part:
 class _Graph:
     """A bundle graph as one compiled model, or as its image part then its query part (mixed)."""
 
-    def __init__(self, parts: list[_Part], outputs: Iterable[str]) -> None:
+    def __init__(self, parts: list[_Part], outputs: Iterable[str], precision: str) -> None:
         self.parts = parts
         self.outputs = tuple(outputs)
+        self.precision = precision  # what it computes in: mixed, bf16 or fp32
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = dict(feeds)
@@ -124,8 +125,9 @@ class _Graph:
 
 
 def _compile(core: Any, name: str, path: Path, precision: str, config: dict[str, Any]) -> _Graph:
-    """Graph `name` at `precision`: whole at bf16 or fp32, or split at the queries for mixed (a graph that
-    reads no query compiles whole, in bf16)."""
+    """Graph `name` at `precision`: whole in bf16 or fp32, or for mixed split at the queries. Where mixed
+    finds no split point, a graph that reads queries compiles whole in fp32 (its query layers stay exact)
+    and one that reads none in bf16."""
     inputs, outputs = GRAPH_SIGNATURES[name]
     if precision == "mixed":
         split = split_at_queries(onnx.load_from_string(fp32_graph_bytes(path)), "image", QUERY_INPUTS)
@@ -136,11 +138,13 @@ def _compile(core: Any, name: str, path: Path, precision: str, config: dict[str,
                                               {**config, "INFERENCE_PRECISION_HINT": _HINTS[hint]})
                 parts.append(_Part(compiled, [value.name for value in model.graph.input],
                                    [value.name for value in model.graph.output]))
-            return _Graph(parts, outputs)
-    hint = _HINTS["bf16" if precision == "mixed" else precision]
+            return _Graph(parts, outputs, "mixed")
+        precision = "fp32" if set(inputs) & set(QUERY_INPUTS) else "bf16"
+        logger.warning("no split point at the queries; compiled whole", extra={"graph": name,
+                                                                               "precision": precision})
     compiled = core.compile_model(core.read_model(str(path)), DEVICE,
-                                  {**config, "INFERENCE_PRECISION_HINT": hint})
-    return _Graph([_Part(compiled, inputs, outputs)], outputs)
+                                  {**config, "INFERENCE_PRECISION_HINT": _HINTS[precision]})
+    return _Graph([_Part(compiled, inputs, outputs)], outputs, precision)
 
 
 class OpenVinoImageModel:
@@ -159,9 +163,10 @@ class OpenVinoImageModel:
         self._graphs: dict[str, _Graph] = {}
         self.precisions: dict[str, str] = {}
         for name in bundle.graph_names:
-            self._graphs[name] = _compile(core, name, bundle.graph_path_for(name), self.precision, config)
+            graph = _compile(core, name, bundle.graph_path_for(name), self.precision, config)
+            self._graphs[name] = graph
             stored = stored_precision(bundle.metadata.graphs[name])
-            self.precisions[name] = f"{self.precision} ({stored} weights)"
+            self.precisions[name] = f"{graph.precision} ({stored} weights)"
         logger.info("openvino models ready",
                     extra={"provider": self.provider, "graphs": ",".join(self._graphs)})
 

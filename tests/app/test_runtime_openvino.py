@@ -160,6 +160,7 @@ def test_mixed_runs_each_graph_as_an_image_part_then_a_query_part(tiny_bundle: P
     bundle = load_bundle(tiny_bundle)
     runner = OpenVinoImageModel(bundle, threads=1, precision="mixed")
     assert all(len(graph.parts) == 2 for graph in runner._graphs.values())
+    assert set(runner.precisions.values()) == {"mixed (fp32 weights)"}
     reference = OrtImageModel(bundle, device="cpu", intra_op_threads=1, precision="fp32")
     images = np.random.default_rng(8).normal(size=(2, 3, 64, 64)).astype(np.float32)  # (B, 3, S, S)
     extra = np.concatenate([bundle.pathology_queries, bundle.pathology_queries[:2]])  # (77, T)
@@ -178,3 +179,16 @@ async def test_the_service_runs_on_openvino(make_app: Callable[..., FastAPI]) ->
             response = await client.post(endpoint, params=params, content=png_bytes(), headers=headers)
             assert response.status_code == 200, response.text
             assert response.json()["model"]["provider"] == "OpenVINO-CPU-fp32"
+
+
+@needs_openvino
+def test_mixed_without_a_split_point_keeps_the_query_layers_in_fp32(
+    tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import runtime_openvino
+
+    if not runtime_openvino.native_bf16():
+        pytest.skip("this CPU has no native bf16 (AMX or AVX512-BF16)")
+    monkeypatch.setattr(runtime_openvino, "split_at_queries", lambda *args: None)
+    runner = runtime_openvino.OpenVinoImageModel(load_bundle(tiny_bundle), threads=1, precision="mixed")
+    assert set(runner.precisions.values()) == {"fp32 (fp32 weights)"}  # every graph reads the queries

@@ -5,7 +5,7 @@ to the image tokens).
 Why: OpenVINO on a CPU with AMX computes a whole graph in bf16 or a whole graph in fp32. In bf16 the
 image part runs about 3.7x faster than in fp32, but the query part moved one calibrated finding's AUROC
 beyond the 0.005 bound (hernia, +0.0071 with only the query part in bf16, +0.0014 at most on any finding
-with only the image part in bf16; docs/benchmarks.md, "OpenVINO bf16"). Splitting lets the runtime
+with only the image part in bf16; docs/benchmarks.md, "OpenVINO"). Splitting lets the runtime
 compile each part at its own precision.
 
 The split is found from the graph alone, so it holds for any bundle of the contract: a tensor belongs to

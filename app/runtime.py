@@ -148,7 +148,39 @@ def arena_of(name: str, graph_names: Iterable[str]) -> Arena:
     return "none" if name == FULL_GRAPH and GROUND_GRAPH in set(graph_names) else "shared"
 
 
-class OrtImageModel:
+class GraphRunner:
+    """What every runtime's runner shares: `run` picks the cheapest of its graphs that computes the
+    requested outputs and feeds it the inputs that graph reads (`/classify`'s graph reads no anatomy
+    queries); a subclass runs one named graph (`_run_graph`) and sets `_provider` and `_graph_names`."""
+
+    _provider: str
+    _graph_names: tuple[str, ...]
+
+    @property
+    def provider(self) -> str:
+        return self._provider
+
+    @property
+    def graphs(self) -> tuple[str, ...]:
+        return self._graph_names
+
+    def run(
+        self,
+        images: np.ndarray,
+        pathology_queries: np.ndarray,
+        anatomy_queries: np.ndarray,
+        outputs: Iterable[str] = OUTPUT_NAMES,
+    ) -> ModelOutputs:
+        name = choose_graph(outputs, self._graph_names)
+        feeds = {"image": images, "pathology_queries": pathology_queries, "anatomy_queries": anatomy_queries}
+        return ModelOutputs(**self._run_graph(name, {key: feeds[key] for key in GRAPH_SIGNATURES[name][0]}))
+
+    def _run_graph(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output of graph `name` for `feeds` (its inputs, by name)."""
+        raise NotImplementedError
+
+
+class OrtImageModel(GraphRunner):
     """Every graph of the bundle in its own InferenceSession; `run` picks the cheapest one that computes
     the requested outputs."""
 
@@ -194,43 +226,20 @@ class OrtImageModel:
                 raise RuntimeError(f"{path.name} lacks outputs {sorted(absent)}")
             self._sessions[name] = session
         self._provider = next(iter(self._sessions.values())).get_providers()[0]
+        self._graph_names = tuple(self._sessions)
         self.io_binding = self._provider == CUDA if io_binding is None else io_binding
         self._device_type = output_device(self._provider) if self.io_binding else ""
         logger.info("onnxruntime sessions ready",
                     extra={"provider": self._provider, "graphs": ",".join(self._sessions),
                            "io_binding": self.io_binding})
 
-    @property
-    def provider(self) -> str:
-        return self._provider
-
-    @property
-    def graphs(self) -> tuple[str, ...]:
-        return tuple(self._sessions)
-
-    def run(
-        self,
-        images: np.ndarray,
-        pathology_queries: np.ndarray,
-        anatomy_queries: np.ndarray,
-        outputs: Iterable[str] = OUTPUT_NAMES,
-    ) -> ModelOutputs:
-        name = choose_graph(outputs, self._sessions)
-        used = graph_feeds(name, images, pathology_queries, anatomy_queries)
+    def _run_graph(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = GRAPH_SIGNATURES[name][1]
         if self.io_binding:
-            values = run_bound(self._sessions[name], used, names, self._device_type)
+            values = run_bound(self._sessions[name], feeds, names, self._device_type)
         else:
-            values = self._sessions[name].run(list(names), used)
-        return ModelOutputs(**{key: np.asarray(v) for key, v in zip(names, values, strict=True)})
-
-
-def graph_feeds(
-    name: str, images: np.ndarray, pathology_queries: np.ndarray, anatomy_queries: np.ndarray
-) -> dict[str, np.ndarray]:
-    """The inputs graph `name` takes, by name (`/classify`'s graph reads no anatomy queries)."""
-    feeds = {"image": images, "pathology_queries": pathology_queries, "anatomy_queries": anatomy_queries}
-    return {key: feeds[key] for key in GRAPH_SIGNATURES[name][0]}
+            values = self._sessions[name].run(list(names), feeds)
+        return {key: np.asarray(v) for key, v in zip(names, values, strict=True)}
 
 
 def _graph_source(bundle: Bundle, name: str, precision: str) -> tuple[Path, str | bytes, str]:

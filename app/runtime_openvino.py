@@ -29,11 +29,10 @@ import numpy as np
 import onnx
 
 from app.contract.bundle import Bundle
-from app.contract.graphs import GRAPH_SIGNATURES, choose_graph, stored_precision
-from app.contract.vocabulary import OUTPUT_NAMES
+from app.contract.graphs import GRAPH_SIGNATURES, stored_precision
 from app.graph_precision import fp32_graph_bytes
 from app.graph_split import split_at_queries
-from app.runtime import ModelOutputs, graph_feeds
+from app.runtime import GraphRunner
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +146,7 @@ def _compile(core: Any, name: str, path: Path, precision: str, config: dict[str,
     return _Graph([_Part(compiled, inputs, outputs)], outputs, precision)
 
 
-class OpenVinoImageModel:
+class OpenVinoImageModel(GraphRunner):
     """Every graph of the bundle compiled by OpenVINO for the CPU; `run` picks the cheapest graph that
     computes the requested outputs (the same choice as `OrtImageModel`)."""
 
@@ -167,26 +166,11 @@ class OpenVinoImageModel:
             self._graphs[name] = graph
             stored = stored_precision(bundle.metadata.graphs[name])
             self.precisions[name] = f"{graph.precision} ({stored} weights)"
+        self._provider = f"OpenVINO-{DEVICE}-{self.precision}"
+        self._graph_names = tuple(self._graphs)
         logger.info("openvino models ready",
                     extra={"provider": self.provider, "graphs": ",".join(self._graphs)})
 
-    @property
-    def provider(self) -> str:
-        return f"OpenVINO-{DEVICE}-{self.precision}"
-
-    @property
-    def graphs(self) -> tuple[str, ...]:
-        return tuple(self._graphs)
-
-    def run(
-        self,
-        images: np.ndarray,
-        pathology_queries: np.ndarray,
-        anatomy_queries: np.ndarray,
-        outputs: Iterable[str] = OUTPUT_NAMES,
-    ) -> ModelOutputs:
-        name = choose_graph(outputs, self._graphs)
-        feeds = graph_feeds(name, images, pathology_queries, anatomy_queries)
-        values = self._graphs[name].run({key: value.astype(np.float32, copy=False)
-                                         for key, value in feeds.items()})
-        return ModelOutputs(**values)
+    def _run_graph(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._graphs[name].run({key: value.astype(np.float32, copy=False)
+                                       for key, value in feeds.items()})

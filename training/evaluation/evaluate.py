@@ -31,7 +31,7 @@ from app.contract.vocabulary import is_lateral
 from training.data.manifest import Box, ManifestRecord, filter_split, read_manifest
 from training.evaluation.labels import chest_region, evaluation_labels, load_masks, lung_regions
 from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
-from training.evaluation.segmentation import LUNG_STRUCTURES, film_probabilities, film_segmentation_scores
+from training.evaluation.segmentation import LUNG_STRUCTURES, film_probabilities, probability_scores
 from training.export.bundle import load_models
 from training.export.graph import ImageModelGraph
 from training.metrics import (
@@ -201,8 +201,7 @@ class Evaluator:
         the share of the film each of those masks covers; every channel resized to the film once."""
         structures = self.predictor.info.structures
         probs = film_probabilities(structures, item.box, logits, set(masks) | LUNG_STRUCTURES)
-        scores = film_segmentation_scores(structures, masks, item.box, logits, probs=probs)
-        for name, values in scores.items():
+        for name, values in probability_scores(masks, probs).items():
             self.results.segmentation[name].append(values)
         for name, area in _areas({name: probs[name] for name in masks if name in probs}).items():
             self.results.labelled_areas[name].append((area, float(masks[name].mean())))

@@ -104,8 +104,8 @@ class OnnxPredictor:
     fp16 weights computed in fp32 on the CPU) so the figures are those of the computation users get."""
 
     def __init__(self, bundle_dir: Path, device: str = "cpu", runtime: str = "onnxruntime") -> None:
-        """`runtime` "openvino": the service's OpenVINO runner instead (precision auto: bf16 where the CPU
-        has it natively), to measure what `MEDSLIP_RUNTIME=openvino` serves."""
+        """`runtime` "openvino": the service's OpenVINO runner instead (precision auto: mixed where the CPU
+        has native bf16), to measure what `MEDSLIP_RUNTIME=openvino` serves."""
         BundleMetadata.verify(bundle_dir)
         bundle = load_bundle(bundle_dir, verify=False)
         self.runner: ImageModelRunner

@@ -50,19 +50,20 @@ def film_segmentation_scores(
     masks: Mapping[str, NDArray[np.bool_]],
     box: Letterbox,
     logits: NDArray[np.float32],
-    *,
-    probs: Mapping[str, NDArray[np.float32]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """logits (K, S, S) of one film -> Dice/IoU of every structure it has an expert mask of (+ the lungs
-    union), at the film's own resolution; `masks` as `training.evaluation.labels.load_masks` reads them.
-    `probs`: the film's `film_probabilities` when the caller has them already."""
-    if probs is None:
-        probs = film_probabilities(structures, box, logits, set(masks) | LUNG_STRUCTURES)
-    scores: dict[str, dict[str, float]] = {}
-    for name in structures:
-        if name in masks:
-            scores[name] = segmentation_scores(probs[name][None], masks[name][None], [name])[name]
-    if LUNGS_MASK in masks and set(structures) >= LUNG_STRUCTURES:
+    union), at the film's own resolution; `masks` as `training.evaluation.labels.load_masks` reads them."""
+    probs = film_probabilities(structures, box, logits, set(masks) | LUNG_STRUCTURES)
+    return probability_scores(masks, probs)
+
+
+def probability_scores(masks: Mapping[str, NDArray[np.bool_]], probs: Mapping[str, NDArray[np.float32]]
+                       ) -> dict[str, dict[str, float]]:
+    """`film_probabilities` of one film -> Dice/IoU of every structure with both an expert mask and a
+    probability (+ the lungs union where both lungs have one)."""
+    scores = {name: segmentation_scores(probs[name][None], masks[name][None], [name])[name]
+              for name in probs if name in masks}
+    if LUNGS_MASK in masks and probs.keys() >= LUNG_STRUCTURES:
         # (H, W): max of the two probabilities >= t exactly when either lung mask the service
         # returns covers the pixel, so this scores the union a user of /segment gets
         union = np.maximum(probs["right_lung"], probs["left_lung"])

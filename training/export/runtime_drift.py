@@ -33,6 +33,7 @@ from app.runtime_openvino import OpenVinoImageModel
 from training.data.manifest import filter_split, read_manifest
 from training.export.int8_measure import cpu_info, decide, measure_drift
 from training.export.int8_static import calibrated_findings, load_inputs
+from training.metrics import dice
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +55,10 @@ def mask_agreement(reference: NDArray[np.float32], candidate: NDArray[np.float32
     """Mean Dice, per structure, between the masks (logit > 0) of two runtimes on the same films; a film
     where both masks are empty counts as full agreement."""
     want, got = reference > 0, candidate > 0  # (N, K, S, S)
-    overlap = (want & got).sum(axis=(2, 3)).astype(np.float64)  # (N, K)
-    total = (want.sum(axis=(2, 3)) + got.sum(axis=(2, 3))).astype(np.float64)
-    dice = np.where(total > 0, 2 * overlap / np.maximum(total, 1), 1.0)
-    return {name: round(float(dice[:, k].mean()), 5) for k, name in enumerate(structures)}
+    scores = np.array([[dice(g, w) for g, w in zip(film_got, film_want, strict=True)]
+                       for film_got, film_want in zip(got, want, strict=True)])  # (N, K), NaN: both empty
+    return {name: round(float(np.nan_to_num(scores[:, k], nan=1.0).mean()), 5)
+            for k, name in enumerate(structures)}
 
 
 def measure(bundle_dir: Path, manifests: Sequence[Path], *, split: str, limit: int, threads: int,

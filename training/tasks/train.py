@@ -43,6 +43,7 @@ from training.tasks.finetune_seg import SEGMENTATION_CHECKPOINT, SegmentationTas
 from training.tasks.losses import LossConfig, medslip_losses
 from training.trainer.config import TrainConfig
 from training.trainer.distributed import DistInfo
+from training.trainer.ema import ema_folder
 from training.trainer.loop import Trainer, resolve_device
 from training.trainer.setup import (
     check_image_size,
@@ -182,24 +183,38 @@ def build_trainer(config: TrainConfig, info: DistInfo | None = None) -> Trainer:
 
 
 def save_final_models(trainer: Trainer) -> None:
-    """After a joint run (segmentation head or extra objectives): the MeDSLIP checkpoint, and with a
-    segmentation head the segmentation checkpoint (shared trunk)."""
-    joint = trainer.model
-    if not isinstance(joint, MeDSLIPWithSegmentation | MeDSLIPWithObjectives) or not trainer.info.is_main:
+    """The final model files: after a joint run (segmentation head or extra objectives) the MeDSLIP
+    checkpoint, and with a segmentation head the segmentation checkpoint (shared trunk); a plain MeDSLIP
+    run's final training checkpoint is already its model checkpoint. Then the same files for each weight
+    average (`run.ema_decays`) in its own sub-folder, a plain run's MeDSLIP checkpoint included."""
+    if not trainer.info.is_main:
         return
     out = Path(trainer.config.run.out_dir)
-    medslip = joint.medslip.cpu()
+    joint = isinstance(trainer.model, MeDSLIPWithSegmentation | MeDSLIPWithObjectives)
+    if joint:
+        _write_models(trainer, out)
+    for average in trainer.averages:
+        with trainer.averaged_weights(average):
+            _write_models(trainer, out / ema_folder(average.decay))
+
+
+def _write_models(trainer: Trainer, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    joint = trainer.model
+    wrapped = isinstance(joint, MeDSLIPWithSegmentation | MeDSLIPWithObjectives)
+    medslip = (joint.medslip if wrapped else joint).cpu()
+    assert isinstance(medslip, MeDSLIP)
     # MeDSLIP only (objective heads stay out), with the schedule facts an exported card reports.
     facts = {"step": trainer.state.step, "epoch": trainer.state.epoch,
              "train_config": config_to_dict(trainer.config)}
     save_checkpoint(out / MEDSLIP_CHECKPOINT, medslip, **facts)
-    if joint.head is None:
+    if not isinstance(joint, MeDSLIPWithSegmentation | MeDSLIPWithObjectives) or joint.head is None:
         return
     head = joint.head.cpu()
     save_checkpoint(
         out / SEGMENTATION_CHECKPOINT,
         medslip,
-        segmentation_head={name: tensor.detach() for name, tensor in head.state_dict().items()},
+        segmentation_head={name: tensor.detach().clone() for name, tensor in head.state_dict().items()},
         segmentation={
             "structures": list(SEGMENTATION_STRUCTURES),
             "threshold": 0.5,

@@ -87,6 +87,7 @@ class RunSection:
     max_steps: int = 0  # stop after this many optimizer steps (0 = run the whole schedule)
     progress: bool = True  # tqdm bar (also off when stderr is not a TTY)
     find_unused_parameters: bool = False  # DDP: needed when some heads get no gradient
+    ema_decays: list[float] = field(default_factory=list)  # EMAs of the weights, e.g. [0.998] ([]: none)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from training.data.dataset import RecordDataset, Sample
 from training.trainer.config import TrainConfig, config_to_dict
 from training.trainer.distributed import DistInfo, ResumableSampler, all_reduce_mean, gather_objects
+from training.trainer.ema import WeightAverage
 from training.trainer.optim import build_optimizer, build_scheduler
 from training.trainer.state import (
     TrainingState,
@@ -110,6 +111,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.state = TrainingState()
         self.out_dir = Path(config.run.out_dir)
+        # One average per decay, of the unwrapped model (identical on every rank under DDP).
+        self.averages = [WeightAverage(self.model, decay) for decay in config.run.ema_decays]
 
     # ------------------------------------------------------------------ set-up helpers
     def _amp_dtype(self) -> torch.dtype | None:
@@ -168,6 +171,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        for average in self.averages:
+            average.update(self.model)
         self.state.step += 1
         return {name: float(value.detach()) for name, value in terms.items()}
 
@@ -204,7 +209,12 @@ class Trainer:
             scheduler=self.scheduler,
             state=self.state,
             train_config=config_to_dict(self.config),
-            extra={"task": task_per_rank[0], "task_per_rank": task_per_rank, "rng_per_rank": rng_per_rank},
+            extra={
+                "task": task_per_rank[0],
+                "task_per_rank": task_per_rank,
+                "rng_per_rank": rng_per_rank,
+                "ema": [average.state_dict() for average in self.averages],
+            },
         )
 
     def resume(self, path: Path) -> None:
@@ -217,6 +227,14 @@ class Trainer:
             step=payload["step"], epoch=payload["epoch"], batch_in_epoch=payload["batch_in_epoch"]
         )
         extra = payload.get("extra", {})
+        saved_averages = extra.get("ema", [])
+        if len(saved_averages) != len(self.averages):
+            raise ValueError(
+                f"{path.name} holds {len(saved_averages)} weight averages; run.ema_decays asks for "
+                f"{len(self.averages)}: resume with the configuration the run started with"
+            )
+        for average, saved in zip(self.averages, saved_averages, strict=True):
+            average.load_state_dict(saved)
         # Each rank continues its own random streams when the job size is unchanged; else rank 0's.
         same_size = len(extra.get("rng_per_rank", [])) == self.info.world_size
         rank = self.info.rank if same_size else 0
@@ -229,6 +247,16 @@ class Trainer:
             self.state.epoch,
             self.state.batch_in_epoch,
         )
+
+    @contextlib.contextmanager
+    def averaged_weights(self, average: WeightAverage) -> Iterator[nn.Module]:
+        """The model with `average`'s weights loaded for the duration of the block, then its own again."""
+        own = {name: tensor.detach().clone() for name, tensor in self.model.state_dict().items()}
+        average.copy_to(self.model)
+        try:
+            yield self.model
+        finally:
+            self.model.load_state_dict(own)
 
     # ------------------------------------------------------------------ the loop
     def _epoch_batches(self) -> Iterator[Sample]:

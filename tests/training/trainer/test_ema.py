@@ -1,0 +1,106 @@
+"""Weight averages: the arithmetic, resume, and the averaged model files a pretraining run writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from tests.support.training.resume import straight_and_resumed
+from tests.training.tasks.test_train_joint import joint_config
+from training.model import load_checkpoint
+from training.tasks.finetune_seg import SEGMENTATION_CHECKPOINT
+from training.tasks.train import MEDSLIP_CHECKPOINT, build_trainer, save_final_models
+from training.trainer.ema import WeightAverage, ema_folder
+from training.trainer.loop import Trainer
+
+
+class Small(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 2)
+        self.norm = nn.BatchNorm1d(2)
+
+
+def small_model() -> Small:
+    return Small()
+
+
+def test_the_average_follows_the_weights_with_a_warming_decay() -> None:
+    model = small_model()
+    average = WeightAverage(model, decay=0.9)
+    start = model.linear.weight.detach().clone()
+    with torch.no_grad():
+        model.linear.weight.add_(1.0)
+        tracked = model.norm.num_batches_tracked
+        assert tracked is not None
+        tracked.fill_(7)
+    average.update(model)  # first update: decay min(0.9, 1/10) = 0.1, so 90 % of the way
+    assert torch.allclose(average.state["linear.weight"], start + 0.9)
+    assert int(average.state["norm.num_batches_tracked"]) == 7  # integer buffers are copied, not averaged
+    for _ in range(200):
+        average.update(model)
+    assert average.current_decay() == pytest.approx(0.9)
+    assert torch.allclose(average.state["linear.weight"], start + 1.0, atol=1e-6)
+    assert not torch.equal(model.linear.weight, start)  # the model keeps its own weights
+
+
+def test_a_decay_outside_zero_one_and_a_mismatched_checkpoint_are_refused() -> None:
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(small_model(), decay=1.0)
+    saved = WeightAverage(small_model(), decay=0.99).state_dict()
+    with pytest.raises(ValueError, match=r"decay 0\.99"):
+        WeightAverage(small_model(), decay=0.9).load_state_dict(saved)
+    with pytest.raises(ValueError, match="lacks"):
+        WeightAverage(nn.Sequential(small_model(), nn.Linear(2, 1)), decay=0.99).load_state_dict(saved)
+
+
+EMA = ("run.ema_decays=[0.5, 0.9]",)
+
+
+@pytest.mark.shared_data
+def test_a_resumed_run_continues_its_averages_exactly(shared_data: Path, tmp_path: Path) -> None:
+    def trainer(out: Path, max_steps: int) -> Trainer:
+        return build_trainer(joint_config(out, "data.batch_size=4", "model.build_books=false",
+                                          "schedule.total_steps=4", f"run.max_steps={max_steps}", *EMA))
+
+    straight, _, resumed = straight_and_resumed(trainer, tmp_path, 3)
+    resumed.fit()
+    for mine, theirs in zip(resumed.averages, straight.averages, strict=True):
+        assert mine.updates == theirs.updates == 3
+        for name, tensor in theirs.state.items():
+            assert torch.allclose(mine.state[name], tensor, atol=1e-6), name
+    without = build_trainer(joint_config(tmp_path / "d", "data.batch_size=4", "model.build_books=false",
+                                         "schedule.total_steps=4"))
+    with pytest.raises(ValueError, match="weight averages"):  # a run resumed without its averages
+        without.resume(tmp_path / "b" / "checkpoint_last.pt")
+
+
+@pytest.mark.shared_data
+def test_each_average_is_written_as_model_files_beside_the_raw_ones(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    trainer = build_trainer(joint_config(tmp_path, "data.batch_size=4", "model.build_books=false",
+                                         "schedule.total_steps=3", *EMA))
+    trainer.val_set = None
+    trainer.fit()
+    raw = {name: tensor.clone() for name, tensor in trainer.model.state_dict().items()}
+    save_final_models(trainer)
+    assert all(torch.equal(tensor, raw[name]) for name, tensor in trainer.model.state_dict().items())
+    own, _ = load_checkpoint(tmp_path / MEDSLIP_CHECKPOINT)
+    for average in trainer.averages:
+        folder = tmp_path / ema_folder(average.decay)
+        model, extra = load_checkpoint(folder / MEDSLIP_CHECKPOINT)
+        expected = {k[len("medslip."):]: v for k, v in average.state.items() if k.startswith("medslip.")}
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(tensor, expected[name]), name
+        assert extra["step"] == 3
+        _, seg_extra = load_checkpoint(folder / SEGMENTATION_CHECKPOINT)
+        head = {k[len("head."):]: v for k, v in average.state.items() if k.startswith("head.")}
+        assert set(seg_extra["segmentation_head"]) == set(head)
+        assert all(torch.equal(seg_extra["segmentation_head"][k], v) for k, v in head.items())
+    changed = [n for n, t in own.state_dict().items() if t.is_floating_point() and not torch.equal(
+        t, load_checkpoint(tmp_path / ema_folder(0.5) / MEDSLIP_CHECKPOINT)[0].state_dict()[n])]
+    assert changed  # the averaged weights are not the raw ones

@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         fit(trainer, args.resume)
         save_final_models(trainer)
 
-    return run_task(argv, __doc__ or "", body)
+    return run_task(argv, __doc__ or "", body, writes_averages=True)
 
 
 if __name__ == "__main__":

@@ -63,12 +63,22 @@ def prepare_run(args: argparse.Namespace) -> TrainConfig:
 TaskBody = Callable[[argparse.Namespace, TrainConfig, DistInfo], None]
 
 
-def run_task(argv: list[str] | None, description: str, body: TaskBody, *, init_required: bool = False) -> int:
+def run_task(
+    argv: list[str] | None,
+    description: str,
+    body: TaskBody,
+    *,
+    init_required: bool = False,
+    writes_averages: bool = False,
+) -> int:
     """The console skeleton every training task shares (pretraining, fine-tuning, under torchrun too):
     parse, load the config, join the process group, log once per job, run `body`, and leave the process
-    group whatever happens, so a failed rank does not hang the others."""
+    group whatever happens, so a failed rank does not hang the others. A task that does not write weight
+    averages refuses `run.ema_decays` rather than train them and drop them."""
     args = base_parser(description, init_required=init_required).parse_args(argv)
     config = prepare_run(args)
+    if config.run.ema_decays and not writes_averages:
+        raise SystemExit("error: run.ema_decays: this command writes no weight averages (medslip-train does)")
     info = init_distributed(process_device_type(config.run.device))
     configure_logging(info)
     try:

@@ -104,3 +104,13 @@ def test_each_average_is_written_as_model_files_beside_the_raw_ones(
     changed = [n for n, t in own.state_dict().items() if t.is_floating_point() and not torch.equal(
         t, load_checkpoint(tmp_path / ema_folder(0.5) / MEDSLIP_CHECKPOINT)[0].state_dict()[n])]
     assert changed  # the averaged weights are not the raw ones
+
+
+def test_a_fine_tuning_command_refuses_averages_it_would_not_write(tmp_path: Path) -> None:
+    from training.tasks import finetune_seg
+
+    config = Path(__file__).resolve().parents[3] / "training" / "configs" / "finetune_seg_jsrt.yaml"
+    argv = ["--config", str(config), "--init", str(tmp_path / "none.pt")]
+    argv += ["--override", "run.ema_decays=[0.99]"]
+    with pytest.raises(SystemExit, match="writes no weight averages"):
+        finetune_seg.main(argv)

@@ -23,8 +23,10 @@ def ema_folder(decay: float) -> str:
 class WeightAverage:
     """EMA of a module's state (parameters and floating buffers; integer buffers are copied).
 
-    The effective decay starts low and rises to `decay` (min(decay, (1 + n) / (10 + n)) after n updates),
-    so the first steps' random initial weights do not linger in the average.
+    Until the decay is reached the average is the plain mean of every step's weights so far (effective
+    decay min(decay, n / (n + 1)) after n updates): the random initial weights count once, like any
+    step, and then fade. A warm-up such as (1 + n) / (10 + n) would hold the decay near 0.99 for the
+    whole of a thousand-step run, whatever `decay` says.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
@@ -37,7 +39,7 @@ class WeightAverage:
         }
 
     def current_decay(self) -> float:
-        return min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        return min(self.decay, self.updates / (self.updates + 1.0))
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

@@ -28,23 +28,29 @@ def small_model() -> Small:
     return Small()
 
 
-def test_the_average_follows_the_weights_with_a_warming_decay() -> None:
+def test_the_average_is_the_running_mean_until_the_decay_takes_over() -> None:
     model = small_model()
-    average = WeightAverage(model, decay=0.9)
+    average = WeightAverage(model, decay=0.75)
     start = model.linear.weight.detach().clone()
     with torch.no_grad():
-        model.linear.weight.add_(1.0)
         tracked = model.norm.num_batches_tracked
         assert tracked is not None
         tracked.fill_(7)
-    average.update(model)  # first update: decay min(0.9, 1/10) = 0.1, so 90 % of the way
-    assert torch.allclose(average.state["linear.weight"], start + 0.9)
+        seen = []
+        for _ in range(3):  # weights start + 1, + 2, + 3 after three steps
+            model.linear.weight.add_(1.0)
+            average.update(model)
+            seen.append(average.state["linear.weight"].clone())
+    assert torch.allclose(seen[0], start + 1.0)  # decay 0: the first step's weights
+    assert torch.allclose(seen[1], start + 1.5)  # decay 1/2: the mean of both steps
+    assert torch.allclose(seen[2], start + 2.0)  # decay 2/3: the mean of all three
     assert int(average.state["norm.num_batches_tracked"]) == 7  # integer buffers are copied, not averaged
-    for _ in range(200):
-        average.update(model)
-    assert average.current_decay() == pytest.approx(0.9)
-    assert torch.allclose(average.state["linear.weight"], start + 1.0, atol=1e-6)
-    assert not torch.equal(model.linear.weight, start)  # the model keeps its own weights
+    assert average.current_decay() == pytest.approx(0.75)  # from the fourth update on: the decay itself
+    with torch.no_grad():
+        model.linear.weight.add_(1.0)
+    average.update(model)
+    assert torch.allclose(average.state["linear.weight"], 0.75 * seen[2] + 0.25 * (start + 4.0))
+    assert torch.allclose(model.linear.weight, start + 4.0)  # the model keeps its own weights
 
 
 def test_a_decay_outside_zero_one_and_a_mismatched_checkpoint_are_refused() -> None:
@@ -57,7 +63,7 @@ def test_a_decay_outside_zero_one_and_a_mismatched_checkpoint_are_refused() -> N
         WeightAverage(nn.Sequential(small_model(), nn.Linear(2, 1)), decay=0.99).load_state_dict(saved)
 
 
-EMA = ("run.ema_decays=[0.5, 0.9]",)
+EMA = ("run.ema_decays=[0.5, 0.9]",)  # differ from the second update on
 
 
 @pytest.mark.shared_data
@@ -101,9 +107,15 @@ def test_each_average_is_written_as_model_files_beside_the_raw_ones(
         head = {k[len("head."):]: v for k, v in average.state.items() if k.startswith("head.")}
         assert set(seg_extra["segmentation_head"]) == set(head)
         assert all(torch.equal(seg_extra["segmentation_head"][k], v) for k, v in head.items())
-    changed = [n for n, t in own.state_dict().items() if t.is_floating_point() and not torch.equal(
-        t, load_checkpoint(tmp_path / ema_folder(0.5) / MEDSLIP_CHECKPOINT)[0].state_dict()[n])]
-    assert changed  # the averaged weights are not the raw ones
+    written = [load_checkpoint(tmp_path / ema_folder(d) / MEDSLIP_CHECKPOINT)[0].state_dict()
+               for d in (0.5, 0.9)]
+    raw_state = own.state_dict()
+
+    def differs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+        return any(t.is_floating_point() and not torch.equal(t, b[n]) for n, t in a.items())
+
+    assert differs(raw_state, written[0]) and differs(raw_state, written[1])  # neither is the raw weights
+    assert differs(written[0], written[1])  # and the two decays differ
 
 
 def test_a_fine_tuning_command_refuses_averages_it_would_not_write(tmp_path: Path) -> None:

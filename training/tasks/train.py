@@ -11,6 +11,8 @@ checkpoint) and `segmentation_final.pt` (the same + the head), the formats expor
 
 Extra objectives (`objectives:` entries, training.objectives): ASG's and MLIP's terms on the same trunk
 and batches, logged by name; their heads are training-only, so `medslip_final.pt` is written without them.
+
+Weight averages (`run.ema_decays`): the same model files again, from each average, in `ema-<decay>/`.
 """
 
 from __future__ import annotations
@@ -209,7 +211,7 @@ def _write_models(trainer: Trainer, out: Path) -> None:
              "train_config": config_to_dict(trainer.config)}
     save_checkpoint(out / MEDSLIP_CHECKPOINT, medslip, **facts)
     if not isinstance(joint, MeDSLIPWithSegmentation | MeDSLIPWithObjectives) or joint.head is None:
-        return
+        return  # (isinstance again: it narrows the type for the head below)
     head = joint.head.cpu()
     save_checkpoint(
         out / SEGMENTATION_CHECKPOINT,

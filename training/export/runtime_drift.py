@@ -2,12 +2,12 @@
 (mixed, bf16 or fp32; auto: mixed where the CPU has native bf16) against ONNX Runtime fp32, on real films,
 judged by the int8 variants' bounds.
 
-Why: with `MEDSLIP_RUNTIME=openvino` the service computes in bf16 where the CPU can (`app.runtime_openvino`),
-while the bundle's card figures come from ONNX Runtime in fp32 (`training.evaluation.predictors`). This
-measures what that costs on the validation split, with the same rule as an int8 variant
-(`int8_measure.decide`): every calibrated finding within 0.005 AUROC, finding heat maps with a mean cosine
-of at least 0.95. It also reports how far the served masks move (Dice between the two runtimes'
-thresholded masks, per structure).
+Why: with `MEDSLIP_RUNTIME=openvino` the service computes partly in bf16 where the CPU has it natively
+(precision mixed, `app.runtime_openvino`), while the bundle's card figures come from ONNX Runtime in fp32
+(`training.evaluation.predictors`). This measures what that costs on the validation split, with the same
+rule as an int8 variant (`int8_measure.decide`): every calibrated finding within 0.005 AUROC, finding heat
+maps with a mean cosine of at least 0.95. It also reports how far the served masks move (Dice between the
+two runtimes' thresholded masks, per structure).
 
 Both runtimes run the bundle's full graph, batch by batch, on the same preprocessed films (`load_inputs`:
 frontal films in a fixed shuffle). Prints one JSON document; exit status 2 when a bound is missed.

@@ -202,21 +202,21 @@ def save_final_models(trainer: Trainer) -> None:
 
 def _write_models(trainer: Trainer, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    joint = trainer.model
-    wrapped = isinstance(joint, MeDSLIPWithSegmentation | MeDSLIPWithObjectives)
-    medslip = (joint.medslip if wrapped else joint).cpu()
+    model = trainer.model
+    medslip, head = model, None
+    if isinstance(model, MeDSLIPWithSegmentation | MeDSLIPWithObjectives):
+        medslip, head = model.medslip, model.head
     assert isinstance(medslip, MeDSLIP)
     # MeDSLIP only (objective heads stay out), with the schedule facts an exported card reports.
     facts = {"step": trainer.state.step, "epoch": trainer.state.epoch,
              "train_config": config_to_dict(trainer.config)}
-    save_checkpoint(out / MEDSLIP_CHECKPOINT, medslip, **facts)
-    if not isinstance(joint, MeDSLIPWithSegmentation | MeDSLIPWithObjectives) or joint.head is None:
-        return  # (isinstance again: it narrows the type for the head below)
-    head = joint.head.cpu()
+    save_checkpoint(out / MEDSLIP_CHECKPOINT, medslip, **facts)  # tensors copied to the CPU
+    if head is None:
+        return
     save_checkpoint(
         out / SEGMENTATION_CHECKPOINT,
         medslip,
-        segmentation_head={name: tensor.detach().clone() for name, tensor in head.state_dict().items()},
+        segmentation_head={name: tensor.detach().cpu().clone() for name, tensor in head.state_dict().items()},
         segmentation={
             "structures": list(SEGMENTATION_STRUCTURES),
             "threshold": 0.5,

@@ -29,9 +29,8 @@ from app.metrics import ServiceMetrics
 from app.middleware import BodyLimits, RequestContextMiddleware
 from app.problems import install_problem_handlers
 from app.routes import inference, operations
-from app.runtime import ImageModelRunner, OrtImageModel, warm_up
-from app.runtime_choice import OPENVINO, choose_runtime
-from app.runtime_openvino import OpenVinoImageModel
+from app.runtime import ImageModelRunner, warm_up
+from app.runtime_choice import build_runner
 from app.service import InferenceService
 from app.settings import Settings
 from app.textquery import TextQueryEncoder
@@ -49,15 +48,14 @@ DESCRIPTION = (
 
 
 def default_runner(bundle: Bundle, settings: Settings) -> ImageModelRunner:
-    """The configured runtime (`choose_runtime`): OpenVINO on the CPU, or ONNX Runtime on the configured
+    """The configured runtime (`build_runner`): OpenVINO on the CPU, or ONNX Runtime on the configured
     device."""
-    if choose_runtime(settings.runtime, settings.device, settings.precision) == OPENVINO:
-        return OpenVinoImageModel(bundle, threads=settings.intra_op_threads, precision=settings.precision)
-    return OrtImageModel(
+    return build_runner(
         bundle,
+        runtime=settings.runtime,
         device=settings.device,
-        intra_op_threads=settings.intra_op_threads,
         precision=settings.precision,
+        threads=settings.intra_op_threads,
         io_binding=settings.io_binding,
         allow_spinning=settings.ort_spinning,
     )

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.runtime_openvino import openvino_available
+from app.contract.bundle import Bundle
+from app.runtime import ImageModelRunner, OrtImageModel
+from app.runtime_openvino import OpenVinoImageModel, openvino_available
 
 ONNXRUNTIME = "onnxruntime"
 OPENVINO = "openvino"
@@ -40,3 +42,22 @@ def choose_runtime(
     if precision in ("mixed", "bf16"):
         raise RuntimeError(f"MEDSLIP_PRECISION={precision} needs MEDSLIP_RUNTIME=openvino")
     return ONNXRUNTIME
+
+
+def build_runner(
+    bundle: Bundle,
+    *,
+    runtime: str = ONNXRUNTIME,
+    device: str = "auto",
+    precision: str = "auto",
+    threads: int = 0,
+    io_binding: bool | None = None,
+    allow_spinning: bool = False,
+) -> ImageModelRunner:
+    """The image-model runner of `choose_runtime`'s choice. The service and the bundle evaluation both
+    build theirs here, so an evaluated bundle runs on the very runner a service with the same settings
+    would use. `threads`: intra-op threads per graph (0: the runtime's default)."""
+    if choose_runtime(runtime, device, precision) == OPENVINO:
+        return OpenVinoImageModel(bundle, threads=threads, precision=precision)
+    return OrtImageModel(bundle, device=device, intra_op_threads=threads, precision=precision,
+                         io_binding=io_binding, allow_spinning=allow_spinning)

@@ -18,9 +18,8 @@ from app.contract.bundle_files import sha256_file
 from app.contract.bundle_metadata import BundleMetadata
 from app.contract.imaging.preprocessing import PreprocessingSpec
 from app.contract.vocabulary import ANATOMY, OUTPUT_NAMES, PATHOLOGY
-from app.runtime import ImageModelRunner, OrtImageModel
-from app.runtime_choice import OPENVINO, choose_runtime
-from app.runtime_openvino import OpenVinoImageModel
+from app.runtime import ImageModelRunner
+from app.runtime_choice import build_runner
 from app.textquery import TextQueryEncoder
 from training.export.graph import ImageModelGraph
 from training.model import SEGMENTATION_STRUCTURES
@@ -100,19 +99,16 @@ class TorchPredictor:
 
 class OnnxPredictor:
     """An exported bundle on ONNX Runtime (CPU by default, `device="cuda"` for a GPU), verified against its
-    sha256s before use, run by the service's own runner (`app.runtime.OrtImageModel`, precision "auto":
-    fp16 weights computed in fp32 on the CPU) so the figures are those of the computation users get."""
+    sha256s before use, run by the runner the service builds (`app.runtime_choice.build_runner`, precision
+    "auto": fp16 weights computed in fp32 on the CPU) so the figures are those of the computation users
+    get."""
 
     def __init__(self, bundle_dir: Path, device: str = "cpu", runtime: str = "onnxruntime") -> None:
         """`runtime` "openvino": the service's OpenVINO runner instead (precision auto: mixed where the CPU
         has native bf16), to measure what `MEDSLIP_RUNTIME=openvino` serves."""
         BundleMetadata.verify(bundle_dir)
         bundle = load_bundle(bundle_dir, verify=False)
-        self.runner: ImageModelRunner
-        if choose_runtime(runtime, device, "auto") == OPENVINO:
-            self.runner = OpenVinoImageModel(bundle)
-        else:
-            self.runner = OrtImageModel(bundle, device=device, precision="auto")
+        self.runner: ImageModelRunner = build_runner(bundle, runtime=runtime, device=device, precision="auto")
         self._text_bundle = bundle.text_encoder
         self._text_encoder: TextQueryEncoder | None = None  # loaded on first use
         self.pathology_book = bundle.pathology_queries  # (Qp, T)

@@ -1,6 +1,6 @@
 """MeDSLIP model: configuration, registry, dual-stream network, segmentation head, text encoder."""
 
-from training.model.checkpoint import load_checkpoint, model_from_state, save_checkpoint
+from training.model.checkpoint import cpu_state, load_checkpoint, model_from_state, save_checkpoint
 from training.model.config import ModelConfig
 from training.model.medslip import MeDSLIP, MeDSLIPOutput
 from training.model.registry import create_model, get_model_config, list_models, register_model
@@ -24,6 +24,7 @@ __all__ = [
     "SegmentationModel",
     "TextEncoder",
     "build_query_books",
+    "cpu_state",
     "create_model",
     "get_model_config",
     "list_models",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from training.config_io import config_from_dict, config_to_dict
 from training.model.config import ModelConfig
@@ -25,6 +26,11 @@ MODEL_KEY = "model"
 CONFIG_KEY = "model_config"
 
 
+def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A module's state_dict with every tensor detached and on the CPU (what checkpoints hold)."""
+    return {name: tensor.detach().cpu() for name, tensor in module.state_dict().items()}
+
+
 def save_checkpoint(path: str | Path, model: MeDSLIP, **extra: Any) -> None:
     """Write `model` (state_dict + config) and any `extra` entries to `path`, atomically."""
     reserved = {MODEL_KEY, CONFIG_KEY} & set(extra)
@@ -32,7 +38,7 @@ def save_checkpoint(path: str | Path, model: MeDSLIP, **extra: Any) -> None:
         raise ValueError(f"extra entries may not use reserved keys: {', '.join(sorted(reserved))}")
     path = Path(path)
     payload: dict[str, Any] = {
-        MODEL_KEY: {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        MODEL_KEY: cpu_state(model),
         CONFIG_KEY: config_to_dict(model.config),
         **extra,
     }

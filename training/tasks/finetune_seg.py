@@ -32,6 +32,7 @@ from training.model import (
     SEGMENTATION_STRUCTURES,
     MeDSLIP,
     SegmentationModel,
+    cpu_state,
     load_checkpoint,
     save_checkpoint,
 )
@@ -214,13 +215,9 @@ def save_segmentation_checkpoint(
     }
     extra: dict[str, Any] = {}
     if model.prior_head is not None:
-        extra["prior_head"] = _cpu_state(model.prior_head)
+        extra["prior_head"] = cpu_state(model.prior_head)
         settings["prior_decoder_channels"] = list(model.prior_head.decoder_channels)
-    save_checkpoint(path, init, segmentation_head=_cpu_state(model.head), segmentation=settings, **extra)
-
-
-def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: tensor.detach().cpu() for name, tensor in module.state_dict().items()}
+    save_checkpoint(path, init, segmentation_head=cpu_state(model.head), segmentation=settings, **extra)
 
 
 def _matching_head(extra: dict[str, Any], task: SegmentationTaskConfig) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from training.model import (
     SegmentationHead,
     TextEncoder,
     build_query_books,
+    cpu_state,
     create_model,
     save_checkpoint,
 )
@@ -216,7 +217,7 @@ def _write_models(trainer: Trainer, out: Path) -> None:
     save_checkpoint(
         out / SEGMENTATION_CHECKPOINT,
         medslip,
-        segmentation_head={name: tensor.detach().cpu().clone() for name, tensor in head.state_dict().items()},
+        segmentation_head=cpu_state(head),
         segmentation={
             "structures": list(SEGMENTATION_STRUCTURES),
             "threshold": 0.5,

@@ -23,10 +23,10 @@ def ema_folder(decay: float) -> str:
 class WeightAverage:
     """EMA of a module's state (parameters and floating buffers; integer buffers are copied).
 
-    Until the decay is reached the average is the plain mean of every step's weights so far (effective
-    decay min(decay, n / (n + 1)) after n updates): the random initial weights count once, like any
-    step, and then fade. A warm-up such as (1 + n) / (10 + n) would hold the decay near 0.99 for the
-    whole of a thousand-step run, whatever `decay` says.
+    Until the decay is reached the average is the plain mean of every step's weights so far (the update
+    after n others uses decay min(decay, n / (n + 1))): the first update takes that step's weights whole,
+    so the random initial weights never enter the average. A warm-up such as (1 + n) / (10 + n) would
+    hold the decay near 0.99 for the whole of a thousand-step run, whatever `decay` says.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:

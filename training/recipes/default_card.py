@@ -137,6 +137,18 @@ def _mask_stage(overrides: list[str] | None) -> list[str]:
             then]
 
 
+def _augmentation(data: dict[str, Any]) -> str:
+    """The pretraining augmentation as the card states it ("not recorded" for older metadata): how much
+    of the film a crop keeps and how many RandAugment operations follow, the recipe's measured knobs."""
+    if "crop_scale" not in data or "randaug_ops" not in data:
+        return "augmentation not recorded"
+    low, high = (round(100 * float(value)) for value in data["crop_scale"])
+    ops = int(data["randaug_ops"])
+    magnitude = data.get("randaug_magnitude", "not recorded")
+    return (f"crops of {low}-{high} % of the film's area, then {ops} RandAugment operation"
+            f"{'' if ops == 1 else 's'} at magnitude {magnitude} (no flip)")
+
+
 def _heat_outside(report: dict[str, Any]) -> list[str]:
     """The card's line on heat outside the chest (JSRT validation films with expert masks)."""
     outside = report.get("grounding", {}).get("heat_outside_chest") or {}
@@ -175,6 +187,7 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
     schedule, optim = training.get("schedule", {}), training.get("optim", {})
     train_epochs = schedule.get("epochs", training.get("epoch", "not recorded"))
     train_lr = optim.get("lr", "not recorded")
+    augmentation = _augmentation(training.get("data", {}))
     lines = [
         f"# {metadata['name']} {metadata['version']} — default MeDSLIP chest X-ray model",
         "",
@@ -221,7 +234,8 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         f"`{command}` (training/recipes/default_model.py) pretrains with",
         "`training/configs/default_cxr.yaml`: all five MeDSLIP losses (pathology existence weighted 2,",
         "the others 1 as released) plus the joint segmentation Dice + BCE (JSRT films repeated 3x per",
-        f"epoch), ResNet-18, {train_epochs} epochs, lr {train_lr}, one run per seed below; then trains the",
+        f"epoch), ResNet-18, {train_epochs} epochs, lr {train_lr}, {augmentation},",
+        "one run per seed below; then trains the",
         "segmentation head alone on the frozen trunk (`finetune_seg_jsrt.yaml` with "
         f"{_overrides(training.get('segmentation_stage'))}; the MeDSLIP",
         *_mask_stage(training.get("mask_stage")),

@@ -127,3 +127,18 @@ def test_card_names_the_mask_stage_only_when_the_recipe_had_one() -> None:
     staged = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
     assert "further stage (`task.keep_prior_head=true`) that re-draws" in staged
     assert "kept, frozen, as the prior head" in staged
+
+
+def test_card_states_the_pretraining_augmentation_it_was_trained_with() -> None:
+    metadata = {"name": "m", "version": "1", "architecture": {"trunk": "resnet18", "image_size": 224},
+                "graphs": {"image_model": {"file": "image_model.onnx"}},
+                "training_data": {"data": {"crop_scale": [0.8, 1.0], "randaug_ops": 1,
+                                           "randaug_magnitude": 5.0}}}
+    card = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
+    assert "crops of 80-100 % of the film's area, then 1 RandAugment operation at magnitude 5.0" in card
+    metadata["training_data"]["data"] = {"crop_scale": [0.5, 1.0], "randaug_ops": 2}
+    card = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
+    assert "crops of 50-100 % of the film's area, then 2 RandAugment operations" in card
+    metadata["training_data"] = {}
+    card = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
+    assert "augmentation not recorded" in card

@@ -140,6 +140,8 @@ def _mask_stage(overrides: list[str] | None) -> list[str]:
 def _augmentation(data: dict[str, Any]) -> str:
     """The pretraining augmentation as the card states it ("not recorded" for older metadata): how much
     of the film a crop keeps and how many RandAugment operations follow, the recipe's measured knobs."""
+    if data.get("augment") is False:
+        return "no augmentation"
     if "crop_scale" not in data or "randaug_ops" not in data:
         return "augmentation not recorded"
     low, high = (round(100 * float(value)) for value in data["crop_scale"])

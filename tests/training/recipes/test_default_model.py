@@ -139,6 +139,9 @@ def test_card_states_the_pretraining_augmentation_it_was_trained_with() -> None:
     metadata["training_data"]["data"] = {"crop_scale": [0.5, 1.0], "randaug_ops": 2}
     card = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
     assert "crops of 50-100 % of the film's area, then 2 RandAugment operations" in card
+    metadata["training_data"]["data"] = {"crop_scale": [0.5, 1.0], "randaug_ops": 2, "augment": False}
+    card = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
+    assert "lr not recorded, no augmentation," in card
     metadata["training_data"] = {}
     card = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
     assert "augmentation not recorded" in card

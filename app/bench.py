@@ -11,10 +11,12 @@ servers, and refuses at once on a host whose onnxruntime has no CUDAExecutionPro
 writes DIR/service.json and DIR/service.md.
 
 `medslip-bench decode ...` measures decoding instead (full vs reduced resolution, threads vs a process
-pool, against the model call): see `app/bench_decode.py`. `medslip-bench compare ...` is the interleaved
-comparison of ONNX Runtime, PyTorch eager, the official architecture, HTTP, decoding and RSS (it needs
-torch): see `training/bench/compare.py`. The `medslip-bench` command itself is `training/bench/cli.py`:
-it dispatches there and passes the PyTorch reference in, so this module never imports `training`.
+pool, against the model call): see `app/bench_decode.py`. `medslip-bench memory ...` measures whole
+servers under setting variants (resident memory after warm-up and after load, throughput): see
+`app/bench_memory.py`. `medslip-bench compare ...` is the interleaved comparison of ONNX Runtime, PyTorch
+eager, the official architecture, HTTP, decoding and RSS (it needs torch): see `training/bench/compare.py`.
+The `medslip-bench` command itself is `training/bench/cli.py`: it dispatches there and passes the PyTorch
+reference in, so this module never imports `training`.
 """
 
 from __future__ import annotations
@@ -283,6 +285,10 @@ def main(argv: list[str] | None = None, *, eager_reference: EagerReference | Non
         from app.bench_decode import main as decode_main  # noqa: PLC0415  (its own CLI)
 
         return decode_main(given_argv[1:])
+    if given_argv[:1] == ["memory"]:
+        from app.bench_memory import main as memory_main  # noqa: PLC0415  (its own CLI)
+
+        return memory_main(given_argv[1:])
     args = build_parser().parse_args(argv)
     if args.checkpoint and eager_reference is None:
         raise SystemExit("medslip-bench: --checkpoint needs the PyTorch reference (run medslip-bench itself)")

@@ -16,12 +16,21 @@ from app.contract.locations import MODEL_STORE
 
 #: Largest X-Deadline-Ms (and default deadline) accepted: ten minutes.
 MAX_DEADLINE_MS = 600_000.0
+#: Largest batch under OpenVINO unless `MEDSLIP_MAX_BATCH_SIZE` says otherwise. Why not 8 as under ONNX
+#: Runtime: each compiled graph keeps the buffers of the largest batch it ran, so warming batch 8 put the
+#: service over 1 GB, and batch 4 went over it under mixed load; batch 2 stayed under it and served as many
+#: films per second under mixed load (docs/benchmarks.md, "OpenVINO").
+OPENVINO_MAX_BATCH_SIZE = 2
 
 
 class Settings(BaseSettings):
     """Inference-service configuration; every field is read from `MEDSLIP_<FIELD>` (lists as JSON)."""
 
-    model_config = SettingsConfigDict(env_prefix="MEDSLIP_", frozen=True, extra="ignore")
+    # env_ignore_empty: an empty variable means the default, so a compose file can pass one through
+    # (`${MEDSLIP_MAX_BATCH_SIZE:-}`) without fixing its value.
+    model_config = SettingsConfigDict(
+        env_prefix="MEDSLIP_", frozen=True, extra="ignore", env_ignore_empty=True
+    )
 
     # --- model -----------------------------------------------------------------------------------
     model_dir: Path | None = Field(
@@ -72,7 +81,13 @@ class Settings(BaseSettings):
     )
 
     # --- batching --------------------------------------------------------------------------------
-    max_batch_size: int = Field(default=8, ge=1, le=256, description="Largest batch released to the model.")
+    max_batch_size: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description=f"Largest batch released to the model (default {OPENVINO_MAX_BATCH_SIZE} under OpenVINO, "
+        "whose compiled graphs keep the buffers of the largest batch they ran).",
+    )
     batch_buckets: list[int] = Field(
         default_factory=lambda: [1, 2, 4, 8],
         description="Batch sizes the model sees (zero-padded up to the next bucket); all warmed up.",
@@ -203,6 +218,12 @@ class Settings(BaseSettings):
         if not value or any(b < 1 for b in value):
             raise ValueError("batch_buckets must be non-empty positive integers")
         return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _openvino_batch(self) -> Settings:
+        if self.runtime == "openvino" and "max_batch_size" not in self.model_fields_set:
+            object.__setattr__(self, "max_batch_size", OPENVINO_MAX_BATCH_SIZE)
+        return self
 
     @model_validator(mode="after")
     def _buckets_cover_batch(self) -> Settings:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.contract.locations import REPO_ROOT
-from app.settings import Settings
+from app.settings import OPENVINO_MAX_BATCH_SIZE, Settings
 from tests.support.images import dicom_bytes, png_bytes
 
 
@@ -42,6 +42,24 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDSLIP_DEVICE", "tpu")
     with pytest.raises(ValueError, match="device"):
         Settings()
+
+
+def test_openvino_batch_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under OpenVINO the largest batch defaults to 2 (memory); an operator's value, and an empty variable
+    (a compose file passing one through), are honoured as such."""
+    assert Settings().max_batch_size == 8 and Settings().effective_buckets() == [1, 2, 4, 8]
+    openvino = Settings(runtime="openvino")
+    assert openvino.max_batch_size == OPENVINO_MAX_BATCH_SIZE == 2
+    assert openvino.effective_buckets() == [1, 2]
+    assert Settings(runtime="openvino", max_batch_size=8).effective_buckets() == [1, 2, 4, 8]
+    monkeypatch.setenv("MEDSLIP_RUNTIME", "openvino")
+    monkeypatch.setenv("MEDSLIP_MAX_BATCH_SIZE", "")
+    assert Settings().max_batch_size == 2
+    monkeypatch.setenv("MEDSLIP_MAX_BATCH_SIZE", "8")
+    assert Settings().max_batch_size == 8
+    monkeypatch.setenv("MEDSLIP_RUNTIME", "")
+    monkeypatch.setenv("MEDSLIP_MAX_BATCH_SIZE", "")
+    assert Settings().runtime == "onnxruntime" and Settings().max_batch_size == 8
 
 
 def _table_default(value: object) -> str:

@@ -47,8 +47,9 @@ class HookedRunner(OrtImageModel):
         return result
 
 
-async def wait_ready(client: httpx.AsyncClient, attempts: int = 200) -> None:
-    """Poll /health/ready (bounded) until the model is warmed up."""
+async def wait_ready(client: httpx.AsyncClient, attempts: int = 1500) -> None:
+    """Poll /health/ready (bounded: 30 s, room for decode processes to start on a loaded host) until the
+    model is warmed up."""
     for _ in range(attempts):
         if (await client.get("/health/ready")).status_code == 200:
             return

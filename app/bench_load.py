@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,11 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
 
 
 async def drive_level(
-    url: str, endpoint: str, images: list[tuple[bytes, str]], concurrency: int, total: int
+    url: str, endpoint: str | Sequence[str], images: list[tuple[bytes, str]], concurrency: int, total: int
 ) -> dict[str, Any]:
-    """Closed loop at `concurrency`: returns latency percentiles, throughput and mean batch size."""
+    """Closed loop at `concurrency`: returns latency percentiles, throughput and mean batch size. Several
+    endpoints are taken in turn, request by request (a mixed load)."""
+    endpoints = [endpoint] if isinstance(endpoint, str) else list(endpoint)
     latencies: list[float] = []
     batch_sizes: list[int] = []
     errors: dict[str, int] = {}
@@ -52,7 +55,8 @@ async def drive_level(
             for i in counter:
                 data, media = images[i % len(images)]
                 start = time.perf_counter()
-                response = await client.post(endpoint, content=data, headers={"Content-Type": media})
+                path = endpoints[i % len(endpoints)]
+                response = await client.post(path, content=data, headers={"Content-Type": media})
                 elapsed = (time.perf_counter() - start) * 1000.0
                 if response.status_code == 200:
                     latencies.append(elapsed)

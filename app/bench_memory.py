@@ -21,9 +21,7 @@ import argparse
 import asyncio
 import json
 import logging
-import statistics
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ import httpx
 from app.bench_decode import hardware
 from app.bench_load import drive_level, spawn_server
 from app.contract.locations import shared_data_dir
-from app.memory import proc_status_kib
+from app.memory import service_memory
 
 logger = logging.getLogger(__name__)
 
@@ -42,52 +40,20 @@ DEFAULT_FILM = Path("dicom") / "nih_gcp_DX_nofinding.dcm"
 MIXED = ["/classify"] * 4 + ["/ground?findings=effusion", "/segment?anatomy=heart"]
 
 
-def _mb(pid: int) -> dict[str, float]:
-    status = proc_status_kib(pid)
-    return {"rss_mb": status.get("VmRSS", 0) * 1024 / 1e6, "hwm_mb": status.get("VmHWM", 0) * 1024 / 1e6}
-
-
-async def _mixed_load(
-    url: str, film: bytes, endpoints: list[str], concurrency: int, total: int
-) -> dict[str, Any]:
-    """Closed loop over `endpoints` in turn: films served per second and the failures by status."""
-    counter = iter(range(total))
-    errors: dict[str, int] = {}
-    served = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=120.0, limits=limits) as client:
-
-        async def worker() -> None:
-            nonlocal served
-            for i in counter:
-                response = await client.post(
-                    endpoints[i % len(endpoints)], content=film, headers={"Content-Type": "application/dicom"}
-                )
-                if response.status_code == 200:
-                    served += 1
-                else:
-                    errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - start
-    return {"films_per_s": served / wall, "ok": served, "errors": errors}
-
-
 def measure(
     model_dir: Path, env: dict[str, str], film: bytes, args: argparse.Namespace
 ) -> dict[str, Any]:
     """One variant's server, started, measured and stopped."""
     process, url = spawn_server(model_dir, env, args.threads, ready_timeout_s=args.ready_timeout_s)
+    dicom = [(film, "application/dicom")]
     try:
-        ready = _mb(process.pid)
+        ready = service_memory(process.pid)
         first = httpx.post(f"{url}/classify", content=film, headers={"Content-Type": "application/dicom"},
                            timeout=120.0)
         first.raise_for_status()
-        latency = asyncio.run(drive_level(url, "/classify", [(film, "application/dicom")], 1,
-                                          args.latency_requests))
-        load = asyncio.run(_mixed_load(url, film, args.endpoints, args.concurrency, args.requests))
-        after = _mb(process.pid)
+        latency = asyncio.run(drive_level(url, "/classify", dicom, 1, args.latency_requests))
+        load = asyncio.run(drive_level(url, args.endpoints, dicom, args.concurrency, args.requests))
+        after = service_memory(process.pid)
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -96,7 +62,7 @@ def measure(
         "rss_after_load_mb": after["rss_mb"],
         "hwm_mb": after["hwm_mb"],
         "classify_c1_p50_ms": (latency["latency_ms"] or {}).get("p50"),
-        "load_films_per_s": load["films_per_s"],
+        "load_films_per_s": load["throughput_rps"],
         "load_errors": load["errors"],
         "provider": first.json()["model"]["provider"],
     }
@@ -176,9 +142,6 @@ def main(argv: list[str] | None = None) -> int:
         for name, env in variants.items():
             logger.info("round %d: %s", round_index + 1, name)
             result["variants"][name]["runs"].append(measure(args.model_dir, env, film, args))
-    for variant in result["variants"].values():
-        after_load = [r["rss_after_load_mb"] for r in variant["runs"]]
-        variant["median_rss_after_load_mb"] = statistics.median(after_load)
     text = report(result)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["proc_status_kib", "release_free_memory"]
+__all__ = ["proc_status_kib", "release_free_memory", "service_memory"]
 
 
 def release_free_memory() -> bool:
@@ -41,3 +42,24 @@ def proc_status_kib(pid: int, fields: Sequence[str] = ("VmRSS", "VmHWM")) -> dic
         if key in fields:
             values[key] = int(rest.split()[0])
     return values
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of `pid` (the service's decode processes)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text() if (task / "children").is_file() else ""
+        children.extend(int(value) for value in text.split())
+    return sorted(set(children))
+
+
+def service_memory(pid: int) -> dict[str, Any]:
+    """Resident memory of a served process and of its children, in MB (10^6 bytes): what the benchmarks
+    report of a running service."""
+    own = proc_status_kib(pid)
+    children = {child: proc_status_kib(child) for child in child_pids(pid)}
+    return {
+        "rss_mb": own.get("VmRSS", 0) * 1024 / 1e6,
+        "hwm_mb": own.get("VmHWM", 0) * 1024 / 1e6,
+        "children_rss_mb": [v.get("VmRSS", 0) * 1024 / 1e6 for v in children.values()],
+    }

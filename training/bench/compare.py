@@ -52,6 +52,7 @@ from app.contract.bundle import Bundle, load_bundle
 from app.contract.graphs import FULL_GRAPH
 from app.contract.imaging.reduced import set_j2k_threads
 from app.contract.locations import REPO_ROOT, shared_data_dir
+from app.memory import service_memory
 from app.runtime import OrtImageModel
 from app.runtime_openvino import OpenVinoImageModel, openvino_available
 from training.bench.compare_candidates import (
@@ -63,7 +64,7 @@ from training.bench.compare_candidates import (
     official_model,
     runner_candidates,
 )
-from training.bench.compare_host import hardware, service_memory
+from training.bench.compare_host import hardware
 from training.bench.compare_report import (
     HTTP_FILM,
     MULTIPART_GROUP,

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from app.bench import service_input
+from app.bench_floor import spawn_floor
 from app.bench_load import percentiles, spawn_server
 from app.blas import limit_blas_threads
 from app.contract.bundle import Bundle, load_bundle
@@ -59,6 +60,7 @@ from training.bench.compare_candidates import (
     GRAPHS,
     decode_candidates,
     eager_candidates,
+    floor_candidate,
     http_candidates,
     official_candidates,
     official_model,
@@ -139,7 +141,7 @@ def run_compare(
     hw = hardware(threads)
     memory: dict[str, Any] = {}
     timings: dict[str, list[dict[str, float]]] = {}
-    process = pooled = served_openvino = None
+    process = pooled = served_openvino = floor = None
     try:
         if http and http_film in films:
             process, url = spawn_server(bundle_dir, {}, threads, "cpu", ready_timeout_s=600.0)
@@ -148,6 +150,10 @@ def run_compare(
             candidates += http_candidates(client, films[http_film], timings)
             candidates += http_candidates(client, films[http_film], timings, MULTIPART_GROUP,
                                           (ROUTING_ENDPOINT,), multipart=True)
+            # The HTTP stack alone, same client type and film: the overhead no service change removes.
+            floor, floor_url = spawn_floor()
+            floor_client = httpx.Client(base_url=floor_url, timeout=300.0)
+            candidates.append(floor_candidate(floor_client, films[http_film]))
             # The same service with every upload sent to the decode process: the routing's effect.
             pooled, pooled_url = spawn_server(bundle_dir, {"MEDSLIP_DECODE_INLINE": "false"}, threads, "cpu",
                                               ready_timeout_s=600.0)
@@ -166,7 +172,7 @@ def run_compare(
             memory["after_run"] = service_memory(process.pid)
             memory["pid"] = process.pid
     finally:
-        for server in (process, pooled, served_openvino):
+        for server in (process, pooled, served_openvino, floor):
             if server is not None:
                 server.terminate()
                 server.wait(timeout=60)

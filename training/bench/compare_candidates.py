@@ -16,11 +16,12 @@ import torch
 from torch import nn
 
 from app.bench import service_input
+from app.bench_floor import FLOOR_PATH
 from app.contract.bundle import Bundle
 from app.contract.graphs import CLASSIFY_GRAPH, GRAPH_COST_ORDER, GRAPH_SIGNATURES, choose_graph
 from app.runtime import OrtImageModel
 from app.runtime_openvino import OpenVinoImageModel
-from training.bench.compare_report import ENDPOINTS
+from training.bench.compare_report import ENDPOINTS, FLOOR_CANDIDATE, FLOOR_GROUP
 from training.bench.interleave import Candidate
 from training.export.graph import ImageModelGraph, graph_of
 from training.model import MeDSLIP, create_model
@@ -142,3 +143,15 @@ def http_candidates(
 
         out.append(Candidate(f"{group}:/{endpoint}", group, 1, call))
     return out
+
+
+def floor_candidate(client: httpx.Client, payload: bytes) -> Candidate:
+    """The same film, as the same raw body, to the HTTP floor app (`app.bench_floor`): the stack's own
+    cost, timed in the same rounds as the service's requests."""
+    def call() -> object:
+        response = client.post(FLOOR_PATH, content=payload, headers={"Content-Type": "application/dicom"})
+        if response.status_code != 200 or response.json()["received_bytes"] != len(payload):
+            raise RuntimeError(f"{FLOOR_PATH} answered {response.status_code}: {response.text[:200]}")
+        return response
+
+    return Candidate(FLOOR_CANDIDATE, FLOOR_GROUP, 1, call)

@@ -23,6 +23,9 @@ ROUTING_ENDPOINT = "classify"
 MULTIPART_GROUP = "http-multipart"
 #: The same service on OpenVINO (MEDSLIP_RUNTIME=openvino), where the openvino package is installed.
 OPENVINO_HTTP_GROUP = "http-openvino"
+#: The HTTP stack alone (`app.bench_floor`): the same client and film, no service behind the route.
+FLOOR_GROUP = "http-floor"
+FLOOR_CANDIDATE = f"{FLOOR_GROUP}:/floor"
 RSS_TARGET_MB = 1000.0  # 1 GB
 #: The header of the HTTP tables (default server, OpenVINO server).
 HTTP_HEADER = (
@@ -131,7 +134,19 @@ def analyse(
                            decode.get(j2k_film, {}).get("over_classify_b1"), "<=", 1.0))
     targets.append(_target("service RSS after warm-up <= 1 GB (MB)", rss_mb, "<=", RSS_TARGET_MB))
     return {"ratios": ratios, "http": http, "http_openvino": http_openvino, "routing": routing,
-            "upload": upload, "decode": decode, "targets": targets}
+            "upload": upload, "decode": decode, "http_floor": _floor(get(FLOOR_CANDIDATE), http["classify"]),
+            "targets": targets}
+
+
+def _floor(floor_ms: float | None, classify: dict[str, Any]) -> dict[str, Any]:
+    """The stack's floor against `/classify`'s overhead: how much of the overhead the HTTP framework and
+    the client take with no service at all, and what the service adds beyond them."""
+    bare, added = classify["bare_ms"], classify["server_added_ms"]
+    return {
+        "floor_ms": floor_ms,
+        "floor_pct_of_classify_bare": None if floor_ms is None or not bare else floor_ms / bare * 100.0,
+        "service_beyond_floor_ms": None if floor_ms is None or added is None else added - floor_ms,
+    }
 
 
 def _http_row(p50: dict[str, float], endpoint: str, graphs: Sequence[str], *, group: str, bare_group: str,
@@ -219,6 +234,15 @@ def markdown(result: dict[str, Any]) -> str:
         *HTTP_HEADER,
     ]
     lines += [_http_line(endpoint, row) for endpoint, row in result["http"].items()]
+    floor = result.get("http_floor") or {}
+    if floor.get("floor_ms") is not None:
+        lines += [
+            "",
+            f"HTTP stack floor (`app.bench_floor`: the same framework, client and film, a route that only "
+            f"reads the body and answers): **{_fmt(floor['floor_ms'], 2)} ms**, "
+            f"{_fmt(floor['floor_pct_of_classify_bare'], 1)} % of the bare `/classify` graph; the service "
+            f"adds {_fmt(floor['service_beyond_floor_ms'], 2)} ms beyond it.",
+        ]
     lines += _openvino_lines(result)
     routing = result.get("routing") or {}
     if routing.get("pool_http_ms") is not None:

@@ -106,6 +106,32 @@ def test_upload_compares_multipart_with_the_raw_body() -> None:
     assert analyse(_p50(), (1,), ("classify_model",))["upload"]["multipart_over_raw"] is None
 
 
+def test_floor_splits_the_classify_overhead_into_stack_and_service() -> None:
+    server_ms = {"classify": {"decode": 12.0, "post": 2.0}}
+    p50 = {**_p50(), "http-floor:/floor": 3.0}
+    result = analyse(p50, (1,), ("classify_model",), server_ms=server_ms)
+    floor = result["http_floor"]
+    assert floor["floor_ms"] == 3.0
+    assert floor["floor_pct_of_classify_bare"] == pytest.approx(7.5)  # 3 / 40
+    assert floor["service_beyond_floor_ms"] == pytest.approx(5.0)  # (60 - 40 - 10 - 2) - 3
+    assert "HTTP stack floor (`app.bench_floor`" in markdown({**_envelope(), **result})
+    absent = analyse(_p50(), (1,), ("classify_model",), server_ms=server_ms)
+    assert absent["http_floor"] == {"floor_ms": None, "floor_pct_of_classify_bare": None,
+                                    "service_beyond_floor_ms": None}
+    assert "HTTP stack floor" not in markdown({**_envelope(), **absent})
+
+
+def _envelope() -> dict[str, object]:
+    """What `run_compare` puts around `analyse`'s result, for rendering it."""
+    hardware = {"cpu_model": "cpu", "cores": 2, "machine": "x86_64", "threads": 2, "python": "3.11",
+                "onnxruntime": "1", "torch": "2", "load_average": [0.0]}
+    bundle = {"dir": "b", "name": "n", "version": "1", "precisions": {}, "stored_precisions": {},
+              "openvino": None}
+    return {"created": "now", "command": "medslip-bench compare", "hardware": hardware,
+            "load_average_end": [0.0], "bundle": bundle, "rounds": 1, "batches": [1],
+            "http_film": "nih_gcp_DX_nofinding", "candidates": {}, "memory": {}}
+
+
 def test_missing_candidates_are_not_measured_not_failed() -> None:
     p50 = {"ort:classify_model:b1": 40.0, "official:b1": 100.0}
     result = analyse(p50, (1,), ("classify_model",))

@@ -12,16 +12,14 @@ that no change to the service can remove.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import subprocess
 import sys
 from typing import Any
 
-import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 
-from app.bench_load import free_port
+from app.bench_load import free_port, wait_until_up
 from app.contract.locations import REPO_ROOT
 
 #: The route the floor is timed on.
@@ -54,18 +52,8 @@ def spawn_floor(ready_timeout_s: float = 60.0) -> tuple[subprocess.Popen[bytes],
     process = subprocess.Popen([sys.executable, "-m", "app.bench_floor", "--port", str(port)], cwd=REPO_ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(int(ready_timeout_s * 10)):
-        if process.poll() is not None:
-            raise SystemExit(f"the HTTP floor app exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=0.1)
-    process.terminate()
-    raise SystemExit(f"the HTTP floor app was not up within {ready_timeout_s:.0f} s")
+    wait_until_up(process, f"{url}/health", ready_timeout_s, "the HTTP floor app")
+    return process, url
 
 
 def main(argv: list[str] | None = None) -> int:

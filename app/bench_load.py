@@ -113,17 +113,24 @@ def spawn_server(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(int(ready_timeout_s * 10)):
+    wait_until_up(process, f"{url}/health/ready", ready_timeout_s, "medslip-serve")
+    return process, url
+
+
+def wait_until_up(process: subprocess.Popen[bytes], health_url: str, timeout_s: float, name: str) -> None:
+    """Poll `health_url` every 0.1 s (bounded by `timeout_s`) until it answers 200; a process that exits
+    or never answers ends the benchmark (SystemExit), the latter killed first."""
+    for _ in range(int(timeout_s * 10)):
         if process.poll() is not None:
-            raise SystemExit(f"medslip-serve exited with {process.returncode}")
+            raise SystemExit(f"{name} exited with {process.returncode}")
         try:
-            if httpx.get(f"{url}/health/ready", timeout=1.0).status_code == 200:
-                return process, url
+            if httpx.get(health_url, timeout=1.0).status_code == 200:
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
     process.kill()
-    raise SystemExit(f"medslip-serve did not become ready in {ready_timeout_s:.0f} s")
+    raise SystemExit(f"{name} did not become ready in {timeout_s:.0f} s")
 
 
 def run_http(url: str, args: argparse.Namespace, images: list[tuple[bytes, str]]) -> list[dict[str, Any]]:

@@ -28,4 +28,5 @@ def test_spawned_floor_answers_on_loopback_and_stops() -> None:
         assert response.json()["received_bytes"] == 1000
     finally:
         process.terminate()
-        assert process.wait(timeout=30) is not None
+        process.wait(timeout=30)
+    assert process.poll() is not None  # stopped, not left behind

@@ -15,6 +15,8 @@ host or a cache warmed by the previous candidate shifts every candidate alike):
 - `http:/classify`, `http:/ground`: one request at a time (concurrency 1) to a loopback `medslip-serve`
   of the same bundle with its default settings;
 - `http-multipart:/classify`: the default server again, the film as a multipart/form-data upload;
+- `http-floor:/floor`: the same film and client to the HTTP stack alone (`app.bench_floor`: FastAPI on
+  uvicorn, a route that reads the body and answers): the part of the HTTP overhead no service removes;
 - `http-pool:/classify`: the same to a second server with `MEDSLIP_DECODE_INLINE=false` (every upload
   decoded in the decode process): what routing cheap decodes to the worker thread saves;
 - `openvino:<graph>:b<B>` and `http-openvino:/classify`, `http-openvino:/ground`: the same graphs on

@@ -57,9 +57,9 @@ def service_memory(pid: int) -> dict[str, Any]:
     """Resident memory of a served process and of its children, in MB (10^6 bytes): what the benchmarks
     report of a running service."""
     own = proc_status_kib(pid)
-    children = {child: proc_status_kib(child) for child in child_pids(pid)}
     return {
         "rss_mb": own.get("VmRSS", 0) * 1024 / 1e6,
         "hwm_mb": own.get("VmHWM", 0) * 1024 / 1e6,
-        "children_rss_mb": [v.get("VmRSS", 0) * 1024 / 1e6 for v in children.values()],
+        "children_rss_mb": [proc_status_kib(child, ("VmRSS",)).get("VmRSS", 0) * 1024 / 1e6
+                            for child in child_pids(pid)],
     }

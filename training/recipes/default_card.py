@@ -151,6 +151,23 @@ def _augmentation(data: dict[str, Any]) -> str:
             f"{'' if ops == 1 else 's'} at magnitude {magnitude} (no flip)")
 
 
+#: How the card names each data source's films.
+_SOURCE_TITLES = {"covid": "covid-chestxray", "kermany": "Kermany", "jsrt": "JSRT", "nih": "NIH"}
+
+
+def _repeats(data: dict[str, Any]) -> str:
+    """The sources seen more than once per epoch, as the card states them ("JSRT films repeated 3x per
+    epoch"); metadata without sources keeps what every recipe before v1.7 did, JSRT three times."""
+    sources = data.get("sources")
+    if not isinstance(sources, list):
+        return "JSRT films repeated 3x per epoch"
+    repeated = [(_SOURCE_TITLES.get(str(s.get("kind")), str(s.get("kind"))), int(s.get("train_repeat", 1)))
+                for s in sources if isinstance(s, dict) and int(s.get("train_repeat", 1)) > 1]
+    if not repeated:
+        return "every film once per epoch"
+    return ", ".join(f"{name} films repeated {times}x" for name, times in repeated) + " per epoch"
+
+
 def _heat_outside(report: dict[str, Any]) -> list[str]:
     """The card's line on heat outside the chest (JSRT validation films with expert masks)."""
     outside = report.get("grounding", {}).get("heat_outside_chest") or {}
@@ -235,8 +252,9 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "",
         f"`{command}` (training/recipes/default_model.py) pretrains with",
         "`training/configs/default_cxr.yaml`: all five MeDSLIP losses (pathology existence weighted 2,",
-        "the others 1 as released) plus the joint segmentation Dice + BCE (JSRT films repeated 3x per",
-        f"epoch), ResNet-18, {train_epochs} epochs, lr {train_lr}, {augmentation},",
+        "the others 1 as released) plus the joint segmentation Dice + BCE",
+        f"({_repeats(training.get('data', {}))}), ResNet-18, {train_epochs} epochs, lr {train_lr},",
+        f"{augmentation},",
         "one run per seed below; then trains the",
         "segmentation head alone on the frozen trunk (`finetune_seg_jsrt.yaml` with "
         f"{_overrides(training.get('segmentation_stage'))}; the MeDSLIP",

@@ -140,8 +140,25 @@ def test_card_states_the_pretraining_augmentation_it_was_trained_with() -> None:
     card = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
     assert "crops of 50-100 % of the film's area, then 2 RandAugment operations" in card
     metadata["training_data"]["data"] = {"crop_scale": [0.5, 1.0], "randaug_ops": 2, "augment": False}
-    card = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
+    card = " ".join(render_default_card(metadata, {"classification": {}}, "medslip-build-default").split())
     assert "lr not recorded, no augmentation," in card
     metadata["training_data"] = {}
     card = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
     assert "augmentation not recorded" in card
+
+
+def test_card_states_which_sources_were_repeated_per_epoch() -> None:
+    sources = [{"kind": "covid", "train_repeat": 1}, {"kind": "jsrt", "train_repeat": 3},
+               {"kind": "nih", "train_repeat": 2}]
+    metadata = {"name": "m", "version": "1", "architecture": {"trunk": "resnet18", "image_size": 224},
+                "graphs": {"image_model": {"file": "image_model.onnx"}},
+                "training_data": {"data": {"sources": sources, "augment": False}}}
+    card = " ".join(render_default_card(metadata, {"classification": {}}, "medslip-build-default").split())
+    assert "(JSRT films repeated 3x, NIH films repeated 2x per epoch)" in card
+    assert "no augmentation" in card
+    metadata["training_data"]["data"]["sources"] = [{"kind": "jsrt", "train_repeat": 1}]
+    card = " ".join(render_default_card(metadata, {"classification": {}}, "medslip-build-default").split())
+    assert "(every film once per epoch)" in card
+    metadata["training_data"] = {}
+    card = " ".join(render_default_card(metadata, {"classification": {}}, "medslip-build-default").split())
+    assert "(JSRT films repeated 3x per epoch)" in card

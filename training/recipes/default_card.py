@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from training.data.sources.registry import SOURCE_NAMES
 from training.export.model_card import (
     classification_table,
     finding_grounding_table,
@@ -151,17 +152,13 @@ def _augmentation(data: dict[str, Any]) -> str:
             f"{'' if ops == 1 else 's'} at magnitude {magnitude} (no flip)")
 
 
-#: How the card names each data source's films.
-_SOURCE_TITLES = {"covid": "covid-chestxray", "kermany": "Kermany", "jsrt": "JSRT", "nih": "NIH"}
-
-
 def _repeats(data: dict[str, Any]) -> str:
-    """The sources seen more than once per epoch, as the card states them ("JSRT films repeated 3x per
-    epoch"); metadata without sources keeps what every recipe before v1.7 did, JSRT three times."""
+    """The sources seen more than once per epoch, named as in the card's data table ("jsrt-scr films
+    repeated 3x per epoch"); metadata without sources states what every recipe before v1.7 did."""
     sources = data.get("sources")
     if not isinstance(sources, list):
-        return "JSRT films repeated 3x per epoch"
-    repeated = [(_SOURCE_TITLES.get(str(s.get("kind")), str(s.get("kind"))), int(s.get("train_repeat", 1)))
+        return "jsrt-scr films repeated 3x per epoch"
+    repeated = [(SOURCE_NAMES.get(str(s.get("kind")), str(s.get("kind"))), int(s.get("train_repeat", 1)))
                 for s in sources if isinstance(s, dict) and int(s.get("train_repeat", 1)) > 1]
     if not repeated:
         return "every film once per epoch"

@@ -154,11 +154,11 @@ def test_card_states_which_sources_were_repeated_per_epoch() -> None:
                 "graphs": {"image_model": {"file": "image_model.onnx"}},
                 "training_data": {"data": {"sources": sources, "augment": False}}}
     card = " ".join(render_default_card(metadata, {"classification": {}}, "medslip-build-default").split())
-    assert "(JSRT films repeated 3x, NIH films repeated 2x per epoch)" in card
+    assert "(jsrt-scr films repeated 3x, nih-cxr14 films repeated 2x per epoch)" in card
     assert "no augmentation" in card
     metadata["training_data"]["data"]["sources"] = [{"kind": "jsrt", "train_repeat": 1}]
     card = " ".join(render_default_card(metadata, {"classification": {}}, "medslip-build-default").split())
     assert "(every film once per epoch)" in card
     metadata["training_data"] = {}
     card = " ".join(render_default_card(metadata, {"classification": {}}, "medslip-build-default").split())
-    assert "(JSRT films repeated 3x per epoch)" in card
+    assert "(jsrt-scr films repeated 3x per epoch)" in card

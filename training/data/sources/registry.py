@@ -7,6 +7,7 @@ from pathlib import Path
 from app.contract.locations import shared_data_dir
 from app.contract.vocabulary import is_lateral
 from training.data.manifest import ManifestRecord, read_manifest
+from training.data.sources import covid, jsrt, kermany, mimic, nih
 from training.data.sources.covid import FRONTAL_VIEWS, read_covid_chestxray
 from training.data.sources.jsrt import read_jsrt_scr
 from training.data.sources.kermany import read_kermany_pediatric
@@ -14,6 +15,9 @@ from training.data.sources.mimic import read_mimic_cxr
 from training.data.sources.nih import read_nih_cxr14
 
 SHARED_PLACEHOLDER = "{shared}"
+#: config `kind` -> the name its records carry as `source` (manifests, reports, model cards)
+SOURCE_NAMES = {"covid": covid.SOURCE, "kermany": kermany.SOURCE, "jsrt": jsrt.SOURCE, "mimic": mimic.SOURCE,
+                "nih": nih.SOURCE}
 
 
 def expand_path(path: str) -> Path:
@@ -53,4 +57,4 @@ def load_source(
     return kept
 
 
-__all__ = ["FRONTAL_VIEWS", "expand_path", "load_source"]
+__all__ = ["FRONTAL_VIEWS", "SOURCE_NAMES", "expand_path", "load_source"]

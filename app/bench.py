@@ -13,7 +13,8 @@ writes DIR/service.json and DIR/service.md.
 `medslip-bench decode ...` measures decoding instead (full vs reduced resolution, threads vs a process
 pool, against the model call): see `app/bench_decode.py`. `medslip-bench memory ...` measures whole
 servers under setting variants (resident memory after warm-up and after load, throughput): see
-`app/bench_memory.py`. `medslip-bench compare ...` is the interleaved comparison of ONNX Runtime, PyTorch
+`app/bench_memory.py`. `medslip-bench ops ...` splits each graph's ONNX Runtime time by operator type:
+see `app/bench_ops.py`. `medslip-bench compare ...` is the interleaved comparison of ONNX Runtime, PyTorch
 eager, the official architecture, HTTP, decoding and RSS (it needs torch): see `training/bench/compare.py`.
 The `medslip-bench` command itself is `training/bench/cli.py`: it dispatches there and passes the PyTorch
 reference in, so this module never imports `training`.
@@ -289,6 +290,10 @@ def main(argv: list[str] | None = None, *, eager_reference: EagerReference | Non
         from app.bench_memory import main as memory_main  # noqa: PLC0415  (its own CLI)
 
         return memory_main(given_argv[1:])
+    if given_argv[:1] == ["ops"]:
+        from app.bench_ops import main as ops_main  # noqa: PLC0415  (its own CLI)
+
+        return ops_main(given_argv[1:])
     args = build_parser().parse_args(argv)
     if args.checkpoint and eager_reference is None:
         raise SystemExit("medslip-bench: --checkpoint needs the PyTorch reference (run medslip-bench itself)")

@@ -214,7 +214,7 @@ class OrtImageModel(GraphRunner):
         for name in bundle.graph_names:
             options = session_options(intra_op_threads, allow_spinning=allow_spinning,
                                       arena=arena_of(name, bundle.graph_names))
-            path, source, self.precisions[name] = _graph_source(bundle, name, precision)
+            path, source, self.precisions[name] = graph_source(bundle, name, precision)
             session = ort.InferenceSession(source, sess_options=options, providers=providers)
             expected_inputs, expected_outputs = GRAPH_SIGNATURES[name]
             inputs = {i.name for i in session.get_inputs()}
@@ -242,7 +242,7 @@ class OrtImageModel(GraphRunner):
         return {key: np.asarray(v) for key, v in zip(names, values, strict=True)}
 
 
-def _graph_source(bundle: Bundle, name: str, precision: str) -> tuple[Path, str | bytes, str]:
+def graph_source(bundle: Bundle, name: str, precision: str) -> tuple[Path, str | bytes, str]:
     """(file, what the session loads, the precision it computes in) of graph `name` under `precision`
     ("stored", "fp32" or "int8"; "auto" already resolved): the variant when the bundle has one, else
     the stored file, upcast in memory when fp32 is asked of fp16 weights."""

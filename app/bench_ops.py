@@ -31,8 +31,6 @@ from app.contract.bundle import Bundle, load_bundle, resolve_default_bundle
 from app.contract.locations import MODEL_STORE
 from app.runtime import graph_source, select_providers, session_options
 
-logger = logging.getLogger(__name__)
-
 #: Suffix ONNX Runtime gives a node's kernel event in its profile (other events: fences, session).
 KERNEL_SUFFIX = "_kernel_time"
 
@@ -61,14 +59,16 @@ def operator_times(events: Iterable[dict[str, Any]], runs: int) -> dict[str, flo
 
 
 def _feeds(session: ort.InferenceSession, bundle: Bundle, batch: int, seed: int) -> dict[str, np.ndarray]:
-    """A synthetic batch of films in [0, 1] and the bundle's own query books, for the inputs it reads."""
+    """A synthetic batch of films in the bundle's input shape and the bundle's own query books, for the
+    inputs the graph reads (kernel times do not depend on the pixel values)."""
     rng = np.random.default_rng(seed)
-    size = bundle.image_size
+    spec = bundle.preprocessing
+    size = spec.image_size
     books = {"pathology_queries": bundle.pathology_queries, "anatomy_queries": bundle.anatomy_queries}
     feeds: dict[str, np.ndarray] = {}
     for given in session.get_inputs():
         if given.name == "image":
-            feeds["image"] = rng.random((batch, 3, size, size), dtype=np.float32)
+            feeds["image"] = rng.random((batch, spec.channels, size, size), dtype=np.float32)
         else:
             feeds[given.name] = np.ascontiguousarray(books[given.name], dtype=np.float32)
     return feeds

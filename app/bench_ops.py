@@ -28,6 +28,7 @@ import onnxruntime as ort
 from app.bench_decode import hardware
 from app.blas import limit_blas_threads
 from app.contract.bundle import Bundle, load_bundle, resolve_default_bundle
+from app.contract.graphs import GRAPH_SIGNATURES
 from app.contract.locations import MODEL_STORE
 from app.runtime import graph_source, select_providers, session_options
 
@@ -58,20 +59,14 @@ def operator_times(events: Iterable[dict[str, Any]], runs: int) -> dict[str, flo
     return dict(sorted(per_run.items(), key=lambda item: -item[1]))
 
 
-def _feeds(session: ort.InferenceSession, bundle: Bundle, batch: int, seed: int) -> dict[str, np.ndarray]:
+def _feeds(bundle: Bundle, name: str, batch: int, seed: int) -> dict[str, np.ndarray]:
     """A synthetic batch of films in the bundle's input shape and the bundle's own query books, for the
-    inputs the graph reads (kernel times do not depend on the pixel values)."""
+    inputs the contract says graph `name` reads (kernel times do not depend on the pixel values)."""
     rng = np.random.default_rng(seed)
     spec = bundle.preprocessing
-    size = spec.image_size
-    books = {"pathology_queries": bundle.pathology_queries, "anatomy_queries": bundle.anatomy_queries}
-    feeds: dict[str, np.ndarray] = {}
-    for given in session.get_inputs():
-        if given.name == "image":
-            feeds["image"] = rng.random((batch, spec.channels, size, size), dtype=np.float32)
-        else:
-            feeds[given.name] = np.ascontiguousarray(books[given.name], dtype=np.float32)
-    return feeds
+    given = {"image": rng.random((batch, spec.channels, spec.image_size, spec.image_size), dtype=np.float32),
+             "pathology_queries": bundle.pathology_queries, "anatomy_queries": bundle.anatomy_queries}
+    return {key: given[key] for key in GRAPH_SIGNATURES[name][0]}
 
 
 def profile_graph(bundle: Bundle, name: str, *, threads: int, batch: int, runs: int, warmup: int,
@@ -85,7 +80,7 @@ def profile_graph(bundle: Bundle, name: str, *, threads: int, batch: int, runs: 
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(scratch) / name)
         session = ort.InferenceSession(source, sess_options=options, providers=providers)
-        feeds = _feeds(session, bundle, batch, seed)
+        feeds = _feeds(bundle, name, batch, seed)
         for _ in range(warmup + runs):
             session.run(None, feeds)
         events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))

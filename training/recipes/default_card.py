@@ -158,11 +158,9 @@ def _repeats(data: dict[str, Any]) -> str:
     sources = data.get("sources")
     if not isinstance(sources, list):
         return "jsrt-scr films repeated 3x per epoch"
-    repeated = [(SOURCE_NAMES.get(str(s.get("kind")), str(s.get("kind"))), int(s.get("train_repeat", 1)))
-                for s in sources if isinstance(s, dict) and int(s.get("train_repeat", 1)) > 1]
-    if not repeated:
-        return "every film once per epoch"
-    return ", ".join(f"{name} films repeated {times}x" for name, times in repeated) + " per epoch"
+    repeated = [f"{SOURCE_NAMES.get(s['kind'], s['kind'])} films repeated {s['train_repeat']}x"
+                for s in sources if s.get("train_repeat", 1) > 1]
+    return ", ".join(repeated) + " per epoch" if repeated else "every film once per epoch"
 
 
 def _heat_outside(report: dict[str, Any]) -> list[str]:

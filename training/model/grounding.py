@@ -21,7 +21,9 @@ the same pointing game; it is not the default because it is only as good as the 
 adult NIH films on some seeds (docs/training.md).
 
 The method runs inside the exported graph (`training.export.graph.ImageModelGraph`), so evaluation and
-serving compute exactly the same map. `GROUNDING_METHODS` lists the variants the evaluation compares.
+serving compute exactly the same map. `GROUNDING_METHODS` lists the variants the evaluation compares;
+`uniform_prior` (flat attention times the body prior) is not a map to serve but the reference any
+method must beat: what the masks alone would score, so the share of a map's figures the attention adds.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ import torch
 import torch.nn.functional as F
 
 GroundingMethod = Literal[
-    "last", "first", "layer_mean", "last_prior", "first_prior", "layer_mean_prior", "layer_mean_prior_gated"
+    "last", "first", "layer_mean", "last_prior", "first_prior", "layer_mean_prior", "layer_mean_prior_gated",
+    "uniform_prior",
 ]
 GROUNDING_METHODS: tuple[str, ...] = get_args(GroundingMethod)
 #: Segmentation channels whose union is the body prior (the chest's content the findings live in).
@@ -73,7 +76,9 @@ def grounding_maps(
     """
     if method not in GROUNDING_METHODS:
         raise ValueError(f"unknown grounding method {method!r}; expected one of {GROUNDING_METHODS}")
-    if method.startswith("last"):
+    if method == "uniform_prior":  # the reference: no attention, the body prior alone
+        base = torch.ones_like(layer_maps[-1])
+    elif method.startswith("last"):
         base = layer_maps[-1]
     elif method.startswith("first"):
         base = layer_maps[0]

@@ -100,9 +100,18 @@ def test_the_gate_keeps_the_soft_prior_when_nothing_is_chest() -> None:
 
 def test_uses_prior_names_the_methods_that_read_the_masks() -> None:
     assert [m for m in GROUNDING_METHODS if uses_prior(m)] == [
-        "last_prior", "first_prior", "layer_mean_prior", "layer_mean_prior_gated"
+        "last_prior", "first_prior", "layer_mean_prior", "layer_mean_prior_gated", "uniform_prior"
     ]
 
 
 def test_is_gated_names_the_methods_that_zero_cells_outside_the_prior() -> None:
     assert [m for m in GROUNDING_METHODS if is_gated(m)] == ["layer_mean_prior_gated"]
+
+
+def test_the_uniform_prior_reference_ignores_the_attention() -> None:
+    logits = _logits_with_body()
+    first = grounding_maps(_layers(batch=1), logits, "uniform_prior", CHANNELS)  # (1, 3, 8, 8)
+    other = grounding_maps([m.flip(-1) ** 3 for m in _layers(batch=1)], logits, "uniform_prior", CHANNELS)
+    assert torch.allclose(first, other)
+    prior = body_prior(logits, CHANNELS, (8, 8))  # (1, 1, 8, 8)
+    assert torch.allclose(first, (prior / prior.sum()).expand_as(first), atol=1e-6)

@@ -3,7 +3,9 @@
 Scores every finding heat-map method of `training.model.grounding` on the same finding boxes (NIH
 radiologist boxes of every split: boxes are never trained on) and prints one Markdown table: pointing
 game, heat-in-box ratio (flat map = 1), IoU and Dice averaged over thresholds 0.1-0.5. This is the
-measurement behind the method the exported graph uses (`default_grounding`).
+measurement behind the method the exported graph uses (`default_grounding`). With a segmentation
+checkpoint it also scores `attribution_prior`: the positive direct logit attribution of every token
+(`grounding_attribution`) times the same body prior, a screened alternative that no graph serves.
 """
 
 from __future__ import annotations
@@ -22,30 +24,45 @@ from app.contract.imaging import PreprocessingSpec, decode_path
 from app.contract.vocabulary import PATHOLOGY
 from training.data.manifest import read_manifest
 from training.evaluation.evaluate import finding_boxes, grounding_summary
+from training.evaluation.grounding_attribution import attribution_maps
 from training.export.bundle import load_models
 from training.metrics import GroundingScores, grounding_scores
-from training.model import SEGMENTATION_STRUCTURES
+from training.model import SEGMENTATION_STRUCTURES, MeDSLIP
 from training.model.grounding import (
     GROUNDING_METHODS,
     PRIOR_STRUCTURES,
     GroundingMethod,
+    body_prior,
     grounding_maps,
     uses_prior,
 )
 
 logger = logging.getLogger(__name__)
 
+#: The row of the screened attribution maps (not a `GroundingMethod`: no exported graph computes it).
+ATTRIBUTION = "attribution_prior"
+
+
+def attribution_prior_maps(model: MeDSLIP, image: torch.Tensor, logits: torch.Tensor,
+                           channels: list[int]) -> torch.Tensor:
+    """(1, Qp, G, G): the positive token shares of each query's present logit times the body prior,
+    as a distribution per query (flat over the prior where no token pushes toward present)."""
+    shares = attribution_maps(model, image).clamp_min(0.0) + 1e-9  # (1, Qp, G, G)
+    weighted = shares * body_prior(logits, channels, (shares.shape[-2], shares.shape[-1]))
+    return weighted / weighted.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+
 
 def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path],
             methods: list[GroundingMethod]) -> dict[str, dict[str, Any]]:
-    """method -> grounding summary over every boxed record of the manifests.
+    """method (and `ATTRIBUTION` with segmentation) -> grounding summary over every boxed record.
 
     One forward pass per film; the methods differ only in how they combine its per-layer attention and
     segmentation logits, exactly as `ImageModelGraph` does (`grounding_maps`)."""
     model, segmentation = load_models(checkpoint, seg_checkpoint)
     spec = PreprocessingSpec.trained(model.config.image_size)
     channels = [SEGMENTATION_STRUCTURES.index(name) for name in PRIOR_STRUCTURES]
-    scores: dict[str, list[GroundingScores]] = {method: [] for method in methods}
+    rows = [*methods, *([ATTRIBUTION] if segmentation is not None else [])]
+    scores: dict[str, list[GroundingScores]] = {row: [] for row in rows}
     boxed = [record for manifest in manifests for record in read_manifest(manifest) if record.boxes]
     for record in boxed:
         pixels = decode_path(record.image).pixels  # (H, W)
@@ -57,10 +74,16 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
             if segmentation is not None:  # the prior the graph's maps use: (1, K, S, S)
                 stages = segmentation.trunk.forward_stages(image)
                 logits = segmentation.prior_logits(stages, (image.shape[-2], image.shape[-1]))
-            for method in methods:
-                maps = grounding_maps(out.pathology_layer_maps, logits, method, channels)[0].numpy()
-                for _, heatmap, region in finding_boxes(record, maps, PATHOLOGY, letterbox, pixels.shape):
-                    scores[method].append(grounding_scores(heatmap, region))
+            found: dict[str, torch.Tensor] = {  # each (1, Qp, G, G)
+                method: grounding_maps(out.pathology_layer_maps, logits, method, channels)
+                for method in methods
+            }
+            if logits is not None:
+                found[ATTRIBUTION] = attribution_prior_maps(model, image, logits, channels)
+        for row, row_maps in found.items():
+            for _, heatmap, region in finding_boxes(record, row_maps[0].numpy(), PATHOLOGY, letterbox,
+                                                    pixels.shape):
+                scores[row].append(grounding_scores(heatmap, region))
     return {method: grounding_summary(items, "finding boxes") for method, items in scores.items()}
 
 

@@ -34,6 +34,7 @@ from training.model.grounding import (
     GroundingMethod,
     body_prior,
     grounding_maps,
+    prior_weighted,
     uses_prior,
 )
 
@@ -48,8 +49,7 @@ def attribution_prior_maps(model: MeDSLIP, image: torch.Tensor, logits: torch.Te
     """(1, Qp, G, G): the positive token shares of each query's present logit times the body prior,
     as a distribution per query (flat over the prior where no token pushes toward present)."""
     shares = attribution_maps(model, image).clamp_min(0.0) + 1e-9  # (1, Qp, G, G)
-    weighted = shares * body_prior(logits, channels, (shares.shape[-2], shares.shape[-1]))
-    return weighted / weighted.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+    return prior_weighted(shares, body_prior(logits, channels, (shares.shape[-2], shares.shape[-1])))
 
 
 def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path],

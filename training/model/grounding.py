@@ -93,6 +93,12 @@ def grounding_maps(
         # no cell passes (nothing the masks call chest): keep the soft prior rather than an empty map
         nothing = prior.amax(dim=(-2, -1), keepdim=True) < PRIOR_GATE  # (B, 1, 1, 1)
         prior = prior * ((prior >= PRIOR_GATE) | nothing).to(prior.dtype)
+    return prior_weighted(base, prior)
+
+
+def prior_weighted(base: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """base (B, Q, G, G) x prior (B, 1, G, G) -> a distribution per query: the one step every
+    prior-weighted map shares (the served methods and the screened attribution maps)."""
     weighted = base * prior  # (B, Q, G, G)
     total = weighted.sum(dim=(-2, -1), keepdim=True)  # (B, Q, 1, 1)
     return weighted / total.clamp_min(1e-12)

@@ -44,11 +44,12 @@ logger = logging.getLogger(__name__)
 ATTRIBUTION = "attribution_prior"
 
 
-def attribution_prior_maps(model: MeDSLIP, image: torch.Tensor, logits: torch.Tensor,
+def attribution_prior_maps(model: MeDSLIP, image: torch.Tensor, grid: torch.Tensor, logits: torch.Tensor,
                            channels: list[int]) -> torch.Tensor:
     """(1, Qp, G, G): the positive token shares of each query's present logit times the body prior,
-    as a distribution per query (flat over the prior where no token pushes toward present)."""
-    shares = attribution_maps(model, image).clamp_min(0.0) + 1e-9  # (1, Qp, G, G)
+    as a distribution per query (flat over the prior where no token pushes toward present); `grid` the
+    trunk output of the film's pass."""
+    shares = attribution_maps(model, image, grid=grid).clamp_min(0.0) + 1e-9  # (1, Qp, G, G)
     return prior_weighted(shares, body_prior(logits, channels, (shares.shape[-2], shares.shape[-1])))
 
 
@@ -69,7 +70,8 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
         model_input, letterbox, _ = spec.apply(pixels)
         image = torch.from_numpy(model_input[None].astype(np.float32))  # (1, 3, S, S)
         with torch.no_grad():
-            out = model(image)
+            grid = model.res_features(image)  # (1, C, G, G), shared by every row's pass
+            out = model(image, grid=grid)
             logits = None
             if segmentation is not None:  # the prior the graph's maps use: (1, K, S, S)
                 stages = segmentation.trunk.forward_stages(image)
@@ -79,7 +81,7 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
                 for method in methods
             }
             if logits is not None:
-                found[ATTRIBUTION] = attribution_prior_maps(model, image, logits, channels)
+                found[ATTRIBUTION] = attribution_prior_maps(model, image, grid, logits, channels)
         for row, row_maps in found.items():
             for _, heatmap, region in finding_boxes(record, row_maps[0].numpy(), PATHOLOGY, letterbox,
                                                     pixels.shape):

@@ -34,28 +34,23 @@ def present_direction(model: MeDSLIP) -> torch.Tensor:
 
 @torch.no_grad()
 def attribution_maps(
-    model: MeDSLIP, images: torch.Tensor, queries: torch.Tensor | None = None
+    model: MeDSLIP, images: torch.Tensor, queries: torch.Tensor | None = None,
+    grid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """images (B, 3, S, S), queries (Q, T) or None for the built-in book -> (B, Q, Gh, Gw) direct shares
-    of the present-minus-absent logit per token, summed over the decoder layers (signed)."""
+    of the present-minus-absent logit per token, summed over the decoder layers (signed).
+
+    `grid` (B, C, Gh, Gw): the trunk output of a pass the caller already ran, so the trunk is not run
+    again (as `MeDSLIP.forward` takes it)."""
     queries = model.pathology_book if queries is None else queries
-    tokens, _, grid_h, grid_w = model.encode_image(images)  # (B, N, D)
+    tokens, _, grid_h, grid_w = model.encode_image(images, grid)  # (B, N, D)
     batch, _, width = tokens.shape
     state = model.pathology_embedding_layer(queries).unsqueeze(1).expand(-1, batch, -1)  # (Q, B, D)
-    memory = tokens.transpose(0, 1)  # (N, B, D)
+    _, per_layer = model.decoder_pathology(state, tokens.transpose(0, 1), per_head=True)  # [(B, H, Q, N)]
     direction = present_direction(model)  # (D,)
     total = tokens.new_zeros(batch, queries.shape[0], tokens.shape[1])  # (B, Q, N)
-    for module in model.decoder_pathology.layers:
-        layer = cast(QueryDecoderLayer, module)
-        normed = layer.norm1(state)
-        attended, _ = layer.self_attn(normed, normed, normed, need_weights=False)
-        state = state + attended
-        attention = layer.multihead_attn
-        attended, heads = attention(
-            layer.norm2(state), memory, memory, need_weights=True, average_attn_weights=False
-        )  # (Q, B, D), (B, H, Q, N)
-        state = state + attended
-        state = state + layer.linear2(F.relu(layer.linear1(layer.norm3(state))))
+    for module, heads in zip(model.decoder_pathology.layers, per_layer, strict=True):
+        attention = cast(QueryDecoderLayer, module).multihead_attn
         n_heads = attention.num_heads
         values = F.linear(tokens, attention.in_proj_weight[2 * width:], attention.in_proj_bias[2 * width:])
         values = values.unflatten(-1, (n_heads, width // n_heads))  # (B, N, H, D/H)

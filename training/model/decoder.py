@@ -31,15 +31,17 @@ class QueryDecoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
 
-    def forward(self, queries: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """queries (Q, B, D), memory (N, B, D) -> updated queries (Q, B, D), attention (B, Q, N)."""
+    def forward(self, queries: torch.Tensor, memory: torch.Tensor,
+                per_head: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """queries (Q, B, D), memory (N, B, D) -> updated queries (Q, B, D), attention (B, Q, N) averaged
+        over heads, or (B, H, Q, N) with `per_head` (for attribution tools that weigh each head's values)."""
         normed = self.norm1(queries)
         attended, _ = self.self_attn(normed, normed, normed, need_weights=False)  # (Q, B, D)
         queries = queries + self.dropout1(attended)
         normed = self.norm2(queries)
         attended, attention = self.multihead_attn(
-            normed, memory, memory, need_weights=True, average_attn_weights=True
-        )  # (Q, B, D), (B, Q, N) averaged over heads
+            normed, memory, memory, need_weights=True, average_attn_weights=not per_head
+        )  # (Q, B, D), (B, Q, N) averaged over heads or (B, H, Q, N)
         queries = queries + self.dropout2(attended)
         normed = self.norm3(queries)
         queries = queries + self.dropout3(self.linear2(self.dropout(F.relu(self.linear1(normed)))))
@@ -54,11 +56,13 @@ class QueryDecoder(nn.Module):
         self.layers = nn.ModuleList([copy.deepcopy(layer) for _ in range(n_layers)])
         self.norm = nn.LayerNorm(d_model)
 
-    def forward(self, queries: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """queries (Q, B, D), memory (N, B, D) -> output (Q, B, D), per-layer attention [(B, Q, N)]."""
+    def forward(self, queries: torch.Tensor, memory: torch.Tensor,
+                per_head: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """queries (Q, B, D), memory (N, B, D) -> output (Q, B, D), per-layer attention [(B, Q, N)], or
+        [(B, H, Q, N)] with `per_head`."""
         attentions: list[torch.Tensor] = []
         output = queries
         for layer in self.layers:
-            output, attention = layer(output, memory)
+            output, attention = layer(output, memory, per_head)
             attentions.append(attention)
         return self.norm(output), attentions

@@ -49,3 +49,15 @@ def test_the_present_direction_ignores_what_the_final_norm_subtracts() -> None:
     # LayerNorm removes the constant, and the direction's dot product ignores it too.
     assert torch.allclose(classifier(norm(shifted)), logit, atol=1e-4)
     assert torch.allclose(shifted @ direction, state @ direction, atol=1e-3)
+
+
+def test_the_callers_trunk_output_gives_the_same_maps_as_running_the_trunk() -> None:
+    model = tiny_model()
+    _randomise(model)
+    images = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        grid = model.res_features(images)  # (B, C, G, G)
+    assert torch.allclose(attribution_maps(model, images, grid=grid), attribution_maps(model, images))
+    # a different trunk output changes the maps: the argument is used, not recomputed
+    doubled = attribution_maps(model, images, grid=grid * 2.0)
+    assert not torch.allclose(doubled, attribution_maps(model, images))

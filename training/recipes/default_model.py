@@ -195,6 +195,17 @@ def evaluate(out: Path, source: list[str], manifest_paths: Sequence[Path]) -> Pa
     return report
 
 
+def store_text_encoder(store: Path) -> Path:
+    """The text encoder inside `store`, copied there from the repository's store when `store` is another
+    folder. Why: a bundle links its text encoder by a path relative to itself, so a bundle built into a
+    scratch store and moved into `model_store/` (or a store moved as a whole) must not point outside it."""
+    target = store / TEXT_ENCODER.relative_to(REPO / "model_store")
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(TEXT_ENCODER, target)
+    return target
+
+
 def export(store: Path, name: str, version: str, *, checkpoint: Path, seg: Path, report: Path) -> Path:
     from training.export import bundle as exporter  # noqa: PLC0415
 
@@ -202,7 +213,7 @@ def export(store: Path, name: str, version: str, *, checkpoint: Path, seg: Path,
     if not bundle.exists():
         run_stage("export", exporter.main, [
             "--checkpoint", str(checkpoint), "--seg-checkpoint", str(seg), "--name", name,
-            "--version", version, "--out", str(store), "--text-encoder-dir", str(TEXT_ENCODER),
+            "--version", version, "--out", str(store), "--text-encoder-dir", str(store_text_encoder(store)),
             "--eval-report", str(report), "--fp16",
         ])
     return bundle

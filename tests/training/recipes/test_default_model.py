@@ -162,3 +162,14 @@ def test_card_states_which_sources_were_repeated_per_epoch() -> None:
     metadata["training_data"] = {}
     card = " ".join(render_default_card(metadata, {"classification": {}}, "medslip-build-default").split())
     assert "(jsrt-scr films repeated 3x per epoch)" in card
+
+
+def test_a_store_elsewhere_gets_its_own_copy_of_the_text_encoder(tmp_path: Path) -> None:
+    copied = default_model.store_text_encoder(tmp_path / "store")
+    assert copied == tmp_path / "store" / "text-encoders" / "all-minilm-l6-v2" / "1"
+    source = default_model.TEXT_ENCODER
+    original = sorted(p.relative_to(source) for p in source.rglob("*"))
+    assert sorted(p.relative_to(copied) for p in copied.rglob("*")) == original
+    assert original  # the repository's encoder is not empty, so the comparison means something
+    # the repository's own store links its own encoder, copying nothing
+    assert default_model.store_text_encoder(default_model.REPO / "model_store") == default_model.TEXT_ENCODER

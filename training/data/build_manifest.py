@@ -6,36 +6,22 @@ import argparse
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
-from training.data.manifest import ManifestRecord, write_manifest
-from training.data.sources import (
-    read_covid_chestxray,
-    read_jsrt_scr,
-    read_kermany_pediatric,
-    read_mimic_cxr,
-    read_nih_cxr14,
-)
-
-READERS: dict[str, Callable[[Path], list[ManifestRecord]]] = {
-    "covid": read_covid_chestxray,
-    "kermany": read_kermany_pediatric,
-    "jsrt": read_jsrt_scr,
-    "mimic": read_mimic_cxr,
-    "nih": read_nih_cxr14,
-}
+from training.data.manifest import write_manifest
+from training.data.sources.registry import SOURCE_KINDS
 
 
 def main(argv: list[str] | None = None) -> int:
     """Write one source's manifest; prints the per-split counts on stdout."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--source", required=True, choices=sorted(READERS))
+    parser.add_argument("--source", required=True, choices=sorted(SOURCE_KINDS))
     parser.add_argument("--root", required=True, type=Path, help="folder of the data set")
     parser.add_argument("--out", required=True, type=Path, help="JSONL manifest to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    records = READERS[args.source](args.root)
+    # every view: lateral films are kept in manifests and refused where they are used
+    records = SOURCE_KINDS[args.source].read(args.root, False)
     write_manifest(records, args.out)
     counts = Counter(record.split for record in records)
     sys.stdout.write(" ".join(f"{split}={count}" for split, count in sorted(counts.items())) + "\n")

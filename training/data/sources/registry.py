@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.contract.locations import shared_data_dir
@@ -15,9 +17,26 @@ from training.data.sources.mimic import read_mimic_cxr
 from training.data.sources.nih import read_nih_cxr14
 
 SHARED_PLACEHOLDER = "{shared}"
-#: config `kind` -> the name its records carry as `source` (manifests, reports, model cards)
-SOURCE_NAMES = {"covid": covid.SOURCE, "kermany": kermany.SOURCE, "jsrt": jsrt.SOURCE, "mimic": mimic.SOURCE,
-                "nih": nih.SOURCE}
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One data set a config or `build_manifest --source` can name."""
+
+    name: str  # the `source` its records carry (manifests, reports, model cards)
+    read: Callable[[Path, bool], list[ManifestRecord]]  # (root, frontal_only) -> records
+
+
+#: config `kind` -> its data set; the one table every reader lookup goes through
+SOURCE_KINDS: dict[str, SourceKind] = {
+    "covid": SourceKind(covid.SOURCE, lambda root, frontal: read_covid_chestxray(root, frontal_only=frontal)),
+    "kermany": SourceKind(kermany.SOURCE, lambda root, _frontal: read_kermany_pediatric(root)),
+    "jsrt": SourceKind(jsrt.SOURCE, lambda root, _frontal: read_jsrt_scr(root)),
+    "nih": SourceKind(nih.SOURCE, lambda root, _frontal: read_nih_cxr14(root)),
+    "mimic": SourceKind(mimic.SOURCE, lambda root, frontal: read_mimic_cxr(root, frontal_only=frontal)),
+}
+#: config `kind` -> the name its records carry as `source`
+SOURCE_NAMES = {kind: source.name for kind, source in SOURCE_KINDS.items()}
 
 
 def expand_path(path: str) -> Path:
@@ -30,16 +49,8 @@ def load_source(
 ) -> list[ManifestRecord]:
     """Records of one source; `max_records` keeps the first N of EACH split (smoke runs, tests)."""
     root = expand_path(path)
-    if kind == "covid":
-        records = read_covid_chestxray(root, frontal_only=frontal_only)
-    elif kind == "kermany":
-        records = read_kermany_pediatric(root)
-    elif kind == "jsrt":
-        records = read_jsrt_scr(root)
-    elif kind == "nih":
-        records = read_nih_cxr14(root)
-    elif kind == "mimic":
-        records = read_mimic_cxr(root, frontal_only=frontal_only)
+    if kind in SOURCE_KINDS:
+        records = SOURCE_KINDS[kind].read(root, frontal_only)
     elif kind == "manifest":
         records = read_manifest(root)
         if frontal_only:
@@ -57,4 +68,4 @@ def load_source(
     return kept
 
 
-__all__ = ["FRONTAL_VIEWS", "SOURCE_NAMES", "expand_path", "load_source"]
+__all__ = ["FRONTAL_VIEWS", "SOURCE_KINDS", "SOURCE_NAMES", "SourceKind", "expand_path", "load_source"]

@@ -26,6 +26,7 @@ from training.data.manifest import read_manifest
 from training.evaluation.evaluate import finding_boxes, grounding_summary
 from training.evaluation.grounding_attribution import attribution_maps
 from training.export.bundle import load_models
+from training.export.graph import trunk_pass
 from training.metrics import GroundingScores, grounding_scores
 from training.model import SEGMENTATION_STRUCTURES, MeDSLIP
 from training.model.grounding import (
@@ -70,11 +71,11 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
         model_input, letterbox, _ = spec.apply(pixels)
         image = torch.from_numpy(model_input[None].astype(np.float32))  # (1, 3, S, S)
         with torch.no_grad():
-            grid = model.res_features(image)  # (1, C, G, G), shared by every row's pass
+            stages, grid = trunk_pass(model, segmentation, image)  # the trunk once when shared
+            grid = model.res_features(image) if grid is None else grid  # (1, C, G, G) for every row
             out = model(image, grid=grid)
             logits = None
             if segmentation is not None:  # the prior the graph's maps use: (1, K, S, S)
-                stages = segmentation.trunk.forward_stages(image)
                 logits = segmentation.prior_logits(stages, (image.shape[-2], image.shape[-1]))
             found: dict[str, torch.Tensor] = {  # each (1, Qp, G, G)
                 method: grounding_maps(out.pathology_layer_maps, logits, method, channels)

@@ -25,6 +25,19 @@ PARITY_OUTPUTS: tuple[str, ...] = ("pathology_probs", "pathology_maps", "anatomy
 FP32_TOLERANCE = 1e-4
 
 
+def trunk_pass(model: MeDSLIP, segmentation: SegmentationModel | None,
+               image: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """image (B, 3, S, S) -> (the segmentation head's trunk stages, stem..layer3; the layer3 grid for
+    `model(..., grid=)`, or None when the model must run its own trunk). A trunk shared by both heads
+    runs once; every caller that runs both heads goes through here."""
+    if segmentation is None:
+        return [], None
+    if segmentation.trunk is model.res_features:
+        stages = model.res_features.forward_stages(image)  # stem..layer3, computed once
+        return stages, stages[-1]
+    return segmentation.trunk.forward_stages(image), None
+
+
 class ImageModelGraph(nn.Module):
     """Wraps a trained model so its forward is exactly `image_model.onnx` (docs/contracts.md).
 
@@ -69,12 +82,8 @@ class ImageModelGraph(nn.Module):
         with a prior head then runs only that head's decoder (what `ground_model` exports)."""
         size = (image.shape[-2], image.shape[-1])
         segmentation = self.segmentation
-        if segmentation is not None and self.shared_trunk:
-            stages = self.model.res_features.forward_stages(image)  # stem..layer3, computed once
-            out = self.model(image, pathology_queries, anatomy_queries, grid=stages[-1])
-        else:
-            out = self.model(image, pathology_queries, anatomy_queries)
-            stages = segmentation.trunk.forward_stages(image) if segmentation is not None else []
+        stages, grid = trunk_pass(self.model, segmentation, image)
+        out = self.model(image, pathology_queries, anatomy_queries, grid=grid)
         if segmentation is None:
             segmentation_logits = image.new_zeros((image.shape[0], 0, *size))  # (B, 0, S, S)
             prior_logits = segmentation_logits

@@ -79,7 +79,8 @@ PRECISION_OVERRIDES = {
     "bf16": ("run.amp=bf16", "run.amp_on_cpu=true", "run.channels_last=true"),
     "fp32": ("run.amp=none", "run.amp_on_cpu=false", "run.channels_last=false"),
 }
-TEXT_ENCODER = REPO / "model_store" / "text-encoders" / "all-minilm-l6-v2" / "1"
+MODEL_STORE = REPO / "model_store"
+TEXT_ENCODER = MODEL_STORE / "text-encoders" / "all-minilm-l6-v2" / "1"
 #: manifest name -> (build_manifest source kind, folder under the shared data)
 SOURCES = {"covid": ("covid", "covid-chestxray"), "kermany": ("kermany", "kermany-pediatric"),
            "jsrt": ("jsrt", "jsrt-scr"), "nih": ("nih", "nih-cxr14")}
@@ -199,7 +200,7 @@ def store_text_encoder(store: Path) -> Path:
     """The text encoder inside `store`, copied there from the repository's store when `store` is another
     folder. Why: a bundle links its text encoder by a path relative to itself, so a bundle built into a
     scratch store and moved into `model_store/` (or a store moved as a whole) must not point outside it."""
-    target = store / TEXT_ENCODER.relative_to(REPO / "model_store")
+    target = store / TEXT_ENCODER.relative_to(MODEL_STORE)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(TEXT_ENCODER, target)
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--work-dir", type=Path, default=Path("runs/default_model"),
                         help="checkpoints, manifests and evaluation reports (resumable)")
-    parser.add_argument("--store", type=Path, default=REPO / "model_store")
+    parser.add_argument("--store", type=Path, default=MODEL_STORE)
     parser.add_argument("--name", default="medslip-cxr")
     parser.add_argument("--version", default=DEFAULT_VERSION)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS),

@@ -201,10 +201,30 @@ def store_text_encoder(store: Path) -> Path:
     folder. Why: a bundle links its text encoder by a path relative to itself, so a bundle built into a
     scratch store and moved into `model_store/` (or a store moved as a whole) must not point outside it."""
     target = store / TEXT_ENCODER.relative_to(MODEL_STORE)
+    if target.resolve() == TEXT_ENCODER.resolve():
+        return target
+    if target.exists() and not same_text_encoder(target):
+        logger.warning("replacing an incomplete or different text encoder in %s", target)
+        shutil.rmtree(target)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(TEXT_ENCODER, target)
     return target
+
+
+def same_text_encoder(folder: Path) -> bool:
+    """True when `folder` holds the repository's text encoder: the same metadata and every file it lists
+    with its sha256, nothing else. Why: an interrupted copy leaves a folder that exists but is not the
+    encoder, and the exported bundle would link it."""
+    from app.contract.bundle_files import file_problems  # noqa: PLC0415
+
+    metadata = folder / "metadata.json"
+    if not metadata.is_file():
+        return False
+    expected = (TEXT_ENCODER / "metadata.json").read_text(encoding="utf-8")
+    if metadata.read_text(encoding="utf-8") != expected:
+        return False
+    return not file_problems(folder, json.loads(expected)["files"])
 
 
 def export(store: Path, name: str, version: str, *, checkpoint: Path, seg: Path, report: Path) -> Path:

@@ -173,3 +173,21 @@ def test_a_store_elsewhere_gets_its_own_copy_of_the_text_encoder(tmp_path: Path)
     assert original  # the repository's encoder is not empty, so the comparison means something
     # the repository's own store links its own encoder, copying nothing
     assert default_model.store_text_encoder(default_model.REPO / "model_store") == default_model.TEXT_ENCODER
+
+
+def test_an_incomplete_copy_of_the_text_encoder_is_replaced(tmp_path: Path) -> None:
+    copied = default_model.store_text_encoder(tmp_path / "store")
+    graph = copied / "text_encoder.onnx"
+    graph.write_bytes(graph.read_bytes()[:1000])  # an interrupted copy
+    (copied / "stray.txt").write_text("left behind", encoding="utf-8")
+    assert not default_model.same_text_encoder(copied)
+    assert default_model.store_text_encoder(tmp_path / "store") == copied
+    assert default_model.same_text_encoder(copied)
+    assert not (copied / "stray.txt").exists()
+    assert graph.stat().st_size == (default_model.TEXT_ENCODER / "text_encoder.onnx").stat().st_size
+
+
+def test_a_text_encoder_without_metadata_is_not_the_repositorys(tmp_path: Path) -> None:
+    copied = default_model.store_text_encoder(tmp_path / "store")
+    (copied / "metadata.json").unlink()
+    assert not default_model.same_text_encoder(copied)

@@ -26,7 +26,7 @@ from training.data.manifest import read_manifest
 from training.evaluation.evaluate import finding_boxes, grounding_summary
 from training.evaluation.grounding_attribution import attribution_maps
 from training.export.bundle import load_models
-from training.export.graph import trunk_pass
+from training.export.graph import shares_trunk, trunk_pass
 from training.metrics import GroundingScores, grounding_scores
 from training.model import SEGMENTATION_STRUCTURES, MeDSLIP
 from training.model.grounding import (
@@ -63,6 +63,7 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
     model, segmentation = load_models(checkpoint, seg_checkpoint)
     spec = PreprocessingSpec.trained(model.config.image_size)
     channels = [SEGMENTATION_STRUCTURES.index(name) for name in PRIOR_STRUCTURES]
+    shared = shares_trunk(model, segmentation)
     rows = [*methods, *([ATTRIBUTION] if segmentation is not None else [])]
     scores: dict[str, list[GroundingScores]] = {row: [] for row in rows}
     boxed = [record for manifest in manifests for record in read_manifest(manifest) if record.boxes]
@@ -71,7 +72,7 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
         model_input, letterbox, _ = spec.apply(pixels)
         image = torch.from_numpy(model_input[None].astype(np.float32))  # (1, 3, S, S)
         with torch.no_grad():
-            stages, grid = trunk_pass(model, segmentation, image)  # the trunk once when shared
+            stages, grid = trunk_pass(model, segmentation, image, shared)  # the trunk once when shared
             grid = model.res_features(image) if grid is None else grid  # (1, C, G, G) for every row
             out = model(image, grid=grid)
             logits = None

@@ -25,14 +25,22 @@ PARITY_OUTPUTS: tuple[str, ...] = ("pathology_probs", "pathology_maps", "anatomy
 FP32_TOLERANCE = 1e-4
 
 
-def trunk_pass(model: MeDSLIP, segmentation: SegmentationModel | None,
-               image: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+def shares_trunk(model: MeDSLIP, segmentation: SegmentationModel | None) -> bool:
+    """True when the segmentation head reads the MeDSLIP model's own trunk module. Decided eagerly, before
+    any tracing: under `torch.export` the two attributes are no longer the same object, and a graph that
+    asked there would compute the trunk twice."""
+    return segmentation is not None and segmentation.trunk is model.res_features
+
+
+def trunk_pass(model: MeDSLIP, segmentation: SegmentationModel | None, image: torch.Tensor,
+               shared: bool) -> tuple[list[torch.Tensor], torch.Tensor | None]:
     """image (B, 3, S, S) -> (the segmentation head's trunk stages, stem..layer3; the layer3 grid for
-    `model(..., grid=)`, or None when the model must run its own trunk). A trunk shared by both heads
-    runs once; every caller that runs both heads goes through here."""
+    `model(..., grid=)`, or None when the model must run its own trunk). `shared` is `shares_trunk`'s
+    answer, taken before tracing; a shared trunk runs once. Every caller that runs both heads goes
+    through here."""
     if segmentation is None:
         return [], None
-    if segmentation.trunk is model.res_features:
+    if shared:
         stages = model.res_features.forward_stages(image)  # stem..layer3, computed once
         return stages, stages[-1]
     return segmentation.trunk.forward_stages(image), None
@@ -57,7 +65,7 @@ class ImageModelGraph(nn.Module):
         super().__init__()
         self.model = model.eval()
         self.segmentation = segmentation.eval() if segmentation is not None else None
-        self.shared_trunk = segmentation is not None and segmentation.trunk is model.res_features
+        self.shared_trunk = shares_trunk(model, segmentation)  # before any tracing: see shares_trunk
         self.grounding: GroundingMethod = grounding
         self.prior_channels = [SEGMENTATION_STRUCTURES.index(name) for name in PRIOR_STRUCTURES]
 
@@ -82,7 +90,7 @@ class ImageModelGraph(nn.Module):
         with a prior head then runs only that head's decoder (what `ground_model` exports)."""
         size = (image.shape[-2], image.shape[-1])
         segmentation = self.segmentation
-        stages, grid = trunk_pass(self.model, segmentation, image)
+        stages, grid = trunk_pass(self.model, segmentation, image, self.shared_trunk)
         out = self.model(image, pathology_queries, anatomy_queries, grid=grid)
         if segmentation is None:
             segmentation_logits = image.new_zeros((image.shape[0], 0, *size))  # (B, 0, S, S)

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from app.contract.bundle_files import file_problems
 from app.contract.bundle_metadata import BundleMetadata
 from app.contract.locations import shared_data_dir
 from training.data import build_manifest
@@ -218,8 +219,6 @@ def same_text_encoder(folder: Path) -> bool:
     """True when `folder` holds the repository's text encoder: the same metadata and every file it lists
     with its sha256, nothing else. Why: an interrupted copy leaves a folder that exists but is not the
     encoder, and the exported bundle would link it."""
-    from app.contract.bundle_files import file_problems  # noqa: PLC0415
-
     metadata = folder / "metadata.json"
     if not metadata.is_file():
         return False

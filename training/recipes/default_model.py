@@ -35,8 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.contract.bundle_files import file_problems
-from app.contract.bundle_metadata import BundleMetadata
+from app.contract.bundle_metadata import BundleMetadata, TextEncoderMetadata, read_document
 from app.contract.locations import shared_data_dir
 from training.data import build_manifest
 from training.host import cpu_model
@@ -216,16 +215,13 @@ def store_text_encoder(store: Path) -> Path:
 
 
 def same_text_encoder(folder: Path) -> bool:
-    """True when `folder` holds the repository's text encoder: the same metadata and every file it lists
-    with its sha256, nothing else. Why: an interrupted copy leaves a folder that exists but is not the
+    """True when `folder` holds the repository's text encoder: an intact text-encoder bundle (the
+    contract's own check: metadata, schema, every listed file with its sha256, nothing unlisted) whose
+    metadata equals the repository's. Why: an interrupted copy leaves a folder that exists but is not the
     encoder, and the exported bundle would link it."""
-    metadata = folder / "metadata.json"
-    if not metadata.is_file():
+    if TextEncoderMetadata.problems(folder):
         return False
-    expected = (TEXT_ENCODER / "metadata.json").read_text(encoding="utf-8")
-    if metadata.read_text(encoding="utf-8") != expected:
-        return False
-    return not file_problems(folder, json.loads(expected)["files"])
+    return read_document(folder) == read_document(TEXT_ENCODER)
 
 
 def export(store: Path, name: str, version: str, *, checkpoint: Path, seg: Path, report: Path) -> Path:

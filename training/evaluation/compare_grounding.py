@@ -5,7 +5,9 @@ radiologist boxes of every split: boxes are never trained on) and prints one Mar
 game, heat-in-box ratio (flat map = 1), IoU and Dice averaged over thresholds 0.1-0.5. This is the
 measurement behind the method the exported graph uses (`default_grounding`). With a segmentation
 checkpoint it also scores `attribution_prior`: the positive direct logit attribution of every token
-(`grounding_attribution`) times the same body prior, a screened alternative that no graph serves.
+(`grounding_attribution`) times the same body prior, a screened alternative that no graph serves; and with
+`--evidence-head` (a head fit by `grounding_evidence`) `evidence_prior`, that head's token evidence times the
+same prior, another.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import torch
 from app.contract.imaging import PreprocessingSpec, decode_path
 from app.contract.vocabulary import PATHOLOGY
 from training.data.manifest import read_manifest
+from training.evaluation.bundle_features import BundleFeatures
 from training.evaluation.evaluate import finding_boxes, grounding_summary
 from training.evaluation.grounding_attribution import attribution_maps
+from training.evaluation.grounding_evidence import EvidenceHead, evidence_maps, load_head
 from training.export.bundle import load_models
 from training.export.graph import shares_trunk, trunk_pass
 from training.metrics import GroundingScores, grounding_scores
@@ -43,6 +47,10 @@ logger = logging.getLogger(__name__)
 
 #: The row of the screened attribution maps (not a `GroundingMethod`: no exported graph computes it).
 ATTRIBUTION = "attribution_prior"
+#: The row of the screened token evidence maps (`grounding_evidence`), with `--evidence-head`.
+EVIDENCE = "evidence_prior"
+#: The row of a bundle's own served maps (`--bundle`).
+SERVED = "served"
 
 
 def attribution_prior_maps(model: MeDSLIP, image: torch.Tensor, grid: torch.Tensor, logits: torch.Tensor,
@@ -55,7 +63,8 @@ def attribution_prior_maps(model: MeDSLIP, image: torch.Tensor, grid: torch.Tens
 
 
 def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path],
-            methods: list[GroundingMethod]) -> dict[str, dict[str, Any]]:
+            methods: list[GroundingMethod], evidence: EvidenceHead | None = None
+            ) -> dict[str, dict[str, Any]]:
     """method (and `ATTRIBUTION` with segmentation) -> grounding summary over every boxed record.
 
     One forward pass per film; the methods differ only in how they combine its per-layer attention and
@@ -64,7 +73,9 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
     spec = PreprocessingSpec.trained(model.config.image_size)
     channels = [SEGMENTATION_STRUCTURES.index(name) for name in PRIOR_STRUCTURES]
     shared = shares_trunk(model, segmentation)
-    rows = [*methods, *([ATTRIBUTION] if segmentation is not None else [])]
+    with_prior = segmentation is not None
+    screened = [ATTRIBUTION, *([EVIDENCE] if evidence is not None else [])] if with_prior else []
+    rows = [*methods, *screened]
     scores: dict[str, list[GroundingScores]] = {row: [] for row in rows}
     boxed = [record for manifest in manifests for record in read_manifest(manifest) if record.boxes]
     for record in boxed:
@@ -84,11 +95,37 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
             }
             if logits is not None:
                 found[ATTRIBUTION] = attribution_prior_maps(model, image, grid, logits, channels)
+                if evidence is not None:
+                    prior = body_prior(logits, channels, (grid.shape[-2], grid.shape[-1]))  # (1, 1, G, G)
+                    found[EVIDENCE] = evidence_maps(evidence(grid, model.pathology_book), prior)
         for row, row_maps in found.items():
             for _, heatmap, region in finding_boxes(record, row_maps[0].numpy(), PATHOLOGY, letterbox,
                                                     pixels.shape):
                 scores[row].append(grounding_scores(heatmap, region))
     return {method: grounding_summary(items, "finding boxes") for method, items in scores.items()}
+
+
+def compare_bundle(bundle_dir: Path, manifests: list[Path], evidence: EvidenceHead | None
+                   ) -> dict[str, dict[str, Any]]:
+    """The same comparison on an exported bundle's own graph: `SERVED` (the maps it serves),
+    `uniform_prior` (its body prior alone) and, with a head, `EVIDENCE`; one graph run per film."""
+    features = BundleFeatures(bundle_dir)
+    rows = [SERVED, "uniform_prior", *([EVIDENCE] if evidence is not None else [])]
+    scores: dict[str, list[GroundingScores]] = {row: [] for row in rows}
+    boxed = [record for manifest in manifests for record in read_manifest(manifest) if record.boxes]
+    for record in boxed:
+        pixels = decode_path(record.image).pixels  # (H, W)
+        model_input, letterbox, _ = features.bundle.preprocessing.apply(pixels)
+        grid, prior, served = features(model_input[None])  # (1, C, G, G), (1, 1, G, G), (1, Qp, G, G)
+        found = {SERVED: served, "uniform_prior": prior_weighted(torch.ones_like(served), prior)}
+        if evidence is not None:
+            with torch.no_grad():
+                found[EVIDENCE] = evidence_maps(evidence(grid, features.book), prior)
+        for row, row_maps in found.items():
+            for _, heatmap, region in finding_boxes(record, row_maps[0].numpy(), PATHOLOGY, letterbox,
+                                                    pixels.shape):
+                scores[row].append(grounding_scores(heatmap, region))
+    return {row: grounding_summary(items, "finding boxes") for row, items in scores.items()}
 
 
 def markdown(results: dict[str, dict[str, Any]]) -> str:
@@ -104,15 +141,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path)
+    source.add_argument("--bundle", type=Path, help="an exported bundle: its served maps against the others")
     parser.add_argument("--seg-checkpoint", type=Path, default=None)
     parser.add_argument("--manifest", type=Path, nargs="+", required=True)
     parser.add_argument("--methods", nargs="+", choices=GROUNDING_METHODS, default=list(GROUNDING_METHODS))
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    parser.add_argument("--evidence-head", type=Path, default=None,
+                        help="a head fit by training.evaluation.grounding_evidence: adds its maps' row")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     methods = [m for m in args.methods if args.seg_checkpoint is not None or not uses_prior(m)]
-    results = compare(args.checkpoint, args.seg_checkpoint, args.manifest, methods)
+    evidence = None if args.evidence_head is None else load_head(args.evidence_head)[0]
+    if args.bundle is not None:
+        results = compare_bundle(args.bundle, args.manifest, evidence)
+    else:
+        results = compare(args.checkpoint, args.seg_checkpoint, args.manifest, methods, evidence)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     sys.stdout.write(markdown(results))

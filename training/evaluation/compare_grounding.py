@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.contract.imaging import PreprocessingSpec, decode_path
+from app.contract.imaging import Letterbox, PreprocessingSpec, decode_path
 from app.contract.vocabulary import PATHOLOGY
-from training.data.manifest import read_manifest
+from training.data.manifest import ManifestRecord, read_manifest
 from training.evaluation.bundle_features import BundleFeatures
 from training.evaluation.evaluate import finding_boxes, grounding_summary
 from training.evaluation.grounding_attribution import attribution_maps
@@ -62,6 +62,19 @@ def attribution_prior_maps(model: MeDSLIP, image: torch.Tensor, grid: torch.Tens
     return prior_weighted(shares, body_prior(logits, channels, (shares.shape[-2], shares.shape[-1])))
 
 
+def boxed_records(manifests: list[Path]) -> list[ManifestRecord]:
+    """Every record with a finding box, in manifest order."""
+    return [record for manifest in manifests for record in read_manifest(manifest) if record.boxes]
+
+
+def add_scores(scores: dict[str, list[GroundingScores]], record: ManifestRecord,
+               found: dict[str, torch.Tensor], letterbox: Letterbox, shape: tuple[int, ...]) -> None:
+    """Score each row's (1, Qp, G, G) maps of one film on its boxes, in the film's own pixels."""
+    for row, row_maps in found.items():
+        for _, heatmap, region in finding_boxes(record, row_maps[0].numpy(), PATHOLOGY, letterbox, shape):
+            scores[row].append(grounding_scores(heatmap, region))
+
+
 def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path],
             methods: list[GroundingMethod], evidence: EvidenceHead | None = None
             ) -> dict[str, dict[str, Any]]:
@@ -77,8 +90,7 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
     screened = [ATTRIBUTION, *([EVIDENCE] if evidence is not None else [])] if with_prior else []
     rows = [*methods, *screened]
     scores: dict[str, list[GroundingScores]] = {row: [] for row in rows}
-    boxed = [record for manifest in manifests for record in read_manifest(manifest) if record.boxes]
-    for record in boxed:
+    for record in boxed_records(manifests):
         pixels = decode_path(record.image).pixels  # (H, W)
         model_input, letterbox, _ = spec.apply(pixels)
         image = torch.from_numpy(model_input[None].astype(np.float32))  # (1, 3, S, S)
@@ -98,10 +110,7 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
                 if evidence is not None:
                     prior = body_prior(logits, channels, (grid.shape[-2], grid.shape[-1]))  # (1, 1, G, G)
                     found[EVIDENCE] = evidence_maps(evidence(grid, model.pathology_book), prior)
-        for row, row_maps in found.items():
-            for _, heatmap, region in finding_boxes(record, row_maps[0].numpy(), PATHOLOGY, letterbox,
-                                                    pixels.shape):
-                scores[row].append(grounding_scores(heatmap, region))
+        add_scores(scores, record, found, letterbox, pixels.shape)
     return {method: grounding_summary(items, "finding boxes") for method, items in scores.items()}
 
 
@@ -112,8 +121,7 @@ def compare_bundle(bundle_dir: Path, manifests: list[Path], evidence: EvidenceHe
     features = BundleFeatures(bundle_dir)
     rows = [SERVED, "uniform_prior", *([EVIDENCE] if evidence is not None else [])]
     scores: dict[str, list[GroundingScores]] = {row: [] for row in rows}
-    boxed = [record for manifest in manifests for record in read_manifest(manifest) if record.boxes]
-    for record in boxed:
+    for record in boxed_records(manifests):
         pixels = decode_path(record.image).pixels  # (H, W)
         model_input, letterbox, _ = features.bundle.preprocessing.apply(pixels)
         grid, prior, served = features(model_input[None])  # (1, C, G, G), (1, 1, G, G), (1, Qp, G, G)
@@ -121,10 +129,7 @@ def compare_bundle(bundle_dir: Path, manifests: list[Path], evidence: EvidenceHe
         if evidence is not None:
             with torch.no_grad():
                 found[EVIDENCE] = evidence_maps(evidence(grid, features.book), prior)
-        for row, row_maps in found.items():
-            for _, heatmap, region in finding_boxes(record, row_maps[0].numpy(), PATHOLOGY, letterbox,
-                                                    pixels.shape):
-                scores[row].append(grounding_scores(heatmap, region))
+        add_scores(scores, record, found, letterbox, pixels.shape)
     return {row: grounding_summary(items, "finding boxes") for row, items in scores.items()}
 
 

@@ -38,17 +38,21 @@ from torch import nn
 from app.contract.imaging import PreprocessingSpec, decode_path
 from app.contract.vocabulary import PATHOLOGY, is_lateral
 from training.data.manifest import ManifestRecord, read_manifest
+from training.data.sources.nih import SOURCE as NIH_SOURCE
 from training.evaluation.bundle_features import BundleFeatures
 from training.export.bundle import load_models
 from training.export.graph import shares_trunk, trunk_pass
 from training.metrics import auroc
 from training.model import SEGMENTATION_STRUCTURES, MeDSLIP, SegmentationModel
 from training.model.grounding import PRIOR_STRUCTURES, body_prior, prior_weighted
+from training.reports.templates import NIH_FINDINGS
 
 logger = logging.getLogger(__name__)
 
-#: One split's films: layer3 grids (N, C, G, G), body priors (N, 1, G, G), targets (N, Q).
-Films = tuple[torch.Tensor, torch.Tensor, np.ndarray]
+#: One split's films: layer3 grids (N, C, G, G), body priors (N, 1, G, G), targets (N, Q), sources (N,).
+Films = tuple[torch.Tensor, torch.Tensor, np.ndarray, list[str]]
+#: The 14 NIH findings as the pathology queries that score them (fibrosis -> tail_abnorm_obs).
+NIH_QUERIES: tuple[str, ...] = tuple(entity for entity, _ in NIH_FINDINGS.values())
 #: Labels that name no place on the film.
 UNGROUNDED = frozenset({"normal"})
 
@@ -173,17 +177,24 @@ def fit_head(grids: torch.Tensor, priors: torch.Tensor, targets: np.ndarray, boo
 
 
 @torch.no_grad()
-def pooled_aurocs(head: EvidenceHead, films: Films, book: torch.Tensor, sharpness: float) -> dict[str, float]:
-    """Image-level AUROC of the pooled logits per query with both classes present: a check that the head
-    learnt the labels, not a served score."""
-    grids, priors, targets = films
+def pooled_aurocs(head: EvidenceHead, films: Films, book: torch.Tensor, sharpness: float
+                  ) -> dict[str, dict[str, float]]:
+    """source -> query -> image-level AUROC of the pooled logits, where the source's films hold both
+    classes (within one collection: pooled over collections a score can rank sources, not findings),
+    plus `nih_mean_14`: a check that the head learnt the labels, not a served score."""
+    grids, priors, targets, sources = films
     scores = torch.cat([pooled_logits(head(grids[i:i + 64].float(), book), priors[i:i + 64], sharpness)
                         for i in range(0, len(grids), 64)]).numpy()  # (N, Q)
-    figures = {}
-    for q, name in enumerate(PATHOLOGY):
-        known = targets[:, q] >= 0
-        if len(set(targets[known, q].tolist())) == 2:
-            figures[name] = float(auroc(targets[known, q], scores[known, q]))
+    figures: dict[str, dict[str, float]] = {}
+    for source in sorted(set(sources)):
+        rows = np.array([name == source for name in sources])
+        for q, name in enumerate(PATHOLOGY[:targets.shape[1]]):
+            known = rows & (targets[:, q] >= 0)
+            if len(set(targets[known, q].tolist())) == 2:
+                figures.setdefault(source, {})[name] = float(auroc(targets[known, q], scores[known, q]))
+    nih = figures.get(NIH_SOURCE, {})
+    if all(name in nih for name in NIH_QUERIES):
+        figures["nih_mean_14"] = {"auroc": float(np.mean([nih[name] for name in NIH_QUERIES]))}
     return figures
 
 
@@ -230,16 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     for split in ("train", "val"):
         records = labelled_frontal(args.manifest, split)
         grids, priors = trunk_features(source, spec, records)
-        data[split] = (grids, priors, label_matrix(records))
+        data[split] = (grids, priors, label_matrix(records), [record.source for record in records])
         logger.info("%s: %d labelled frontal films", split, len(records))
-    head = fit_head(*data["train"], book=book, settings=settings)
-    for split, films in data.items():
-        figures[f"pooled_auroc_{split}"] = pooled_aurocs(head, films, book, settings.sharpness)
+    head = fit_head(*data["train"][:3], book=book, settings=settings)
+    pooled = {split: pooled_aurocs(head, films, book, settings.sharpness) for split, films in data.items()}
+    figures.update({f"pooled_auroc_{split}": split_figures for split, split_figures in pooled.items()})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": head.state_dict(), "settings": asdict(settings),
                 "token_dim": int(data["train"][0].shape[1]), "text_dim": int(book.shape[1])}, args.out)
     args.out.with_suffix(".json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
-    sys.stdout.write(json.dumps(figures["pooled_auroc_val"], indent=1) + "\n")
+    sys.stdout.write(json.dumps({split: found.get("nih_mean_14") for split, found in pooled.items()}) + "\n")
     return 0
 
 

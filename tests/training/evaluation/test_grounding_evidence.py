@@ -8,17 +8,20 @@ import numpy as np
 import pytest
 import torch
 
+from app.contract.vocabulary import PATHOLOGY
 from tests.support.training.tiny_models import write_tiny_checkpoints
 from training.data.manifest import ManifestRecord, write_manifest
 from training.data.sources import read_nih_cxr14
 from training.evaluation import compare_grounding
 from training.evaluation.grounding_evidence import (
+    EvidenceHead,
     EvidenceSettings,
     evidence_maps,
     fit_head,
     label_matrix,
     load_head,
     main,
+    pooled_aurocs,
     pooled_logits,
 )
 
@@ -93,3 +96,22 @@ def test_fit_on_nih_films_and_score_its_maps_on_the_boxes(
     n_boxes = sum(len(r.boxes) for r in chosen)
     assert results[compare_grounding.EVIDENCE]["n"] == n_boxes > 0
     assert f"| {compare_grounding.EVIDENCE} | {n_boxes} |" in capsys.readouterr().out
+
+
+def test_label_checks_rank_within_each_collection_not_across_them() -> None:
+    """A head whose score only says which collection a film comes from ranks no finding within one."""
+    head = EvidenceHead(token_dim=1, text_dim=2, num_queries=2, width=1)
+    with torch.no_grad():
+        head.tokens.weight.fill_(1.0)
+        head.tokens.bias.zero_()
+        head.queries.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        head.bias.zero_()
+    book = torch.eye(2)
+    collection = torch.tensor([5.0] * 8 + [0.0] * 8)  # the score: 5 on one collection, 0 on the other
+    grids = collection[:, None, None, None].expand(16, 1, 2, 2).clone()
+    priors = torch.ones(16, 1, 2, 2)
+    targets = np.full((16, 2), -1.0, dtype=np.float32)
+    targets[:, 0] = [1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0]  # 75 % positives, then 25 %
+    figures = pooled_aurocs(head, (grids, priors, targets, ["a"] * 8 + ["b"] * 8), book, sharpness=1.0)
+    first = PATHOLOGY[0]
+    assert figures == {"a": {first: 0.5}, "b": {first: 0.5}}  # pooled over both it would be 0.75

@@ -56,9 +56,14 @@ def is_fp16(path: Path) -> bool:
     return any(t.data_type == TensorProto.FLOAT16 for t in model.graph.initializer)
 
 
-def fp32_graph_bytes(path: Path) -> bytes:
-    """The graph at `path` with every float16 tensor and type made float32, serialised for ORT."""
+def fp32_model(path: Path) -> onnx.ModelProto:
+    """The graph at `path` with every float16 tensor and type made float32, in memory."""
     model = onnx.load(str(path))
     count = _upcast_graph(model.graph)
     logger.info("fp16 graph upcast for fp32 compute", extra={"graph": path.name, "tensors": count})
-    return model.SerializeToString()
+    return model
+
+
+def fp32_graph_bytes(path: Path) -> bytes:
+    """`fp32_model`, serialised for ORT."""
+    return fp32_model(path).SerializeToString()

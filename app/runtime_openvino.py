@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 
 from app.contract.bundle import Bundle
 from app.contract.graphs import GRAPH_SIGNATURES, stored_precision
-from app.graph_precision import fp32_graph_bytes
+from app.graph_precision import fp32_model
 from app.graph_split import split_at_queries
 from app.runtime import GraphRunner
 
@@ -129,7 +128,7 @@ def _compile(core: Any, name: str, path: Path, precision: str, config: dict[str,
     and one that reads none in bf16."""
     inputs, outputs = GRAPH_SIGNATURES[name]
     if precision == "mixed":
-        split = split_at_queries(onnx.load_from_string(fp32_graph_bytes(path)), "image", QUERY_INPUTS)
+        split = split_at_queries(fp32_model(path), "image", QUERY_INPUTS)
         if split is not None:
             parts = []
             for model, hint in ((split.image_part, "bf16"), (split.query_part, "fp32")):

@@ -23,7 +23,7 @@ import onnxruntime as ort
 import torch
 
 from app.contract.bundle import Bundle, load_bundle
-from app.graph_precision import fp32_graph_bytes
+from app.graph_precision import fp32_model
 
 GRID = "evidence_grid"
 PRIOR = "evidence_prior"
@@ -55,7 +55,7 @@ def feature_tensors(graph: onnx.GraphProto) -> tuple[str, str]:
 
 def feature_graph(path: Path) -> bytes:
     """The fp32 graph at `path` with the grid and the prior as two more outputs (`GRID`, `PRIOR`)."""
-    model = onnx.load_from_string(fp32_graph_bytes(path))
+    model = fp32_model(path)
     grid, prior = feature_tensors(model.graph)
     for source, name in ((grid, GRID), (prior, PRIOR)):
         model.graph.node.append(onnx.helper.make_node("Identity", [source], [name]))

@@ -53,13 +53,13 @@ EVIDENCE = "evidence_prior"
 SERVED = "served"
 
 
-def attribution_prior_maps(model: MeDSLIP, image: torch.Tensor, grid: torch.Tensor, logits: torch.Tensor,
-                           channels: list[int]) -> torch.Tensor:
+def attribution_prior_maps(model: MeDSLIP, image: torch.Tensor, grid: torch.Tensor,
+                           prior: torch.Tensor) -> torch.Tensor:
     """(1, Qp, G, G): the positive token shares of each query's present logit times the body prior,
     as a distribution per query (flat over the prior where no token pushes toward present); `grid` the
     trunk output of the film's pass."""
     shares = attribution_maps(model, image, grid=grid).clamp_min(0.0) + 1e-9  # (1, Qp, G, G)
-    return prior_weighted(shares, body_prior(logits, channels, (shares.shape[-2], shares.shape[-1])))
+    return prior_weighted(shares, prior)
 
 
 def boxed_records(manifests: list[Path]) -> list[ManifestRecord]:
@@ -106,9 +106,9 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
                 for method in methods
             }
             if logits is not None:
-                found[ATTRIBUTION] = attribution_prior_maps(model, image, grid, logits, channels)
+                prior = body_prior(logits, channels, (grid.shape[-2], grid.shape[-1]))  # (1, 1, G, G)
+                found[ATTRIBUTION] = attribution_prior_maps(model, image, grid, prior)
                 if evidence is not None:
-                    prior = body_prior(logits, channels, (grid.shape[-2], grid.shape[-1]))  # (1, 1, G, G)
                     found[EVIDENCE] = evidence_maps(evidence(grid, model.pathology_book), prior)
         add_scores(scores, record, found, letterbox, pixels.shape)
     return {method: grounding_summary(items, "finding boxes") for method, items in scores.items()}

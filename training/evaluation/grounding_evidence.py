@@ -198,8 +198,9 @@ def pooled_aurocs(head: EvidenceHead, films: Films, book: torch.Tensor, sharpnes
     return figures
 
 
-def labelled_frontal(manifests: Sequence[Path], split: str) -> list[ManifestRecord]:
-    return [record for path in manifests for record in read_manifest(path)
+def labelled_frontal(records: Sequence[ManifestRecord], split: str) -> list[ManifestRecord]:
+    """The frontal films of `split` with labels: what the head is fit and checked on."""
+    return [record for record in records
             if record.split == split and record.labels and not is_lateral(record.view)]
 
 
@@ -238,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     source, spec, book = feature_source(args)
     figures: dict[str, object] = {"settings": asdict(settings)}
     data: dict[str, Films] = {}
+    every = [record for path in args.manifest for record in read_manifest(path)]
     for split in ("train", "val"):
-        records = labelled_frontal(args.manifest, split)
+        records = labelled_frontal(every, split)
         grids, priors = trunk_features(source, spec, records)
         data[split] = (grids, priors, label_matrix(records), [record.source for record in records])
         logger.info("%s: %d labelled frontal films", split, len(records))

@@ -7,7 +7,9 @@ measurement behind the method the exported graph uses (`default_grounding`). Wit
 checkpoint it also scores `attribution_prior`: the positive direct logit attribution of every token
 (`grounding_attribution`) times the same body prior, a screened alternative that no graph serves; and with
 `--evidence-head` (a head fit by `grounding_evidence`) `evidence_prior`, that head's token evidence times the
-same prior, another.
+same prior, another; and `query_contrast_prior`, the layer-mean attention less its mean over every
+pathology query (what the query attends to beyond where the decoder looks for all of them) times the
+same prior, a third.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ logger = logging.getLogger(__name__)
 ATTRIBUTION = "attribution_prior"
 #: The row of the screened token evidence maps (`grounding_evidence`), with `--evidence-head`.
 EVIDENCE = "evidence_prior"
+#: The row of the screened query-contrast maps (`query_contrast_maps`).
+CONTRAST = "query_contrast_prior"
 #: The row of a bundle's own served maps (`--bundle`).
 SERVED = "served"
 
@@ -60,6 +64,16 @@ def attribution_prior_maps(model: MeDSLIP, image: torch.Tensor, grid: torch.Tens
     trunk output of the film's pass."""
     shares = attribution_maps(model, image, grid=grid).clamp_min(0.0) + 1e-9  # (1, Qp, G, G)
     return prior_weighted(shares, prior)
+
+
+def query_contrast_maps(layer_maps: list[torch.Tensor], prior: torch.Tensor) -> torch.Tensor:
+    """layer_maps [(B, Q, G, G)] per decoder layer, prior (B, 1, G, G) -> (B, Q, G, G) distributions:
+    the layer-mean attention's excess over its mean across the queries, times the body prior. Attention
+    that every query pays to the same tokens says where the decoder reads, not where a finding is; the
+    excess is what is specific to the query (flat over the prior where a query has none)."""
+    attention = torch.stack(list(layer_maps)).mean(dim=0)  # (B, Q, G, G)
+    excess = (attention - attention.mean(dim=1, keepdim=True)).clamp_min(0.0)  # (B, Q, G, G)
+    return prior_weighted(excess + 1e-9, prior)
 
 
 def boxed_records(manifests: list[Path]) -> list[ManifestRecord]:
@@ -87,7 +101,7 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
     channels = [SEGMENTATION_STRUCTURES.index(name) for name in PRIOR_STRUCTURES]
     shared = shares_trunk(model, segmentation)
     with_prior = segmentation is not None
-    screened = [ATTRIBUTION, *([EVIDENCE] if evidence is not None else [])] if with_prior else []
+    screened = [ATTRIBUTION, CONTRAST, *([EVIDENCE] if evidence is not None else [])] if with_prior else []
     rows = [*methods, *screened]
     scores: dict[str, list[GroundingScores]] = {row: [] for row in rows}
     for record in boxed_records(manifests):
@@ -108,6 +122,7 @@ def compare(checkpoint: Path, seg_checkpoint: Path | None, manifests: list[Path]
             if logits is not None:
                 prior = body_prior(logits, channels, (grid.shape[-2], grid.shape[-1]))  # (1, 1, G, G)
                 found[ATTRIBUTION] = attribution_prior_maps(model, image, grid, prior)
+                found[CONTRAST] = query_contrast_maps(out.pathology_layer_maps, prior)
                 if evidence is not None:
                     found[EVIDENCE] = evidence_maps(evidence(grid, model.pathology_book), prior)
         add_scores(scores, record, found, letterbox, pixels.shape)

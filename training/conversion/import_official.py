@@ -76,7 +76,10 @@ def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str = "module."
 
 def infer_config(state_dict: Mapping[str, torch.Tensor], **overrides: Any) -> ModelConfig:
     """Architecture read off the tensors: trunk, text width T, decoder depth (heads cannot be inferred)."""
-    trunk = "resnet50" if "res_features.4.0.conv3.weight" in state_dict else "resnet18"
+    if "res_features.4.0.conv3.weight" in state_dict:  # bottleneck blocks
+        trunk = "resnet50"
+    else:  # basic blocks: ResNet-34 has a third layer1 block, ResNet-18 two
+        trunk = "resnet34" if "res_features.4.2.conv1.weight" in state_dict else "resnet18"
     text_dim = int(state_dict["pathology_embedding_layer.weight"].shape[1])
     d_model = int(state_dict["pathology_embedding_layer.weight"].shape[0])
     layer_ids = {

@@ -7,12 +7,13 @@ from typing import Literal
 
 from app.contract.vocabulary import ANATOMY, PATHOLOGY
 
-TrunkName = Literal["resnet50", "resnet18"]
+TrunkName = Literal["resnet50", "resnet34", "resnet18"]
 TextPooling = Literal["mean", "cls"]
 
 #: Channels of each trunk stage (stem, layer1, layer2, layer3); layer3 is the patch-token width.
 TRUNK_STAGE_CHANNELS: dict[str, tuple[int, int, int, int]] = {
     "resnet50": (64, 256, 512, 1024),
+    "resnet34": (64, 64, 128, 256),
     "resnet18": (64, 64, 128, 256),
 }
 

@@ -74,6 +74,13 @@ def medslip_resnet50() -> ModelConfig:
     return ModelConfig(trunk="resnet50")
 
 
+@register_model("medslip_resnet34")
+def medslip_resnet34() -> ModelConfig:
+    """ResNet-34 layer3 tokens (256-d like ResNet-18, 13 residual blocks to layer3 instead of 6): more
+    depth at the same token width, about twice ResNet-18's trunk compute and half ResNet-50's."""
+    return ModelConfig(trunk="resnet34")
+
+
 @register_model("medslip_resnet18")
 def medslip_resnet18() -> ModelConfig:
     """A small variant (256-d tokens) for quick experiments and tests."""

@@ -79,6 +79,7 @@ class Bottleneck(nn.Module):
 #: Block type and blocks per stage (layer1..layer3) of each supported trunk.
 _TRUNK_LAYOUT: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int]]] = {
     "resnet18": (BasicBlock, (2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6)),
     "resnet50": (Bottleneck, (3, 4, 6)),
 }
 

@@ -14,6 +14,7 @@ from training.conversion.import_official import (
     CheckpointMismatchError,
     check_state_dict,
     import_official,
+    infer_config,
     main,
 )
 from training.model import MeDSLIP, build_query_books, create_model, load_checkpoint, load_descriptions
@@ -117,3 +118,9 @@ def test_text_width_must_match(tmp_path: Path) -> None:
     encoder = TextEncoder.from_pretrained(narrow, pooling="cls", normalize=False)
     with pytest.raises(CheckpointMismatchError, match="text encoder width 32 != checkpoint query width 768"):
         import_official(checkpoint, encoder, load_descriptions())
+
+
+@pytest.mark.parametrize("name", ["medslip_resnet18", "medslip_resnet34", "medslip_resnet50"])
+def test_infer_config_reads_the_trunk_off_the_keys(name: str) -> None:
+    model = create_model(name, n_layers=1, image_size=64)
+    assert infer_config(model.state_dict()).trunk == model.config.trunk

@@ -9,7 +9,7 @@ from training.model import ModelConfig, create_model, get_model_config, list_mod
 
 
 def test_builtin_architectures() -> None:
-    assert {"medslip_resnet50", "medslip_resnet18"} <= set(list_models())
+    assert {"medslip_resnet50", "medslip_resnet34", "medslip_resnet18"} <= set(list_models())
     assert get_model_config("medslip_resnet50").token_dim == 1024
     assert get_model_config("medslip_resnet18").token_dim == 256
     assert get_model_config("medslip_resnet50", image_size=512).grid_size == 32

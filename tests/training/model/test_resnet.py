@@ -9,7 +9,8 @@ from training.model.resnet import ResNetTrunk
 
 
 @pytest.mark.parametrize(
-    ("name", "channels"), [("resnet18", (64, 64, 128, 256)), ("resnet50", (64, 256, 512, 1024))]
+    ("name", "channels"),
+    [("resnet18", (64, 64, 128, 256)), ("resnet34", (64, 64, 128, 256)), ("resnet50", (64, 256, 512, 1024))],
 )
 def test_stage_shapes_follow_strides(name: str, channels: tuple[int, ...]) -> None:
     trunk = ResNetTrunk(name).eval()
@@ -56,3 +57,11 @@ def test_random_init_is_kaiming_and_unit_batchnorm() -> None:
 def test_unknown_trunk_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown trunk"):
         ResNetTrunk("resnet101")
+
+
+def test_resnet34_is_resnet18_deeper_at_every_stage() -> None:
+    deep = set(ResNetTrunk("resnet34").state_dict())
+    assert {"4.2.conv2.weight", "5.3.conv2.weight", "6.5.conv2.weight"} <= deep  # 3, 4, 6 blocks
+    assert "6.6.conv1.weight" not in deep and "4.0.conv3.weight" not in deep  # basic blocks, no more
+    shallow = set(ResNetTrunk("resnet18").state_dict())
+    assert shallow < deep

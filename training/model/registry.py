@@ -77,7 +77,8 @@ def medslip_resnet50() -> ModelConfig:
 @register_model("medslip_resnet34")
 def medslip_resnet34() -> ModelConfig:
     """ResNet-34 layer3 tokens (256-d like ResNet-18, 13 residual blocks to layer3 instead of 6): more
-    depth at the same token width, about twice ResNet-18's trunk compute and half ResNet-50's."""
+    depth at the same token width. Trunk to layer3 at 224 px (`torch.utils.flop_counter`): 3.0 GMAC and
+    8.2 M parameters, against ResNet-18's 1.4 GMAC / 2.8 M and ResNet-50's 3.3 GMAC / 8.5 M."""
     return ModelConfig(trunk="resnet34")
 
 

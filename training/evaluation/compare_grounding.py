@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from training.model.grounding import (
     GroundingMethod,
     body_prior,
     grounding_maps,
+    layer_mean,
     prior_weighted,
     uses_prior,
 )
@@ -66,12 +68,12 @@ def attribution_prior_maps(model: MeDSLIP, image: torch.Tensor, grid: torch.Tens
     return prior_weighted(shares, prior)
 
 
-def query_contrast_maps(layer_maps: list[torch.Tensor], prior: torch.Tensor) -> torch.Tensor:
+def query_contrast_maps(layer_maps: Sequence[torch.Tensor], prior: torch.Tensor) -> torch.Tensor:
     """layer_maps [(B, Q, G, G)] per decoder layer, prior (B, 1, G, G) -> (B, Q, G, G) distributions:
     the layer-mean attention's excess over its mean across the queries, times the body prior. Attention
     that every query pays to the same tokens says where the decoder reads, not where a finding is; the
     excess is what is specific to the query (flat over the prior where a query has none)."""
-    attention = torch.stack(list(layer_maps)).mean(dim=0)  # (B, Q, G, G)
+    attention = layer_mean(layer_maps)  # (B, Q, G, G)
     excess = (attention - attention.mean(dim=1, keepdim=True)).clamp_min(0.0)  # (B, Q, G, G)
     return prior_weighted(excess + 1e-9, prior)
 

@@ -46,6 +46,12 @@ PRIOR_STRUCTURES: tuple[str, ...] = ("right_lung", "left_lung", "heart")
 PRIOR_GATE = 0.5
 
 
+def layer_mean(layer_maps: Sequence[torch.Tensor]) -> torch.Tensor:
+    """[(B, Q, Gh, Gw)] per decoder layer -> (B, Q, Gh, Gw): the attention averaged over the layers, the
+    base of the `layer_mean*` maps and of any screened map built on them."""
+    return torch.stack(list(layer_maps)).mean(dim=0)
+
+
 def body_prior(seg_logits: torch.Tensor, channels: Sequence[int], grid: tuple[int, int]) -> torch.Tensor:
     """seg_logits (B, K, S, S) -> (B, 1, Gh, Gw) in [0, 1]: max of the prior channels' probabilities,
     averaged over each token's pixels, then dilated by one token (3x3 max) so border cells keep weight."""
@@ -83,7 +89,7 @@ def grounding_maps(
     elif method.startswith("first"):
         base = layer_maps[0]
     else:
-        base = torch.stack(list(layer_maps)).mean(dim=0)
+        base = layer_mean(layer_maps)
     if not uses_prior(method):
         return base
     if seg_logits is None or seg_logits.shape[1] == 0 or not prior_channels:

@@ -61,6 +61,7 @@ class OptimSection:
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
     eps: float = 1e-8  # AdamW epsilon
     grad_clip: float = 1.0  # max global gradient norm (0 = no clipping)
+    trunk_lr_scale: float = 1.0  # the image trunk's peak lr as a multiple of lr (1 = one rate for all)
 
 
 @dataclass

@@ -12,6 +12,8 @@ from training.trainer.config import OptimSection, ScheduleSection
 #: Parameter-name fragments of learned embeddings that are not nn.Embedding modules.
 _NO_DECAY_NAME_PARTS = ("pos_embed", "query_embed", "cls_token")
 _NO_DECAY_MODULES = (nn.Embedding, nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
+#: Parameter-name fragment of the image trunk (MeDSLIP's `res_features`, shared by the segmentation head).
+TRUNK_NAME_PART = "res_features."
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:
@@ -45,10 +47,34 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, ob
 
 
 def build_optimizer(model: nn.Module, config: OptimSection) -> torch.optim.AdamW:
-    """AdamW over `parameter_groups`."""
-    return torch.optim.AdamW(
-        parameter_groups(model, config.weight_decay), lr=config.lr, betas=config.betas, eps=config.eps
-    )
+    """AdamW over `parameter_groups`; with `trunk_lr_scale` != 1 the trunk's groups get their own rate.
+
+    Why a second rate: a lower rate helps the query decoders' NIH findings while the findings whose
+    evidence is a film-wide texture lose, which points at the trunk. Each group carries its own `lr`,
+    so the schedule's factor scales both rates alike."""
+    if config.trunk_lr_scale <= 0:
+        raise ValueError(f"trunk_lr_scale must be positive, got {config.trunk_lr_scale}")
+    if config.trunk_lr_scale == 1.0:
+        groups = parameter_groups(model, config.weight_decay)
+    else:
+        groups = _split_trunk(model, config)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+
+
+def _split_trunk(model: nn.Module, config: OptimSection) -> list[dict[str, object]]:
+    """`parameter_groups` split into trunk and non-trunk groups with their own `lr`; empty ones dropped."""
+    trunk_ids = {id(p) for name, p in model.named_parameters() if TRUNK_NAME_PART in name}
+    if not trunk_ids:
+        raise ValueError(f"trunk_lr_scale needs a trunk: no parameter name contains {TRUNK_NAME_PART!r}")
+    split: list[dict[str, object]] = []
+    for group in parameter_groups(model, config.weight_decay):
+        params = group["params"]
+        assert isinstance(params, list)
+        for in_trunk, scale in ((False, 1.0), (True, config.trunk_lr_scale)):
+            chosen = [p for p in params if (id(p) in trunk_ids) == in_trunk]
+            if chosen:
+                split.append({**group, "params": chosen, "lr": config.lr * scale})
+    return split
 
 
 def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:

@@ -13,8 +13,16 @@ from PIL import Image
 
 from training.data.manifest import ManifestRecord, write_manifest
 from training.tasks.train import build_trainer, main
-from training.trainer.config import ConfigError, DataSection, SourceSpec, TrainConfig, load_config
-from training.trainer.optim import parameter_groups, warmup_cosine_factor
+from training.trainer.config import (
+    ConfigError,
+    DataSection,
+    OptimSection,
+    ScheduleSection,
+    SourceSpec,
+    TrainConfig,
+    load_config,
+)
+from training.trainer.optim import build_optimizer, build_scheduler, parameter_groups, warmup_cosine_factor
 from training.trainer.setup import load_records
 
 TINY = Path(__file__).resolve().parents[3] / "training" / "configs" / "tiny.yaml"
@@ -165,6 +173,55 @@ def test_no_weight_decay_on_norms_biases_and_embeddings() -> None:
     assert isinstance(decayed, list) and isinstance(undecayed, list)
     assert [p.shape for p in decayed] == [torch.Size([4, 4])]
     assert len(undecayed) == 4  # linear bias, norm weight + bias, embedding table
+
+
+class _TrunkAndHead(torch.nn.Module):
+    """The two kinds of parameters a trunk rate tells apart: the trunk (by its name) and the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.res_features = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+        self.head = torch.nn.Linear(2, 3)
+
+
+def _lr_by_parameter(optimizer: torch.optim.Optimizer) -> dict[int, float]:
+    return {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+
+
+def test_trunk_lr_scale_gives_the_trunk_its_own_rate_under_one_schedule() -> None:
+    model = _TrunkAndHead()
+    optimizer = build_optimizer(model, OptimSection(lr=1e-4, trunk_lr_scale=3.0))
+    lrs = _lr_by_parameter(optimizer)
+    assert len(lrs) == len(list(model.parameters()))  # every parameter exactly once
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(lrs)
+    for name, parameter in model.named_parameters():
+        expected = 3e-4 if name.startswith("res_features.") else 1e-4
+        assert lrs[id(parameter)] == pytest.approx(expected), name
+    decays = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert decays[id(model.res_features[0].weight)] == decays[id(model.head.weight)] > 0
+    assert decays[id(model.res_features[1].weight)] == decays[id(model.head.bias)] == 0.0
+
+    schedule = ScheduleSection(epochs=1, warmup_steps=2, min_lr_ratio=0.1)
+    scheduler = build_scheduler(optimizer, schedule, total_steps=10, steps_per_epoch=10)
+    optimizer.step()
+    scheduler.step()  # step 1 of a 2-step warm-up: both rates at 1.0 x their peak
+    lrs = _lr_by_parameter(optimizer)
+    assert lrs[id(model.res_features[0].weight)] == pytest.approx(3e-4)
+    assert lrs[id(model.head.weight)] == pytest.approx(1e-4)
+
+
+def test_trunk_lr_scale_of_one_keeps_the_two_released_groups() -> None:
+    model = _TrunkAndHead()
+    optimizer = build_optimizer(model, OptimSection(lr=2e-4))
+    assert len(optimizer.param_groups) == 2
+    assert {g["lr"] for g in optimizer.param_groups} == {2e-4}
+
+
+def test_trunk_lr_scale_refuses_a_model_without_a_trunk_and_a_bad_scale() -> None:
+    with pytest.raises(ValueError, match="needs a trunk"):
+        build_optimizer(torch.nn.Linear(2, 2), OptimSection(trunk_lr_scale=3.0))
+    with pytest.raises(ValueError, match="positive"):
+        build_optimizer(_TrunkAndHead(), OptimSection(trunk_lr_scale=0.0))
 
 
 def test_warmup_then_cosine() -> None:

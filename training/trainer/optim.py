@@ -49,9 +49,9 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, ob
 def build_optimizer(model: nn.Module, config: OptimSection) -> torch.optim.AdamW:
     """AdamW over `parameter_groups`; with `trunk_lr_scale` != 1 the trunk's groups get their own rate.
 
-    Why a second rate: a lower rate helps the query decoders' NIH findings while the findings whose
-    evidence is a film-wide texture lose, which points at the trunk. Each group carries its own `lr`,
-    so the schedule's factor scales both rates alike."""
+    Why a second rate: one lower rate for the whole model lifted most NIH findings and lowered those
+    whose evidence is a film-wide texture (docs/training.md); a rate per part can tell which part wants
+    which. Each group carries its own `lr`, so the schedule's factor scales both rates alike."""
     if config.trunk_lr_scale <= 0:
         raise ValueError(f"trunk_lr_scale must be positive, got {config.trunk_lr_scale}")
     if config.trunk_lr_scale == 1.0:

@@ -46,6 +46,10 @@ class ManifestRecord:
     labels: dict[str, int] | None = None  # entity -> 0/1, for fine-tuning and evaluation
     masks: dict[str, str] | None = None  # structure -> path of a binary mask at the image's size
     boxes: list[Box] = field(default_factory=list)
+    # the public copy or sub-collection of `source` the file was taken from, where a source merges several
+    # with different label spreads (NIH: two copies); "" when the source is one collection. Evaluation
+    # ranks within each origin too, so a score that only recognises the copy is not read as a finding.
+    origin: str = ""
 
     def validate(self) -> None:
         """Raise ManifestError when a field breaks the format (checked on read and write)."""
@@ -65,11 +69,12 @@ class ManifestRecord:
     def to_json(self) -> dict[str, Any]:
         """Plain dict without empty optional fields (keeps JSONL lines short)."""
         data = asdict(self)
-        return {key: value for key, value in data.items() if value not in (None, [], {})}
+        return {key: value for key, value in data.items()
+                if value not in (None, [], {}) and not (key == "origin" and value == "")}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ManifestRecord:
-        known = {"image", "split", "source", "view", "report", "labels", "masks", "boxes"}
+        known = {"image", "split", "source", "view", "report", "labels", "masks", "boxes", "origin"}
         unknown = set(data) - known
         if unknown:
             raise ManifestError(f"unknown manifest fields: {sorted(unknown)}")
@@ -83,6 +88,7 @@ class ManifestRecord:
                 labels={str(k): int(v) for k, v in data["labels"].items()} if data.get("labels") else None,
                 masks={str(k): str(v) for k, v in data["masks"].items()} if data.get("masks") else None,
                 boxes=[Box(**box) for box in data.get("boxes", [])],
+                origin=str(data.get("origin", "")),
             )
         except (KeyError, TypeError) as exc:
             raise ManifestError(f"malformed manifest record: {exc}") from exc
@@ -105,6 +111,7 @@ class ManifestRecord:
             labels=self.labels,
             masks=masks,
             boxes=list(self.boxes),
+            origin=self.origin,
         )
 
 

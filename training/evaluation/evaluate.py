@@ -44,6 +44,7 @@ from training.metrics import (
     heat_outside_share,
 )
 from training.metrics.classification import reliability
+from training.metrics.origin_dependence import origin_dependence
 from training.metrics.plots import plot_overlay, plot_reliability, plot_roc_curves
 from training.metrics.source_dependence import source_dependence
 from training.model.grounding import GROUNDING_METHODS, PRIOR_STRUCTURES, default_grounding
@@ -60,6 +61,8 @@ class Results:
     """Everything collected while the records stream through the model."""
 
     scores: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=lambda: defaultdict(dict))
+    # source -> finding -> the origin (public copy) of each scored film, parallel to `scores`
+    origins: dict[str, dict[str, list[str]]] = field(default_factory=lambda: defaultdict(dict))
     grounding: dict[str, list[GroundingScores]] = field(default_factory=lambda: defaultdict(list))
     findings: dict[str, list[GroundingScores]] = field(default_factory=lambda: defaultdict(list))
     region_kinds: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
@@ -146,6 +149,7 @@ class Evaluator:
         for name, value in evaluation_labels(item.record).items():
             pairs = self.results.scores[item.record.source].setdefault(name, [])
             pairs.append((value, float(probabilities[names.index(name)])))
+            self.results.origins[item.record.source].setdefault(name, []).append(item.record.origin)
 
     def _grounding(self, item: Prepared, anatomy_maps: NDArray[np.float32]) -> None:
         """anatomy_maps (Qa, G, G) -> grounding scores of the lung queries that have a region."""
@@ -283,6 +287,18 @@ def _area_medians(areas: Sequence[tuple[float, float]] | None) -> dict[str, floa
     return {"median_area": float(np.median(predicted)), "expert_median_area": float(np.median(expert))}
 
 
+def _origin_section(results: Results) -> dict[str, Any]:
+    """Per source whose films come from two or more origins: pooled, within-origin and origin-only AUROC
+    per finding, with their means over every finding but `normal` (for NIH: the 14 findings)."""
+    section = {}
+    for source, scores in sorted(results.scores.items()):
+        findings = [name for name in sorted(scores) if name != "normal"]
+        summary = origin_dependence(scores, results.origins[source], means_over=findings)
+        if summary is not None:
+            section[source] = summary
+    return section
+
+
 def build_report(results: Results, predictor: Predictor, *, split: str, manifests: Sequence[Path],
                  target_sensitivity: float, out_dir: Path) -> dict[str, Any]:
     """report.json: per-source and pooled classification, anatomy grounding, segmentation, figures."""
@@ -321,6 +337,7 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
         "target_sensitivity": target_sensitivity,
         "classification": classification,
         "source_dependence": source_dependence(results.scores),
+        "origin_dependence": _origin_section(results),
         "grounding": {
             "note": "anatomy grounding: anatomy maps of right/left lung vs lung masks or boxes (lungs, not "
                     "findings); maps min-max normalised, IoU/Dice averaged over thresholds",

@@ -25,6 +25,27 @@ def classification_table(metrics: dict[str, Any]) -> list[str]:
     return rows if len(rows) > 2 else ["No classification evaluation was attached to this export."]
 
 
+def origin_table(metrics: dict[str, Any]) -> list[str]:
+    """Per source merged from several copies (`origin_dependence` of the report): each finding's n+ per
+    copy, its pooled AUROC, its AUROC within each copy, and what a score knowing only the copy reaches.
+    Empty when no source has two origins."""
+    rows: list[str] = []
+    for source, section in metrics.get("origin_dependence", {}).items():
+        copies = sorted({origin for m in section["findings"].values() for origin in m["origins"]})
+        if not rows:
+            rows = [f"| data | finding | n+ ({' / '.join(f'`{c}`' for c in copies)}) | pooled AUROC "
+                    "| within-copy AUROC | copy-only AUROC |", "|---|---|---|---|---|---|"]
+        for name, m in section["findings"].items():
+            positives = " / ".join(str(m["origins"].get(c, {}).get("n_positive", 0)) for c in copies)
+            rows.append(f"| {source} | {name} | {positives} | {_figure(m.get('auroc'))} "
+                        f"| {_figure(m.get('within_origin'))} | {_figure(m.get('origin_only'))} |")
+        mean = section["mean"]
+        rows.append(f"| {source} | mean of {mean['n_findings']} (not `normal`) | "
+                    f"| {_figure(mean.get('auroc'))} | {_figure(mean.get('within_origin'))} "
+                    f"| {_figure(mean.get('origin_only'))} |")
+    return rows
+
+
 def grounding_table(metrics: dict[str, Any]) -> list[str]:
     rows = ["| query | region | n | pointing game | IoU | Dice | CNR |", "|---|---|---|---|---|---|---|"]
     for query, m in metrics.get("grounding", {}).get("anatomy", {}).items():

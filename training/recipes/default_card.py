@@ -6,6 +6,7 @@ what the command it names reproduces.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from training.data.sources.registry import SOURCE_NAMES
@@ -15,6 +16,7 @@ from training.export.model_card import (
     graph_lines,
     grounding_table,
     mask_area_table,
+    origin_table,
     segmentation_table,
 )
 from training.model.grounding import PRIOR_GATE, is_gated
@@ -213,6 +215,41 @@ def _mask_areas(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def _copies(report: dict[str, Any]) -> list[str]:
+    """The NIH within-copy table and why it is there; nothing for reports older than the figure."""
+    table = origin_table(report)
+    if not table:
+        return []
+    return [
+        "NIH ChestX-ray14 here merges two public copies with different label spreads (one mostly",
+        "pneumonia and no-finding films, one spread over all 14 labels), so the copy a film came from",
+        "predicts several labels by itself. Within-copy AUROC ranks positives only against negatives of",
+        "the same copy; copy-only AUROC is what a score that knows nothing but the copy would reach (each",
+        "copy scored by its share of positives on these labels). A pooled AUROC at or below the copy-only",
+        "one says nothing about the finding:",
+        "",
+        *table,
+        "",
+    ]
+
+
+def _copy_limits(report: dict[str, Any]) -> list[str]:
+    """The findings that rank at or below chance once the copy cannot help, named from the figures."""
+    section = report.get("origin_dependence", {}).get("nih-cxr14")
+    if not section:
+        return []
+    mean = section["mean"]
+    weak = sorted(name for name, m in section["findings"].items() if name != "normal"
+                  and m["within_origin"] is not None and m["within_origin"] <= COLLAPSE_AUROC)
+    text = (f"- The NIH validation films come from two public copies: a score that knows only the copy"
+            f" reaches a mean AUROC of {mean['origin_only']:.3f} over the 14 findings, and ranked within"
+            f" each copy the model's mean is {mean['within_origin']:.3f} (pooled: {mean['auroc']:.3f}).")
+    if weak:
+        text += (f" Within the copies {_names([f'x{w}' for w in weak], 'x')} rank at or below chance: their"
+                 " pooled AUROCs and operating points reflect the copy, not the finding.")
+    return textwrap.wrap(text, width=100, subsequent_indent="  ", break_on_hyphens=False)
+
+
 def render_default_card(metadata: dict[str, Any], report: dict[str, Any], command: str) -> str:
     """Markdown card for the default bundle."""
     arch = metadata["architecture"]
@@ -308,6 +345,7 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "",
         *classification_table(report),
         "",
+        *_copies(report),
         "Finding grounding (finding heat maps vs NIH radiologist boxes; 1.0 heat-in-box ratio = a flat map):",
         "",
         *finding_grounding_table(report),
@@ -331,6 +369,7 @@ def render_default_card(metadata: dict[str, Any], report: dict[str, Any], comman
         "- NIH labels are text-mined and noisy; NIH pneumonia and no-finding films are over-represented",
         "  in this subset. Only 3 NIH validation films carry a box (all pneumonia): the validation",
         "  pointing game is 0, 1/3 or 2/3 by construction, hence the every-split figure beside it.",
+        *_copy_limits(report),
         "- Finding heat maps localise weakly (pointing game well below 0.5); they say which part of the",
         "  chest the model attended to, not where a lesion is. The lungs-and-heart prior keeps heat on",
         "  the chest; how far it moves the peak onto a lesion depends on the masks (docs/training.md).",

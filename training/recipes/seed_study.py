@@ -36,6 +36,12 @@ def headline(report: Mapping[str, Any]) -> dict[str, float]:
         figures["nih_min_auroc_14"] = min(values)
         for name, value in zip(NIH_ENTITIES, values, strict=True):
             figures[f"nih_auroc_{name}"] = value
+    copies = report.get("origin_dependence", {}).get(NIH, {}).get("mean", {})
+    if copies.get("n_findings") == len(NIH_ENTITIES):  # the pooled mean's 14 findings, ranked per copy
+        for key, name in (("nih_within_copy_mean_auroc_14", "within_origin"),
+                          ("nih_copy_only_mean_auroc_14", "origin_only")):
+            if copies.get(name) is not None:
+                figures[key] = float(copies[name])
     for key, source, name in (
         ("nih_auroc_normal", NIH, "normal"),
         ("kermany_pneumonia_auroc", "kermany-pediatric", "pneumonia"),

@@ -42,6 +42,17 @@ def test_round_trip_resolves_relative_paths(tmp_path: Path) -> None:
     assert [r.image for r in filter_split(loaded, "val")] == ["/abs/b.png"]
 
 
+def test_origin_round_trips_and_is_left_out_when_empty(tmp_path: Path) -> None:
+    copied = ManifestRecord(image="/a.png", split="val", source="nih-cxr14", origin="copy/one")
+    plain = ManifestRecord(image="/b.png", split="val", source="kermany")
+    assert copied.to_json()["origin"] == "copy/one"
+    assert "origin" not in plain.to_json()  # manifests of one-collection sources stay as they were
+    path = tmp_path / "m.jsonl"
+    write_manifest([copied, plain], path)
+    assert [r.origin for r in read_manifest(path)] == ["copy/one", ""]
+    assert copied.resolved(tmp_path).origin == "copy/one"
+
+
 @pytest.mark.parametrize(
     "line",
     [

@@ -85,3 +85,18 @@ def test_reader_counts_split_labels_and_boxes(shared_data: Path) -> None:
     assert (box.x, box.y) == (x0, y0) and np.isclose(box.w, x1 - x0) and np.isclose(box.h, y1 - y0)
     pixels = decode_path(first.image).pixels
     assert box.x + box.w <= pixels.shape[1] and box.y + box.h <= pixels.shape[0]
+
+
+@pytest.mark.shared_data
+def test_each_film_keeps_the_public_copy_it_came_from(shared_data: Path) -> None:
+    """The two copies spread the labels differently, which the evaluation's within-copy ranks rely on."""
+    root = shared_data / "nih-cxr14"
+    with (root / "manifest.csv").open(encoding="utf-8", newline="") as handle:
+        copies = {str((root / row["image"]).resolve()): row["source"] for row in csv.DictReader(handle)}
+    records = read_nih_cxr14(root)
+    assert all(record.origin == copies[record.image] for record in records)
+    by_copy = Counter(record.origin for record in records if record.split == "val")
+    assert len(by_copy) == 2 and sum(by_copy.values()) == 250
+    nodules = Counter(r.origin for r in records if r.split == "val" and r.labels and r.labels["nodule"])
+    pneumonias = Counter(r.origin for r in records if r.split == "val" and r.labels and r.labels["pneumonia"])
+    assert nodules.most_common(1)[0][0] != pneumonias.most_common(1)[0][0]  # each sits mostly in one copy

@@ -10,8 +10,8 @@ import pytest
 from app.contract.imaging import decode_path
 from tests.support.training.tiny_models import write_tiny_checkpoints
 from training.data.manifest import read_manifest, write_manifest
-from training.data.sources import read_covid_chestxray, read_jsrt_scr, read_kermany_pediatric
-from training.evaluation.evaluate import Evaluator, main
+from training.data.sources import read_covid_chestxray, read_jsrt_scr, read_kermany_pediatric, read_nih_cxr14
+from training.evaluation.evaluate import Evaluator, build_report, main
 from training.evaluation.labels import load_masks
 from training.evaluation.predictors import OnnxPredictor, TorchPredictor
 from training.export.bundle import export_bundle, load_models
@@ -54,6 +54,7 @@ def test_cli_writes_a_report_with_every_section(
     assert set(dependence) == {"normal", "pneumonia"}
     kermany_pneumonia = dependence["pneumonia"]["sources"]["kermany-pediatric"]
     assert (kermany_pneumonia["n_positive"], kermany_pneumonia["n_negative"]) == (2, 2)
+    assert report["origin_dependence"] == {}  # every source here is one collection
     right = report["grounding"]["anatomy"]["right_lung_unspec"]
     assert right["n"] == 4 and 0.0 <= right["pointing_game"] <= 1.0
     assert right["region"] == "box (covid-chestxray), mask (jsrt-scr)"
@@ -71,6 +72,29 @@ def test_cli_writes_a_report_with_every_section(
     assert outside["n_films"] == 2 and 0.0 <= outside["mean"] <= outside["max_film"] <= 1.0
     assert all((out / name).stat().st_size > 0 for name in report["figures"])
     assert "roc_kermany-pediatric.png" in report["figures"]
+
+
+def test_nih_films_are_also_ranked_within_the_copy_they_came_from(
+    shared_data: Path, checkpoints: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Three validation films of each public copy: the report counts each copy's films per finding."""
+    films = [r for r in read_nih_cxr14(shared_data / "nih-cxr14") if r.split == "val"]
+    copies = sorted({r.origin for r in films})
+    chosen = [r for origin in copies for r in [f for f in films if f.origin == origin][:3]]
+    checkpoint, seg_checkpoint = checkpoints
+    model, segmentation = load_models(checkpoint, seg_checkpoint)
+    predictor = TorchPredictor(ImageModelGraph(model, segmentation, "layer_mean_prior"), checkpoint)
+    results = Evaluator(predictor, tmp_path, batch_size=4, max_overlays=0).run(chosen)
+    report = build_report(results, predictor, split="val", manifests=[], target_sensitivity=0.9,
+                          out_dir=tmp_path)
+    nih = report["origin_dependence"]["nih-cxr14"]
+    assert "normal" in nih["findings"] and nih["mean"]["n_findings"] == 14  # the mean leaves `normal` out
+    for name, summary in nih["findings"].items():
+        for origin in copies:
+            labelled = [r.labels[name] for r in chosen if r.origin == origin and r.labels]
+            assert summary["origins"][origin]["n_positive"] == sum(labelled)
+            assert summary["origins"][origin]["n_negative"] == len(labelled) - sum(labelled)
+        assert summary["auroc"] == report["classification"]["nih-cxr14"][name]["auroc"]
 
 
 @pytest.mark.slow

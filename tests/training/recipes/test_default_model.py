@@ -191,3 +191,28 @@ def test_a_text_encoder_without_metadata_is_not_the_repositorys(tmp_path: Path) 
     copied = default_model.store_text_encoder(tmp_path / "store")
     (copied / "metadata.json").unlink()
     assert not default_model.same_text_encoder(copied)
+
+
+def test_card_ranks_the_nih_findings_within_each_copy_and_names_those_at_chance() -> None:
+    metadata = {"name": "m", "version": "1", "architecture": {"trunk": "resnet18", "image_size": 224},
+                "graphs": {"image_model": {"file": "image_model.onnx", "precision": "fp16"}}}
+
+    def finding(auroc: float, within: float, only: float, positives: tuple[int, int]) -> dict[str, object]:
+        return {"auroc": auroc, "within_origin": within, "origin_only": only,
+                "origins": {"copy/a": {"n_positive": positives[0], "n_negative": 9, "auroc": within},
+                            "copy/b": {"n_positive": positives[1], "n_negative": 9, "auroc": within}}}
+
+    section = {"findings": {"effusion": finding(0.75, 0.74, 0.61, (13, 12)),
+                            "nodule": finding(0.62, 0.45, 0.79, (3, 14)),
+                            "normal": finding(0.86, 0.40, 0.70, (95, 10))},
+               "mean": {"auroc": 0.685, "within_origin": 0.595, "origin_only": 0.70, "n_findings": 2}}
+    card = render_default_card(metadata, {"classification": {}, "origin_dependence": {"nih-cxr14": section}},
+                               "medslip-build-default")
+    assert "| data | finding | n+ (`copy/a` / `copy/b`) | pooled AUROC | within-copy AUROC |" in card
+    assert "| nih-cxr14 | nodule | 3 / 14 | 0.620 | 0.450 | 0.790 |" in card
+    assert "| nih-cxr14 | mean of 2 (not `normal`) | | 0.685 | 0.595 | 0.700 |" in card
+    limits = card[card.index("## Known limitations"):].replace("\n  ", " ")
+    assert "knows only the copy reaches a mean AUROC of 0.700" in limits
+    assert "Within the copies `nodule` rank at or below chance" in limits  # `normal` is not a finding here
+    plain = render_default_card(metadata, {"classification": {}}, "medslip-build-default")
+    assert "within-copy" not in plain and "public copies" not in plain

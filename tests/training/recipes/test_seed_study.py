@@ -34,6 +34,17 @@ def test_headline_reads_the_nih_mean_and_the_named_figures() -> None:
     assert "jsrt_nodule_auroc" not in figures  # not in the report: left out, not invented
 
 
+def test_headline_reads_the_within_copy_means_only_over_the_fourteen_findings() -> None:
+    report = _report(0.7, 0.8)
+    report["origin_dependence"] = {"nih-cxr14": {"mean": {"auroc": 0.7, "within_origin": 0.66,
+                                                          "origin_only": 0.68, "n_findings": 14}}}
+    figures = headline(report)
+    assert figures["nih_within_copy_mean_auroc_14"] == 0.66
+    assert figures["nih_copy_only_mean_auroc_14"] == 0.68
+    report["origin_dependence"]["nih-cxr14"]["mean"]["n_findings"] = 13  # not the pooled mean's findings
+    assert "nih_within_copy_mean_auroc_14" not in headline(report)
+
+
 def test_summary_gives_mean_sample_sd_and_the_collapsed_queries_per_seed() -> None:
     summary = summarise({1: _report(0.70, 0.8), 2: _report(0.74, 0.3)})
     assert summary["seeds"] == [1, 2]

@@ -5,6 +5,11 @@ text comes from `training.reports.templates.nih_report`; evaluation labels are t
 `NIH_FINDINGS` (plus `normal` for "No Finding"), so per-finding AUROC reads the query that the label
 trained. The shared set ships a patient-level `split` (train/val), used as is. NIH radiologist boxes
 (converted pixels, x0 y0 x1 y1) become `Box(label=entity, x, y, w, h)` for finding grounding.
+
+The set merges two public copies whose label spreads differ (one holds mostly pneumonia and no-finding
+films, the other spreads over all 14 labels), so which copy a film came from predicts several labels by
+itself. Each record keeps its copy as `origin` (the `source` column), and the evaluation ranks within
+each copy as well as pooled (`training/metrics/origin_dependence.py`).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ def read_nih_cxr14(root: Path) -> list[ManifestRecord]:
                     report=nih_report({k: v for k, v in labels.items()}),
                     labels={NIH_EVALUATION_ENTITIES[name]: value for name, value in labels.items()},
                     boxes=_boxes(row.get("boxes") or ""),
+                    origin=(row.get("source") or "").strip(),
                 )
             )
     logger.info("nih-cxr14: %d records", len(records))

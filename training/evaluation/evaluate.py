@@ -30,7 +30,7 @@ from app.contract.imaging import ImagingError, Letterbox, decode_path
 from app.contract.vocabulary import is_lateral
 from training.data.manifest import Box, ManifestRecord, filter_split, read_manifest
 from training.evaluation.labels import chest_region, evaluation_labels, load_masks, lung_regions
-from training.evaluation.predictors import OnnxPredictor, Predictor, TorchPredictor
+from training.evaluation.predictors import EnsemblePredictor, OnnxPredictor, Predictor, TorchPredictor
 from training.evaluation.segmentation import LUNG_STRUCTURES, film_probabilities, probability_scores
 from training.export.bundle import load_models
 from training.export.graph import ImageModelGraph
@@ -362,9 +362,13 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
 def _predictor(args: argparse.Namespace) -> Predictor:
     if args.bundle is not None:
         return OnnxPredictor(args.bundle, runtime=args.runtime)
-    model, segmentation = load_models(args.checkpoint, args.seg_checkpoint)
-    grounding = args.grounding or default_grounding(segmentation is not None)
-    return TorchPredictor(ImageModelGraph(model, segmentation, grounding), args.checkpoint)
+    members: list[Predictor] = []
+    seg_checkpoints = args.seg_checkpoint or [None] * len(args.checkpoint)
+    for checkpoint, seg_checkpoint in zip(args.checkpoint, seg_checkpoints, strict=True):
+        model, segmentation = load_models(checkpoint, seg_checkpoint)
+        grounding = args.grounding or default_grounding(segmentation is not None)
+        members.append(TorchPredictor(ImageModelGraph(model, segmentation, grounding), checkpoint))
+    return members[0] if len(members) == 1 else EnsemblePredictor(members)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -373,9 +377,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", type=Path, help="MeDSLIP checkpoint (PyTorch)")
+    source.add_argument("--checkpoint", type=Path, nargs="+",
+                        help="MeDSLIP checkpoint (PyTorch); several: their ensemble, every output averaged")
     source.add_argument("--bundle", type=Path, help="exported bundle folder (ONNX Runtime)")
-    parser.add_argument("--seg-checkpoint", type=Path, default=None, help="with --checkpoint only")
+    parser.add_argument("--seg-checkpoint", type=Path, nargs="+", default=None,
+                        help="with --checkpoint only: one per checkpoint, in the same order")
     parser.add_argument("--runtime", choices=["onnxruntime", "openvino"], default="onnxruntime",
                         help="with --bundle: the service runtime that runs it (MEDSLIP_RUNTIME)")
     parser.add_argument("--grounding", choices=GROUNDING_METHODS, default=None,
@@ -394,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seg_checkpoint is not None and args.checkpoint is None:
         parser.error("--seg-checkpoint needs --checkpoint (a bundle carries its own segmentation)")
+    if args.seg_checkpoint is not None and len(args.seg_checkpoint) != len(args.checkpoint):
+        parser.error("give one --seg-checkpoint per --checkpoint")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import matplotlib  # noqa: PLC0415  (backend chosen by the entry point, never at import)
 

@@ -3,9 +3,10 @@ measure either the training artefact or exactly what users get (the bundle)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -137,3 +138,35 @@ class OnnxPredictor:
             book = np.concatenate([book, extra_queries.astype(np.float32)])  # (Qp + E, T)
         out = self.runner.run(images, book, self.anatomy_book)  # every output: image_model
         return {name: np.asarray(getattr(out, name)) for name in OUTPUT_NAMES}
+
+
+class EnsemblePredictor:
+    """Several predictors of one contract with every output averaged film by film (scores, maps and
+    segmentation logits): what serving the mean of N models would score.
+
+    Why: it measures how much of a recipe's error is seed-to-seed variance, the part that averaging
+    removes, before anyone pays N forwards per film for it. Free-text queries go through the first
+    member's encoder; members must share the preprocessing and the query and structure names."""
+
+    def __init__(self, members: Sequence[Predictor]) -> None:
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two members")
+        first = members[0].info
+        for member in members[1:]:
+            other = member.info
+            if (other.preprocessing, other.pathology, other.anatomy, other.structures) != (
+                    first.preprocessing, first.pathology, first.anatomy, first.structures):
+                raise ValueError(f"{other.name} does not share {first.name}'s preprocessing and outputs")
+        self.members = list(members)
+        digest = hashlib.sha256("".join(m.info.sha256 for m in members).encode()).hexdigest()
+        self.info = replace(first, kind="ensemble", name=" + ".join(m.info.name for m in members),
+                            sha256=digest)
+
+    def encode_texts(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        return self.members[0].encode_texts(texts)
+
+    def predict(self, images: NDArray[np.float32],
+                extra_queries: NDArray[np.float32] | None = None) -> dict[str, NDArray[np.float32]]:
+        outputs = [member.predict(images, extra_queries) for member in self.members]
+        return {name: np.mean([out[name] for out in outputs], axis=0).astype(np.float32)
+                for name in outputs[0]}

@@ -97,6 +97,29 @@ def test_nih_films_are_also_ranked_within_the_copy_they_came_from(
         assert summary["auroc"] == report["classification"]["nih-cxr14"][name]["auroc"]
 
 
+def test_several_checkpoints_are_evaluated_as_their_ensemble(
+    shared_data: Path, checkpoints: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A model averaged with itself scores as the model alone; the report names the ensemble."""
+    manifest = _tiny_manifest(shared_data, tmp_path / "tiny.jsonl")
+    checkpoint, seg_checkpoint = checkpoints
+    common = ["--manifest", str(manifest), "--split", "val", "--max-overlays", "0"]
+    assert main(["--checkpoint", str(checkpoint), "--seg-checkpoint", str(seg_checkpoint), *common,
+                 "--out", str(tmp_path / "one")]) == 0
+    assert main(["--checkpoint", str(checkpoint), str(checkpoint), "--seg-checkpoint", str(seg_checkpoint),
+                 str(seg_checkpoint), *common, "--out", str(tmp_path / "two")]) == 0
+    one, two = (json.loads((tmp_path / name / "report.json").read_text()) for name in ("one", "two"))
+    assert two["evaluated"]["kind"] == "ensemble" and two["evaluated"]["name"] == "tiny.pt + tiny.pt"
+    for source, findings in one["classification"].items():
+        for name, m in findings.items():
+            assert two["classification"][source][name]["auroc"] == pytest.approx(m["auroc"], abs=1e-6)
+    heart = one["segmentation"]["heart"]["dice"]
+    assert two["segmentation"]["heart"]["dice"] == pytest.approx(heart, abs=1e-6)
+    with pytest.raises(SystemExit):  # one segmentation checkpoint for two models
+        main(["--checkpoint", str(checkpoint), str(checkpoint), "--seg-checkpoint", str(seg_checkpoint),
+              *common, "--out", str(tmp_path / "bad")])
+
+
 @pytest.mark.slow
 def test_bundle_evaluation_scores_the_same_as_the_checkpoint(
     shared_data: Path, checkpoints: tuple[Path, Path], tmp_path: Path

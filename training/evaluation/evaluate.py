@@ -44,7 +44,7 @@ from training.metrics import (
     heat_outside_share,
 )
 from training.metrics.classification import reliability
-from training.metrics.origin_dependence import origin_dependence
+from training.metrics.origin_dependence import origin_sections
 from training.metrics.plots import plot_overlay, plot_reliability, plot_roc_curves
 from training.metrics.source_dependence import source_dependence
 from training.model.grounding import GROUNDING_METHODS, PRIOR_STRUCTURES, default_grounding
@@ -287,18 +287,6 @@ def _area_medians(areas: Sequence[tuple[float, float]] | None) -> dict[str, floa
     return {"median_area": float(np.median(predicted)), "expert_median_area": float(np.median(expert))}
 
 
-def _origin_section(results: Results) -> dict[str, Any]:
-    """Per source whose films come from two or more origins: pooled, within-origin and origin-only AUROC
-    per finding, with their means over every finding but `normal` (for NIH: the 14 findings)."""
-    section = {}
-    for source, scores in sorted(results.scores.items()):
-        findings = [name for name in sorted(scores) if name != "normal"]
-        summary = origin_dependence(scores, results.origins[source], means_over=findings)
-        if summary is not None:
-            section[source] = summary
-    return section
-
-
 def build_report(results: Results, predictor: Predictor, *, split: str, manifests: Sequence[Path],
                  target_sensitivity: float, out_dir: Path) -> dict[str, Any]:
     """report.json: per-source and pooled classification, anatomy grounding, segmentation, figures."""
@@ -337,7 +325,7 @@ def build_report(results: Results, predictor: Predictor, *, split: str, manifest
         "target_sensitivity": target_sensitivity,
         "classification": classification,
         "source_dependence": source_dependence(results.scores),
-        "origin_dependence": _origin_section(results),
+        "origin_dependence": origin_sections(results.scores, results.origins),
         "grounding": {
             "note": "anatomy grounding: anatomy maps of right/left lung vs lung masks or boxes (lungs, not "
                     "findings); maps min-max normalised, IoU/Dice averaged over thresholds",

@@ -22,7 +22,7 @@ from typing import Any
 
 from training.metrics.classification import auroc, finite_mean
 
-__all__ = ["origin_dependence", "origin_summary"]
+__all__ = ["origin_dependence", "origin_sections", "origin_summary"]
 
 Pairs = Sequence[tuple[int, float]]  # (label 0/1, score) per film
 
@@ -72,3 +72,18 @@ def origin_dependence(scores: Mapping[str, Pairs], origins: Mapping[str, Sequenc
                                if findings[name][key] is not None])
              for key in ("auroc", "within_origin", "origin_only")}
     return {"findings": findings, "mean": {**means, "n_findings": len(chosen)}}
+
+
+def origin_sections(scores: Mapping[str, Mapping[str, Pairs]],
+                    origins: Mapping[str, Mapping[str, Sequence[str]]],
+                    leave_out: Sequence[str] = ("normal",)) -> dict[str, Any]:
+    """{source: {finding: pairs}}, {source: {finding: origins}} -> `origin_dependence` of every source whose
+    films come from two or more origins, its means over every finding but `leave_out` (`normal` names no
+    finding: for NIH the means run over the 14 findings, as the pooled headline does)."""
+    sections = {}
+    for source, findings in sorted(scores.items()):
+        chosen = [name for name in sorted(findings) if name not in leave_out]
+        section = origin_dependence(findings, origins.get(source, {}), means_over=chosen)
+        if section is not None:
+            sections[source] = section
+    return sections

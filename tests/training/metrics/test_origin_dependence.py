@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.metrics.origin_dependence import origin_dependence, origin_summary
+from training.metrics.origin_dependence import origin_dependence, origin_sections, origin_summary
 
 # Two copies: "a" holds 1 positive in 4 films, "b" 3 in 4 (as NIH's nodules sit in one copy).
 LABELS = [1, 0, 0, 0, 1, 1, 1, 0]
@@ -63,3 +63,13 @@ def test_means_run_over_the_named_findings_only() -> None:
 def test_mismatched_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="8 scored films but 7 origins"):
         origin_summary(_pairs([0.5] * 8), ORIGINS[:-1])
+
+
+def test_sections_cover_the_merged_sources_and_leave_normal_out_of_the_means() -> None:
+    merged = {"nodule": _pairs([0.2] * 4 + [0.8] * 4), "normal": _pairs([0.5] * 8)}
+    scores = {"nih": merged, "jsrt": {"nodule": _pairs([0.5] * 8)}}
+    origins = {"nih": {name: ORIGINS for name in merged}, "jsrt": {"nodule": [""] * 8}}
+    sections = origin_sections(scores, origins)
+    assert set(sections) == {"nih"}  # one collection: nothing to separate
+    assert sections["nih"]["mean"]["n_findings"] == 1
+    assert set(sections["nih"]["findings"]) == {"nodule", "normal"}

@@ -200,37 +200,30 @@ def _heat_outside(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def _captioned(caption: list[str], table: list[str]) -> list[str]:
+    """A table under its caption, or nothing when the report has no figures for it (older reports)."""
+    return [*caption, "", *table, ""] if table else []
+
+
 def _mask_areas(report: dict[str, Any]) -> list[str]:
     """The card's table of mask areas on validation films without expert masks, when measured."""
-    table = mask_area_table(report)
-    if not table:
-        return []
-    return [
+    return _captioned([
         "Masks on validation films without expert masks (no Dice possible there): the share of the film",
         "each mask covers. Compare with the median expert area in the table above; a heart mask far",
         "smaller or larger than that on adult films is the head failing on films unlike JSRT's.",
-        "",
-        *table,
-        "",
-    ]
+    ], mask_area_table(report))
 
 
 def _copies(report: dict[str, Any]) -> list[str]:
     """The NIH within-copy table and why it is there; nothing for reports older than the figure."""
-    table = origin_table(report)
-    if not table:
-        return []
-    return [
+    return _captioned([
         "NIH ChestX-ray14 here merges two public copies with different label spreads (one mostly",
         "pneumonia and no-finding films, one spread over all 14 labels), so the copy a film came from",
         "predicts several labels by itself. Within-copy AUROC ranks positives only against negatives of",
         "the same copy; copy-only AUROC is what a score that knows nothing but the copy would reach (each",
         "copy scored by its share of positives on these labels). A pooled AUROC at or below the copy-only",
         "one says nothing about the finding:",
-        "",
-        *table,
-        "",
-    ]
+    ], origin_table(report))
 
 
 def _copy_limits(report: dict[str, Any]) -> list[str]:

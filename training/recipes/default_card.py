@@ -182,8 +182,14 @@ def _repeats(data: dict[str, Any]) -> str:
     sources = data.get("sources")
     if not isinstance(sources, list):
         return "jsrt-scr films repeated 3x per epoch"
-    repeated = [f"{SOURCE_NAMES.get(s['kind'], s['kind'])} films repeated {s['train_repeat']}x"
-                for s in sources if s.get("train_repeat", 1) > 1]
+    repeated = []
+    for s in sources:
+        copies = ", ".join(f"those of the `{origin}` copy {n}x"
+                           for origin, n in sorted((s.get("origin_repeat") or {}).items()))
+        if s.get("train_repeat", 1) > 1 or copies:
+            name = SOURCE_NAMES.get(s["kind"], s["kind"])
+            detail = f" ({copies})" if copies else ""
+            repeated.append(f"{name} films repeated {s.get('train_repeat', 1)}x{detail}")
     return ", ".join(repeated) + " per epoch" if repeated else "every film once per epoch"
 
 

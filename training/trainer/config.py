@@ -39,6 +39,9 @@ class SourceSpec:
     path: str  # data-set folder (or manifest file); "{shared}" expands to the shared data folder
     max_records: int = 0  # keep only the first N records of each split (0 = all), for smoke runs
     train_repeat: int = 1  # each training record appears N times per epoch (oversamples a small source)
+    # origin -> N: training records of that origin (the public copy a merged source took them from,
+    # `ManifestRecord.origin`) appear N times per epoch instead of `train_repeat`; {} = none
+    origin_repeat: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

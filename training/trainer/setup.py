@@ -97,16 +97,22 @@ def fit(trainer: Trainer, resume: Path | None) -> None:
 
 def load_records(data: DataSection) -> tuple[list[ManifestRecord], list[ManifestRecord]]:
     """(train, val) records of every configured source, in config order; a source's training records
-    are repeated `train_repeat` times (each copy is augmented differently), its validation records never."""
+    are repeated `train_repeat` times, or `origin_repeat[origin]` times for the origins it names (each
+    copy is augmented differently), its validation records never."""
     train: list[ManifestRecord] = []
     val: list[ManifestRecord] = []
     for spec in data.sources:
-        if spec.train_repeat < 1:
-            raise ValueError(f"train_repeat must be >= 1, got {spec.train_repeat} for {spec.kind}")
+        for count in (spec.train_repeat, *spec.origin_repeat.values()):
+            if count < 1:
+                raise ValueError(f"train_repeat and origin_repeat must be >= 1, got {count} for {spec.kind}")
         records = load_source(
             spec.kind, spec.path, frontal_only=data.frontal_only, max_records=spec.max_records
         )
-        train.extend(filter_split(records, "train") * spec.train_repeat)
+        unknown = set(spec.origin_repeat) - {record.origin for record in records}
+        if unknown:
+            raise ValueError(f"origin_repeat names origins {sorted(unknown)} that {spec.kind} does not have")
+        for record in filter_split(records, "train"):
+            train.extend([record] * spec.origin_repeat.get(record.origin, spec.train_repeat))
         val.extend(filter_split(records, "val"))
     logger.info("data: %d train / %d val records from %d sources", len(train), len(val), len(data.sources))
     return train, val

@@ -250,3 +250,18 @@ def test_train_repeat_oversamples_training_records_only(tmp_path: Path) -> None:
     assert [Path(r.image).name for r in val] == ["c.png"]
     with pytest.raises(ValueError, match="train_repeat"):
         load_records(DataSection(sources=[SourceSpec(kind="manifest", path=spec.path, train_repeat=0)]))
+
+
+def test_origin_repeat_oversamples_the_training_records_of_one_copy(tmp_path: Path) -> None:
+    records = [ManifestRecord(image=f"{name}.png", split=split, source="unit", view="PA", origin=origin)
+               for name, split, origin in (("a", "train", "one"), ("b", "train", "two"), ("c", "val", "two"))]
+    write_manifest(records, tmp_path / "m.jsonl")
+    path = str(tmp_path / "m.jsonl")
+    spec = SourceSpec(kind="manifest", path=path, train_repeat=2, origin_repeat={"two": 5})
+    train, val = load_records(DataSection(sources=[spec]))
+    assert sorted(Path(r.image).name for r in train) == ["a.png"] * 2 + ["b.png"] * 5
+    assert [Path(r.image).name for r in val] == ["c.png"]
+    with pytest.raises(ValueError, match="does not have"):  # a misspelt copy must not pass silently
+        load_records(DataSection(sources=[SourceSpec(kind="manifest", path=path, origin_repeat={"to": 5})]))
+    with pytest.raises(ValueError, match="origin_repeat"):
+        load_records(DataSection(sources=[SourceSpec(kind="manifest", path=path, origin_repeat={"two": 0})]))

@@ -2,8 +2,8 @@
 
 Why: a source can merge copies whose label spreads differ. The NIH ChestX-ray14 set here holds one
 copy of mostly pneumonia and no-finding films and one that spreads over all 14 labels, so nodules,
-masses, fibrosis and hernias sit almost only in the second copy. A score that recognises the copy (its
-JPEG settings, its brightness) then ranks those findings well pooled over the copies without seeing
+masses, fibrosis and hernias sit almost only in the second copy. A score that recognises the copy, by
+whatever differs between the two, then ranks those findings well pooled over the copies without seeing
 any of them. Beside the pooled AUROC the evaluation therefore reports, per finding:
 
 - `within_origin`: the AUROC over the (positive, negative) pairs of films from the SAME origin, i.e. the

@@ -184,12 +184,13 @@ def _repeats(data: dict[str, Any]) -> str:
         return "jsrt-scr films repeated 3x per epoch"
     repeated = []
     for s in sources:
-        copies = ", ".join(f"those of the `{origin}` copy {n}x"
-                           for origin, n in sorted((s.get("origin_repeat") or {}).items()))
-        if s.get("train_repeat", 1) > 1 or copies:
-            name = SOURCE_NAMES.get(s["kind"], s["kind"])
-            detail = f" ({copies})" if copies else ""
-            repeated.append(f"{name} films repeated {s.get('train_repeat', 1)}x{detail}")
+        name, times = SOURCE_NAMES.get(s["kind"], s["kind"]), s.get("train_repeat", 1)
+        copies = [f"`{origin}` copy {n}x" for origin, n in sorted((s.get("origin_repeat") or {}).items())]
+        if times > 1:
+            detail = f" (those of the {', '.join(copies)})" if copies else ""
+            repeated.append(f"{name} films repeated {times}x{detail}")
+        elif copies:
+            repeated.append(f"{name} films of the {', '.join(copies)}")
     return ", ".join(repeated) + " per epoch" if repeated else "every film once per epoch"
 
 
@@ -227,8 +228,8 @@ def _copies(report: dict[str, Any]) -> list[str]:
         "pneumonia and no-finding films, one spread over all 14 labels), so the copy a film came from",
         "predicts several labels by itself. Within-copy AUROC ranks positives only against negatives of",
         "the same copy; copy-only AUROC is what a score that knows nothing but the copy would reach (each",
-        "copy scored by its share of positives on these labels). A pooled AUROC at or below the copy-only",
-        "one says nothing about the finding:",
+        "copy scored by its share of positives on these labels). Where a pooled AUROC is near the",
+        "copy-only one, the within-copy AUROC says what the score does where the copy cannot help:",
     ], origin_table(report))
 
 
@@ -241,10 +242,11 @@ def _copy_limits(report: dict[str, Any]) -> list[str]:
     weak = sorted(name for name, m in section["findings"].items() if name != "normal"
                   and m["within_origin"] is not None and m["within_origin"] <= COLLAPSE_AUROC)
     text = (f"- The NIH validation films come from two public copies: a score that knows only the copy"
-            f" reaches a mean AUROC of {mean['origin_only']:.3f} over the 14 findings, and ranked within"
+            f" reaches a mean AUROC of {mean['origin_only']:.3f} over the {mean['n_findings']} findings, and"
+            " ranked within"
             f" each copy the model's mean is {mean['within_origin']:.3f} (pooled: {mean['auroc']:.3f}).")
     if weak:
-        text += (f" Within the copies {_names([f'x{w}' for w in weak], 'x')} rank at or below chance: their"
+        text += (f" Within the copies {_names(weak, '')} rank at or below chance: their"
                  " pooled AUROCs and operating points reflect the copy, not the finding.")
     return textwrap.wrap(text, width=100, subsequent_indent="  ", break_on_hyphens=False)
 

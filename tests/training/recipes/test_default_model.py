@@ -159,6 +159,9 @@ def test_card_states_which_sources_were_repeated_per_epoch() -> None:
     sources[2]["origin_repeat"] = {"copy/b": 4}
     card = " ".join(render_default_card(metadata, {"classification": {}}, "medslip-build-default").split())
     assert "nih-cxr14 films repeated 2x (those of the `copy/b` copy 4x) per epoch" in card
+    sources[2]["train_repeat"] = 1
+    card = " ".join(render_default_card(metadata, {"classification": {}}, "medslip-build-default").split())
+    assert "nih-cxr14 films of the `copy/b` copy 4x per epoch" in card
     metadata["training_data"]["data"]["sources"] = [{"kind": "jsrt", "train_repeat": 1}]
     card = " ".join(render_default_card(metadata, {"classification": {}}, "medslip-build-default").split())
     assert "(every film once per epoch)" in card
